@@ -1,0 +1,68 @@
+// StudioApi: the one contract between the renderer and the rest of the studio.
+// Two transports implement it unchanged: Electron IPC (preload -> window.studio) and
+// WebSocket (`sparse-studio serve`). Every call returns a Promise; events are subscriptions.
+import type { Pipeline } from './schema';
+import type { RunEvent, RunStatus, EvalMetrics } from './events';
+
+export interface ValidationProblem {
+  /** JSON path of the offending value, e.g. `nodes[3].params.lr`. */
+  path: string;
+  message: string;
+  /** Node id the problem belongs to, when there is one (the editor marks that node). */
+  node?: string;
+}
+
+export interface TemplateSummary { id: string; name: string; description: string }
+
+export interface RunSummary {
+  id: string;
+  name: string;
+  status: RunStatus;
+  startedAt: number;
+  endedAt?: number;
+  stages: number;
+  final: Partial<EvalMetrics>;
+}
+
+export interface RunDetail extends RunSummary {
+  pipeline: Pipeline;
+  /** Every event so far, in order (the monitor rebuilds its charts from these after a reload). */
+  events: RunEvent[];
+  runDir: string;
+}
+
+export interface PreflightReport {
+  ok: boolean;
+  problems: ValidationProblem[];
+  /** Per node id: a one-line note the editor shows on the node (e.g. "loads: 12 layers"). */
+  notes: Record<string, string>;
+  /** Per Train node id: estimated peak memory in bytes for the chosen backend. */
+  memoryBytes: Record<string, number>;
+}
+
+export interface SystemInfo {
+  version: string;
+  backends: { cpu: { threads: number; simd: string }; cuda: { compiled: boolean; available: boolean; device?: string } };
+  nvml: boolean;
+}
+
+export interface StudioApi {
+  listTemplates(): Promise<TemplateSummary[]>;
+  getTemplate(id: string): Promise<Pipeline>;
+  validate(pipeline: unknown): Promise<ValidationProblem[]>;
+  preflight(pipeline: Pipeline): Promise<PreflightReport>;
+  startRun(pipeline: Pipeline, options?: { backend?: 'auto' | 'cpu' | 'cuda' }): Promise<{ runId: string }>;
+  pauseRun(runId: string): Promise<void>;
+  resumeRun(runId: string): Promise<void>;
+  cancelRun(runId: string): Promise<void>;
+  listRuns(): Promise<RunSummary[]>;
+  getRun(runId: string): Promise<RunDetail>;
+  systemInfo(): Promise<SystemInfo>;
+  /** Subscribe to events of every run; returns the unsubscribe function. */
+  onRunEvent(listener: (event: RunEvent) => void): () => void;
+}
+
+/** Method names callable over a transport (everything but the subscription). */
+export const STUDIO_METHODS = ['listTemplates', 'getTemplate', 'validate', 'preflight', 'startRun', 'pauseRun',
+  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'systemInfo'] as const;
+export type StudioMethod = (typeof STUDIO_METHODS)[number];

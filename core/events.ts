@@ -1,0 +1,84 @@
+// Run events: what the engine process emits, the run store keeps (events.jsonl,
+// metrics.jsonl) and the renderer draws. Metric names follow ARCHITECTURE.md (Metrics).
+
+export type RunStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'crashed';
+
+/** Per-layer numbers; index i is 0-based layer i (null where not applicable, e.g. dense layers). */
+export type PerLayer = (number | null)[];
+
+export interface StepMetrics {
+  stage: number;           // 0-based stage index
+  step: number;            // global step across stages (monotonic)
+  stage_step: number;      // step within the stage
+  loss: number;            // total weighted loss
+  task_loss: number;       // next-token cross-entropy (nats)
+  attn_kl_loss: number;    // weighted term's raw value (0 when unused)
+  logit_kl_loss: number;
+  hidden_mse_loss: number;
+  lr: number;
+  grad_norm: number;       // before clipping
+  tokens: number;          // tokens in this step
+  density: number;         // mean kept causal block-pair share over replaced layers (1 if none)
+  seq_len: number;
+}
+
+export interface EvalMetrics {
+  stage: number;
+  step: number;
+  loss: number;            // student validation cross-entropy
+  ppl: number;             // student perplexity
+  ppl_teacher: number;
+  ppl_ratio: number;       // ppl_teacher / ppl
+  attn_kl: number;         // mean over replaced layers, heads, query positions
+  attn_recall: number;
+  logit_kl: number;
+  out_cos: number;
+  density: number;
+  sparsity: number;
+  attn_flops_saved: number; // share of causal attention FLOPs skipped
+  per_layer: { attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer };
+}
+
+export interface GateVerdict {
+  stage: number;
+  node: string;
+  passed: boolean;
+  checks: { metric: string; op: string; threshold: number; value: number; passed: boolean }[];
+  action: 'none' | 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze' | 'stop' | 'continue';
+  attempt: number;
+}
+
+export interface SystemSample {
+  /** 'gpu' when NVML reports a device in use, else 'cpu'. */
+  source: 'cpu' | 'gpu';
+  utilization: number;     // percent 0-100
+  memory_bytes: number;    // RSS (cpu) or device memory used (gpu)
+  memory_total_bytes?: number;
+  power_watts?: number;
+  temperature_c?: number;
+}
+
+/** Every event carries the run id and a wall-clock time (ms since epoch, not part of metrics). */
+export type RunEvent = { runId: string; time: number } & (
+  | { type: 'status'; status: RunStatus; message?: string }
+  | { type: 'stage_start'; stage: number; node: string; name: string; steps: number }
+  | { type: 'stage_end'; stage: number; node: string; status: 'passed' | 'failed' | 'done' }
+  | { type: 'step'; metrics: StepMetrics }
+  | { type: 'eval'; metrics: EvalMetrics }
+  | { type: 'gate'; verdict: GateVerdict }
+  | { type: 'checkpoint'; stage: number; path: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'system'; sample: SystemSample }
+  | { type: 'summary'; status: RunStatus; runDir: string; stages: StageSummary[]; final: Partial<EvalMetrics> }
+);
+
+export interface StageSummary {
+  stage: number;
+  node: string;
+  name: string;
+  status: 'passed' | 'failed' | 'done' | 'skipped';
+  attempts: number;
+  metrics: Partial<EvalMetrics>;
+}
+
+export type RunEventType = RunEvent['type'];

@@ -1,0 +1,82 @@
+// The engine's typed surface, as the runtime (electron/services) sees it. native/index.ts
+// implements it on top of the addon; nothing else touches the addon directly.
+import type { MaskSpec, ParamKind } from '../core/schema';
+
+/** The subset of a Hugging Face config.json the engine reads (snake_case as in the file). */
+export interface ModelConfig {
+  model_type: 'llama' | 'qwen3' | 'minicpm';
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  max_position_embeddings: number;
+  tie_word_embeddings: boolean;
+  /** minicpm only */
+  scale_emb?: number;
+  scale_depth?: number;
+  dim_model_base?: number;
+  rope_scaling?: Record<string, unknown> | null;
+}
+
+/** B sequences of T+1 token ids, row-major: inputs are [:, :T], targets [:, 1:]. */
+export interface Batch { tokens: Int32Array; batch: number; seq: number }
+
+export interface DistillWeights { task: number; attn_kl: number; logit_kl: number; hidden_mse: number; temperature: number }
+
+export interface StepOptions {
+  lr: number;
+  weight_decay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global-norm clip; 0 = off. */
+  grad_clip: number;
+  /** null: plain next-token training, no teacher (pretraining). */
+  distill: DistillWeights | null;
+}
+
+export interface StepResult {
+  loss: number; task_loss: number; attn_kl_loss: number; logit_kl_loss: number; hidden_mse_loss: number;
+  /** Global gradient norm before clipping. */
+  grad_norm: number;
+  /** Mean density over block-sparse layers (1 when none). */
+  density: number;
+}
+
+export interface EvalResult {
+  /** Mean next-token cross-entropy (nats) of the student and of the dense teacher. */
+  loss: number; loss_teacher: number;
+  /** Per 0-based layer; null for dense layers. Definitions: ARCHITECTURE.md (Metrics). */
+  attn_kl: (number | null)[]; attn_recall: (number | null)[]; density: (number | null)[];
+  logit_kl: number; out_cos: number; hidden_mse: number;
+}
+
+export interface ParamSelection { layers: number[] | 'all'; kinds: ParamKind[] }
+
+export interface EngineModel {
+  readonly config: ModelConfig;
+  readonly numParams: number;
+  /** 0-based layer; null restores dense attention. */
+  setAttention(layer: number, mask: MaskSpec | null): void;
+  /** Freeze (false) or unfreeze (true). Unfreezing copies the teacher's tensors first. */
+  setTrainable(selection: ParamSelection, trainable: boolean): void;
+  trainStep(batch: Batch, options: StepOptions): Promise<StepResult>;
+  evaluate(batch: Batch): Promise<EvalResult>;
+  /** Hugging Face directory: config.json + model.safetensors. */
+  save(dir: string): Promise<void>;
+  /** Optimiser moments and step count, for --resume. */
+  saveOptimizer(file: string): Promise<void>;
+  loadOptimizer(file: string): Promise<void>;
+  dispose(): void;
+}
+
+export interface EngineApi {
+  loadModel(dir: string, options?: { threads?: number }): Promise<EngineModel>;
+  createModel(config: ModelConfig, options: { seed: number; threads?: number }): EngineModel;
+  info(): { version: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } };
+}
