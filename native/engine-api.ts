@@ -72,6 +72,12 @@ export interface EngineModel {
   /** Optimiser moments and step count, for --resume. */
   saveOptimizer(file: string): Promise<void>;
   loadOptimizer(file: string): Promise<void>;
+  /**
+   * Overwrite the student's currently trainable tensors with those of a save() directory
+   * (frozen tensors stay shared with the dense teacher). The runtime uses it for stage rollback
+   * and --resume, so the teacher stays the original base. Added by the runtime (pipeline runtime issue).
+   */
+  loadTrainable?(dir: string): Promise<void>;
   dispose(): void;
 }
 
