@@ -60,7 +60,23 @@ export interface StudioApi {
   systemInfo(): Promise<SystemInfo>;
   /** Subscribe to events of every run; returns the unsubscribe function. */
   onRunEvent(listener: (event: RunEvent) => void): () => void;
+  /** Electron only (native dialogs): absent in the browser, where the page uploads/downloads. */
+  openPipelineFile?(): Promise<OpenedPipelineFile | null>;
+  /** Electron only: asks where to save `text`; resolves to the chosen path, or null when cancelled. */
+  savePipelineFile?(text: string, suggestedName: string): Promise<string | null>;
+  /** Electron only: File-menu commands the page should perform (e.g. open the import dialog). */
+  onMenuCommand?(listener: (command: MenuCommand) => void): () => void;
 }
+
+/** A pipeline file the user picked in a native open dialog. */
+export interface OpenedPipelineFile { path: string; name: string; text: string }
+
+/** Commands the Electron menu sends to the page. */
+export type MenuCommand = 'open-pipeline' | 'export-pipeline';
+
+/** Methods only the Electron transport offers (native file dialogs). */
+export const FILE_METHODS = ['openPipelineFile', 'savePipelineFile'] as const;
+export type FileMethod = (typeof FILE_METHODS)[number];
 
 /** Method names callable over a transport (everything but the subscription). */
 export const STUDIO_METHODS = ['listTemplates', 'getTemplate', 'validate', 'preflight', 'startRun', 'pauseRun',

@@ -12,3 +12,5 @@ export type ServerMessage = ApiResponse | ApiEventMessage;
 /** Electron IPC channel names (preload <-> main). */
 export const IPC_INVOKE = 'studio:invoke';
 export const IPC_EVENT = 'studio:event';
+/** Main -> page: a File-menu command (see MenuCommand in core/api.ts). */
+export const IPC_MENU = 'studio:menu';
