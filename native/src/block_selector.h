@@ -1,0 +1,58 @@
+// Block selection (the mask controller): scores key blocks for each query block; the top-k of
+// those scores become the dynamic blocks of build_block_mask(). Two kinds, one output shape:
+// scores (n_mask_heads, n_blocks, n_blocks), causal pairs (key block <= query block) filled,
+// the rest -inf. Both work on ONE sequence (the mask layout is shared across a batch; with
+// top-k, build one mask per sequence).
+//
+// (a) pooled: parameter-free, InfLLM-V2 / MoBA style. score(i, j) = mean over the queries of
+//     block i of q . kbar_j (kbar_j = mean of the keys of block j), summed over the query heads
+//     of a mask head (a GQA group when the mask is shared, else one head).
+// (b) indexer: trainable, DeepSeek DSA style, at block granularity on the layer input x:
+//       xq_i = mean of x over query block i, xk_j = mean of x over key block j   (C)
+//       qi_{i,h} = w_q[h] xq_i (Di), kj_j = w_k xk_j (Di)
+//       score(i, j) = sum_h w_h[h] * relu(qi_{i,h} . kj_j) / sqrt(Di)
+//     One score map per layer; it is copied to every mask head (DSA shares its selection).
+//     Warm-up loss: mean over query blocks of KL(target_i || softmax_j(score(i, .))) over the
+//     causal key blocks, target = the teacher's head-summed, L1-normalised block attention.
+//     The input x is detached: gradients go to w_q, w_k, w_h only.
+//
+// Shapes: H query heads, Hkv KV heads, T tokens, D head dim, C channels, Hi indexer heads,
+// Di indexer head dim, nb = ceil(T / block_size).
+#pragma once
+#include "block_mask.h"
+
+namespace engine {
+
+// q (H, T, D), k (Hkv, T, D) of one sequence; scores (n_mask_heads, nb, nb) with
+// n_mask_heads = Hkv (share_gqa_group) or H.
+void pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D,
+                         int block_size, bool share_gqa_group);
+
+struct IndexerShape {
+  int C = 0;   // layer input channels
+  int Hi = 4;  // indexer heads
+  int Di = 32; // indexer head dim
+};
+// Parameter shapes (row-major, like nn.Linear weights):
+//   w_q (Hi * Di, C), w_k (Di, C), w_h (Hi)
+// Initialise with indexer_init (seeded, scaled like nn.Linear's default init).
+void indexer_init(float* w_q, float* w_k, float* w_h, const IndexerShape& s, uint64_t seed);
+
+// x (T, C) of one sequence. scores (n_mask_heads, nb, nb): the same map in every mask head.
+void indexer_block_scores(float* scores, const float* x, const float* w_q, const float* w_k, const float* w_h,
+                          const IndexerShape& s, int T, int block_size, int n_mask_heads);
+
+// The indexer's target: teacher's block attention for one sequence, summed over heads and the
+// queries/keys of each block pair, rows L1-normalised over causal key blocks.
+// q (H, T, D), k (Hkv, T, D) of the teacher; lse (H, T) from its dense forward (nullable: then
+// computed here). target (nb, nb), zeros above the diagonal.
+void teacher_block_attention(float* target, const float* q, const float* k, const float* lse, int H, int Hkv,
+                             int T, int D, int block_size);
+
+// Warm-up loss for one sequence: returns mean over query blocks of KL(target_i || softmax(score_i))
+// over causal key blocks, and ADDS its gradients to dw_q, dw_k, dw_h (nullable: loss only).
+// x (T, C), target (nb, nb). Multiply by 1/B yourself to average a batch.
+double indexer_kl_loss(float* dw_q, float* dw_k, float* dw_h, const float* x, const float* w_q, const float* w_k,
+                       const float* w_h, const float* target, const IndexerShape& s, int T, int block_size);
+
+}  // namespace engine
