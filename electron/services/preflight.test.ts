@@ -1,0 +1,110 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { countParams, estimateTrainMemory, formatBytes, preflightPipeline, type ConfigShape } from './preflight';
+
+// The shipped demo model's shape (models/demo/config.json).
+const demo: ConfigShape = {
+  model_type: 'llama', vocab_size: 4096, hidden_size: 128, intermediate_size: 384, num_hidden_layers: 12,
+  num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, tie_word_embeddings: true,
+};
+
+const root = mkdtempSync(join(tmpdir(), 'preflight-'));
+const modelsDir = join(root, 'models');
+mkdirSync(join(modelsDir, 'demo'), { recursive: true });
+writeFileSync(join(modelsDir, 'demo', 'config.json'), JSON.stringify(demo));
+writeFileSync(join(modelsDir, 'demo', 'model.safetensors'), '');
+mkdirSync(join(root, 'nomodel'));
+writeFileSync(join(root, 'nomodel', 'config.json'), JSON.stringify({ ...demo, num_hidden_layers: 6 }));
+writeFileSync(join(root, 'bad-config.json'), '{"hidden_size": -1}');
+writeFileSync(join(root, 'corpus.txt'), 'hello world\n');
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const ctx = { baseDir: root, modelsDir, totalMemoryBytes: 8 * 2 ** 30 };
+
+function pipeline(overrides: { model?: object; dataset?: object; train?: object; block?: number } = {}) {
+  return {
+    version: 1, seed: 1, backend: 'cpu',
+    nodes: [
+      { id: 'm', kind: 'model', params: { source: 'builtin:demo', num_layers: 12, content_hash: '', ...overrides.model } },
+      { id: 'd', kind: 'dataset', params: { source: 'builtin:brown', ...overrides.dataset } },
+      { id: 'r', kind: 'replace', params: { layers: [4, 6], mask: { block_size: overrides.block ?? 32 } } },
+      { id: 't', kind: 'train', params: { batch_size: 4, curriculum: [{ from_step: 0, seq_len: 64 }, { from_step: 10, seq_len: 256 }], ...overrides.train } },
+    ],
+    links: [{ from: 'm', to: 'r' }, { from: 'r', to: 't' }, { from: 'd', to: 't' }],
+  };
+}
+
+describe('memory estimate', () => {
+  it('counts Llama parameters like the checkpoint holds them', () => {
+    // embed 4096*128 (tied) + 12 * (q 128*128 + k,v 2*128*64 + o 128*128 + mlp 3*128*384 + 2 norms*128) + final norm 128
+    expect(countParams(demo)).toBe(524_288 + 12 * (16_384 + 16_384 + 16_384 + 147_456 + 256) + 128);
+    expect(countParams({ ...demo, tie_word_embeddings: false }) - countParams(demo)).toBe(4096 * 128);
+    expect(countParams({ ...demo, model_type: 'qwen3' }) - countParams(demo)).toBe(12 * 2 * 32);
+  });
+
+  it('adds four fp32 copies of the weights and ~20 activations per token, layer and channel', () => {
+    const e = estimateTrainMemory(demo, 4, 256);
+    expect(e.params).toBe(countParams(demo) * 16);
+    expect(e.activations).toBe(4 * 256 * 128 * 12 * 20 * 4);
+    expect(e.total).toBe(e.params + e.activations);
+    expect(formatBytes(e.total)).toBe('164 MiB');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+  });
+});
+
+describe('preflightPipeline', () => {
+  it('resolves the built-in demo model and notes its size and the stage memory', async () => {
+    const report = await preflightPipeline(pipeline(), [], ctx);
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.notes.m).toBe('loads: llama, 12 layers, 2.9M params');
+    expect(report.notes.d).toBe('Brown Corpus (built-in)');
+    expect(report.memoryBytes.t).toBe(estimateTrainMemory(demo, 4, 256).total);
+    expect(report.notes.t).toMatch(/^~164 MiB peak \(weights, grads, Adam 44.0 MiB; activations 120 MiB\)$/);
+  });
+
+  it('keeps schema problems first and still checks resources', async () => {
+    const schema = [{ path: 'nodes[3].params.lr', message: 'must be > 0', node: 't' }];
+    const report = await preflightPipeline(pipeline({ model: { num_layers: 10 } }), schema, ctx);
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]).toEqual(schema[0]);
+    expect(report.problems[1]).toEqual({ path: 'nodes[0].params.num_layers', node: 'm', message: expect.stringMatching(/^model has 12 layers \(num_hidden_layers in .*config\.json\), node says 10$/) });
+  });
+
+  it('reports missing model directories, missing weights, bad configs and unknown built-ins', async () => {
+    const paths = async (model: object) => (await preflightPipeline(pipeline({ model }), [], ctx)).problems.map((p) => `${p.path}: ${p.message}`);
+    expect(await paths({ source: 'no/such/dir' })).toEqual([`nodes[0].params.source: model directory not found: ${join(root, 'no/such/dir')}`]);
+    expect(await paths({ source: 'nomodel', num_layers: 6 })).toEqual([`nodes[0].params.source: no *.safetensors weights in ${join(root, 'nomodel')}`]);
+    expect(await paths({ source: `init:${join(root, 'bad-config.json')}` })).toEqual([`nodes[0].params.source: ${join(root, 'bad-config.json')}: vocab_size must be a positive integer`]);
+    expect(await paths({ source: 'init:nomodel/config.json', num_layers: 6 })).toEqual([]);
+    expect(await paths({ source: 'builtin:gpt5' })).toEqual(['nodes[0].params.source: unknown built-in model "gpt5" (this build ships builtin:demo)']);
+  });
+
+  it('checks dataset paths', async () => {
+    const report = await preflightPipeline(pipeline({ dataset: { source: 'corpus.txt' } }), [], ctx);
+    expect(report.ok).toBe(true);
+    expect(report.notes.d).toBe('12 B of text');
+    const missing = await preflightPipeline(pipeline({ dataset: { source: 'gone.jsonl' } }), [], ctx);
+    expect(missing.problems).toEqual([{ path: 'nodes[1].params.source', node: 'd', message: `dataset not found: ${join(root, 'gone.jsonl')}` }]);
+  });
+
+  it('refuses sequences shorter than a block of an earlier Replace node', async () => {
+    const report = await preflightPipeline(pipeline({ block: 128 }), [], ctx);
+    expect(report.problems).toEqual([{ path: 'nodes[3].params.curriculum[0].seq_len', node: 't', message: 'sequence length 64 is shorter than block size 128 of node "r"' }]);
+  });
+
+  it('flags a stage that would not fit in memory on the CPU', async () => {
+    const report = await preflightPipeline(pipeline({ train: { batch_size: 4096 } }), [], ctx);
+    expect(report.problems.map((p) => p.path)).toEqual(['nodes[3].params.batch_size']);
+    expect(report.problems[0].message).toMatch(/^estimated peak memory 120 GiB exceeds this machine's 8\.0 GiB/);
+  });
+
+  it('never throws on shapeless input', async () => {
+    for (const value of [null, 42, { nodes: 'x' }, { nodes: [null, 3, { kind: 'train', params: null }] }]) {
+      const report = await preflightPipeline(value, [], ctx);
+      expect(report.ok).toBe(true);
+    }
+  });
+});
