@@ -1,0 +1,345 @@
+// Graph store: the pipeline being edited, its selection, undo/redo history and clipboard.
+//
+// Design choices:
+// - The store of record is the Pipeline itself (schema v1, positions in `layout`), not the
+//   canvas's node objects: export, validation, preflight and autosave read it as is, and the
+//   canvas derives its nodes and edges from it. Nothing can drift between two copies.
+// - Every edit replaces the pipeline immutably, so undo/redo is a stack of snapshots that
+//   share unchanged nodes. Drags are gestures: intermediate positions are transient and the
+//   whole drag is one undo step.
+// - Connections are checked by the port types of core/nodes.ts: a model-state output may only
+//   enter a model input, a Dataset only a data input, one link per input, no cycles.
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from '../../../core/schema';
+import { PIPELINE_VERSION } from '../../../core/schema';
+import { NODE_SPECS, defaultParams, type PortType } from '../../../core/nodes';
+import { executionOrder } from '../../../core/order';
+
+export interface Position { x: number; y: number }
+
+export interface Clipboard { nodes: PipelineNode[]; links: PipelineLink[]; positions: Record<string, Position> }
+
+export interface GraphState {
+  pipeline: Pipeline;
+  selection: string[];
+  past: Pipeline[];
+  future: Pipeline[];
+  clipboard: Clipboard | null;
+  /** Snapshot taken when a drag began; the drag becomes one undo step when it ends. */
+  gestureStart: Pipeline | null;
+  /** Bumps on every change of the pipeline (autosave and validation listen to it). */
+  revision: number;
+
+  load(pipeline: Pipeline, options?: { resetHistory?: boolean }): void;
+  addNode(kind: NodeKind, position: Position): string;
+  removeNodes(ids: string[]): void;
+  connect(from: string, to: string): ConnectCheck;
+  disconnect(from: string, to: string): void;
+  setParam(id: string, path: (string | number)[], value: unknown): void;
+  setLabel(id: string, label: string): void;
+  setInfo(info: Partial<Pipeline['info']>): void;
+  beginGesture(): void;
+  moveNodes(positions: Record<string, Position>): void;
+  endGesture(): void;
+  select(ids: string[]): void;
+  undo(): void;
+  redo(): void;
+  copy(): void;
+  paste(): void;
+  autoLayout(): void;
+}
+
+export type ConnectCheck = { ok: true } | { ok: false; reason: string };
+
+const HISTORY_LIMIT = 200;
+export const LAYOUT_SPACING = { x: 250, y: 130 };
+
+export function emptyPipeline(): Pipeline {
+  return {
+    version: PIPELINE_VERSION,
+    info: { name: 'Untitled pipeline', author: '', description: '' },
+    seed: 0,
+    backend: 'auto',
+    nodes: [],
+    links: [],
+    layout: { nodes: {} },
+  };
+}
+
+/** The port type a link from `fromKind` carries. */
+export function linkType(fromKind: NodeKind): PortType | null {
+  return NODE_SPECS[fromKind].output;
+}
+
+/** Can a link go from node `from` to node `to`? Reasons read as one line for the status bar. */
+export function checkConnection(p: Pipeline, from: string, to: string): ConnectCheck {
+  const source = p.nodes.find((n) => n.id === from);
+  const target = p.nodes.find((n) => n.id === to);
+  if (!source || !target) return { ok: false, reason: 'both ends must be nodes of this pipeline' };
+  if (from === to) return { ok: false, reason: 'a node cannot feed itself' };
+  const type = linkType(source.kind);
+  if (type === null) return { ok: false, reason: `${source.kind} has no output` };
+  if (!NODE_SPECS[target.kind].inputs.includes(type)) {
+    return { ok: false, reason: type === 'data' ? `${target.kind} takes no data input (only train and gate do)` : `${target.kind} takes no model-state input` };
+  }
+  if (p.links.some((l) => l.from === from && l.to === to)) return { ok: false, reason: 'these nodes are already linked' };
+  const kindOf = new Map(p.nodes.map((n) => [n.id, n.kind] as const));
+  const taken = p.links.some((l) => l.to === to && linkType(kindOf.get(l.from) ?? 'model') === type);
+  if (taken) return { ok: false, reason: `${to} already has a ${type === 'data' ? 'data' : 'model-state'} input` };
+  if (reaches(p, to, from)) return { ok: false, reason: 'this link would make a cycle' };
+  return { ok: true };
+}
+
+function reaches(p: Pipeline, start: string, goal: string): boolean {
+  const stack = [start];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id === goal) return true;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    for (const l of p.links) if (l.from === id) stack.push(l.to);
+  }
+  return false;
+}
+
+/** `kind-N` with the smallest N not used yet. */
+export function freshId(p: Pipeline, kind: NodeKind, taken: Set<string> = new Set()): string {
+  const used = new Set([...p.nodes.map((n) => n.id), ...taken]);
+  for (let n = 1; ; n++) if (!used.has(`${kind}-${n}`)) return `${kind}-${n}`;
+}
+
+function positionsOf(p: Pipeline): Record<string, Position> {
+  return p.layout?.nodes ?? {};
+}
+
+function withPositions(p: Pipeline, positions: Record<string, Position>): Pipeline {
+  return { ...p, layout: { ...(p.layout ?? { nodes: {} }), nodes: positions } };
+}
+
+/** Immutable set of `value` at `path` inside `obj` (arrays stay arrays). */
+export function setIn<T>(obj: T, path: (string | number)[], value: unknown): T {
+  if (path.length === 0) return value as T;
+  const [head, ...rest] = path;
+  const container = (obj ?? (typeof head === 'number' ? [] : {})) as Record<string | number, unknown>;
+  const copy = (Array.isArray(container) ? [...container] : { ...container }) as Record<string | number, unknown>;
+  copy[head] = setIn(container[head], rest, value);
+  return copy as T;
+}
+
+/**
+ * Left-to-right layered layout: a node's column is its longest path from a source in execution
+ * order; Dataset nodes sit under the first node they feed, so data links stay short.
+ */
+export function layeredLayout(p: Pipeline): Record<string, Position> {
+  let order: string[];
+  try { order = executionOrder(p); } catch { order = p.nodes.map((n) => n.id); }
+  const kindOf = new Map(p.nodes.map((n) => [n.id, n.kind] as const));
+  const column = new Map<string, number>();
+  for (const id of order) {
+    if (kindOf.get(id) === 'dataset') continue;
+    let col = 0;
+    for (const l of p.links) if (l.to === id && column.has(l.from)) col = Math.max(col, column.get(l.from)! + 1);
+    column.set(id, col);
+  }
+  const rowsUsed = new Map<number, number>();
+  const positions: Record<string, Position> = {};
+  for (const id of order) {
+    if (kindOf.get(id) === 'dataset') continue;
+    const col = column.get(id)!;
+    const row = rowsUsed.get(col) ?? 0;
+    rowsUsed.set(col, row + 1);
+    positions[id] = { x: col * LAYOUT_SPACING.x, y: row * LAYOUT_SPACING.y };
+  }
+  const maxRows = Math.max(1, ...rowsUsed.values());
+  const dataCols = new Map<number, number>();
+  for (const id of order) {
+    if (kindOf.get(id) !== 'dataset') continue;
+    const consumers = p.links.filter((l) => l.from === id).map((l) => column.get(l.to) ?? 0);
+    const col = consumers.length ? Math.min(...consumers) : 0;
+    const stacked = dataCols.get(col) ?? 0;
+    dataCols.set(col, stacked + 1);
+    positions[id] = { x: col * LAYOUT_SPACING.x - LAYOUT_SPACING.x / 2, y: (maxRows + stacked) * LAYOUT_SPACING.y + 20 };
+  }
+  return positions;
+}
+
+export type GraphStore = StoreApi<GraphState>;
+
+export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStore {
+  return createStore<GraphState>()((set, get) => {
+    /** Applies an undoable edit: the current pipeline goes on the undo stack. */
+    const commit = (next: Pipeline, extra: Partial<GraphState> = {}) => {
+      const { pipeline, past, revision } = get();
+      if (next === pipeline) return;
+      set({ pipeline: next, past: [...past, pipeline].slice(-HISTORY_LIMIT), future: [], revision: revision + 1, ...extra });
+    };
+
+    return {
+      pipeline: initial,
+      selection: [],
+      past: [],
+      future: [],
+      clipboard: null,
+      gestureStart: null,
+      revision: 0,
+
+      load(pipeline, options) {
+        const next = pipeline.layout?.nodes && Object.keys(pipeline.layout.nodes).length >= pipeline.nodes.length
+          ? pipeline
+          : withPositions(pipeline, { ...layeredLayout(pipeline), ...(pipeline.layout?.nodes ?? {}) });
+        if (options?.resetHistory) set({ pipeline: next, past: [], future: [], selection: [], revision: get().revision + 1 });
+        else commit(next, { selection: [] });
+      },
+
+      addNode(kind, position) {
+        const p = get().pipeline;
+        const id = freshId(p, kind);
+        const node = { id, kind, params: defaultParams(kind) } as PipelineNode;
+        commit(withPositions({ ...p, nodes: [...p.nodes, node] }, { ...positionsOf(p), [id]: position }), { selection: [id] });
+        return id;
+      },
+
+      removeNodes(ids) {
+        if (!ids.length) return;
+        const p = get().pipeline;
+        const gone = new Set(ids);
+        const positions = { ...positionsOf(p) };
+        for (const id of ids) delete positions[id];
+        commit(withPositions({
+          ...p,
+          nodes: p.nodes.filter((n) => !gone.has(n.id)),
+          links: p.links.filter((l) => !gone.has(l.from) && !gone.has(l.to)),
+        }, positions), { selection: get().selection.filter((id) => !gone.has(id)) });
+      },
+
+      connect(from, to) {
+        const p = get().pipeline;
+        const check = checkConnection(p, from, to);
+        if (check.ok) commit({ ...p, links: [...p.links, { from, to }] });
+        return check;
+      },
+
+      disconnect(from, to) {
+        const p = get().pipeline;
+        const links = p.links.filter((l) => !(l.from === from && l.to === to));
+        if (links.length !== p.links.length) commit({ ...p, links });
+      },
+
+      setParam(id, path, value) {
+        const p = get().pipeline;
+        const index = p.nodes.findIndex((n) => n.id === id);
+        if (index < 0) return;
+        const node = p.nodes[index];
+        const params = setIn(node.params, path, value);
+        const nodes = [...p.nodes];
+        nodes[index] = { ...node, params } as PipelineNode;
+        commit({ ...p, nodes });
+      },
+
+      setLabel(id, label) {
+        const p = get().pipeline;
+        const nodes = p.nodes.map((n) => {
+          if (n.id !== id) return n;
+          const copy = { ...n };
+          if (label.trim()) copy.label = label; else delete copy.label;
+          return copy;
+        });
+        commit({ ...p, nodes });
+      },
+
+      setInfo(info) {
+        const p = get().pipeline;
+        commit({ ...p, info: { ...p.info, ...info } });
+      },
+
+      beginGesture() {
+        set({ gestureStart: get().pipeline });
+      },
+
+      moveNodes(positions) {
+        const p = get().pipeline;
+        const next = withPositions(p, { ...positionsOf(p), ...positions });
+        if (get().gestureStart) set({ pipeline: next, revision: get().revision + 1 });
+        else commit(next);
+      },
+
+      endGesture() {
+        const start = get().gestureStart;
+        if (!start) return;
+        const { pipeline, past } = get();
+        set({ gestureStart: null, ...(pipeline !== start ? { past: [...past, start].slice(-HISTORY_LIMIT), future: [] } : {}) });
+      },
+
+      select(ids) {
+        set({ selection: ids });
+      },
+
+      undo() {
+        const { past, future, pipeline, revision } = get();
+        if (!past.length) return;
+        const previous = past[past.length - 1];
+        set({ pipeline: previous, past: past.slice(0, -1), future: [pipeline, ...future], revision: revision + 1, selection: keepExisting(get().selection, previous) });
+      },
+
+      redo() {
+        const { past, future, pipeline, revision } = get();
+        if (!future.length) return;
+        const next = future[0];
+        set({ pipeline: next, past: [...past, pipeline], future: future.slice(1), revision: revision + 1, selection: keepExisting(get().selection, next) });
+      },
+
+      copy() {
+        const { pipeline: p, selection } = get();
+        if (!selection.length) return;
+        const chosen = new Set(selection);
+        const positions: Record<string, Position> = {};
+        for (const id of selection) positions[id] = positionsOf(p)[id] ?? { x: 0, y: 0 };
+        set({
+          clipboard: {
+            nodes: structuredClone(p.nodes.filter((n) => chosen.has(n.id))),
+            links: p.links.filter((l) => chosen.has(l.from) && chosen.has(l.to)),
+            positions,
+          },
+        });
+      },
+
+      paste() {
+        const { clipboard, pipeline: p } = get();
+        if (!clipboard?.nodes.length) return;
+        const rename = new Map<string, string>();
+        const taken = new Set<string>();
+        for (const node of clipboard.nodes) {
+          const id = freshId(p, node.kind, taken);
+          taken.add(id);
+          rename.set(node.id, id);
+        }
+        const nodes = clipboard.nodes.map((n) => ({ ...structuredClone(n), id: rename.get(n.id)! }) as PipelineNode);
+        const links = clipboard.links.map((l) => ({ from: rename.get(l.from)!, to: rename.get(l.to)! }));
+        const positions = { ...positionsOf(p) };
+        for (const [old, id] of rename) {
+          const at = clipboard.positions[old];
+          positions[id] = { x: at.x + 40, y: at.y + 40 };
+        }
+        commit(withPositions({ ...p, nodes: [...p.nodes, ...nodes], links: [...p.links, ...links] }, positions), { selection: [...rename.values()] });
+      },
+
+      autoLayout() {
+        const p = get().pipeline;
+        commit(withPositions(p, layeredLayout(p)));
+      },
+    };
+  });
+}
+
+function keepExisting(selection: string[], p: Pipeline): string[] {
+  const ids = new Set(p.nodes.map((n) => n.id));
+  return selection.filter((id) => ids.has(id));
+}
+
+// Selectors
+export const selectPipeline = (s: GraphState) => s.pipeline;
+export const selectSelection = (s: GraphState) => s.selection;
+export const selectRevision = (s: GraphState) => s.revision;
+export const selectCanUndo = (s: GraphState) => s.past.length > 0;
+export const selectCanRedo = (s: GraphState) => s.future.length > 0;
