@@ -1,0 +1,46 @@
+// Session store: which view is open, which run the monitor follows, the last preflight report
+// and the one-line notice in the status bar. UI state that is not part of the pipeline.
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { PreflightReport } from '../../../core/api';
+
+export type View = 'editor' | 'monitor' | 'runs';
+
+export interface Notice { text: string; tone: 'info' | 'error'; id: number }
+
+export interface SessionState {
+  view: View;
+  activeRunId: string | null;
+  preflight: PreflightReport | null;
+  /** Revision of the pipeline the preflight report belongs to (stale once the graph changes). */
+  preflightRevision: number;
+  notice: Notice | null;
+  showTemplates: boolean;
+  setView(view: View): void;
+  followRun(runId: string): void;
+  setPreflight(report: PreflightReport | null, revision: number): void;
+  notify(text: string, tone?: Notice['tone']): void;
+  setShowTemplates(show: boolean): void;
+}
+
+export function createSessionStore(): StoreApi<SessionState> {
+  let noticeId = 0;
+  return createStore<SessionState>()((set) => ({
+    view: 'editor',
+    activeRunId: null,
+    preflight: null,
+    preflightRevision: -1,
+    notice: null,
+    showTemplates: false,
+    setView: (view) => set({ view }),
+    followRun: (runId) => set({ activeRunId: runId, view: 'monitor' }),
+    setPreflight: (report, revision) => set({ preflight: report, preflightRevision: revision }),
+    notify: (text, tone = 'info') => set({ notice: { text, tone, id: ++noticeId } }),
+    setShowTemplates: (show) => set({ showTemplates: show }),
+  }));
+}
+
+export const selectView = (s: SessionState) => s.view;
+export const selectActiveRunId = (s: SessionState) => s.activeRunId;
+export const selectPreflight = (s: SessionState) => s.preflight;
+export const selectNotice = (s: SessionState) => s.notice;
+export const selectShowTemplates = (s: SessionState) => s.showTemplates;
