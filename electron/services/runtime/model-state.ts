@@ -1,11 +1,11 @@
-// What the pipeline has done to the model so far, as plain data: per-layer attention masks,
-// the ordered log of freeze/unfreeze calls, and the active distillation weights. It goes
+// What the pipeline has done to the engine's model so far, as plain data: per-layer attention
+// masks and the ordered log of freeze/unfreeze calls. It goes
 // into each checkpoint's state.json and is replayed onto a freshly loaded base model on
 // rollback and --resume, so the teacher (the frozen base) is always the original weights.
 //
 // Layer ranges in the schema are 1-based inclusive; everything here is 0-based (engine/HF).
-import type { LayerRange, MaskSpec, ParamKind } from '../../../core/schema';
-import type { DistillWeights, EngineModel, ParamSelection } from '../../../native/engine-api';
+import type { LayerRange, MaskSpec } from '../../../core/schema';
+import type { EngineModel, ParamSelection } from '../../../native/engine-api';
 
 export interface TrainableOp {
   selection: ParamSelection;
@@ -18,11 +18,10 @@ export interface ModelState {
   /** Per 0-based layer: the block-sparse mask, or null for dense attention. */
   masks: (MaskSpec | null)[];
   trainableOps: TrainableOp[];
-  distill: DistillWeights | null;
 }
 
 export function initialModelState(numLayers: number): ModelState {
-  return { masks: Array.from({ length: numLayers }, () => null), trainableOps: [], distill: null };
+  return { masks: Array.from({ length: numLayers }, () => null), trainableOps: [] };
 }
 
 export function cloneModelState(state: ModelState): ModelState {
@@ -67,5 +66,3 @@ export function applyModelState(model: EngineModel, state: ModelState): void {
 export function unfreezesOfStage(state: ModelState, stage: number): ParamSelection[] {
   return state.trainableOps.filter((op) => op.stage === stage && op.trainable).map((op) => op.selection);
 }
-
-export const ALL_KINDS: readonly ParamKind[] = ['q', 'k', 'v', 'o', 'mlp', 'norms', 'embeddings', 'selector'];

@@ -1,0 +1,125 @@
+// Engine host: runs the engine in its own process so a crash in a kernel cannot take the
+// studio down. The process is started by a spawner function: node's child_process.fork under
+// the CLI and `serve` (forkEngine below), Electron's utilityProcess in the desktop app.
+//
+// Typed exit reasons: completed / failed / cancelled come from the engine's own 'done'
+// message; a process that ends without one crashed (or ran out of memory). Cancel asks
+// politely first and escalates to SIGKILL after a timeout.
+import { fork } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { EngineToHost, HostToEngine, StartMessage } from './runtime/messages';
+
+/** The few things the host needs from a child process, whichever API started it. */
+export interface EngineChild {
+  readonly pid: number | undefined;
+  send(message: HostToEngine): void;
+  onMessage(listener: (message: EngineToHost) => void): void;
+  /** signal is null when the process exited by itself. */
+  onExit(listener: (code: number | null, signal: string | null) => void): void;
+  /** Lines the process wrote to stderr (for crash reports); optional for spawners without it. */
+  onStderrLine?(listener: (line: string) => void): void;
+  kill(signal: 'SIGTERM' | 'SIGKILL'): void;
+}
+
+export type EngineSpawner = () => EngineChild;
+
+export type ExitReason = 'completed' | 'failed' | 'cancelled' | 'crashed' | 'oom';
+
+export interface EngineExit {
+  reason: ExitReason;
+  code: number | null;
+  signal: string | null;
+  /** The engine's closing message, or the last error/log line before a crash. */
+  message?: string;
+}
+
+export const ENGINE_ENTRY = fileURLToPath(new URL('./runtime/engine-process.ts', import.meta.url));
+
+/** Spawner for plain Node (CLI, serve, tests): forks engine-process.ts through tsx. */
+export function forkEngine(entry = ENGINE_ENTRY): EngineChild {
+  const child = fork(entry, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const stderrListeners: ((line: string) => void)[] = [];
+  let pending = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) stderrListeners.forEach((l) => l(line));
+  });
+  // The engine never writes results to stdout; drain it so a chatty library cannot block it.
+  child.stdout?.resume();
+  return {
+    get pid() { return child.pid; },
+    send: (message) => { if (child.connected) child.send(message); },
+    onMessage: (listener) => { child.on('message', (m) => listener(m as EngineToHost)); },
+    onExit: (listener) => { child.on('exit', (code, signal) => listener(code, signal)); },
+    onStderrLine: (listener) => { stderrListeners.push(listener); },
+    kill: (signal) => { child.kill(signal); },
+  };
+}
+
+const OOM_PATTERN = /out of memory|bad_alloc|ENOMEM|heap limit|Allocation failed/i;
+
+export interface EngineHostEvents {
+  message: [EngineToHost];
+  exit: [EngineExit];
+}
+
+export class EngineHost extends EventEmitter<EngineHostEvents> {
+  readonly exited: Promise<EngineExit>;
+  private readonly child: EngineChild;
+  private done: Extract<EngineToHost, { type: 'done' }> | null = null;
+  private lastError: string | undefined;
+  private cancelRequested = false;
+  private killTimer: NodeJS.Timeout | null = null;
+  private alive = true;
+
+  constructor(spawn: EngineSpawner = () => forkEngine(), private readonly cancelTimeoutMs = 5000) {
+    super();
+    this.child = spawn();
+    this.child.onMessage((message) => {
+      if (message.type === 'done') this.done = message;
+      if (message.type === 'event' && message.event.type === 'log' && message.event.level === 'error') this.lastError = message.event.message;
+      this.emit('message', message);
+    });
+    this.child.onStderrLine?.((line) => { this.lastError = line; });
+    this.exited = new Promise((resolve) => {
+      this.child.onExit((code, signal) => {
+        this.alive = false;
+        if (this.killTimer) clearTimeout(this.killTimer);
+        const exit = this.classify(code, signal);
+        this.emit('exit', exit);
+        resolve(exit);
+      });
+    });
+  }
+
+  get pid(): number | undefined { return this.child.pid; }
+  get running(): boolean { return this.alive; }
+
+  start(message: Omit<StartMessage, 'type'>): void { this.child.send({ type: 'start', ...message }); }
+  pause(): void { if (this.alive) this.child.send({ type: 'pause' }); }
+  resume(): void { if (this.alive) this.child.send({ type: 'resume' }); }
+
+  /** Asks the engine to stop at the next step; kills it if it has not exited after the timeout. */
+  cancel(): void {
+    if (!this.alive) return;
+    this.cancelRequested = true;
+    this.child.send({ type: 'cancel' });
+    if (!this.killTimer) this.killTimer = setTimeout(() => { if (this.alive) this.child.kill('SIGKILL'); }, this.cancelTimeoutMs);
+  }
+
+  /** Kills the process now (studio shutdown). */
+  kill(): void { if (this.alive) this.child.kill('SIGKILL'); }
+
+  private classify(code: number | null, signal: string | null): EngineExit {
+    if (this.done) return { reason: this.done.status, code, signal, message: this.done.message };
+    if (this.cancelRequested) return { reason: 'cancelled', code, signal, message: 'cancelled (engine killed after the cancel timeout)' };
+    const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+    const last = this.lastError ? `: ${this.lastError}` : '';
+    const reason: ExitReason = this.lastError && OOM_PATTERN.test(this.lastError) ? 'oom' : 'crashed';
+    return { reason, code, signal, message: `engine process ${how}${last}` };
+  }
+}
