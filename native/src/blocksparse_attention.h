@@ -9,8 +9,8 @@
 // Threading (native/src/parallel.h): forward over (batch, head, query block); backward computes
 // dk/dv per (batch, KV head, key block) over the transposed lists, and dq per (batch, head,
 // query block) over the key lists: every output element is written by one task, no atomics,
-// so results are bit-identical run to run. Vectorised with AVX-512 / AVX2+FMA chosen at run
-// time (see simd_path()), with a scalar fallback.
+// so results are bit-identical run to run. Vectorised with AVX-512 / AVX2+FMA at the level
+// simd.h picks at run time (tests lower it with set_simd_level_for_testing), scalar fallback.
 #pragma once
 #include "block_mask.h"
 
@@ -26,11 +26,5 @@ void blocksparse_attention_forward(float* out, float* lse, const float* q, const
 void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                     const float* k, const float* v, const float* out, const float* lse,
                                     int B, int H, int Hkv, int T, int D, const BlockMask& mask);
-
-// "avx512", "avx2" or "scalar": the path the kernels take on this CPU.
-const char* blocksparse_simd_path();
-// Tests force a path ("scalar", "avx2", "avx512", or "" for the best available); returns false
-// when the CPU cannot run it.
-bool blocksparse_force_simd(const char* path);
 
 }  // namespace engine

@@ -1,0 +1,382 @@
+// Block-sparse causal flash attention, CPU (see blocksparse_attention.h for the contract).
+//
+// Design choices:
+// - Work is cut at block granularity, and runs of consecutive kept blocks are coalesced into
+//   one "span" (up to kSpanTokens tokens): their keys (or queries) are contiguous in memory, so
+//   a dense mask runs as a few large tile GEMMs instead of many 64-wide ones.
+// - Tile products use sgemm_serial (gemm.h: packed, register-tiled AVX-512/AVX2/scalar micro-
+//   kernels) on the calling thread; the softmax parts use vectorised max/exp helpers below.
+// - Backward recomputes P twice: once per key block for dk/dv (transposed lists), once per
+//   query block for dq (key lists). Each output row is owned by one task: no atomics, so
+//   results are bit-identical run to run whatever the thread count.
+// - Tasks have very different costs (row i of a causal mask has up to i+1 blocks); they are
+//   dealt to threads by a longest-first greedy schedule computed from the mask, then each
+//   thread runs its list. The schedule only changes which thread computes a row, not the
+//   arithmetic, so it never affects results.
+#include "blocksparse_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "parallel.h"
+#include "simd.h"
+
+namespace engine {
+
+namespace {
+
+constexpr int kSpanTokens = 256;  // longest run of coalesced blocks (tile edge)
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// ---------------------------------------------------------------------------- row helpers
+// max of x[0..n)
+float row_max_scalar(const float* x, int n) {
+  float m = kNegInf;
+  for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+// x = exp(x - m) over [0, n); returns the sum
+float exp_sub_sum_scalar(float* x, int n, float m) {
+  float s = 0;
+  for (int i = 0; i < n; i++) { x[i] = std::exp(x[i] - m); s += x[i]; }
+  return s;
+}
+
+#if ENGINE_X86
+TARGET_AVX2 float row_max_avx2(const float* x, int n) {
+  __m256 m = _mm256_set1_ps(kNegInf);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  float r = hmax_avx2(m);
+  for (; i < n; i++) r = x[i] > r ? x[i] : r;
+  return r;
+}
+TARGET_AVX2 float exp_sub_sum_avx2(float* x, int n, float m) {
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 s = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+    _mm256_storeu_ps(x + i, e);
+    s = _mm256_add_ps(s, e);
+  }
+  float r = hsum_avx2(s);
+  for (; i < n; i++) { x[i] = std::exp(x[i] - m); r += x[i]; }
+  return r;
+}
+TARGET_AVX512 float row_max_avx512(const float* x, int n) {
+  __m512 m = _mm512_set1_ps(kNegInf);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+  if (i < n) {
+    __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, x + i));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+TARGET_AVX512 float exp_sub_sum_avx512(float* x, int n, float m) {
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 s = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+    _mm512_storeu_ps(x + i, e);
+    s = _mm512_add_ps(s, e);
+  }
+  if (i < n) {
+    __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+    __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
+    _mm512_mask_storeu_ps(x + i, k, e);
+    s = _mm512_mask_add_ps(s, k, s, e);
+  }
+  return _mm512_reduce_add_ps(s);
+}
+#endif
+
+float row_max(const float* x, int n) {
+#if ENGINE_X86
+  switch (simd()) {
+    case SimdLevel::avx512: return row_max_avx512(x, n);
+    case SimdLevel::avx2: return row_max_avx2(x, n);
+    default: break;
+  }
+#endif
+  return row_max_scalar(x, n);
+}
+
+float exp_sub_sum(float* x, int n, float m) {
+#if ENGINE_X86
+  switch (simd()) {
+    case SimdLevel::avx512: return exp_sub_sum_avx512(x, n, m);
+    case SimdLevel::avx2: return exp_sub_sum_avx2(x, n, m);
+    default: break;
+  }
+#endif
+  return exp_sub_sum_scalar(x, n, m);
+}
+
+// ---------------------------------------------------------------------------- spans and schedule
+struct Span { int first_block, last_block; };
+
+// Coalesces an ascending block list into runs of consecutive blocks, each at most kSpanTokens
+// tokens (a block larger than that stays one span).
+void coalesce(const int32_t* blocks, int n, int block_size, std::vector<Span>& spans) {
+  spans.clear();
+  const int max_blocks = std::max(1, kSpanTokens / block_size);
+  for (int p = 0; p < n; p++) {
+    if (!spans.empty() && spans.back().last_block + 1 == blocks[p] &&
+        spans.back().last_block - spans.back().first_block + 1 < max_blocks)
+      spans.back().last_block = blocks[p];
+    else
+      spans.push_back({blocks[p], blocks[p]});
+  }
+}
+
+// Longest-first greedy assignment of tasks to threads; returns one task list per thread.
+std::vector<std::vector<int64_t>> schedule(const std::vector<int64_t>& cost, int threads) {
+  std::vector<int64_t> order(cost.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cost[a] > cost[b]; });
+  std::vector<std::vector<int64_t>> lists(threads);
+  std::vector<int64_t> load(threads, 0);
+  for (int64_t t : order) {
+    int best = (int)(std::min_element(load.begin(), load.end()) - load.begin());
+    lists[best].push_back(t);
+    load[best] += cost[t] + 1;
+  }
+  return lists;
+}
+
+void run_scheduled(const std::vector<int64_t>& cost, const std::function<void(int64_t)>& task) {
+  const int threads = std::max(1, (int)std::min<int64_t>(ThreadPool::get().threads(), (int64_t)cost.size()));
+  auto lists = schedule(cost, threads);
+  parallel_for(threads, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++)
+      for (int64_t item : lists[t]) task(item);
+  });
+}
+
+void check_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask) {
+  if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1)
+    throw std::invalid_argument("blocksparse_attention: B, H, Hkv, T, D must be >= 1");
+  if (H % Hkv != 0) throw std::invalid_argument("blocksparse_attention: H must be a multiple of Hkv");
+  if (mask.T != T)
+    throw std::invalid_argument("blocksparse_attention: mask built for T=" + std::to_string(mask.T) + ", got T=" +
+                                std::to_string(T));
+  if (mask.n_mask_heads < 1 || H % mask.n_mask_heads != 0 || mask.n_mask_heads % Hkv != 0)
+    throw std::invalid_argument("blocksparse_attention: mask has " + std::to_string(mask.n_mask_heads) +
+                                " heads; need H or Hkv (H=" + std::to_string(H) + ", Hkv=" + std::to_string(Hkv) + ")");
+}
+
+// Keys with position > query position are masked: row with query position qp against keys
+// starting at k0 has min(cols, qp - k0 + 1) valid columns.
+inline int valid_cols(int qp, int k0, int cols) { return std::min(cols, qp - k0 + 1); }
+
+struct Scratch {
+  std::vector<float> s, dp, o, m, l, acc_a, acc_b;
+  void reserve(int D) {
+    s.resize((size_t)kSpanTokens * kSpanTokens * 4);
+    dp.resize(s.size());
+    o.resize((size_t)256 * D);
+    m.resize(256);
+    l.resize(256);
+    acc_a.resize((size_t)256 * D);
+    acc_b.resize((size_t)256 * D);
+  }
+};
+Scratch& scratch(int D) {
+  thread_local Scratch s;
+  s.reserve(D);
+  return s;
+}
+
+// S (rows, cols) = scale * Q K^T, then P = exp(S - lse_row) with masked entries 0.
+// Q (rows, D) starts at query position q0, K (cols, D) at key position k0.
+void probabilities(float* P, const float* Q, const float* K, const float* lse, int rows, int cols, int D, int q0,
+                   int k0, float scale) {
+  sgemm_serial(false, true, rows, cols, D, scale, Q, D, K, D, 0.0f, P, cols);
+  for (int r = 0; r < rows; r++) {
+    float* row = P + (size_t)r * cols;
+    const int n = valid_cols(q0 + r, k0, cols);
+    exp_sub_sum(row, n, lse[r]);
+    if (n < cols) std::memset(row + n, 0, sizeof(float) * (cols - n));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- forward
+void blocksparse_attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B,
+                                   int H, int Hkv, int T, int D, const BlockMask& mask) {
+  check_args(B, H, Hkv, T, D, mask);
+  const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
+  const float scale = 1.0f / std::sqrt((float)D);
+  // task = (b, h, i); cost = kept blocks in the row
+  std::vector<int64_t> cost((size_t)B * H * nb);
+  for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
+    const int i = (int)(t % nb), h = (int)(t / nb % H);
+    const int r = mask.mask_head(h, H) * nb + i;
+    cost[t] = (int64_t)(mask.kv_ptr[r + 1] - mask.kv_ptr[r]) * mask.block_len(i);
+  }
+  run_scheduled(cost, [&](int64_t t) {
+    const int i = (int)(t % nb), h = (int)(t / nb % H), b = (int)(t / nb / H);
+    const int kvh = h / group, r = mask.mask_head(h, H) * nb + i;
+    const int q0 = i * bs, rows = mask.block_len(i);
+    const float* Q = q + (((size_t)b * H + h) * T + q0) * D;
+    const float* K = k + ((size_t)b * Hkv + kvh) * T * D;
+    const float* V = v + ((size_t)b * Hkv + kvh) * T * D;
+    Scratch& sc = scratch(D);
+    thread_local std::vector<Span> spans;
+    coalesce(&mask.kv_idx[mask.kv_ptr[r]], mask.kv_ptr[r + 1] - mask.kv_ptr[r], bs, spans);
+    float *O = sc.o.data(), *m = sc.m.data(), *l = sc.l.data(), *S = sc.s.data();
+    std::fill(O, O + (size_t)rows * D, 0.0f);
+    std::fill(m, m + rows, kNegInf);
+    std::fill(l, l + rows, 0.0f);
+    for (const Span& sp : spans) {
+      const int k0 = sp.first_block * bs, cols = std::min(T, (sp.last_block + 1) * bs) - k0;
+      // S (rows, cols) = scale * Q K^T
+      sgemm_serial(false, true, rows, cols, D, scale, Q, D, K + (size_t)k0 * D, D, 0.0f, S, cols);
+      for (int row = 0; row < rows; row++) {
+        float* srow = S + (size_t)row * cols;
+        const int n = valid_cols(q0 + row, k0, cols);
+        const float mx = std::max(m[row], row_max(srow, n));
+        const float corr = std::exp(m[row] - mx);  // 0 on the first span (m = -inf)
+        l[row] = l[row] * corr + exp_sub_sum(srow, n, mx);
+        if (n < cols) std::memset(srow + n, 0, sizeof(float) * (cols - n));
+        m[row] = mx;
+        if (corr != 1.0f) {
+          float* orow = O + (size_t)row * D;
+          for (int d = 0; d < D; d++) orow[d] *= corr;
+        }
+      }
+      // O (rows, D) += P (rows, cols) V (cols, D)
+      sgemm_serial(false, false, rows, D, cols, 1.0f, S, cols, V + (size_t)k0 * D, D, 1.0f, O, D);
+    }
+    float* out_rows = out + (((size_t)b * H + h) * T + q0) * D;
+    float* lse_rows = lse + ((size_t)b * H + h) * T + q0;
+    for (int row = 0; row < rows; row++) {
+      const float inv = 1.0f / l[row];
+      for (int d = 0; d < D; d++) out_rows[(size_t)row * D + d] = O[(size_t)row * D + d] * inv;
+      lse_rows[row] = m[row] + std::log(l[row]);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------- backward
+void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                    const float* k, const float* v, const float* out, const float* lse, int B, int H,
+                                    int Hkv, int T, int D, const BlockMask& mask) {
+  check_args(B, H, Hkv, T, D, mask);
+  const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
+  const float scale = 1.0f / std::sqrt((float)D);
+
+  // delta (B, H, T) = rowsum(dout * out): the softmax backward's per-row constant
+  std::vector<float> delta((size_t)B * H * T);
+  parallel_for((int64_t)B * H * T, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const float *a = dout + r * D, *o = out + r * D;
+      float s = 0;
+      for (int d = 0; d < D; d++) s += a[d] * o[d];
+      delta[r] = s;
+    }
+  });
+
+  // dP (rows, cols) = dO V^T; dS = P * (dP - delta_row), in place in dP
+  auto softmax_grad = [&](float* dS, const float* P, const float* dO, const float* Vs, const float* dlt, int rows,
+                          int cols) {
+    sgemm_serial(false, true, rows, cols, D, 1.0f, dO, D, Vs, D, 0.0f, dS, cols);
+    for (int row = 0; row < rows; row++) {
+      float* g = dS + (size_t)row * cols;
+      const float* p = P + (size_t)row * cols;
+      const float c = dlt[row];
+      for (int col = 0; col < cols; col++) g[col] = p[col] * (g[col] - c);
+    }
+  };
+
+  // Pass 1: dk, dv per (b, kv head, key block j), over the query blocks that keep j, for every
+  // query head of the group.
+  {
+    std::vector<int64_t> cost((size_t)B * Hkv * nb);
+    for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
+      const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv);
+      int64_t c = 0;
+      for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        const int col = mask.mask_head(h, H) * nb + j;
+        c += mask.q_ptr[col + 1] - mask.q_ptr[col];
+      }
+      cost[t] = c * mask.block_len(j);
+    }
+    run_scheduled(cost, [&](int64_t t) {
+      const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv), b = (int)(t / nb / Hkv);
+      const int k0 = j * bs, cols = mask.block_len(j);
+      const float* Kj = k + (((size_t)b * Hkv + kvh) * T + k0) * D;
+      const float* Vj = v + (((size_t)b * Hkv + kvh) * T + k0) * D;
+      Scratch& sc = scratch(D);
+      float *dK = sc.acc_a.data(), *dV = sc.acc_b.data(), *P = sc.s.data(), *dS = sc.dp.data();
+      std::fill(dK, dK + (size_t)cols * D, 0.0f);
+      std::fill(dV, dV + (size_t)cols * D, 0.0f);
+      thread_local std::vector<Span> spans;
+      for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        const int col = mask.mask_head(h, H) * nb + j;
+        coalesce(&mask.q_idx[mask.q_ptr[col]], mask.q_ptr[col + 1] - mask.q_ptr[col], bs, spans);
+        const size_t head = (size_t)b * H + h;
+        for (const Span& sp : spans) {
+          const int q0 = sp.first_block * bs, rows = std::min(T, (sp.last_block + 1) * bs) - q0;
+          const float* Q = q + (head * T + q0) * D;
+          const float* dO = dout + (head * T + q0) * D;
+          probabilities(P, Q, Kj, lse + head * T + q0, rows, cols, D, q0, k0, scale);
+          // dV (cols, D) += P^T (cols, rows) dO (rows, D)
+          sgemm_serial(true, false, cols, D, rows, 1.0f, P, cols, dO, D, 1.0f, dV, D);
+          softmax_grad(dS, P, dO, Vj, delta.data() + head * T + q0, rows, cols);
+          // dK (cols, D) += scale * dS^T (cols, rows) Q (rows, D)
+          sgemm_serial(true, false, cols, D, rows, scale, dS, cols, Q, D, 1.0f, dK, D);
+        }
+      }
+      std::memcpy(dk + (((size_t)b * Hkv + kvh) * T + k0) * D, dK, sizeof(float) * cols * D);
+      std::memcpy(dv + (((size_t)b * Hkv + kvh) * T + k0) * D, dV, sizeof(float) * cols * D);
+    });
+  }
+
+  // Pass 2: dq per (b, head, query block i), over its kept key blocks.
+  {
+    std::vector<int64_t> cost((size_t)B * H * nb);
+    for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
+      const int i = (int)(t % nb), h = (int)(t / nb % H);
+      const int r = mask.mask_head(h, H) * nb + i;
+      cost[t] = (int64_t)(mask.kv_ptr[r + 1] - mask.kv_ptr[r]) * mask.block_len(i);
+    }
+    run_scheduled(cost, [&](int64_t t) {
+      const int i = (int)(t % nb), h = (int)(t / nb % H), b = (int)(t / nb / H);
+      const int kvh = h / group, r = mask.mask_head(h, H) * nb + i;
+      const int q0 = i * bs, rows = mask.block_len(i);
+      const size_t head = (size_t)b * H + h;
+      const float* Q = q + (head * T + q0) * D;
+      const float* dO = dout + (head * T + q0) * D;
+      const float* K = k + ((size_t)b * Hkv + kvh) * T * D;
+      const float* V = v + ((size_t)b * Hkv + kvh) * T * D;
+      Scratch& sc = scratch(D);
+      float *dQ = sc.acc_a.data(), *P = sc.s.data(), *dS = sc.dp.data();
+      std::fill(dQ, dQ + (size_t)rows * D, 0.0f);
+      thread_local std::vector<Span> spans;
+      coalesce(&mask.kv_idx[mask.kv_ptr[r]], mask.kv_ptr[r + 1] - mask.kv_ptr[r], bs, spans);
+      for (const Span& sp : spans) {
+        const int k0 = sp.first_block * bs, cols = std::min(T, (sp.last_block + 1) * bs) - k0;
+        probabilities(P, Q, K + (size_t)k0 * D, lse + head * T + q0, rows, cols, D, q0, k0, scale);
+        softmax_grad(dS, P, dO, V + (size_t)k0 * D, delta.data() + head * T + q0, rows, cols);
+        // dQ (rows, D) += scale * dS (rows, cols) K (cols, D)
+        sgemm_serial(false, false, rows, D, cols, scale, dS, cols, K + (size_t)k0 * D, D, 1.0f, dQ, D);
+      }
+      std::memcpy(dq + (head * T + q0) * D, dQ, sizeof(float) * rows * D);
+    });
+  }
+}
+
+}  // namespace engine
