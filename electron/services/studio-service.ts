@@ -1,0 +1,175 @@
+// The StudioApi implementation behind both transports (Electron IPC and `serve`).
+//
+// Design choices:
+// - Plain Node, no Electron: native dialogs come in through `dialogs` from main.ts; without
+//   them (serve) the file methods are simply absent and the page uploads/downloads instead.
+// - Runs belong to the RunManager (run-manager.ts); this file only forwards to it and relays
+//   its events. A build without it answers every run call with one clear error, never a fake.
+// - The engine addon is optional here: systemInfo reports what the machine has and says
+//   "engine addon not built" rather than failing.
+import { EventEmitter } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../../core/api';
+import type { RunEvent } from '../../core/events';
+import type { Pipeline } from '../../core/schema';
+import { validatePipeline } from '../../core/validate';
+import { ApiCallError } from './api-call';
+import { preflightPipeline } from './preflight';
+import { listTemplates, readTemplate } from './templates';
+
+/** What the service needs from run-manager.ts (the runtime engineer's RunManager). */
+export interface RunManagerLike {
+  start(pipeline: Pipeline, opts?: { backend?: 'auto' | 'cpu' | 'cuda' }): Promise<string>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  cancel(id: string): Promise<void>;
+  list(): Promise<RunSummary[]>;
+  get(id: string): Promise<RunDetail>;
+  on(event: 'event', listener: (e: RunEvent) => void): unknown;
+  off(event: 'event', listener: (e: RunEvent) => void): unknown;
+  close?(): Promise<void> | void;
+}
+
+export interface FileDialogs {
+  openPipelineFile(): Promise<OpenedPipelineFile | null>;
+  savePipelineFile(text: string, suggestedName: string): Promise<string | null>;
+}
+
+export interface StudioServiceOptions {
+  runsDir: string;
+  templatesDir: string;
+  /** Relative model/data paths resolve here; defaults to the folder above templatesDir. */
+  projectRoot?: string;
+  /** 'builtin:demo' is `${modelsDir}/demo`; defaults to `${projectRoot}/models`. */
+  modelsDir?: string;
+  /** Electron only: native open/save dialogs. */
+  dialogs?: FileDialogs;
+  /** Builds the run manager; default: run-manager.ts when this build has it. */
+  createRunManager?: (opts: { runsDir: string }) => Promise<RunManagerLike>;
+  /** Reads the engine's info; default: native/index.ts engineInfo() when the addon is built. */
+  loadEngineInfo?: () => Promise<EngineInfo | null>;
+  warn?: (line: string) => void;
+}
+
+export interface EngineInfo { version?: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } }
+
+export type StudioService = StudioApi & { close(): Promise<void> };
+
+export const RUN_MANAGER_MISSING = 'run manager not available in this build';
+
+export function createStudioService(options: StudioServiceOptions): StudioService {
+  const projectRoot = options.projectRoot ?? dirname(options.templatesDir);
+  const modelsDir = options.modelsDir ?? join(projectRoot, 'models');
+  const warn = options.warn ?? ((line: string) => console.warn(line));
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  const relay = (event: RunEvent) => events.emit('event', event);
+
+  let manager: Promise<RunManagerLike> | null = null;
+  function runManager(): Promise<RunManagerLike> {
+    manager ??= (options.createRunManager ?? defaultRunManager)({ runsDir: options.runsDir }).then((m) => {
+      m.on('event', relay);
+      return m;
+    });
+    return manager;
+  }
+
+  const service: StudioService = {
+    listTemplates: (): Promise<TemplateSummary[]> => listTemplates(options.templatesDir, warn),
+    getTemplate: (id: string): Promise<Pipeline> => readTemplate(options.templatesDir, id),
+    validate: async (pipeline: unknown): Promise<ValidationProblem[]> => validatePipeline(pipeline),
+    preflight: async (pipeline: Pipeline): Promise<PreflightReport> =>
+      preflightPipeline(pipeline, validatePipeline(pipeline), { baseDir: projectRoot, modelsDir, totalMemoryBytes: totalmem() }),
+    async startRun(pipeline, runOptions) {
+      const problems = validatePipeline(pipeline);
+      if (problems.length > 0) {
+        const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+        throw new ApiCallError('invalid_pipeline', `pipeline is not valid: ${problems[0].path}: ${problems[0].message}${more}`);
+      }
+      const backend = runOptions?.backend;
+      if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
+        throw new ApiCallError('bad_request', `startRun: options.backend must be auto, cpu or cuda, got ${JSON.stringify(backend)}`);
+      }
+      const runId = await (await runManager()).start(pipeline, backend ? { backend } : undefined);
+      return { runId };
+    },
+    pauseRun: async (runId) => (await runManager()).pause(runId),
+    resumeRun: async (runId) => (await runManager()).resume(runId),
+    cancelRun: async (runId) => (await runManager()).cancel(runId),
+    listRuns: async () => (await runManager()).list(),
+    getRun: async (runId) => (await runManager()).get(runId),
+    systemInfo: () => systemInfo(projectRoot, options.loadEngineInfo ?? defaultEngineInfo),
+    onRunEvent(listener) {
+      events.on('event', listener);
+      // Subscribing starts the run manager so events of runs started elsewhere arrive too.
+      runManager().catch(() => { /* reported on the first run call */ });
+      return () => { events.off('event', listener); };
+    },
+    async close() {
+      events.removeAllListeners();
+      if (!manager) return;
+      const m = await manager.catch(() => null);
+      if (m) { m.off('event', relay); await m.close?.(); }
+    },
+  };
+  if (options.dialogs) {
+    service.openPipelineFile = () => options.dialogs!.openPipelineFile();
+    service.savePipelineFile = (text, suggestedName) => options.dialogs!.savePipelineFile(text, suggestedName);
+  }
+  return service;
+}
+
+// Resolved at run time so a build without these parts still starts (and says what is missing).
+const RUN_MANAGER_MODULE = './run-manager';
+const ENGINE_MODULE = '../../native/index';
+
+async function defaultRunManager(opts: { runsDir: string }): Promise<RunManagerLike> {
+  let mod: { RunManager?: new (o: { runsDir: string }) => RunManagerLike };
+  try {
+    mod = await import(/* @vite-ignore */ RUN_MANAGER_MODULE);
+  } catch {
+    throw new ApiCallError('not_available', RUN_MANAGER_MISSING);
+  }
+  if (typeof mod.RunManager !== 'function') throw new ApiCallError('not_available', RUN_MANAGER_MISSING);
+  return new mod.RunManager(opts);
+}
+
+async function defaultEngineInfo(): Promise<EngineInfo | null> {
+  try {
+    const mod = await import(/* @vite-ignore */ ENGINE_MODULE);
+    if (typeof mod.engineInfo === 'function') return await mod.engineInfo();
+    if (typeof mod.engine?.info === 'function') return mod.engine.info();
+  } catch { /* addon not built */ }
+  return null;
+}
+
+async function systemInfo(projectRoot: string, loadEngineInfo: () => Promise<EngineInfo | null>): Promise<SystemInfo> {
+  const engine = await loadEngineInfo().catch(() => null);
+  return {
+    version: packageVersion(projectRoot),
+    backends: {
+      cpu: engine
+        ? { threads: engine.threads, simd: engine.simd }
+        : { threads: availableParallelism(), simd: 'unknown (engine addon not built)' },
+      cuda: engine
+        ? { ...engine.cuda }
+        : { compiled: existsSync(join(projectRoot, 'native/build/Release/sparse_cuda.node')), available: false },
+    },
+    nvml: NVML_PATHS.some((p) => existsSync(p)),
+  };
+}
+
+const NVML_PATHS = [
+  '/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1', '/usr/lib64/libnvidia-ml.so.1', '/usr/lib/libnvidia-ml.so.1',
+  '/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1', '/usr/lib/wsl/lib/libnvidia-ml.so.1',
+];
+
+function packageVersion(projectRoot: string): string {
+  try {
+    return String(JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+}
