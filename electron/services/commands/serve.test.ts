@@ -1,0 +1,35 @@
+import { describe, expect, it, vi } from 'vitest';
+import { parseServeArgs, run } from './serve';
+
+describe('serve arguments', () => {
+  it('defaults to 127.0.0.1:7788 with a token', () => {
+    expect(parseServeArgs([])).toEqual({ host: '127.0.0.1', port: 7788, token: true });
+  });
+
+  it('reads --host, --port (also --flag=value) and --no-token', () => {
+    expect(parseServeArgs(['--host', '0.0.0.0', '--port', '0', '--no-token'])).toEqual({ host: '0.0.0.0', port: 0, token: false });
+    expect(parseServeArgs(['--port=9000', '--host=::1'])).toEqual({ host: '::1', port: 9000, token: true });
+  });
+
+  it('refuses bad values and unknown flags with one line naming the flag', () => {
+    expect(() => parseServeArgs(['--port', '70000'])).toThrow('--port must be an integer 0-65535 (0 = any free port), got "70000"');
+    expect(() => parseServeArgs(['--port', '-1'])).toThrow('--port must be an integer');
+    expect(() => parseServeArgs(['--port', '12.5'])).toThrow('--port must be an integer');
+    expect(() => parseServeArgs(['--port'])).toThrow('--port needs a value');
+    expect(() => parseServeArgs(['--host', ''])).toThrow('--host needs a value');
+    expect(() => parseServeArgs(['--tokn'])).toThrow('unknown argument "--tokn"');
+    expect(() => parseServeArgs(['--no-token=1'])).toThrow('unknown argument "--no-token=1"');
+  });
+
+  it('exits 2 with the message and usage on bad usage', async () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((line: string) => { lines.push(line); });
+    try {
+      expect(await run(['--port', 'abc'])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines).toEqual(['sparse-studio serve: --port must be an integer 0-65535 (0 = any free port), got "abc"',
+      'usage: sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token]']);
+  });
+});
