@@ -592,7 +592,7 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
     problems.add('version', `version ${version} is newer than this build reads (it reads version ${PIPELINE_VERSION} and older); update Sparse Studio`);
     return problems.list; // fields of a future format are not ours to judge
   } else if (version < PIPELINE_VERSION) {
-    problems.add('version', `version ${version} must be migrated to ${PIPELINE_VERSION} first (importing the file does that)`);
+    problems.add('version', `version ${version} is not read directly (this build reads version ${PIPELINE_VERSION}; importing the file migrates older versions it knows)`);
     return problems.list;
   }
   checkFields(problems, '', value, TOP_LEVEL_FIELDS, OPTIONAL_TOP_LEVEL);
