@@ -39,7 +39,8 @@ export interface TokenDataset {
   validationBatch(index: number, batch: number, seq: number): Batch;
 }
 
-export type DatasetLoader = (params: DatasetParams, tokenizerJsonPath: string, options: { cacheDir: string }) => TokenDataset | Promise<TokenDataset>;
+export type DatasetLoader = (params: DatasetParams, tokenizerJsonPath: string,
+  options: { cacheDir?: string; maxSeq?: number; onLog?: (line: string) => void }) => TokenDataset | Promise<TokenDataset>;
 
 export interface RunControl {
   readonly cancelled: boolean;
@@ -51,7 +52,8 @@ export interface ExecuteOptions {
   runDir: string;
   threads: number;
   backend: string;
-  cacheDir: string;
+  /** Token cache folder; the data layer's default when absent. */
+  cacheDir?: string;
   resume?: ResumePoint;
 }
 
@@ -119,6 +121,10 @@ class PipelineExecutor {
   async execute(): Promise<RunOutcome> {
     const modelNode = this.pipeline.nodes.find((n): n is NodeOf<'model'> => n.kind === 'model');
     if (!modelNode) throw new Error('nodes: the pipeline has no Model node');
+    const cuda = this.deps.engine.info().cuda;
+    if (this.options.backend === 'cuda' && !cuda.available) {
+      throw new Error(`backend: cuda requested but ${cuda.compiled ? 'no CUDA device is available' : 'this engine was built without CUDA'}`);
+    }
     this.source = resolveModelSource(modelNode.params.source);
     const stages = stagesOf(this.pipeline);
     let firstStage = 0;
@@ -370,11 +376,21 @@ class PipelineExecutor {
     if (cached) return cached;
     const node = this.node(id);
     if (node.kind !== 'dataset') throw new Error(`${id}: expected a Dataset node, found ${node.kind}`);
-    const data = await this.deps.loadDataset(node.params, this.source.tokenizer, { cacheDir: this.options.cacheDir });
+    const data = await this.deps.loadDataset(node.params, this.source.tokenizer, {
+      cacheDir: this.options.cacheDir, maxSeq: this.longestSeq(id), onLog: (line) => this.log('info', `${id}: ${line}`),
+    });
     const vocab = this.model?.config.vocab_size;
     if (vocab !== undefined && data.vocabSize > vocab) throw new Error(`${id}: the tokenizer has ${data.vocabSize} tokens but the model's vocab_size is ${vocab}`);
     this.datasets.set(id, data);
     return data;
+  }
+
+  /** Longest sequence any Train node fed by this dataset asks for (checked by the data layer at load). */
+  private longestSeq(datasetId: string): number | undefined {
+    const lengths = stagesOf(this.pipeline)
+      .filter((s) => s.dataset === datasetId || s.gateDataset === datasetId)
+      .map((s) => maxSeqLen((this.node(s.train) as NodeOf<'train'>).params.curriculum));
+    return lengths.length ? Math.max(...lengths) : undefined;
   }
 
   private node(id: string): PipelineNode {

@@ -43,5 +43,6 @@ export type EngineToHost =
   | { type: 'ready' }
   | { type: 'identity'; identity: RunIdentity }
   | { type: 'event'; event: EngineEvent }
+  | { type: 'stage_summary'; summary: StageSummary }
   /** The run's end as the engine saw it; the process exits right after. */
   | { type: 'done'; status: Extract<RunStatus, 'completed' | 'failed' | 'cancelled'>; message?: string; stages: StageSummary[]; final: Partial<EvalMetrics> };
