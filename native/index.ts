@@ -1,0 +1,317 @@
+// The engine's TypeScript face: loads the addon (native/build/Release/sparse_engine.node) and
+// implements EngineApi (native/engine-api.ts) on top of it. Arguments are validated here, once,
+// with one-line messages naming the field; the addon copies them into plain structs and runs
+// long calls off the JS thread. Importing this file never throws: without a built addon every
+// call fails with "engine addon not built: run npm install (node-gyp)".
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import type { MaskSpec, ParamKind } from '../core/schema';
+import { PARAM_KINDS } from '../core/schema';
+import type {
+  Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, StepOptions, StepResult,
+} from './engine-api';
+import { validateModelConfig } from './checkpoint/config';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint/load';
+import { SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
+
+export const ADDON_MISSING = 'engine addon not built: run npm install (node-gyp)';
+
+interface NativeTensorInfo { name: string; kind: ParamKind; layer: number; shape: number[]; trainable: boolean }
+interface NativeModelHandle {
+  numParams(): number;
+  tensors(): NativeTensorInfo[];
+  initRandom(seed: number): void;
+  setTensor(name: string, data: Float32Array): void;
+  getTensor(name: string): Float32Array;
+  getTeacherTensor(name: string): Float32Array;
+  setTrainable(layers: number[], kinds: string[], trainable: boolean): void;
+  setAttention(layer: number, mask: MaskSpec | null): void;
+  trainStep(tokens: Int32Array, batch: number, seq: number, options: StepOptions): Promise<StepResult>;
+  computeGradients(tokens: Int32Array, batch: number, seq: number, options: StepOptions): Promise<{ result: StepResult; grads: Record<string, Float32Array> }>;
+  evaluate(tokens: Int32Array, batch: number, seq: number): Promise<EvalResult>;
+  loss(tokens: Int32Array, batch: number, seq: number): Promise<number>;
+  getOptimizerState(): Record<string, { step: number; m: Float32Array; v: Float32Array }>;
+  setOptimizerState(name: string, step: number, m: Float32Array, v: Float32Array): void;
+  dispose(): void;
+}
+interface Addon {
+  NativeModel: new (config: ModelConfig) => NativeModelHandle;
+  engineInfo(): { threads: number; simd: string };
+  setThreads(n: number): void;
+  benchGemm(m: number, n: number, k: number, reps: number): Promise<number>;
+  cudaInfo?: () => { compiled: boolean; available: boolean; device?: string };
+}
+
+const require = createRequire(import.meta.url);
+const ADDON_PATH = new URL('./build/Release/sparse_engine.node', import.meta.url).pathname;
+
+let cached: Addon | null | undefined;
+function loadAddon(): Addon | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  if (existsSync(ADDON_PATH)) {
+    try {
+      const a = require(ADDON_PATH) as Partial<Addon>;
+      if (typeof a.NativeModel === 'function') cached = a as Addon;
+    } catch {
+      cached = null; // a stale or foreign binary: report it as not built
+    }
+  }
+  return cached;
+}
+
+function addon(): Addon {
+  const a = loadAddon();
+  if (!a) throw new Error(ADDON_MISSING);
+  return a;
+}
+
+/** True when the addon is built and loads. */
+export function engineAvailable(): boolean {
+  return loadAddon() !== null;
+}
+
+const VERSION: string = (require('../package.json') as { version: string }).version;
+
+export function engineInfo(): { version: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } } {
+  const a = addon();
+  const { threads, simd } = a.engineInfo();
+  const cuda = a.cudaInfo ? a.cudaInfo() : { compiled: false, available: false };
+  return { version: VERSION, threads, simd, cuda };
+}
+
+function setThreads(threads: number | undefined): void {
+  if (threads === undefined) return;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw new Error(`threads: must be an integer in [1, 1024], got ${threads}`);
+  addon().setThreads(threads);
+}
+
+/** GFLOP/s of C (m, n) = A (m, k) @ B (n, k)^T, best of reps after a warm-up. */
+export function benchGemm(m: number, n: number, k: number, reps: number): Promise<number> {
+  return addon().benchGemm(m, n, k, reps);
+}
+
+// ---------------------------------------------------------------------------- argument checks
+
+function checkBatch(batch: Batch): void {
+  if (!batch || typeof batch !== 'object') throw new Error('batch: must be an object { tokens, batch, seq }');
+  if (!(batch.tokens instanceof Int32Array)) throw new Error('batch.tokens: must be an Int32Array');
+  if (!Number.isInteger(batch.batch) || batch.batch < 1) throw new Error(`batch.batch: must be a positive integer, got ${batch.batch}`);
+  if (!Number.isInteger(batch.seq) || batch.seq < 1) throw new Error(`batch.seq: must be a positive integer, got ${batch.seq}`);
+  const want = batch.batch * (batch.seq + 1);
+  if (batch.tokens.length !== want) throw new Error(`batch.tokens: length ${batch.tokens.length}, expected batch * (seq + 1) = ${want}`);
+}
+
+function checkStepOptions(o: StepOptions): void {
+  if (!o || typeof o !== 'object') throw new Error('options: must be an object');
+  const finite = (field: string, v: unknown, min: number, max = Infinity) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(`options.${field}: must be a number in [${min}, ${max}], got ${String(v)}`);
+  };
+  finite('lr', o.lr, 0);
+  finite('weight_decay', o.weight_decay, 0);
+  finite('beta1', o.beta1, 0, 0.999999);
+  finite('beta2', o.beta2, 0, 0.999999999);
+  finite('eps', o.eps, 0);
+  finite('grad_clip', o.grad_clip, 0);
+  if (o.distill !== null && o.distill !== undefined) {
+    const d = o.distill;
+    if (typeof d !== 'object') throw new Error('options.distill: must be an object or null');
+    for (const f of ['task', 'attn_kl', 'logit_kl', 'hidden_mse'] as const) {
+      if (typeof d[f] !== 'number' || !Number.isFinite(d[f]) || d[f] < 0) throw new Error(`options.distill.${f}: must be a non-negative number, got ${String(d[f])}`);
+    }
+    if (typeof d.temperature !== 'number' || !(d.temperature > 0) || !Number.isFinite(d.temperature)) {
+      throw new Error(`options.distill.temperature: must be a positive number, got ${String(d.temperature)}`);
+    }
+  }
+}
+
+/** Re-throws an addon error from here, so the stack shows the caller (the addon's has none). */
+async function withCallerStack<T>(p: () => Promise<T>): Promise<T> {
+  try {
+    return await p();
+  } catch (e) {
+    throw new Error((e as Error).message ?? String(e));
+  }
+}
+
+// ---------------------------------------------------------------------------- model
+
+export class NativeEngineModel implements EngineModel {
+  readonly numParams: number;
+  private handle: NativeModelHandle | null;
+
+  constructor(readonly config: ModelConfig, handle: NativeModelHandle) {
+    this.handle = handle;
+    this.numParams = handle.numParams();
+  }
+
+  private get h(): NativeModelHandle {
+    if (!this.handle) throw new Error('model was disposed');
+    return this.handle;
+  }
+
+  /** Every tensor with its kind, layer, shape and whether it trains. */
+  tensors(): NativeTensorInfo[] {
+    return this.h.tensors();
+  }
+
+  getTensor(name: string): Float32Array {
+    return this.h.getTensor(name);
+  }
+
+  /** The weights the dense teacher reads (the student's own until the tensor was unfrozen). */
+  getTeacherTensor(name: string): Float32Array {
+    return this.h.getTeacherTensor(name);
+  }
+
+  setTensor(name: string, data: Float32Array): void {
+    this.h.setTensor(name, data);
+  }
+
+  setAttention(layer: number, mask: MaskSpec | null): void {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.num_hidden_layers) {
+      throw new Error(`layer: must be an integer in [0, ${this.config.num_hidden_layers - 1}], got ${layer}`);
+    }
+    if (mask !== null && (typeof mask !== 'object' || Array.isArray(mask))) throw new Error('mask: must be a MaskSpec object or null');
+    this.h.setAttention(layer, mask);
+  }
+
+  setTrainable(selection: ParamSelection, trainable: boolean): void {
+    if (!selection || typeof selection !== 'object') throw new Error('selection: must be { layers, kinds }');
+    const { layers, kinds } = selection;
+    const L = this.config.num_hidden_layers;
+    if (layers !== 'all') {
+      if (!Array.isArray(layers) || layers.length === 0) throw new Error("selection.layers: must be 'all' or a non-empty array of layer indices");
+      for (const l of layers) {
+        if (!Number.isInteger(l) || l < 0 || l >= L) throw new Error(`selection.layers: ${l} is not a layer in [0, ${L - 1}]`);
+      }
+    }
+    if (!Array.isArray(kinds)) throw new Error('selection.kinds: must be an array');
+    for (const k of kinds) {
+      if (!PARAM_KINDS.includes(k)) throw new Error(`selection.kinds: unknown kind ${JSON.stringify(k)} (one of ${PARAM_KINDS.join(', ')})`);
+    }
+    if (typeof trainable !== 'boolean') throw new Error('trainable: must be a boolean');
+    this.h.setTrainable(layers === 'all' ? [] : layers, kinds, trainable);
+  }
+
+  trainStep(batch: Batch, options: StepOptions): Promise<StepResult> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      checkStepOptions(options);
+      return this.h.trainStep(batch.tokens, batch.batch, batch.seq, { ...options, distill: options.distill ?? null });
+    });
+  }
+
+  /** Loss and the gradients of every trainable tensor, without updating anything. */
+  computeGradients(batch: Batch, options: StepOptions): Promise<{ result: StepResult; grads: Record<string, Float32Array> }> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      checkStepOptions(options);
+      return this.h.computeGradients(batch.tokens, batch.batch, batch.seq, { ...options, distill: options.distill ?? null });
+    });
+  }
+
+  evaluate(batch: Batch): Promise<EvalResult> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      return this.h.evaluate(batch.tokens, batch.batch, batch.seq);
+    });
+  }
+
+  /** Mean next-token cross-entropy (nats) of the student, dense forward only. */
+  loss(batch: Batch): Promise<number> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      return this.h.loss(batch.tokens, batch.batch, batch.seq);
+    });
+  }
+
+  /** The Hugging Face tensors (config.json order); selector tensors are engine-only and not saved. */
+  async save(dir: string): Promise<void> {
+    const tensors = new Map<string, Float32Array>();
+    for (const t of this.h.tensors()) if (t.kind !== 'selector') tensors.set(t.name, this.h.getTensor(t.name));
+    saveCheckpoint(dir, this.config, tensors);
+  }
+
+  async saveOptimizer(file: string): Promise<void> {
+    const state = this.h.getOptimizerState();
+    const shapes = new Map(this.h.tensors().map((t) => [t.name, t.shape]));
+    const list: { name: string; shape: number[]; data: Float32Array }[] = [];
+    const steps: Record<string, number> = {};
+    for (const [name, s] of Object.entries(state)) {
+      steps[name] = s.step;
+      list.push({ name: `${name}.exp_avg`, shape: shapes.get(name)!, data: s.m }, { name: `${name}.exp_avg_sq`, shape: shapes.get(name)!, data: s.v });
+    }
+    writeSafetensors(file, list, { format: 'sparse-studio-adamw', steps: JSON.stringify(steps) });
+  }
+
+  async loadOptimizer(file: string): Promise<void> {
+    const st = SafetensorsFile.open(file);
+    try {
+      const steps = optimizerSteps(st);
+      const trainable = new Set(this.h.tensors().filter((t) => t.trainable).map((t) => t.name));
+      for (const [name, step] of Object.entries(steps)) {
+        if (!trainable.has(name)) throw new Error(`${file}: optimizer state for ${name}, which is not a trainable tensor of this model`);
+        if (!st.tensors.has(`${name}.exp_avg`) || !st.tensors.has(`${name}.exp_avg_sq`)) throw new Error(`${file}: missing moments of ${name}`);
+        this.h.setOptimizerState(name, step, st.read(`${name}.exp_avg`).data, st.read(`${name}.exp_avg_sq`).data);
+      }
+    } finally {
+      st.close();
+    }
+  }
+
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = null;
+  }
+}
+
+/** The per-tensor AdamW step counts saveOptimizer stores in __metadata__.steps. */
+function optimizerSteps(st: SafetensorsFile): Record<string, number> {
+  const text = st.metadata?.steps;
+  if (typeof text !== 'string') throw new Error(`${st.file}: not an optimizer state file (no steps in __metadata__)`);
+  let steps: unknown;
+  try {
+    steps = JSON.parse(text);
+  } catch {
+    throw new Error(`${st.file}: __metadata__.steps is not valid JSON`);
+  }
+  if (typeof steps !== 'object' || steps === null || !Object.values(steps).every((s) => Number.isInteger(s) && (s as number) >= 0)) {
+    throw new Error(`${st.file}: __metadata__.steps must map tensor names to step counts`);
+  }
+  return steps as Record<string, number>;
+}
+
+// ---------------------------------------------------------------------------- EngineApi
+
+function createModel(config: ModelConfig, options: { seed: number; threads?: number }): NativeEngineModel {
+  const a = addon();
+  const valid = validateModelConfig(config, 'config');
+  if (!options || !Number.isInteger(options.seed) || options.seed < 0) throw new Error(`seed: must be a non-negative integer, got ${options?.seed}`);
+  setThreads(options.threads);
+  const handle = new a.NativeModel(valid);
+  handle.initRandom(options.seed);
+  return new NativeEngineModel(valid, handle);
+}
+
+async function loadModel(dir: string, options?: { threads?: number }): Promise<NativeEngineModel> {
+  const a = addon();
+  setThreads(options?.threads);
+  const { config, tensors } = loadCheckpoint(dir);
+  const handle = new a.NativeModel(config);
+  try {
+    for (const [name, data] of tensors) handle.setTensor(name, data);
+  } catch (e) {
+    handle.dispose();
+    throw new Error(`${dir}: ${(e as Error).message}`);
+  }
+  return new NativeEngineModel(config, handle);
+}
+
+export const engine: EngineApi & { createModel: typeof createModel; loadModel: typeof loadModel } = {
+  loadModel,
+  createModel,
+  info: engineInfo,
+};
+
+export default engine;
