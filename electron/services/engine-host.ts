@@ -54,7 +54,8 @@ export function forkEngine(entry = ENGINE_ENTRY): EngineChild {
     get pid() { return child.pid; },
     send: (message) => { if (child.connected) child.send(message); },
     onMessage: (listener) => { child.on('message', (m) => listener(m as EngineToHost)); },
-    onExit: (listener) => { child.on('exit', (code, signal) => listener(code, signal)); },
+    // 'close' comes after 'exit' once stderr is drained, so the last error line is known.
+    onExit: (listener) => { child.on('close', (code, signal) => { if (pending.trim()) stderrListeners.forEach((l) => l(pending)); pending = ''; listener(code, signal); }); },
     onStderrLine: (listener) => { stderrListeners.push(listener); },
     kill: (signal) => { child.kill(signal); },
   };
@@ -72,6 +73,8 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
   private readonly child: EngineChild;
   private done: Extract<EngineToHost, { type: 'done' }> | null = null;
   private lastError: string | undefined;
+  /** The last stderr lines: an allocation failure is often followed by a native stack dump. */
+  private readonly stderrTail: string[] = [];
   private cancelRequested = false;
   private killTimer: NodeJS.Timeout | null = null;
   private alive = true;
@@ -84,7 +87,11 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
       if (message.type === 'event' && message.event.type === 'log' && message.event.level === 'error') this.lastError = message.event.message;
       this.emit('message', message);
     });
-    this.child.onStderrLine?.((line) => { this.lastError = line; });
+    this.child.onStderrLine?.((line) => {
+      this.lastError = line;
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > 40) this.stderrTail.shift();
+    });
     this.exited = new Promise((resolve) => {
       this.child.onExit((code, signal) => {
         this.alive = false;
@@ -118,8 +125,8 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
     if (this.done) return { reason: this.done.status, code, signal, message: this.done.message };
     if (this.cancelRequested) return { reason: 'cancelled', code, signal, message: 'cancelled (engine killed after the cancel timeout)' };
     const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
-    const last = this.lastError ? `: ${this.lastError}` : '';
-    const reason: ExitReason = this.lastError && OOM_PATTERN.test(this.lastError) ? 'oom' : 'crashed';
-    return { reason, code, signal, message: `engine process ${how}${last}` };
+    const oomLine = [...this.stderrTail].reverse().find((l) => OOM_PATTERN.test(l));
+    const line = oomLine ?? this.lastError;
+    return { reason: oomLine ? 'oom' : 'crashed', code, signal, message: `engine process ${how}${line ? `: ${line.trim()}` : ''}` };
   }
 }
