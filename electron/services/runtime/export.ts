@@ -7,7 +7,7 @@
 //                       layer for `mask_seq_len` tokens: layers.<i>.kv_num_blocks (H, Q),
 //                       layers.<i>.kv_indices (H, Q, K), layers.<i>.q_num_blocks (H, K),
 //                       layers.<i>.q_indices (H, K, Q), H = heads (or GQA groups when shared)
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ExportParams, MaskSpec } from '../../../core/schema';
 import type { EngineModel } from '../../../native/engine-api';
@@ -32,10 +32,11 @@ export const MASKS_FILE = 'sparse_masks.safetensors';
 export async function exportModel(model: EngineModel, state: ModelState, params: ExportParams,
   ctx: { runDir: string; tokenizer: string; maskArrays?: MaskArrays }): Promise<string> {
   const dir = isAbsolute(params.path) ? params.path : resolve(ctx.runDir, params.path);
-  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  // Never clear the folder (it may be a user's model directory); replace only the files we write.
   mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, MASKS_FILE), { force: true });
   await model.save(dir);
-  copyFileSync(ctx.tokenizer, join(dir, 'tokenizer.json'));
+  if (resolve(ctx.tokenizer) !== resolve(dir, 'tokenizer.json')) copyFileSync(ctx.tokenizer, join(dir, 'tokenizer.json'));
 
   const configFile = join(dir, 'config.json');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
