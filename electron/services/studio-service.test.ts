@@ -6,6 +6,7 @@ import { countParams } from './preflight';
 import { createStudioService } from './studio-service';
 
 const repo = join(__dirname, '../..');
+const V0_FIXTURE = 'v0-seed-draft.json';
 const templatesDir = join(repo, 'templates');
 const scratch = mkdtempSync(join(tmpdir(), 'studio-service-'));
 // a models folder holding the demo model's real config and a weights file
@@ -65,6 +66,24 @@ describe('studio service', () => {
 
   it('refuses to start an invalid pipeline with the first problem', async () => {
     await expect(service.startRun({ version: 1 } as never)).rejects.toThrow(/^pipeline is not valid: /);
+  });
+
+  it('answers run queries from the run manager on its runs folder', async () => {
+    expect(await service.listRuns()).toEqual([]);
+    await expect(service.getRun('no-such-run')).rejects.toThrow(/^run 'no-such-run': not found in /);
+    await expect(service.getRun('../escape')).rejects.toThrow("run id '../escape' is not valid");
+    await expect(service.cancelRun('no-such-run')).rejects.toThrow("run 'no-such-run' is not running");
+  });
+
+  it('migrates a template stored in an older schema version', async () => {
+    const dir = join(scratch, 'old-templates');
+    mkdirSync(dir);
+    copyFileSync(join(repo, 'core/fixtures', V0_FIXTURE), join(dir, 'old.json'));
+    const old = createStudioService({ runsDir: join(scratch, 'runs'), templatesDir: dir, warn: () => {} });
+    const pipeline = await old.getTemplate('old');
+    expect(pipeline.version).toBe(1);
+    expect(await old.validate(pipeline)).toEqual([]);
+    await old.close();
   });
 
   it('reports system info from package.json and the machine', async () => {

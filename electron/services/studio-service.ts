@@ -4,7 +4,7 @@
 // - Plain Node, no Electron: native dialogs come in through `dialogs` from main.ts; without
 //   them (serve) the file methods are simply absent and the page uploads/downloads instead.
 // - Runs belong to the RunManager (run-manager.ts); this file only forwards to it and relays
-//   its events. A build without it answers every run call with one clear error, never a fake.
+//   its events. It is created on first use, so listing templates never starts run machinery.
 // - The engine addon is optional here: systemInfo reports what the machine has and says
 //   "engine addon not built" rather than failing.
 import { EventEmitter } from 'node:events';
@@ -14,8 +14,10 @@ import { dirname, join } from 'node:path';
 import type { OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../../core/api';
 import type { RunEvent } from '../../core/events';
 import type { Pipeline } from '../../core/schema';
+import { engineInfo } from '../../native/index';
 import { validatePipeline } from '../../core/validate';
 import { ApiCallError } from './api-call';
+import { RunManager } from './run-manager';
 import { preflightPipeline } from './preflight';
 import { listTemplates, readTemplate } from './templates';
 
@@ -46,9 +48,9 @@ export interface StudioServiceOptions {
   modelsDir?: string;
   /** Electron only: native open/save dialogs. */
   dialogs?: FileDialogs;
-  /** Builds the run manager; default: run-manager.ts when this build has it. */
+  /** Builds the run manager; default: run-manager.ts's RunManager on runsDir. */
   createRunManager?: (opts: { runsDir: string }) => Promise<RunManagerLike>;
-  /** Reads the engine's info; default: native/index.ts engineInfo() when the addon is built. */
+  /** Reads the engine's info; default: native/index.ts engineInfo(), null when the addon is not built. */
   loadEngineInfo?: () => Promise<EngineInfo | null>;
   warn?: (line: string) => void;
 }
@@ -56,8 +58,6 @@ export interface StudioServiceOptions {
 export interface EngineInfo { version?: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } }
 
 export type StudioService = StudioApi & { close(): Promise<void> };
-
-export const RUN_MANAGER_MISSING = 'run manager not available in this build';
 
 export function createStudioService(options: StudioServiceOptions): StudioService {
   const projectRoot = options.projectRoot ?? dirname(options.templatesDir);
@@ -121,28 +121,16 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
   return service;
 }
 
-// Resolved at run time so a build without these parts still starts (and says what is missing).
-const RUN_MANAGER_MODULE = './run-manager';
-const ENGINE_MODULE = '../../native/index';
-
 async function defaultRunManager(opts: { runsDir: string }): Promise<RunManagerLike> {
-  let mod: { RunManager?: new (o: { runsDir: string }) => RunManagerLike };
-  try {
-    mod = await import(/* @vite-ignore */ RUN_MANAGER_MODULE);
-  } catch {
-    throw new ApiCallError('not_available', RUN_MANAGER_MISSING);
-  }
-  if (typeof mod.RunManager !== 'function') throw new ApiCallError('not_available', RUN_MANAGER_MISSING);
-  return new mod.RunManager(opts);
+  return new RunManager(opts);
 }
 
 async function defaultEngineInfo(): Promise<EngineInfo | null> {
   try {
-    const mod = await import(/* @vite-ignore */ ENGINE_MODULE);
-    if (typeof mod.engineInfo === 'function') return await mod.engineInfo();
-    if (typeof mod.engine?.info === 'function') return mod.engine.info();
-  } catch { /* addon not built */ }
-  return null;
+    return engineInfo(); // loads the addon on first use; throws when it is not built
+  } catch {
+    return null;
+  }
 }
 
 async function systemInfo(projectRoot: string, loadEngineInfo: () => Promise<EngineInfo | null>): Promise<SystemInfo> {

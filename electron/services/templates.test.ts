@@ -37,5 +37,4 @@ describe('templates', () => {
     await expect(readTemplate(dir, 'missing')).rejects.toMatchObject({ code: 'not_found', message: 'template "missing" not found' });
     await expect(readTemplate(dir, 'broken')).rejects.toMatchObject({ code: 'bad_template' });
   });
-
 });

@@ -1,9 +1,11 @@
 // Pipeline templates: the *.json files in templates/. The id is the file name without .json.
+// Files in an older schema version are migrated on read, as an import would.
 // A broken template file never hides the others: listing skips it with a one-line warning,
 // opening it fails with a message naming the file.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TemplateSummary } from '../../core/api';
+import { migratePipeline } from '../../core/migrate';
 import type { Pipeline } from '../../core/schema';
 
 export class TemplateError extends Error {
@@ -38,7 +40,7 @@ export async function listTemplates(dir: string, warn: (line: string) => void = 
   return summaries;
 }
 
-/** The template's pipeline as stored (the caller migrates/validates it). */
+/** The template's pipeline, migrated to the current version (the caller validates it). */
 export async function readTemplate(dir: string, id: string): Promise<Pipeline> {
   const value = await readTemplateJson(dir, id);
   templateInfo(value);
@@ -54,7 +56,7 @@ async function readTemplateJson(dir: string, id: string): Promise<unknown> {
     throw new TemplateError('not_found', `template "${id}" not found`);
   }
   try {
-    return JSON.parse(text);
+    return migratePipeline(JSON.parse(text)).value;
   } catch (error) {
     throw new TemplateError('bad_template', `${id}.json is not valid JSON (${(error as Error).message.split('\n')[0]})`);
   }
