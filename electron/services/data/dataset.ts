@@ -70,8 +70,9 @@ export function hashDocuments(documents: TextDocument[]): string {
 const PIECE_CHARS = 1 << 18;
 
 /**
- * Cuts long text where the byte-level pre-tokenizer would cut anyway: after a newline that
- * follows a non-space and precedes a non-space. Pieces then tokenise exactly like the whole.
+ * Cuts long text where the byte-level pre-tokenizer would cut anyway: just before a newline
+ * that precedes a non-space. Its regex never lets a token run into such a newline from the
+ * left, and the newline becomes a token of its own, so the pieces tokenise exactly like the whole.
  */
 export function safePieces(text: string, size = PIECE_CHARS): string[] {
   const pieces: string[] = [];
@@ -79,7 +80,7 @@ export function safePieces(text: string, size = PIECE_CHARS): string[] {
   while (text.length - start > size) {
     let cut = -1;
     for (let i = start + size; i < text.length - 1 && i < start + 4 * size; i++) {
-      if (text[i - 1] === '\n' && i >= 2 && /\S/.test(text[i - 2]) && /\S/.test(text[i])) { cut = i; break; }
+      if (text[i] === '\n' && /\S/.test(text[i + 1])) { cut = i; break; }
     }
     if (cut < 0) break; // no safe point near: keep the rest whole
     pieces.push(text.slice(start, cut));
