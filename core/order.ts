@@ -82,8 +82,16 @@ export function executionOrder(p: Pipeline): string[] {
     }
   }
   if (order.length < ids.size) {
-    const stuck = [...ids].filter((id) => !order.includes(id)).sort(compareIds);
-    throw new Error(`pipeline has a cycle through ${stuck.map((s) => `'${s}'`).join(', ')}`);
+    // Peel off nodes merely downstream of the cycle, so the message names only the loop.
+    const placed = new Set(order);
+    const stuck = new Set([...ids].filter((id) => !placed.has(id)));
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const id of stuck) {
+        if (!next.get(id)!.some((to) => stuck.has(to))) { stuck.delete(id); changed = true; }
+      }
+    }
+    throw new Error(`pipeline has a cycle through ${[...stuck].sort(compareIds).map((s) => `'${s}'`).join(', ')}`);
   }
   return order;
 }
