@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { parseServeArgs, run } from './serve';
+import { buildFailureReason, parseServeArgs, run } from './serve';
 
 describe('serve arguments', () => {
   it('defaults to 127.0.0.1:7788 with a token', () => {
@@ -31,5 +31,13 @@ describe('serve arguments', () => {
     }
     expect(lines).toEqual(['sparse-studio serve: --port must be an integer 0-65535 (0 = any free port), got "abc"',
       'usage: sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token]']);
+  });
+});
+
+describe('renderer build failures', () => {
+  it('reduce to the first informative line without colour codes', () => {
+    const error = new Error("Build failed with 1 error:\n\n\u001b[31m[UNRESOLVED_IMPORT] \u001b[0mCould not resolve './styles.css' in renderer/src/main.tsx\n   ╭─[ main.tsx:3:8 ]");
+    expect(buildFailureReason(error)).toBe("[UNRESOLVED_IMPORT] Could not resolve './styles.css' in renderer/src/main.tsx");
+    expect(buildFailureReason('plain')).toBe('plain');
   });
 });

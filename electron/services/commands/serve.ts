@@ -41,13 +41,19 @@ export async function ensureRendererBuilt(root = PROJECT_ROOT): Promise<string> 
   if (existsSync(join(dir, 'index.html'))) return dir;
   try {
     const { build } = await import('vite');
-    await build({ configFile: join(root, 'vite.config.ts'), logLevel: 'error' });
+    await build({ configFile: join(root, 'vite.config.ts'), logLevel: 'silent' });
   } catch (error) {
-    const reason = ((error as Error).message ?? String(error)).split('\n')[0];
-    throw new Error(`dist/renderer is missing and building it failed (${reason}); run \`npm run build:renderer\``);
+    throw new Error(`dist/renderer is missing and building it failed (${buildFailureReason(error)}); run \`npm run build:renderer\``);
   }
   if (!existsSync(join(dir, 'index.html'))) throw new Error('dist/renderer is missing; run `npm run build:renderer`');
   return dir;
+}
+
+/** The first informative line of a Vite/Rolldown error, without colour codes. */
+export function buildFailureReason(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const lines = text.replace(/\u001b\[[0-9;]*m/g, '').split('\n').map((l) => l.trim());
+  return lines.find((l) => l !== '' && !/^Build failed with \d+ errors?:?$/.test(l)) ?? 'unknown error';
 }
 
 export async function run(args: string[]): Promise<number> {
