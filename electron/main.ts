@@ -22,8 +22,8 @@ import { createStudioService, type FileDialogs, type StudioService } from './ser
 /** Pipeline files above this size are refused (a large pipeline with layout is ~100 kB). */
 const MAX_PIPELINE_FILE_BYTES = 8 * 1024 * 1024;
 
+// The repository in development; the unpacked app folder when packaged (electron-builder.yml).
 const projectRoot = app.getAppPath();
-const resourcesRoot = app.isPackaged ? process.resourcesPath : projectRoot;
 const rendererIndex = join(projectRoot, 'dist/renderer/index.html');
 const rendererUrl = pathToFileURL(rendererIndex).href;
 const preloadPath = join(__dirname, 'preload.cjs');
@@ -68,8 +68,8 @@ app.whenReady().then(async () => {
   lockDownSession();
   service = createStudioService({
     runsDir: process.env.SPARSE_STUDIO_RUNS || join(app.getPath('userData'), 'runs'),
-    templatesDir: join(resourcesRoot, 'templates'),
-    projectRoot: resourcesRoot,
+    templatesDir: join(projectRoot, 'templates'),
+    projectRoot,
     dialogs: fileDialogs(),
   });
   ipcMain.handle(IPC_INVOKE, (event, payload) => {
