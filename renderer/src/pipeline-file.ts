@@ -4,6 +4,7 @@
 import type { Pipeline } from '../../core/schema';
 import { PIPELINE_VERSION } from '../../core/schema';
 import { canonicalJson } from '../../core/canonical';
+import { parseJson } from '../../core/json';
 import { validatePipeline } from '../../core/validate';
 import type { ValidationProblem } from '../../core/api';
 
@@ -21,12 +22,9 @@ export interface ImportedPipeline { pipeline: Pipeline; problems: ValidationProb
 
 /** Parses a pipeline file; throws `FILE: message` when it cannot be edited at all. */
 export function importPipelineText(text: string, fileName: string): ImportedPipeline {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${fileName}: not valid JSON (${(error as Error).message})`);
-  }
+  const parsed = parseJson(text);
+  if (!parsed.ok) throw new Error(`${fileName}: not valid JSON at line ${parsed.line}, column ${parsed.column}: ${parsed.message}`);
+  const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${fileName}: a pipeline must be a JSON object`);
   const record = value as Record<string, unknown>;
   if (typeof record.version !== 'number') throw new Error(`${fileName}: version: missing or not a number (this build reads version ${PIPELINE_VERSION})`);

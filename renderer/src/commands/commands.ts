@@ -29,6 +29,7 @@ export interface Command {
 
 const always = () => true;
 const hasSelection = (ctx: CommandContext) => ctx.graph.getState().selection.length > 0;
+const hasAnySelection = (ctx: CommandContext) => hasSelection(ctx) || ctx.graph.getState().selectedLinks.length > 0;
 
 export const COMMANDS: readonly Command[] = [
   { name: 'undo', label: 'Undo', keys: ['Mod+Z'], undoable: false,
@@ -42,7 +43,7 @@ export const COMMANDS: readonly Command[] = [
   { name: 'paste', label: 'Paste', keys: ['Mod+V'], undoable: true,
     perform: (ctx) => ctx.graph.getState().paste(), enabled: (ctx) => !!ctx.graph.getState().clipboard?.nodes.length },
   { name: 'delete', label: 'Delete', keys: ['Delete', 'Backspace'], undoable: true,
-    perform: (ctx) => { const g = ctx.graph.getState(); g.removeNodes(g.selection); }, enabled: hasSelection },
+    perform: (ctx) => ctx.graph.getState().deleteSelection(), enabled: hasAnySelection },
   { name: 'select-all', label: 'Select all', keys: ['Mod+A'], undoable: false,
     perform: (ctx) => { const g = ctx.graph.getState(); g.select(g.pipeline.nodes.map((n) => n.id)); },
     enabled: (ctx) => ctx.graph.getState().pipeline.nodes.length > 0 },

@@ -113,3 +113,24 @@ describe('graph store', () => {
     expect(out.c).toBe(obj.c);
   });
 });
+
+describe('graph store selection edits', () => {
+  it('deletes selected nodes and links as one undo step', () => {
+    const { g } = demo();
+    g().select(['freeze-1']);
+    g().selectLinks(['dataset-1->train-1']);
+    g().deleteSelection();
+    expect(g().pipeline.links).toEqual([{ from: 'replace-1', to: 'train-1' }]);
+    g().undo();
+    expect(g().pipeline.links).toHaveLength(4);
+  });
+
+  it('renames a node with its links and position, and refuses taken or bad ids', () => {
+    const { g } = demo();
+    expect(g().renameNode('train-1', 'model-1')).toBe("id: 'model-1' is already used by another node");
+    expect(g().renameNode('train-1', 'bad id')).toMatch(/^id: /);
+    expect(g().renameNode('train-1', 's1-train')).toBeNull();
+    expect(g().pipeline.links).toContainEqual({ from: 'dataset-1', to: 's1-train' });
+    expect(g().pipeline.layout!.nodes['s1-train']).toEqual({ x: 600, y: 0 });
+  });
+});

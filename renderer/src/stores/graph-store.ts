@@ -22,6 +22,8 @@ export interface Clipboard { nodes: PipelineNode[]; links: PipelineLink[]; posit
 export interface GraphState {
   pipeline: Pipeline;
   selection: string[];
+  /** Selected links as `from->to`. */
+  selectedLinks: string[];
   past: Pipeline[];
   future: Pipeline[];
   clipboard: Clipboard | null;
@@ -38,10 +40,17 @@ export interface GraphState {
   setParam(id: string, path: (string | number)[], value: unknown): void;
   setLabel(id: string, label: string): void;
   setInfo(info: Partial<Pipeline['info']>): void;
+  /** Sets a top-level field (seed, backend); bad values stay for the validator to report. */
+  setTop(key: 'seed' | 'backend', value: unknown): void;
   beginGesture(): void;
   moveNodes(positions: Record<string, Position>): void;
   endGesture(): void;
   select(ids: string[]): void;
+  selectLinks(ids: string[]): void;
+  /** Removes the selected nodes and links as one undo step. */
+  deleteSelection(): void;
+  /** Renames a node; links and layout follow. Returns a reason when the id is not usable. */
+  renameNode(id: string, next: string): string | null;
   undo(): void;
   redo(): void;
   copy(): void;
@@ -178,6 +187,7 @@ export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStor
     return {
       pipeline: initial,
       selection: [],
+      selectedLinks: [],
       past: [],
       future: [],
       clipboard: null,
@@ -253,6 +263,10 @@ export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStor
         commit({ ...p, info: { ...p.info, ...info } });
       },
 
+      setTop(key, value) {
+        commit({ ...get().pipeline, [key]: value } as Pipeline);
+      },
+
       beginGesture() {
         set({ gestureStart: get().pipeline });
       },
@@ -273,6 +287,40 @@ export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStor
 
       select(ids) {
         set({ selection: ids });
+      },
+
+      selectLinks(ids) {
+        set({ selectedLinks: ids });
+      },
+
+      deleteSelection() {
+        const { pipeline: p, selection, selectedLinks } = get();
+        if (!selection.length && !selectedLinks.length) return;
+        const gone = new Set(selection);
+        const cut = new Set(selectedLinks);
+        const positions = { ...positionsOf(p) };
+        for (const id of selection) delete positions[id];
+        commit(withPositions({
+          ...p,
+          nodes: p.nodes.filter((n) => !gone.has(n.id)),
+          links: p.links.filter((l) => !gone.has(l.from) && !gone.has(l.to) && !cut.has(`${l.from}->${l.to}`)),
+        }, positions), { selection: [], selectedLinks: [] });
+      },
+
+      renameNode(id, next) {
+        const p = get().pipeline;
+        if (next === id) return null;
+        if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(next)) return 'id: letters, digits, _ . - only, starting with a letter or digit';
+        if (p.nodes.some((n) => n.id === next)) return `id: '${next}' is already used by another node`;
+        const positions = { ...positionsOf(p) };
+        if (positions[id]) { positions[next] = positions[id]; delete positions[id]; }
+        const swap = (x: string) => (x === id ? next : x);
+        commit(withPositions({
+          ...p,
+          nodes: p.nodes.map((n) => (n.id === id ? ({ ...n, id: next } as PipelineNode) : n)),
+          links: p.links.map((l) => ({ from: swap(l.from), to: swap(l.to) })),
+        }, positions), { selection: get().selection.map(swap) });
+        return null;
       },
 
       undo() {
@@ -340,6 +388,7 @@ function keepExisting(selection: string[], p: Pipeline): string[] {
 // Selectors
 export const selectPipeline = (s: GraphState) => s.pipeline;
 export const selectSelection = (s: GraphState) => s.selection;
+export const selectSelectedLinks = (s: GraphState) => s.selectedLinks;
 export const selectRevision = (s: GraphState) => s.revision;
 export const selectCanUndo = (s: GraphState) => s.past.length > 0;
 export const selectCanRedo = (s: GraphState) => s.future.length > 0;

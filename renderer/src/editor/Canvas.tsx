@@ -1,0 +1,153 @@
+// The graph canvas (@xyflow/react). A view of the pipeline in the graph store: edits go to the
+// store, the canvas re-derives its nodes. It keeps only what xyflow itself measures (sizes).
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type MouseEvent } from 'react';
+import {
+  Background, BackgroundVariant, Controls, MiniMap, ReactFlow, applyNodeChanges, useReactFlow,
+  type Connection, type Edge, type EdgeChange, type NodeChange, type OnSelectionChangeParams,
+} from '@xyflow/react';
+import type { NodeKind } from '../../../core/schema';
+import { checkConnection, selectPipeline, selectSelectedLinks, selectSelection } from '../stores/graph-store';
+import { selectPreflight } from '../stores/session-store';
+import { useGraph, useSession, useStudio } from '../app/studio-context';
+import { PipelineNodeView } from './PipelineNodeView';
+import { problemsByNode, toFlowEdges, toFlowNodes, type FlowNode } from './graph-view';
+import { useValidation } from './use-validation';
+import { NodeSearch } from './NodeSearch';
+
+export const NODE_DRAG_TYPE = 'application/x-sparse-studio-node';
+const nodeTypes = { pipeline: PipelineNodeView };
+
+export function Canvas({ searchRequest }: { searchRequest: number }) {
+  const { graph, session } = useStudio();
+  const pipeline = useGraph(selectPipeline);
+  const selection = useGraph(selectSelection);
+  const selectedLinks = useGraph(selectSelectedLinks);
+  const preflight = useSession(selectPreflight);
+  const problems = useValidation();
+  const flow = useReactFlow();
+  const wrapper = useRef<HTMLDivElement>(null);
+  const [search, setSearch] = useState<{ x: number; y: number; screen: { x: number; y: number } } | null>(null);
+
+  const preflightView = useMemo(() => preflight && {
+    notes: preflight.notes, memoryBytes: preflight.memoryBytes, problems: problemsByNode(preflight.problems),
+  }, [preflight]);
+  const derived = useMemo(() => toFlowNodes(pipeline, selection, problemsByNode(problems), preflightView),
+    [pipeline, selection, problems, preflightView]);
+  const [nodes, setNodes] = useState<FlowNode[]>(derived);
+  // Keep xyflow's measurements when the pipeline changes: without them nodes would vanish.
+  useEffect(() => {
+    setNodes((previous) => {
+      const measured = new Map(previous.map((n) => [n.id, n.measured]));
+      return derived.map((n) => ({ ...n, measured: measured.get(n.id) }));
+    });
+  }, [derived]);
+  const edges = useMemo<Edge[]>(() => {
+    const chosen = new Set(selectedLinks);
+    return toFlowEdges(pipeline).map((e) => ({ ...e, selected: chosen.has(e.id) }));
+  }, [pipeline, selectedLinks]);
+
+  const onNodesChange = useCallback((changes: NodeChange<FlowNode>[]) => {
+    setNodes((current) => applyNodeChanges(changes, current));
+    const moved: Record<string, { x: number; y: number }> = {};
+    for (const c of changes) if (c.type === 'position' && c.position) moved[c.id] = c.position;
+    if (Object.keys(moved).length) graph.getState().moveNodes(moved);
+  }, [graph]);
+
+  const onEdgesChange = useCallback((changes: EdgeChange[]) => {
+    const selected = new Set(graph.getState().selectedLinks);
+    let changed = false;
+    for (const c of changes) {
+      if (c.type !== 'select') continue;
+      changed = true;
+      if (c.selected) selected.add(c.id); else selected.delete(c.id);
+    }
+    if (changed) graph.getState().selectLinks([...selected]);
+  }, [graph]);
+
+  const onSelectionChange = useCallback(({ nodes: picked }: OnSelectionChangeParams) => {
+    const ids = picked.map((n) => n.id);
+    const current = graph.getState().selection;
+    if (ids.length !== current.length || ids.some((id, i) => id !== current[i])) graph.getState().select(ids);
+  }, [graph]);
+
+  const isValidConnection = useCallback((c: Connection | Edge) => {
+    if (!c.source || !c.target) return false;
+    if (c.sourceHandle && c.targetHandle && c.sourceHandle !== c.targetHandle) return false;
+    return checkConnection(graph.getState().pipeline, c.source, c.target).ok;
+  }, [graph]);
+
+  const onConnect = useCallback((c: Connection) => {
+    const result = graph.getState().connect(c.source, c.target);
+    if (!result.ok) session.getState().notify(`Cannot link ${c.source} to ${c.target}: ${result.reason}`, 'error');
+  }, [graph, session]);
+
+  const onDrop = useCallback((event: DragEvent) => {
+    const kind = event.dataTransfer.getData(NODE_DRAG_TYPE) as NodeKind;
+    if (!kind) return;
+    event.preventDefault();
+    const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+    graph.getState().addNode(kind, { x: Math.round(at.x - 90), y: Math.round(at.y - 30) });
+  }, [flow, graph]);
+
+  const onDragOver = useCallback((event: DragEvent) => {
+    if (event.dataTransfer.types.includes(NODE_DRAG_TYPE)) {
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'copy';
+    }
+  }, []);
+
+  const openSearchAt = useCallback((clientX: number, clientY: number) => {
+    const box = wrapper.current?.getBoundingClientRect();
+    const at = flow.screenToFlowPosition({ x: clientX, y: clientY });
+    setSearch({ x: at.x, y: at.y, screen: { x: clientX - (box?.left ?? 0), y: clientY - (box?.top ?? 0) } });
+  }, [flow]);
+
+  const onDoubleClick = useCallback((event: MouseEvent) => {
+    if (!(event.target as HTMLElement).classList.contains('react-flow__pane')) return;
+    openSearchAt(event.clientX, event.clientY);
+  }, [openSearchAt]);
+
+  // The "Add node" command opens the search in the middle of the canvas.
+  useEffect(() => {
+    if (!searchRequest || !wrapper.current) return;
+    const box = wrapper.current.getBoundingClientRect();
+    openSearchAt(box.left + box.width / 2 - 120, box.top + box.height / 3);
+  }, [searchRequest, openSearchAt]);
+
+  return (
+    <div className="canvas" ref={wrapper} onDoubleClick={onDoubleClick} aria-label="pipeline canvas">
+      <ReactFlow<FlowNode>
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onSelectionChange={onSelectionChange}
+        onNodeDragStart={() => graph.getState().beginGesture()}
+        onNodeDragStop={() => graph.getState().endGesture()}
+        onConnect={onConnect}
+        isValidConnection={isValidConnection}
+        onDrop={onDrop}
+        onDragOver={onDragOver}
+        deleteKeyCode={null}
+        zoomOnDoubleClick={false}
+        fitView
+        fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
+        minZoom={0.2}
+        colorMode="dark"
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background variant={BackgroundVariant.Dots} gap={20} size={1} />
+        <MiniMap pannable zoomable ariaLabel="minimap" nodeStrokeWidth={3} />
+        <Controls showInteractive={false} />
+      </ReactFlow>
+      {search && (
+        <NodeSearch
+          style={{ left: search.screen.x, top: search.screen.y }}
+          onPick={(kind) => { graph.getState().addNode(kind, { x: Math.round(search.x), y: Math.round(search.y) }); setSearch(null); }}
+          onClose={() => setSearch(null)}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,127 @@
+// Right panel: the selected node's form (one widget per field spec, defaults from the
+// registry, errors under fields), or the pipeline's own settings when nothing is selected.
+import { useState, useEffect } from 'react';
+import type { FieldSpec } from '../../../core/nodes';
+import { MASK_FIELDS, NODE_SPECS } from '../../../core/nodes';
+import type { ValidationProblem } from '../../../core/api';
+import type { PipelineNode } from '../../../core/schema';
+import { selectPipeline, selectSelection } from '../stores/graph-store';
+import { useGraph, useStudio } from '../app/studio-context';
+import { Field, FieldRow, NumberInput } from './fields';
+import { MaskHeatmap } from './MaskHeatmap';
+import { useValidation } from './use-validation';
+
+/** Problems whose path is `prefix` or lies under it. */
+export function problemsAt(problems: ValidationProblem[], prefix: string): string[] {
+  return problems.filter((p) => p.path === prefix || p.path.startsWith(prefix + '.') || p.path.startsWith(prefix + '[')).map((p) => p.message);
+}
+
+export function Inspector() {
+  const pipeline = useGraph(selectPipeline);
+  const selection = useGraph(selectSelection);
+  const problems = useValidation();
+  if (selection.length > 1) {
+    return <aside className="inspector" aria-label="inspector"><h2 className="panel-title">{selection.length} nodes selected</h2><p className="hint">Copy, delete or move them together.</p></aside>;
+  }
+  const index = pipeline.nodes.findIndex((n) => n.id === selection[0]);
+  if (index < 0) return <aside className="inspector" aria-label="inspector"><PipelineSettings problems={problems} /></aside>;
+  return <aside className="inspector" aria-label="inspector"><NodeForm key={pipeline.nodes[index].id} node={pipeline.nodes[index]} index={index} problems={problems} /></aside>;
+}
+
+function NodeForm({ node, index, problems }: { node: PipelineNode; index: number; problems: ValidationProblem[] }) {
+  const { graph } = useStudio();
+  const spec = NODE_SPECS[node.kind];
+  const base = `nodes[${index}]`;
+  const mine = problems.filter((p) => p.node === node.id || p.path.startsWith(base + '.') || p.path.startsWith(base + '['));
+  const paramsPrefix = `${base}.params`;
+  const other = mine.filter((p) => !p.path.startsWith(paramsPrefix + '.'));
+  const fields = spec.fields as Record<string, FieldSpec>;
+  const params = node.params as unknown as Record<string, unknown>;
+  return (
+    <div className="node-form" aria-label={`${node.kind} settings`}>
+      <div className="form-head">
+        <span className={`dot kind-${node.kind}`} />
+        <h2 className="panel-title">{spec.label}</h2>
+        <code className="kind-tag">{node.kind}</code>
+      </div>
+      <p className="hint">{spec.description}</p>
+      <IdField id={node.id} />
+      <div className="field">
+        <div className="field-label"><span>Label</span><code className="field-name">label</code></div>
+        <input type="text" aria-label="label" value={node.label ?? ''} placeholder="(optional)" onChange={(e) => graph.getState().setLabel(node.id, e.target.value)} />
+      </div>
+      {other.map((p, i) => <div key={i} className="field-error" role="alert">{p.message}</div>)}
+      {Object.entries(fields).map(([name, fieldSpec]) => {
+        if (fieldSpec.type === 'mask') {
+          const mask = params.mask as Record<string, unknown>;
+          return (
+            <fieldset key={name} className="mask-fields" aria-label="mask">
+              <legend>Mask</legend>
+              {Object.entries(MASK_FIELDS as Record<string, FieldSpec>).map(([m, mSpec]) => (
+                <Field key={m} name={m} spec={mSpec} value={mask?.[m]}
+                  errors={problemsAt(problems, `${paramsPrefix}.mask.${m}`)}
+                  onChange={(v, path = []) => graph.getState().setParam(node.id, ['mask', m, ...path], v)} />
+              ))}
+            </fieldset>
+          );
+        }
+        return (
+          <Field key={name} name={name} spec={fieldSpec} value={params[name]}
+            errors={problemsAt(problems, `${paramsPrefix}.${name}`)}
+            onChange={(v, path = []) => graph.getState().setParam(node.id, [name, ...path], v)} />
+        );
+      })}
+      {node.kind === 'replace' && Array.isArray(node.params.layers) && (
+        <MaskHeatmap mask={node.params.mask} layer={Number(node.params.layers[0]) || 1} />
+      )}
+    </div>
+  );
+}
+
+function IdField({ id }: { id: string }) {
+  const { graph } = useStudio();
+  const [text, setText] = useState(id);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => { setText(id); setError(null); }, [id]);
+  const commit = () => setError(graph.getState().renameNode(id, text.trim()));
+  return (
+    <div className={`field${error ? ' has-error' : ''}`}>
+      <div className="field-label"><span>Node id</span><code className="field-name">id</code></div>
+      <input type="text" aria-label="id" value={text} spellCheck={false}
+        onChange={(e) => setText(e.target.value)} onBlur={commit} onKeyDown={(e) => { if (e.key === 'Enter') commit(); }} />
+      {error && <div className="field-error" role="alert">{error}</div>}
+    </div>
+  );
+}
+
+const SEED_SPEC: FieldSpec = { type: 'integer', label: 'Seed', min: 0, max: 4294967295, step: 1, help: 'Seed of initialisation, data order and random mask blocks.' };
+const BACKEND_SPEC: FieldSpec = { type: 'enum', label: 'Backend', options: ['auto', 'cpu', 'cuda'], help: "Preferred backend; the CLI's --backend overrides it." };
+
+function PipelineSettings({ problems }: { problems: ValidationProblem[] }) {
+  const { graph } = useStudio();
+  const pipeline = useGraph(selectPipeline);
+  const top = problems.filter((p) => !p.path.startsWith('nodes') && !p.path.startsWith('links'));
+  return (
+    <div className="node-form" aria-label="pipeline settings">
+      <h2 className="panel-title">Pipeline</h2>
+      <p className="hint">Select a node to edit it. These settings belong to the whole pipeline.</p>
+      {(['name', 'author', 'description'] as const).map((k) => (
+        <div className="field" key={k}>
+          <div className="field-label"><span>{k[0].toUpperCase() + k.slice(1)}</span><code className="field-name">info.{k}</code></div>
+          {k === 'description'
+            ? <textarea aria-label={`info.${k}`} value={pipeline.info[k]} rows={4} onChange={(e) => graph.getState().setInfo({ [k]: e.target.value })} />
+            : <input type="text" aria-label={`info.${k}`} value={pipeline.info[k]} onChange={(e) => graph.getState().setInfo({ [k]: e.target.value })} />}
+        </div>
+      ))}
+      <FieldRow name="seed" spec={SEED_SPEC} errors={problemsAt(problems, 'seed')}>
+        <NumberInput label="seed" value={pipeline.seed} spec={SEED_SPEC} onChange={(v) => setTop(graph, 'seed', v)} />
+      </FieldRow>
+      <Field name="backend" spec={BACKEND_SPEC} value={pipeline.backend} errors={problemsAt(problems, 'backend')} onChange={(v) => setTop(graph, 'backend', v)} />
+      {top.filter((p) => p.path !== 'seed' && p.path !== 'backend').map((p, i) => <div key={i} className="field-error" role="alert">{p.path}: {p.message}</div>)}
+    </div>
+  );
+}
+
+function setTop(graph: ReturnType<typeof useStudio>['graph'], key: 'seed' | 'backend', value: unknown) {
+  graph.getState().setTop(key, value);
+}

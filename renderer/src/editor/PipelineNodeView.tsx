@@ -1,0 +1,45 @@
+// A pipeline node on the canvas: kind, id, a one-line summary, typed handles, and what
+// validation and preflight say about it.
+import { memo } from 'react';
+import { Handle, Position, type NodeProps } from '@xyflow/react';
+import { NODE_SPECS } from '../../../core/nodes';
+import { formatBytes, nodeSummary, type FlowNode } from './graph-view';
+
+export const PipelineNodeView = memo(function PipelineNodeView({ data, selected }: NodeProps<FlowNode>) {
+  const { node, problems, note, memoryBytes, preflightProblems } = data;
+  const spec = NODE_SPECS[node.kind];
+  const all = [...problems, ...preflightProblems];
+  return (
+    <div
+      className={`pnode kind-${node.kind}${selected ? ' selected' : ''}${all.length ? ' invalid' : ''}`}
+      role="group"
+      aria-label={`node ${node.id} (${node.kind})`}
+      data-node-id={node.id}
+      title={spec.description}
+    >
+      {spec.inputs.map((port, i) => (
+        <Handle key={port} id={port} type="target" position={Position.Left}
+          className={`handle handle-${port}`} style={{ top: spec.inputs.length === 1 ? '50%' : `${30 + i * 40}%` }}
+          aria-label={`${node.id} ${port} input`} />
+      ))}
+      <div className="pnode-head">
+        <span className="pnode-kind">{node.kind}</span>
+        <span className="pnode-id">{node.id}</span>
+      </div>
+      {node.label && <div className="pnode-label">{node.label}</div>}
+      <div className="pnode-summary">{nodeSummary(node)}</div>
+      {note && <div className="pnode-note" aria-label={`preflight note ${node.id}`}>{note}</div>}
+      {memoryBytes !== undefined && <div className="pnode-note">peak memory ≈ {formatBytes(memoryBytes)}</div>}
+      {all.length > 0 && (
+        <div className="pnode-problems" role="alert" aria-label={`problems of ${node.id}`}>
+          {all.slice(0, 2).map((p, i) => <div key={i} className="pnode-problem">{p.message}</div>)}
+          {all.length > 2 && <div className="pnode-problem">+{all.length - 2} more</div>}
+        </div>
+      )}
+      {spec.output && (
+        <Handle id={spec.output} type="source" position={Position.Right}
+          className={`handle handle-${spec.output}`} aria-label={`${node.id} ${spec.output} output`} />
+      )}
+    </div>
+  );
+});

@@ -1,0 +1,91 @@
+// Run monitor: the followed run's status and controls, stage timeline, charts, log.
+import { useEffect, useState } from 'react';
+import { selectActiveRunId } from '../stores/session-store';
+import { selectMonitorData, selectMonitorRunId, selectMonitorStatus, selectMonitorStatusMessage, selectMonitorVersion } from '../stores/monitor-store';
+import { useMonitor, useSession, useStudio } from '../app/studio-context';
+import { followRun } from '../stores/follow-run';
+import { StageTimeline } from './StageTimeline';
+import { ChartControls, MonitorCharts } from './MonitorCharts';
+
+/** Keeps the monitor store following the active run while the app is open (any view). */
+export function RunFollower() {
+  const studio = useStudio();
+  const runId = useSession(selectActiveRunId);
+  useEffect(() => {
+    if (!runId) return;
+    return followRun(studio.connection, studio.monitor, runId, { onError: (m) => studio.session.getState().notify(m, 'error') });
+  }, [studio, runId]);
+  return null;
+}
+
+export function RunMonitor() {
+  const { connection, session, graph } = useStudio();
+  const runId = useMonitor(selectMonitorRunId);
+  const activeRunId = useSession(selectActiveRunId);
+  const status = useMonitor(selectMonitorStatus);
+  const message = useMonitor(selectMonitorStatusMessage);
+  const data = useMonitor(selectMonitorData);
+  useMonitor(selectMonitorVersion);
+  const pipeline = useMonitor((s) => s.pipeline);
+  const [busy, setBusy] = useState(false);
+
+  const act = async (what: 'pause' | 'resume' | 'cancel') => {
+    if (!runId) return;
+    setBusy(true);
+    try {
+      if (what === 'pause') await connection.api.pauseRun(runId);
+      if (what === 'resume') await connection.api.resumeRun(runId);
+      if (what === 'cancel') await connection.api.cancelRun(runId);
+    } catch (e) {
+      session.getState().notify(`${what} failed: ${(e as Error).message}`, 'error');
+    } finally { setBusy(false); }
+  };
+  const start = async () => {
+    try {
+      const { runId: id } = await connection.api.startRun(graph.getState().pipeline);
+      session.getState().followRun(id);
+    } catch (e) {
+      session.getState().notify(`could not start the run: ${(e as Error).message}`, 'error');
+    }
+  };
+
+  if (!activeRunId) {
+    return (
+      <div className="monitor empty-monitor">
+        <h2>No run is being monitored</h2>
+        <p className="muted">Start the pipeline in the editor, or open a run from the Runs view.</p>
+        <button className="primary" onClick={() => void start()} disabled={graph.getState().pipeline.nodes.length === 0} aria-label="start">▶ Start the editor's pipeline</button>
+      </div>
+    );
+  }
+  const live = status === 'running' || status === 'pending';
+  const lastStep = data.lastStep;
+  return (
+    <div className="monitor">
+      <div className="monitor-head">
+        <div>
+          <h2 className="run-title">{pipeline?.info.name ?? 'Run'} <code>{activeRunId}</code></h2>
+          <div className="muted">{status ? <span className={`pill ${status}`} aria-label="run status">{status}</span> : 'loading…'} {message && <span>{message}</span>} · step {Math.max(0, lastStep)} · {data.eventCount} events</div>
+        </div>
+        <div className="grow" />
+        <ChartControls />
+        <div className="run-actions">
+          {status === 'paused'
+            ? <button onClick={() => void act('resume')} disabled={busy} aria-label="resume">Resume</button>
+            : <button onClick={() => void act('pause')} disabled={busy || !live} aria-label="pause">Pause</button>}
+          <button className="danger" onClick={() => void act('cancel')} disabled={busy || !(live || status === 'paused')} aria-label="cancel">Cancel</button>
+          <button onClick={() => { if (pipeline) { graph.getState().load(pipeline); session.getState().setView('editor'); } }} disabled={!pipeline} aria-label="open pipeline in editor">Open pipeline</button>
+        </div>
+      </div>
+      <div className="monitor-body">
+        <StageTimeline stages={data.stages} />
+        <MonitorCharts />
+      </div>
+      {data.logs.length > 0 && (
+        <section className="log" aria-label="log">
+          {data.logs.slice(-8).map((l, i) => <div key={i} className={`log-${l.level}`}>{new Date(l.time).toLocaleTimeString()} {l.message}</div>)}
+        </section>
+      )}
+    </div>
+  );
+}

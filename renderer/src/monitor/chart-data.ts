@@ -1,0 +1,101 @@
+// What the charts draw, computed from the monitor store's full series: smoothed (EMA, into a
+// copy), decimated to a few points per pixel, in step or time units, plus stage bands.
+import { emaSmooth, minMaxDecimate, type XY } from '../series/downsample';
+import type { MonitorData } from '../stores/monitor-store';
+import type { XAxisKind } from '../stores/prefs-store';
+
+export interface LineSpec { key: string; label: string; color: string; smooth?: boolean; axis?: 'left' | 'right' }
+
+export interface ChartSpec {
+  /** The metric name as written in the schema: the chart's accessible name. */
+  id: string;
+  title: string;
+  lines: (data: MonitorData) => LineSpec[];
+  unit?: string;
+}
+
+export interface DrawnLine { key: string; label: string; color: string; axis: 'left' | 'right'; points: XY[] }
+
+export interface DrawOptions { xAxis: XAxisKind; smoothing: number; logScale: boolean; buckets: number }
+
+const PALETTE = ['#5aa9ff', '#f2b84b', '#3ec7b0', '#e86a92', '#a77bf3', '#9bd267', '#f08a4b', '#6ed3f0', '#d3d36e', '#c08af5', '#78e0b6', '#ff9f9f'];
+
+export function colorAt(i: number): string {
+  return PALETTE[i % PALETTE.length];
+}
+
+export function drawLines(data: MonitorData, specs: LineSpec[], options: DrawOptions): DrawnLine[] {
+  const out: DrawnLine[] = [];
+  for (const spec of specs) {
+    const series = data.series.get(spec.key);
+    if (!series || series.length === 0) continue;
+    const xs = options.xAxis === 'time' ? series.time : series.step;
+    const ys = spec.smooth !== false && options.smoothing > 0 ? emaSmooth(series.value, options.smoothing) : series.value;
+    let points = minMaxDecimate(xs, ys, options.buckets);
+    if (options.logScale) points = points.filter((p) => p.y > 0);
+    out.push({ key: spec.key, label: spec.label, color: spec.color, axis: spec.axis ?? 'left', points });
+  }
+  return out;
+}
+
+export interface Band { x1: number; x2: number; label: string; status: string; index: number }
+
+export function stageBands(data: MonitorData, xAxis: XAxisKind): Band[] {
+  const bands: Band[] = [];
+  data.stages.forEach((s, i) => {
+    const label = `${s.stage + 1}. ${s.name}${s.attempt > 1 ? ` (try ${s.attempt})` : ''}`;
+    if (xAxis === 'time') {
+      const lastTime = data.series.get('loss')?.time.last() ?? s.startTime;
+      bands.push({ x1: s.startTime, x2: s.endTime ?? Math.max(lastTime, s.startTime), label, status: s.status, index: i });
+    } else if (s.startStep !== null) {
+      bands.push({ x1: s.startStep, x2: s.endStep ?? Math.max(data.lastStep, s.startStep), label, status: s.status, index: i });
+    }
+  });
+  return bands;
+}
+
+const perLayer = (data: MonitorData, metric: string): LineSpec[] => {
+  const lines: LineSpec[] = [];
+  for (const key of data.series.keys()) {
+    const m = key.match(new RegExp(`^${metric}\\.layer(\\d+)$`));
+    if (m && hasValues(data, key)) lines.push({ key, label: `layer ${m[1]}`, color: colorAt(Number(m[1])), smooth: false });
+  }
+  return lines;
+};
+
+function hasValues(data: MonitorData, key: string): boolean {
+  const s = data.series.get(key)!;
+  for (let i = 0; i < s.length; i++) if (!Number.isNaN(s.value.get(i))) return true;
+  return false;
+}
+
+/** The monitor's charts, in reading order. */
+export const CHARTS: ChartSpec[] = [
+  { id: 'loss', title: 'Loss and its parts', lines: () => [
+    { key: 'loss', label: 'loss', color: colorAt(0) },
+    { key: 'task_loss', label: 'task_loss', color: colorAt(1) },
+    { key: 'attn_kl_loss', label: 'attn_kl_loss', color: colorAt(2) },
+    { key: 'logit_kl_loss', label: 'logit_kl_loss', color: colorAt(3) },
+    { key: 'hidden_mse_loss', label: 'hidden_mse_loss', color: colorAt(4) },
+    { key: 'eval_loss', label: 'eval loss', color: colorAt(5), smooth: false },
+  ] },
+  { id: 'attn_kl', title: 'Attention KL (mean and per layer)', lines: (d) => [
+    { key: 'attn_kl', label: 'attn_kl (mean)', color: '#ffffff', smooth: false }, ...perLayer(d, 'attn_kl'),
+  ] },
+  { id: 'attn_recall', title: 'Attention recall', lines: () => [{ key: 'attn_recall', label: 'attn_recall', color: colorAt(2), smooth: false }] },
+  { id: 'density', title: 'Density (kept block pairs)', lines: () => [
+    { key: 'density', label: 'density (train)', color: colorAt(4), smooth: false },
+    { key: 'eval_density', label: 'density (eval)', color: colorAt(1), smooth: false },
+  ] },
+  { id: 'ppl_ratio', title: 'Perplexity ratio (teacher / student)', lines: () => [{ key: 'ppl_ratio', label: 'ppl_ratio', color: colorAt(6), smooth: false }] },
+  { id: 'lr', title: 'Learning rate', lines: () => [{ key: 'lr', label: 'lr', color: colorAt(7), smooth: false }] },
+  { id: 'grad_norm', title: 'Gradient norm (before clipping)', lines: () => [{ key: 'grad_norm', label: 'grad_norm', color: colorAt(3) }] },
+  { id: 'tokens_per_s', title: 'Throughput', unit: 'tokens/s', lines: () => [{ key: 'tokens_per_s', label: 'tokens/s', color: colorAt(5) }] },
+  { id: 'system', title: 'System', lines: (d) => {
+    const src = d.systemSource === 'gpu' ? 'GPU' : 'CPU';
+    return [
+      { key: 'system.utilization', label: `${src} utilisation %`, color: colorAt(0), smooth: false },
+      { key: 'system.memory', label: `${src === 'GPU' ? 'GPU memory' : 'RSS'} MiB`, color: colorAt(1), smooth: false, axis: 'right' },
+    ];
+  } },
+];
