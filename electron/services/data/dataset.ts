@@ -43,6 +43,9 @@ export interface TokenDataset {
   validationBatch(index: number, batch: number, seq: number): Batch;
   /** Distinct validation windows of this length (indices past it wrap around). */
   validationWindows(seq: number): number;
+  /** The packed streams themselves (documents + end-of-text), e.g. for baselines; do not modify. */
+  readonly trainStream: Int32Array;
+  readonly validationStream: Int32Array;
 }
 
 export interface LoadDatasetOptions {
@@ -225,11 +228,15 @@ export class PackedDataset implements TokenDataset {
   readonly trainDocuments: number;
   readonly validationDocuments: number;
   readonly fromCache: boolean;
+  readonly trainStream: Int32Array;
+  readonly validationStream: Int32Array;
   private readonly seed: number;
   private readonly source: string;
   private readonly epochs = new Map<string, EpochWindows>();
 
   constructor(private readonly train: Int32Array, private readonly validation: Int32Array, info: PackedInfo) {
+    this.trainStream = train;
+    this.validationStream = validation;
     this.vocabSize = info.vocabSize;
     this.trainTokens = train.length;
     this.validationTokens = validation.length;
