@@ -124,6 +124,11 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     return { status: record.status, reason: (record.exitReason as ExitReason) ?? 'completed', message: record.message, runDir: this.runDir(id), stages: record.stages, final: record.final };
   }
 
+  /** Process id of a running run's engine (system views, tests). */
+  enginePid(id: string): number | undefined {
+    return this.active.get(id)?.host.pid;
+  }
+
   async pause(id: string): Promise<void> {
     const run = this.activeRun(id);
     if (run.status !== 'running') return;
