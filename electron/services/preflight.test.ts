@@ -15,8 +15,12 @@ const modelsDir = join(root, 'models');
 mkdirSync(join(modelsDir, 'demo'), { recursive: true });
 writeFileSync(join(modelsDir, 'demo', 'config.json'), JSON.stringify(demo));
 writeFileSync(join(modelsDir, 'demo', 'model.safetensors'), '');
+writeFileSync(join(modelsDir, 'demo', 'tokenizer.json'), '{}');
 mkdirSync(join(root, 'nomodel'));
 writeFileSync(join(root, 'nomodel', 'config.json'), JSON.stringify({ ...demo, num_hidden_layers: 6 }));
+writeFileSync(join(root, 'nomodel', 'tokenizer.json'), '{}');
+mkdirSync(join(root, 'notok'));
+writeFileSync(join(root, 'notok', 'config.json'), JSON.stringify(demo));
 writeFileSync(join(root, 'bad-config.json'), '{"hidden_size": -1}');
 writeFileSync(join(root, 'corpus.txt'), 'hello world\n');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -79,6 +83,7 @@ describe('preflightPipeline', () => {
     expect(await paths({ source: 'nomodel', num_layers: 6 })).toEqual([`nodes[0].params.source: no *.safetensors weights in ${join(root, 'nomodel')}`]);
     expect(await paths({ source: `init:${join(root, 'bad-config.json')}` })).toEqual([`nodes[0].params.source: ${join(root, 'bad-config.json')}: vocab_size must be a positive integer`]);
     expect(await paths({ source: 'init:nomodel/config.json', num_layers: 6 })).toEqual([]);
+    expect(await paths({ source: 'init:notok/config.json' })).toEqual([`nodes[0].params.source: no tokenizer.json at ${join(root, 'notok/tokenizer.json')}`]);
     expect(await paths({ source: 'builtin:gpt5' })).toEqual(['nodes[0].params.source: unknown built-in model "gpt5" (this build ships builtin:demo)']);
   });
 

@@ -9,11 +9,11 @@
 //   params * 4 B * (weights + grads + 2 Adam moments) + activations
 //   batch * seq * hidden * layers * ~20 values * 4 B. It is a guide, not a promise.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { PreflightReport, ValidationProblem } from '../../core/api';
 
 export interface PreflightContext {
-  /** Relative model/data paths resolve against this folder (the project root). */
+  /** Relative model/data paths resolve against this folder (the runner uses its working directory). */
   baseDir: string;
   /** 'builtin:demo' is `${modelsDir}/demo`. */
   modelsDir: string;
@@ -159,6 +159,9 @@ async function checkModelNode(node: AnyNode, ctx: PreflightContext, problem: Rep
   if (typeof declared === 'number' && declared !== config.num_hidden_layers) {
     problem(node, 'num_layers', `model has ${config.num_hidden_layers} layers (num_hidden_layers in ${configPath}), node says ${declared}`);
   }
+  // the runner also needs the tokenizer: next to the config for init:, in the directory otherwise
+  const tokenizer = join(dirname(configPath), 'tokenizer.json');
+  if (!(await exists(tokenizer))) problem(node, 'source', `no tokenizer.json at ${tokenizer}`);
   if (dir && !(await hasWeights(dir))) problem(node, 'source', `no *.safetensors weights in ${dir}`);
   return config;
 }
@@ -201,6 +204,10 @@ function resolvePath(baseDir: string, path: string): string {
 
 async function isDirectory(path: string): Promise<boolean> {
   try { return (await stat(path)).isDirectory(); } catch { return false; }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try { await stat(path); return true; } catch { return false; }
 }
 
 async function hasWeights(dir: string): Promise<boolean> {

@@ -13,6 +13,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'studio-service-'));
 mkdirSync(join(scratch, 'models', 'demo'), { recursive: true });
 copyFileSync(join(repo, 'models/demo/config.json'), join(scratch, 'models/demo/config.json'));
 writeFileSync(join(scratch, 'models/demo/model.safetensors'), '');
+copyFileSync(join(repo, 'models/demo/tokenizer.json'), join(scratch, 'models/demo/tokenizer.json'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const service = createStudioService({ runsDir: join(scratch, 'runs'), templatesDir, projectRoot: repo, modelsDir: join(scratch, 'models'), warn: () => {} });

@@ -42,8 +42,10 @@ export interface FileDialogs {
 export interface StudioServiceOptions {
   runsDir: string;
   templatesDir: string;
-  /** Relative model/data paths resolve here; defaults to the folder above templatesDir. */
+  /** The studio's folder (package.json, models/); defaults to the folder above templatesDir. */
   projectRoot?: string;
+  /** Relative model/data paths resolve here, as the runner resolves them; default: the working directory. */
+  baseDir?: string;
   /** 'builtin:demo' is `${modelsDir}/demo`; defaults to `${projectRoot}/models`. */
   modelsDir?: string;
   /** Electron only: native open/save dialogs. */
@@ -81,7 +83,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     getTemplate: (id: string): Promise<Pipeline> => readTemplate(options.templatesDir, id),
     validate: async (pipeline: unknown): Promise<ValidationProblem[]> => validatePipeline(pipeline),
     preflight: async (pipeline: Pipeline): Promise<PreflightReport> =>
-      preflightPipeline(pipeline, validatePipeline(pipeline), { baseDir: projectRoot, modelsDir, totalMemoryBytes: totalmem() }),
+      preflightPipeline(pipeline, validatePipeline(pipeline), { baseDir: options.baseDir ?? process.cwd(), modelsDir, totalMemoryBytes: totalmem() }),
     async startRun(pipeline, runOptions) {
       const problems = validatePipeline(pipeline);
       if (problems.length > 0) {
