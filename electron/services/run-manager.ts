@@ -93,8 +93,18 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
         machine: { platform: process.platform, arch: process.arch, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryBytes: totalmem() },
       });
     }
-    store.update({ status: 'running', threads: this.threads, backend });
-    const host = new EngineHost(this.spawn, this.cancelTimeoutMs);
+    // A resumed run keeps its thread count: the CPU backend is bit-reproducible per count.
+    const threads = opts.resumeDir ? (store.run.threads ?? this.threads) : this.threads;
+    store.update({ status: 'running', threads, backend });
+    let host: EngineHost;
+    try {
+      host = new EngineHost(this.spawn, this.cancelTimeoutMs);
+    } catch (e) {
+      const message = `engine process could not start: ${(e as Error).message}`;
+      store.update({ status: 'crashed', endedAt: Date.now(), exitReason: 'crashed', message });
+      store.close();
+      throw new Error(message);
+    }
     const id = store.id;
     const run: ActiveRun = {
       store, host, pipeline, status: 'running', lastStep: resume ? (store.run.checkpoints.at(-1)?.step ?? 0) : 0,
@@ -112,7 +122,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       });
     }
     this.record(id, run, { type: 'status', status: 'running', message: resume ? `resuming from ${resume.path}` : undefined });
-    host.start({ pipeline, runDir: store.runDir, backend, threads: this.threads, resume });
+    host.start({ pipeline, runDir: store.runDir, backend, threads, resume });
     return id;
   }
 

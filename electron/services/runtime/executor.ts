@@ -121,11 +121,11 @@ class PipelineExecutor {
   async execute(): Promise<RunOutcome> {
     const modelNode = this.pipeline.nodes.find((n): n is NodeOf<'model'> => n.kind === 'model');
     if (!modelNode) throw new Error('nodes: the pipeline has no Model node');
+    this.source = resolveModelSource(modelNode.params.source);
     const cuda = this.deps.engine.info().cuda;
     if (this.options.backend === 'cuda' && !cuda.available) {
       throw new Error(`backend: cuda requested but ${cuda.compiled ? 'no CUDA device is available' : 'this engine was built without CUDA'}`);
     }
-    this.source = resolveModelSource(modelNode.params.source);
     const stages = stagesOf(this.pipeline);
     let firstStage = 0;
 
