@@ -32,8 +32,9 @@ describe('pipeline <-> graph', () => {
   });
 
   it('round-trips an empty layout section and a layout without a viewport', () => {
-    for (const layout of [{ nodes: {} }, { nodes: { export: { x: 1, y: 2 } } }]) {
-      const p = { ...structuredClone(seed), layout };
+    const layouts: Pipeline['layout'][] = [{ nodes: {} }, { nodes: { export: { x: 1, y: 2 } } }];
+    for (const layout of layouts) {
+      const p: Pipeline = { ...structuredClone(seed), layout };
       expect(graphToPipeline(pipelineToGraph(p))).toEqual(p);
     }
   });
