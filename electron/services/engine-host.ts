@@ -61,6 +61,41 @@ export function forkEngine(entry = ENGINE_ENTRY): EngineChild {
   };
 }
 
+/** The part of Electron's UtilityProcess the host uses (structural: no Electron import here). */
+export interface UtilityProcessLike {
+  readonly pid: number | undefined;
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'exit', listener: (code: number) => void): unknown;
+  kill(): boolean;
+  readonly stderr: NodeJS.ReadableStream | null;
+}
+
+/**
+ * Adapts a utilityProcess.fork(bundledEnginePath, [], { stdio: 'pipe' }) child for the host.
+ * Electron reports only an exit code; a kill by signal shows as a non-zero code.
+ */
+export function utilityProcessChild(proc: UtilityProcessLike): EngineChild {
+  const stderrListeners: ((line: string) => void)[] = [];
+  let pending = '';
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) stderrListeners.forEach((l) => l(line));
+  });
+  return {
+    get pid() { return proc.pid; },
+    send: (message) => proc.postMessage(message),
+    onMessage: (listener) => { proc.on('message', (m) => listener(m as EngineToHost)); },
+    onExit: (listener) => { proc.on('exit', (code) => listener(code, null)); },
+    onStderrLine: (listener) => { stderrListeners.push(listener); },
+    // utilityProcess.kill() only sends SIGTERM; the cancel escalation needs a real SIGKILL.
+    kill: (signal) => { if (proc.pid !== undefined) process.kill(proc.pid, signal); else proc.kill(); },
+  };
+}
+
 const OOM_PATTERN = /out of memory|bad_alloc|ENOMEM|heap limit|Allocation failed/i;
 
 export interface EngineHostEvents {
