@@ -4,9 +4,9 @@
 //   model.safetensors   the weights (engine.save)
 //   tokenizer.json      copied from the base model
 //   sparse_masks.safetensors   (flex_masks) int32 FlexAttention BlockMask arrays per sparse
-//                       layer for `mask_seq_len` tokens: layers.<i>.kv_num_blocks (H, Q),
-//                       layers.<i>.kv_indices (H, Q, K), layers.<i>.q_num_blocks (H, K),
-//                       layers.<i>.q_indices (H, K, Q), H = heads (or GQA groups when shared)
+//                       layer for `mask_seq_len` tokens, shaped as BlockMask.from_kv_blocks
+//                       takes them: layers.<i>.kv_num_blocks (1, H, Q), layers.<i>.kv_indices
+//                       (1, H, Q, K), layers.<i>.q_num_blocks (1, H, K), layers.<i>.q_indices (1, H, K, Q)
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ExportParams, MaskSpec } from '../../../core/schema';
@@ -18,10 +18,10 @@ export interface FlexBlockMask {
   heads: number;
   qBlocks: number;
   kvBlocks: number;
-  kv_num_blocks: Int32Array;  // (heads, qBlocks)
-  kv_indices: Int32Array;     // (heads, qBlocks, kvBlocks), padded
-  q_num_blocks: Int32Array;   // (heads, kvBlocks)
-  q_indices: Int32Array;      // (heads, kvBlocks, qBlocks), padded
+  kv_num_blocks: Int32Array;  // (1, heads, qBlocks)
+  kv_indices: Int32Array;     // (1, heads, qBlocks, kvBlocks), padded
+  q_num_blocks: Int32Array;   // (1, heads, kvBlocks)
+  q_indices: Int32Array;      // (1, heads, kvBlocks, qBlocks), padded
 }
 
 /** Builds a layer's FlexAttention arrays (native/mask.ts supplies the real one). */
@@ -53,10 +53,10 @@ export async function exportModel(model: EngineModel, state: ModelState, params:
       if (!mask) return;
       const m = ctx.maskArrays!(mask, { layer, seqLen: params.mask_seq_len, heads, kvHeads });
       tensors.push(
-        { name: `layers.${layer}.kv_num_blocks`, shape: [m.heads, m.qBlocks], data: m.kv_num_blocks },
-        { name: `layers.${layer}.kv_indices`, shape: [m.heads, m.qBlocks, m.kvBlocks], data: m.kv_indices },
-        { name: `layers.${layer}.q_num_blocks`, shape: [m.heads, m.kvBlocks], data: m.q_num_blocks },
-        { name: `layers.${layer}.q_indices`, shape: [m.heads, m.kvBlocks, m.qBlocks], data: m.q_indices },
+        { name: `layers.${layer}.kv_num_blocks`, shape: [1, m.heads, m.qBlocks], data: m.kv_num_blocks },
+        { name: `layers.${layer}.kv_indices`, shape: [1, m.heads, m.qBlocks, m.kvBlocks], data: m.kv_indices },
+        { name: `layers.${layer}.q_num_blocks`, shape: [1, m.heads, m.kvBlocks], data: m.q_num_blocks },
+        { name: `layers.${layer}.q_indices`, shape: [1, m.heads, m.kvBlocks, m.qBlocks], data: m.q_indices },
       );
     });
     writeFileSync(join(dir, MASKS_FILE), encodeInt32Safetensors(tensors, { mask_seq_len: String(params.mask_seq_len) }));
