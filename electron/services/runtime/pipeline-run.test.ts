@@ -92,6 +92,36 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
     expect(end.final).toEqual(readRunRecord(reference.runDir).final);
   });
 
+  it('pauses between steps, resumes, and the metrics do not change', async () => {
+    const m = manager();
+    const steps: number[] = [];
+    let id = '';
+    let pausedAt = -1;
+    m.on('event', (e) => {
+      if (e.type !== 'step') return;
+      steps.push(Date.now());
+      if (pausedAt < 0) { pausedAt = steps.length; void m.pause(id); }
+    });
+    id = await m.start(tinyPipeline(fixture));
+    while (pausedAt < 0) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 1500));
+    // At most the step already in flight when the pause arrived may finish while paused.
+    expect(steps.length - pausedAt).toBeLessThanOrEqual(1);
+    expect((await m.list()).find((r) => r.id === id)?.status).toBe('paused');
+    await m.resume(id);
+    const end = await m.waitForEnd(id);
+    expect(end.status).toBe('completed');
+    expect(metricsText(end.runDir)).toBe(metricsText(reference.runDir));
+    const statuses = ofType((await m.get(id)).events, 'status').map((e) => e.status);
+    expect(statuses).toEqual(['running', 'paused', 'running', 'completed']);
+  });
+
+  it('cancels a running run', async () => {
+    const r = await runToEnd(tinyPipeline(fixture), (e, m, id) => { if (e.type === 'step' && e.metrics.step === 1) void m.cancel(id); });
+    expect(r.end.status).toBe('cancelled');
+    expect(ofType(r.events, 'step').length).toBeLessThan(8);
+  });
+
   it('stops a stage whose loss turns NaN and keeps the last good checkpoint', async () => {
     const r = await runToEnd(tinyPipeline(fixture, { train2: { lr: 1e30, grad_clip: 0 } }));
     expect(r.end.status).toBe('failed');
