@@ -139,7 +139,8 @@ function checkKinds(problems: Problems, path: string, value: unknown, options: r
   let ok = true;
   value.forEach((k, i) => {
     if (typeof k !== 'string' || !options.includes(k)) {
-      problems.add(childPath(path, i), `unknown parameter kind ${describeType(k)} (expected one of: ${options.join(', ')})`, node);
+      const known = typeof k === 'string' && (PARAM_KINDS as readonly string[]).includes(k);
+      problems.add(childPath(path, i), `${known ? `parameter kind '${k}' does not apply here` : `unknown parameter kind ${describeType(k)}`} (expected one of: ${options.join(', ')})`, node);
       ok = false;
     } else if (value.indexOf(k) !== i) {
       problems.add(childPath(path, i), `'${k}' is listed twice`, node);
@@ -519,8 +520,25 @@ function checkGraph(problems: Problems, nodes: readonly IndexedNode[], links: re
   return problems.list.length === before;
 }
 
+/** Layer ranges that reach past the model's depth; returns the ids of the nodes that do. */
+function checkLayerRanges(problems: Problems, nodes: readonly IndexedNode[]): Set<string> {
+  const beyond = new Set<string>();
+  const model = nodes.find((n) => n.node.kind === 'model' && n.paramsOk);
+  if (!model || model.node.kind !== 'model') return beyond;
+  const numLayers = model.node.params.num_layers;
+  for (const { node, index, paramsOk } of nodes) {
+    if (!paramsOk || (node.kind !== 'freeze' && node.kind !== 'replace' && node.kind !== 'unfreeze') || node.params.layers === 'all') continue;
+    const [first, last] = node.params.layers;
+    if (last > numLayers) {
+      problems.add(childPath(childPath(childPath('nodes', index), 'params'), 'layers'), `layer ${last} is past the model's ${numLayers} layers (range ${first}-${last})`, node.id);
+      beyond.add(node.id);
+    }
+  }
+  return beyond;
+}
+
 /** Meaning pass, walking the model chain in order: layer ranges, replacements, trainability. */
-function checkChain(problems: Problems, nodes: readonly IndexedNode[], links: readonly IndexedLink[]): void {
+function checkChain(problems: Problems, nodes: readonly IndexedNode[], links: readonly IndexedLink[], beyondModel: ReadonlySet<string>): void {
   const model = nodes.find((n) => n.node.kind === 'model')!;
   if (!model.paramsOk || model.node.kind !== 'model') return;
   const numLayers = model.node.params.num_layers;
@@ -541,15 +559,8 @@ function checkChain(problems: Problems, nodes: readonly IndexedNode[], links: re
   const state = initialModelState(numLayers);
   const replacedBy = new Map<number, string>();
   for (const { node, index, paramsOk } of chain) {
-    if (!paramsOk) return; // later state depends on this node's params; stop rather than guess
+    if (!paramsOk || beyondModel.has(node.id)) return; // later state depends on this node; stop rather than guess
     const at = childPath(childPath(childPath('nodes', index), 'params'), 'layers');
-    if ((node.kind === 'freeze' || node.kind === 'replace' || node.kind === 'unfreeze') && node.params.layers !== 'all') {
-      const [first, last] = node.params.layers;
-      if (last > numLayers) {
-        problems.add(at, `layer ${last} is past the model's ${numLayers} layers (range ${first}-${last})`, node.id);
-        return;
-      }
-    }
     if (node.kind === 'replace') {
       const [first, last] = node.params.layers;
       for (let l = first; l <= last; l++) {
@@ -604,7 +615,8 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
   const links = nodes && 'links' in value ? checkLinks(problems, value.links, byId) : null;
   if ('layout' in value) checkLayout(problems, value.layout, new Set(byId.keys()));
   if (!nodes || !links) return problems.list;
-  if (checkGraph(problems, nodes, links)) checkChain(problems, nodes, links);
+  const beyondModel = checkLayerRanges(problems, nodes);
+  if (checkGraph(problems, nodes, links)) checkChain(problems, nodes, links, beyondModel);
   return problems.list;
 }
 
