@@ -16,6 +16,8 @@ export default defineConfig({
     sourcemap: true,
     // no inlined assets: the CSP allows scripts and fonts from 'self' only (images may be data:)
     assetsInlineLimit: 0,
+    // one local bundle for a desktop/local app: no network cost to split for
+    chunkSizeWarningLimit: 2048,
   },
   server: { host: '127.0.0.1' },
 });
