@@ -24,6 +24,9 @@ const MAX_PIPELINE_FILE_BYTES = 8 * 1024 * 1024;
 
 // The repository in development; the unpacked app folder when packaged (electron-builder.yml).
 const projectRoot = app.getAppPath();
+// A desktop launch starts in an arbitrary folder; the engine process (forked with
+// `--import tsx`) and relative paths in pipelines resolve against the studio's own folder.
+process.chdir(projectRoot);
 const rendererIndex = join(projectRoot, 'dist/renderer/index.html');
 const rendererUrl = pathToFileURL(rendererIndex).href;
 const preloadPath = join(__dirname, 'preload.cjs');
