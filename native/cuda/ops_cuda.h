@@ -1,0 +1,99 @@
+// The CUDA backend's op interface: the same ops as native/src/ops.h, on device pointers.
+// Design choices:
+// - Activations in bf16 or fp32 as each op states; accumulation always fp32; master weights
+//   fp32 (AdamW updates them and refreshes their bf16 copy), so bf16 mixed precision is
+//   "bf16 compute, fp32 master". fp16 adds a dynamic loss scale (AdamW skips steps with inf/nan).
+// - Every launcher returns a Status (never aborts); all run on the given stream.
+// - Matrix products go through cuBLAS (loaded at run time with dlopen, bf16 in, fp32 accumulate)
+//   and fall back to our own tensor-core (wmma) kernel when cuBLAS is absent.
+// - Block-sparse attention: tiles of 64 tokens on tensor cores; mask blocks of 64 or 128
+//   (a 128 block is 2x2 tiles). Dense attention is the same kernel with every causal tile.
+// Shape letters as in ops.h: B batch, T tokens, H heads, Hkv kv heads, D head dim, N rows,
+// C channels, OC output channels, V vocab.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "cuda_common.cuh"
+
+namespace cuda_backend {
+
+// ------------------------------------------------------------------ device and libraries
+struct DeviceInfo {
+  bool available = false;
+  int count = 0;
+  std::string name, reason;   // reason: why not available
+  int sm_major = 0, sm_minor = 0;
+  size_t memory_bytes = 0;
+};
+DeviceInfo device_info();
+// Architectures this module was compiled for, e.g. "sm_80 sm_90 compute_90".
+const char* compiled_archs();
+// Whether cuBLAS was found (dlopen) — else the wmma GEMM is used.
+bool cublas_available();
+
+// ------------------------------------------------------------------ elementwise / norms
+void f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
+void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
+// out (N, C) = inp * rstd * weight; rstd (N). fp32.
+Status rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps, cudaStream_t s);
+// Accumulates into dinp (N, C); overwrites dweight (C) when not null (deterministic column sums).
+Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C, cudaStream_t s);
+// In place, x (B, T, H, D), rotate-half; cos/sin tables (T, D) on the device.
+Status rope_forward(float* x, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
+Status rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
+Status swiglu_forward(float* out, const float* gate, const float* up, int64_t n, cudaStream_t s);
+Status swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n, cudaStream_t s);
+// Fused softmax cross-entropy. losses (N) per row (0 for ignored, target < 0); dlogits (N, V) =
+// (softmax - onehot) * dscale / valid_count (may alias logits; null = forward only).
+Status cross_entropy(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, int valid_count, float dscale, cudaStream_t s);
+// Fused AdamW on fp32 master weights; writes the bf16 copy when param_bf16 != null.
+// grad_scale multiplies the gradient (clip factor / (1 / loss scale)); a non-finite gradient
+// anywhere sets *found_inf (device int) and the caller skips the step (fp16 loss scaling).
+Status adamw_update(float* param, __nv_bfloat16* param_bf16, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step, float grad_scale, cudaStream_t s);
+Status check_finite(int* found_inf, const float* x, int64_t n, cudaStream_t s);
+// out (1) = sum of squares (fp32 partials, deterministic two-pass reduction).
+Status sum_squares(float* out, const float* x, int64_t n, float* scratch /* >= 1024 floats */, cudaStream_t s);
+
+// ------------------------------------------------------------------ matrix products
+// out (N, OC) fp32 = inp (N, C) bf16 @ weight (OC, C)^T bf16. fp32 accumulate.
+Status matmul_forward_bf16(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight, int N, int C, int OC, cudaStream_t s);
+// Our own wmma kernel, always (for tests against cuBLAS and as the fallback).
+Status matmul_forward_bf16_wmma(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight, int N, int C, int OC, cudaStream_t s);
+
+// ------------------------------------------------------------------ attention
+// Tile lists of a block mask at 64-token tiles (see blocksparse_attention.cu): per
+// (mask head, query tile) the key tiles ascending, and the transposed lists.
+struct TileMask {
+  int T = 0, n_tiles = 0, n_mask_heads = 0;
+  std::vector<int32_t> kv_ptr, kv_idx, q_ptr, q_idx;
+};
+// From mask bitmaps at block_size 64 or 128 (n_mask_heads, n_blocks, words) — or all causal
+// tiles when bits is empty (dense attention). Returns an error for other block sizes.
+Status make_tile_mask(TileMask* out, const std::vector<uint64_t>& bits, int T, int block_size, int n_mask_heads);
+
+struct DeviceTileMask {
+  int T = 0, n_tiles = 0, n_mask_heads = 0;
+  int32_t *kv_ptr = nullptr, *kv_idx = nullptr, *q_ptr = nullptr, *q_idx = nullptr;
+};
+Status upload_tile_mask(DeviceTileMask* out, const TileMask& m);
+void free_tile_mask(DeviceTileMask* m);
+
+// q (B, H, T, D), k, v (B, Hkv, T, D) bf16; out (B, H, T, D) bf16; lse (B, H, T) fp32 (natural
+// log of the scaled scores' sum, as the CPU kernel). D in {64, 128}. Causal within tiles.
+Status blocksparse_attention_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s);
+// dq (B, H, T, D) fp32, dk, dv (B, Hkv, T, D) fp32, overwritten; deterministic (no atomics).
+// scratch: B*H*T floats (rowsum(dout * out)).
+Status blocksparse_attention_backward(float* dq, float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse, float* scratch, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s);
+
+// ------------------------------------------------------------------ block selection
+// Parameter-free pooled-key scores (InfLLM-V2 / MoBA): scores (Hkv, nb, nb) for causal pairs =
+// sum over the GQA group's heads of mean over queries of block i of q . mean(k of block j).
+// q (H, T, D), k (Hkv, T, D) fp32, one sequence. Non-causal entries are set to -inf.
+Status pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size, cudaStream_t s);
+
+}  // namespace cuda_backend
