@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { Edge, Node, Viewport as FlowViewport } from '@xyflow/react';
 import type { Pipeline } from './schema';
 import { canonicalJson } from './canonical';
 import { autoLayout, graphToPipeline, pipelineToGraph, placeNode, setViewport } from './graph';
@@ -48,6 +49,14 @@ describe('pipeline <-> graph', () => {
       { id: 'data->s1-train', source: 'data', target: 's1-train', sourceHandle: 'data', targetHandle: 'data' });
     expect(graph.edges[0]).toMatchObject({ id: 'model->s1-freeze', sourceHandle: 'model', targetHandle: 'model' });
     expect(new Set(graph.edges.map((e) => e.id)).size).toBe(graph.edges.length);
+  });
+
+  it('has the types @xyflow/react takes (checked by tsc)', () => {
+    const graph = pipelineToGraph(seed);
+    const nodes: Node[] = graph.nodes;
+    const edges: Edge[] = graph.edges;
+    const viewport: FlowViewport = graph.viewport;
+    expect([nodes.length, edges.length, viewport.zoom]).toEqual([seed.nodes.length, seed.links.length, 1]);
   });
 
   it('does not share params with the pipeline it came from', () => {
