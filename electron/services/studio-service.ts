@@ -5,19 +5,18 @@
 //   them (serve) the file methods are simply absent and the page uploads/downloads instead.
 // - Runs belong to the RunManager (run-manager.ts); this file only forwards to it and relays
 //   its events. It is created on first use, so listing templates never starts run machinery.
-// - The engine addon is optional here: systemInfo reports what the machine has and says
-//   "engine addon not built" rather than failing.
+// - systemInfo is `sparse-studio info`'s report (commands/info.ts), probed once per service:
+//   the page and the CLI describe the machine the same way.
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../../core/api';
 import type { RunEvent } from '../../core/events';
 import type { Pipeline } from '../../core/schema';
-import { engineInfo } from '../../native/index';
 import { validatePipeline } from '../../core/validate';
 import { ApiCallError } from './api-call';
 import { RunManager } from './run-manager';
+import { collectInfo } from './commands/info';
 import { preflightPipeline } from './preflight';
 import { listTemplates, readTemplate } from './templates';
 
@@ -42,7 +41,7 @@ export interface FileDialogs {
 export interface StudioServiceOptions {
   runsDir: string;
   templatesDir: string;
-  /** The studio's folder (package.json, models/); defaults to the folder above templatesDir. */
+  /** The studio's folder (holds models/); defaults to the folder above templatesDir. */
   projectRoot?: string;
   /** Relative model/data paths resolve here, as the runner resolves them; default: the working directory. */
   baseDir?: string;
@@ -52,12 +51,8 @@ export interface StudioServiceOptions {
   dialogs?: FileDialogs;
   /** Builds the run manager; default: run-manager.ts's RunManager on runsDir. */
   createRunManager?: (opts: { runsDir: string }) => Promise<RunManagerLike>;
-  /** Reads the engine's info; default: native/index.ts engineInfo(), null when the addon is not built. */
-  loadEngineInfo?: () => Promise<EngineInfo | null>;
   warn?: (line: string) => void;
 }
-
-export interface EngineInfo { version?: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } }
 
 export type StudioService = StudioApi & { close(): Promise<void> };
 
@@ -70,6 +65,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
   const relay = (event: RunEvent) => events.emit('event', event);
 
   let manager: Promise<RunManagerLike> | null = null;
+  let systemInfoProbe: Promise<SystemInfo> | null = null;
   function runManager(): Promise<RunManagerLike> {
     manager ??= (options.createRunManager ?? defaultRunManager)({ runsDir: options.runsDir }).then((m) => {
       m.on('event', relay);
@@ -102,7 +98,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     cancelRun: async (runId) => (await runManager()).cancel(runId),
     listRuns: async () => (await runManager()).list(),
     getRun: async (runId) => (await runManager()).get(runId),
-    systemInfo: () => systemInfo(projectRoot, options.loadEngineInfo ?? defaultEngineInfo),
+    systemInfo: (): Promise<SystemInfo> => (systemInfoProbe ??= collectInfo()),
     onRunEvent(listener) {
       events.on('event', listener);
       // Subscribing starts the run manager so events of runs started elsewhere arrive too.
@@ -125,41 +121,4 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
 
 async function defaultRunManager(opts: { runsDir: string }): Promise<RunManagerLike> {
   return new RunManager(opts);
-}
-
-async function defaultEngineInfo(): Promise<EngineInfo | null> {
-  try {
-    return engineInfo(); // loads the addon on first use; throws when it is not built
-  } catch {
-    return null;
-  }
-}
-
-async function systemInfo(projectRoot: string, loadEngineInfo: () => Promise<EngineInfo | null>): Promise<SystemInfo> {
-  const engine = await loadEngineInfo().catch(() => null);
-  return {
-    version: packageVersion(projectRoot),
-    backends: {
-      cpu: engine
-        ? { threads: engine.threads, simd: engine.simd }
-        : { threads: availableParallelism(), simd: 'unknown (engine addon not built)' },
-      cuda: engine
-        ? { ...engine.cuda }
-        : { compiled: existsSync(join(projectRoot, 'native/build/Release/sparse_cuda.node')), available: false },
-    },
-    nvml: NVML_PATHS.some((p) => existsSync(p)),
-  };
-}
-
-const NVML_PATHS = [
-  '/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1', '/usr/lib64/libnvidia-ml.so.1', '/usr/lib/libnvidia-ml.so.1',
-  '/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1', '/usr/lib/wsl/lib/libnvidia-ml.so.1',
-];
-
-function packageVersion(projectRoot: string): string {
-  try {
-    return String(JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')).version ?? 'unknown');
-  } catch {
-    return 'unknown';
-  }
 }
