@@ -139,3 +139,23 @@ describe('validatePipeline accepts', () => {
     }
   });
 });
+
+describe('validatePipeline reports a mistake once, not its consequences', () => {
+  it('a mistyped kind: one problem, not "no model-state input" on its neighbours', () => {
+    const p = structuredClone(seed) as Doc;
+    node(p, 's2-unfreeze').kind = 'unfrezee';
+    expect(validatePipeline(p)).toEqual([expect.objectContaining({ path: `nodes[${N['s2-unfreeze']}].kind`, node: 's2-unfreeze' })]);
+  });
+
+  it('a bad parameter: one problem', () => {
+    const p = structuredClone(seed) as Doc;
+    node(p, 's1-replace').params.mask.random_blocks = -1;
+    expect(validatePipeline(p).map((x) => x.path)).toEqual([`nodes[${N['s1-replace']}].params.mask.random_blocks`]);
+  });
+
+  it('a duplicate id: one problem', () => {
+    const p = structuredClone(seed) as Doc;
+    p.nodes.push({ ...node(p, 'export') });
+    expect(validatePipeline(p).map((x) => x.path)).toEqual([`nodes[${seed.nodes.length}].id`]);
+  });
+});

@@ -364,15 +364,26 @@ function checkLayout(problems: Problems, value: unknown, nodeIds: ReadonlySet<st
 interface IndexedNode { node: PipelineNode; index: number; paramsOk: boolean }
 interface IndexedLink { link: PipelineLink; index: number }
 
-/** Shape pass over nodes; returns the nodes whose id and kind are usable by later passes. */
-function checkNodes(problems: Problems, value: unknown): IndexedNode[] | null {
+interface NodeScan {
+  /** Nodes with a unique id and a known kind: what the graph passes work on. */
+  usable: IndexedNode[];
+  /** Every id written in the file, usable or not (a link to a broken node is not "missing"). */
+  allIds: Set<string>;
+  /** false when some entry was dropped from `usable`; the graph passes then stay quiet. */
+  complete: boolean;
+}
+
+/** Shape pass over nodes. */
+function checkNodes(problems: Problems, value: unknown): NodeScan | null {
   if (!Array.isArray(value)) { problems.add('nodes', `expected an array of nodes, got ${describeType(value)}`); return null; }
   const usable: IndexedNode[] = [];
+  const allIds = new Set<string>();
   const firstIndex = new Map<string, number>();
   value.forEach((raw, index) => {
     const at = childPath('nodes', index);
     if (!isRecord(raw)) { problems.add(at, `expected a node object {id, kind, params}, got ${describeType(raw)}`); return; }
     const id = typeof raw.id === 'string' && raw.id.trim() !== '' ? raw.id : undefined;
+    if (id !== undefined) allIds.add(id);
     checkFields(problems, at, raw, NODE_FIELDS, new Set(['label']), id);
     if ('id' in raw && id === undefined) problems.add(childPath(at, 'id'), `expected a non-empty string, got ${describeType(raw.id)}`);
     if (id !== undefined && firstIndex.has(id)) {
@@ -395,10 +406,10 @@ function checkNodes(problems: Problems, value: unknown): IndexedNode[] | null {
     }
     if (id !== undefined) usable.push({ node: raw as unknown as PipelineNode, index, paramsOk });
   });
-  return usable;
+  return { usable, allIds, complete: usable.length === value.length };
 }
 
-function checkLinks(problems: Problems, value: unknown, byId: ReadonlyMap<string, IndexedNode>): IndexedLink[] | null {
+function checkLinks(problems: Problems, value: unknown, byId: ReadonlyMap<string, IndexedNode>, allIds: ReadonlySet<string>): IndexedLink[] | null {
   if (!Array.isArray(value)) { problems.add('links', `expected an array of links {from, to}, got ${describeType(value)}`); return null; }
   const usable: IndexedLink[] = [];
   const seen = new Map<string, number>();
@@ -410,7 +421,8 @@ function checkLinks(problems: Problems, value: unknown, byId: ReadonlyMap<string
     for (const end of LINK_FIELDS) {
       const id = raw[end];
       if (typeof id !== 'string') { problems.add(childPath(at, end), `expected a node id string, got ${describeType(id)}`); ok = false; }
-      else if (!byId.has(id)) { problems.add(childPath(at, end), `no node with id '${id}'`); ok = false; }
+      else if (!allIds.has(id)) { problems.add(childPath(at, end), `no node with id '${id}'`); ok = false; }
+      else if (!byId.has(id)) ok = false; // the node itself is broken and reported as such
     }
     if (!ok) return;
     const link = { from: raw.from as string, to: raw.to as string };
@@ -610,11 +622,13 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
   if ('info' in value) checkInfo(problems, value.info);
   if ('seed' in value) checkNumber(problems, 'seed', value.seed, { type: 'integer', label: '', help: '', min: 0, max: MAX_SEED });
   if ('backend' in value) checkField(problems, 'backend', value.backend, { type: 'enum', label: '', help: '', options: ['auto', 'cpu', 'cuda'] });
-  const nodes = 'nodes' in value ? checkNodes(problems, value.nodes) : null;
-  const byId = new Map((nodes ?? []).map((n) => [n.node.id, n]));
-  const links = nodes && 'links' in value ? checkLinks(problems, value.links, byId) : null;
-  if ('layout' in value) checkLayout(problems, value.layout, new Set(byId.keys()));
-  if (!nodes || !links) return problems.list;
+  const scan = 'nodes' in value ? checkNodes(problems, value.nodes) : null;
+  const nodes = scan?.usable ?? [];
+  const byId = new Map(nodes.map((n) => [n.node.id, n]));
+  const links = scan && 'links' in value ? checkLinks(problems, value.links, byId, scan.allIds) : null;
+  if ('layout' in value) checkLayout(problems, value.layout, scan?.allIds ?? new Set());
+  // A dropped node would make its neighbours look unlinked: fix the nodes first.
+  if (!scan || !scan.complete || !links) return problems.list;
   const beyondModel = checkLayerRanges(problems, nodes);
   if (checkGraph(problems, nodes, links)) checkChain(problems, nodes, links, beyondModel);
   return problems.list;
