@@ -184,3 +184,23 @@ describe('serve: WebSocket API', () => {
     again.ws.close();
   });
 });
+
+describe('serve: heartbeat', () => {
+  it('keeps answering clients and drops one that stops answering pings', async () => {
+    const quick = await startServer({ host: '127.0.0.1', port: 0, token: TOKEN, rendererDir, api: service, heartbeatMs: 40 });
+    try {
+      const url = `ws://127.0.0.1:${quick.port}/api?token=${TOKEN}`;
+      const live = await connect(url);
+      const dead = new WebSocket(url, { autoPong: false });
+      await new Promise((resolve, reject) => { dead.once('open', resolve); dead.once('error', reject); });
+      const deadClosed = new Promise<void>((resolve) => dead.once('close', () => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await deadClosed;
+      expect(live.ws.readyState).toBe(WebSocket.OPEN);
+      expect((await live.call({ id: 1, method: 'listTemplates', args: [] })).result).toHaveLength(1);
+      live.ws.close();
+    } finally {
+      await quick.close();
+    }
+  });
+});

@@ -9,6 +9,8 @@
 // - Every socket message goes through the same checks as Electron IPC (api-call.ts); a
 //   malformed message gets an error reply, never a dropped connection or a crashed server.
 // - A socket whose Origin is another site is refused (cross-site WebSocket hijacking).
+// - Sockets are pinged; one that misses a pong is dropped, so a dead SSH tunnel does not keep
+//   a ghost subscriber (the page reconnects and re-fetches on its side).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +29,8 @@ export interface ServerOptions {
   /** Folder with the built renderer (index.html and assets). */
   rendererDir: string;
   api: StudioApi;
+  /** Ping interval; a socket without a pong by the next ping is closed. Default 30 s. */
+  heartbeatMs?: number;
 }
 
 export interface StudioServer {
@@ -76,7 +80,10 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
     sockets.handleUpgrade(req, socket, head, (ws) => sockets.emit('connection', ws, req));
   });
 
+  const alive = new WeakMap<WebSocket, boolean>();
   sockets.on('connection', (ws: WebSocket) => {
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
     ws.on('error', () => ws.terminate());
     ws.on('message', (data, isBinary) => {
       void answer(ws, isBinary ? null : data.toString());
@@ -99,6 +106,15 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
     const response: ApiResponse = outcome.ok ? { id, result: outcome.result ?? null } : { id, error: outcome.error };
     send(ws, response);
   }
+
+  const heartbeat = setInterval(() => {
+    for (const ws of sockets.clients) {
+      if (!alive.get(ws)) { ws.terminate(); continue; }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, options.heartbeatMs ?? 30_000);
+  heartbeat.unref();
 
   const unsubscribe = api.onRunEvent((event) => {
     const text = JSON.stringify({ event } satisfies ServerMessage);
@@ -123,6 +139,7 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
     token,
     url,
     async close() {
+      clearInterval(heartbeat);
       unsubscribe();
       for (const ws of sockets.clients) ws.terminate();
       await new Promise<void>((done) => sockets.close(() => done()));

@@ -89,6 +89,9 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   console.log(`Sparse Studio: ${server.url}`);
+  if (!isLoopback(options.host)) {
+    console.error(`sparse-studio serve: listening on ${options.host}: anyone who can reach this port${options.token ? ' and has the token' : ''} can use the studio`);
+  }
 
   return new Promise<number>((done) => {
     const stop = async () => {
@@ -111,4 +114,8 @@ function listenError(error: NodeJS.ErrnoException, options: ServeOptions): strin
     case 'ENOTFOUND': return `cannot listen on host "${options.host}": no such local address`;
     default: return `cannot listen on ${options.host}:${options.port}: ${error.message.split('\n')[0]}`;
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
