@@ -84,8 +84,8 @@ describe('modelStateAfter', () => {
   it('ends with layers 11-12 on global + window attention, Q/K/V trainable', () => {
     const layers = modelStateAfter(seed, 'export');
     expect(layers.slice(10).map((l) => [l.attention, l.mask?.selector, l.mask?.window_blocks, l.trainable])).toEqual([
-      ['sparse', 'none', 4, ['q', 'k', 'v']],
-      ['sparse', 'none', 4, ['q', 'k', 'v']],
+      ['sparse', 'none', 2, ['q', 'k', 'v']],
+      ['sparse', 'none', 2, ['q', 'k', 'v']],
     ]);
     expect(layers.filter((l) => l.attention === 'sparse')).toHaveLength(9);
   });
@@ -93,7 +93,7 @@ describe('modelStateAfter', () => {
   it('does not let a later node change an earlier state, and copies masks', () => {
     const before = modelStateAfter(seed, 's1-gate');
     before[3].mask!.block_size = 999;
-    expect(modelStateAfter(seed, 's1-gate')[3].mask!.block_size).toBe(64);
+    expect(modelStateAfter(seed, 's1-gate')[3].mask!.block_size).toBe(32);
     expect(modelStateAfter(seed, 's1-gate')[7].attention).toBe('dense');
   });
 
