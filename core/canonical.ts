@@ -15,10 +15,10 @@ export class CanonicalJsonError extends Error {
   }
 }
 
-/** Shortest text that parses back to exactly `n`; -0 becomes 0. */
+/** Shortest text that parses back to exactly `n` (Number#toString); -0 becomes 0 (JSON.stringify does that). */
 export function formatNumber(n: number, path = '$'): string {
   if (!Number.isFinite(n)) throw new CanonicalJsonError(path, `${n} cannot be written as JSON`);
-  return Object.is(n, -0) ? '0' : JSON.stringify(n);
+  return JSON.stringify(n);
 }
 
 export function canonicalJson(value: unknown): string {
