@@ -97,6 +97,17 @@ describe('modelStateAfter', () => {
     expect(modelStateAfter(seed, 's1-gate')[7].attention).toBe('dense');
   });
 
+  it('Unfreeze with replaced_only skips dense layers (the editor asks this of unfinished graphs too)', () => {
+    const p = structuredClone(seed);
+    const unfreeze = p.nodes.find((n) => n.id === 's2-unfreeze')!;
+    if (unfreeze.kind !== 'unfreeze') throw new Error('template changed');
+    unfreeze.params.layers = [1, 12];
+    unfreeze.params.kinds = ['o', 'selector', 'embeddings'];
+    expect(summary(p, 's2-unfreeze')).toEqual(['D:', 'D:', 'D:', ...Array(7).fill('S:o+selector'), 'D:', 'D:']);
+    unfreeze.params.replaced_only = false;
+    expect(summary(p, 's2-unfreeze')).toEqual(['D:o', 'D:o', 'D:o', ...Array(7).fill('S:o+selector'), 'D:o', 'D:o']);
+  });
+
   it('answers for a Dataset with the fresh model and throws for an unknown id', () => {
     expect(summary(seed, 'data')[0]).toBe('D:q+k+v+o+mlp+norms');
     expect(() => modelStateAfter(seed, 'nope')).toThrow("no node with id 'nope'");
