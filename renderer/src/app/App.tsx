@@ -73,7 +73,11 @@ function Header() {
   const { connection } = useStudio();
   const [state, setState] = useState<ConnectionState>(connection.getState());
   const [info, setInfo] = useState<SystemInfo | null>(null);
-  useEffect(() => connection.onStateChange(setState), [connection]);
+  useEffect(() => {
+    const off = connection.onStateChange(setState);
+    setState(connection.getState()); // it may have opened between render and subscribe
+    return off;
+  }, [connection]);
   useEffect(() => {
     if (state !== 'open') return;
     connection.api.systemInfo().then(setInfo, () => setInfo(null));

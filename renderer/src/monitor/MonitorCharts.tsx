@@ -1,6 +1,6 @@
 // The chart grid with its controls (EMA smoothing, log scale, step/time axis) and the
 // layer-by-step heatmaps. Reads the monitor store; used by the run monitor and the UI bench.
-import { useMemo } from 'react';
+import { useDeferredValue, useMemo } from 'react';
 import { selectLogScale, selectSetPrefs, selectSmoothing, selectXAxis } from '../stores/prefs-store';
 import { selectMonitorData, selectMonitorVersion } from '../stores/monitor-store';
 import { useMonitor, usePrefs } from '../app/studio-context';
@@ -8,7 +8,7 @@ import { CHARTS, type DrawOptions } from './chart-data';
 import { MetricChart } from './MetricChart';
 import { LayerHeatmap } from './LayerHeatmap';
 
-export const DRAW_BUCKETS = 700;
+export const DRAW_BUCKETS = 250;
 
 export function ChartControls() {
   const smoothing = usePrefs(selectSmoothing);
@@ -33,14 +33,15 @@ export function ChartControls() {
 
 export function MonitorCharts() {
   const data = useMonitor(selectMonitorData);
-  const version = useMonitor(selectMonitorVersion);
+  // Charts follow the data at low priority: typing or clicking never waits for a redraw.
+  const version = useDeferredValue(useMonitor(selectMonitorVersion));
   const smoothing = usePrefs(selectSmoothing);
   const logScale = usePrefs(selectLogScale);
   const xAxis = usePrefs(selectXAxis);
   const options = useMemo<DrawOptions>(() => ({ smoothing, logScale, xAxis, buckets: DRAW_BUCKETS }), [smoothing, logScale, xAxis]);
   const systemTitle = data.systemSource === 'gpu' ? 'System (GPU)' : 'System (CPU)';
   return (
-    <div className="charts">
+    <div className="charts" data-version={version}>
       {CHARTS.map((spec) => (
         <MetricChart key={spec.id} spec={spec} data={data} version={version} options={options} title={spec.id === 'system' ? systemTitle : undefined} />
       ))}

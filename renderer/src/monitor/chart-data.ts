@@ -1,6 +1,7 @@
 // What the charts draw, computed from the monitor store's full series: smoothed (EMA, into a
 // copy), decimated to a few points per pixel, in step or time units, plus stage bands.
-import { emaSmooth, minMaxDecimate, type XY } from '../series/downsample';
+import { minMaxDecimate, SmoothedColumn, type XY } from '../series/downsample';
+import type { Series } from '../series/column';
 import type { MonitorData } from '../stores/monitor-store';
 import type { XAxisKind } from '../stores/prefs-store';
 
@@ -30,12 +31,20 @@ export function drawLines(data: MonitorData, specs: LineSpec[], options: DrawOpt
     const series = data.series.get(spec.key);
     if (!series || series.length === 0) continue;
     const xs = options.xAxis === 'time' ? series.time : series.step;
-    const ys = spec.smooth !== false && options.smoothing > 0 ? emaSmooth(series.value, options.smoothing) : series.value;
+    const ys = spec.smooth !== false && options.smoothing > 0 ? smoothed(series, options.smoothing) : series.value;
     let points = minMaxDecimate(xs, ys, options.buckets);
     if (options.logScale) points = points.filter((p) => p.y > 0);
     out.push({ key: spec.key, label: spec.label, color: spec.color, axis: spec.axis ?? 'left', points });
   }
   return out;
+}
+
+const smoothCache = new WeakMap<Series, SmoothedColumn>();
+
+function smoothed(series: Series, weight: number) {
+  let cached = smoothCache.get(series);
+  if (!cached) { cached = new SmoothedColumn(series.value); smoothCache.set(series, cached); }
+  return cached.values(weight);
 }
 
 export interface Band { x1: number; x2: number; label: string; status: string; index: number }

@@ -83,3 +83,19 @@ describe('emaSmooth', () => {
     expect(smooth[3]).toBeLessThan(4);
   });
 });
+
+describe('SmoothedColumn', () => {
+  it('extends incrementally and equals a full EMA recompute', async () => {
+    const { SmoothedColumn } = await import('./downsample');
+    const s = seriesOf([1, 5, 2, 8, 3]);
+    const smooth = new SmoothedColumn(s.value);
+    expect(smooth.values(0.5).length).toBe(5);
+    s.push(5, 50, 10);
+    s.push(6, 60, NaN);
+    const inc = smooth.values(0.5).toArray();
+    const full = emaSmooth(s.value, 0.5);
+    expect(Array.from(inc)).toEqual(Array.from(full));
+    // a new weight recomputes
+    expect(Array.from(smooth.values(0.9).toArray())).toEqual(Array.from(emaSmooth(s.value, 0.9)));
+  });
+});

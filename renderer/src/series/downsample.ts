@@ -1,7 +1,7 @@
 // Decimation for drawing: the store keeps every point, the charts draw at most a few
 // thousand. Min-max per pixel bucket keeps every spike (a loss blow-up must stay visible),
 // which LTTB does not guarantee. Nothing here writes to the input columns.
-import type { Column } from './column';
+import { Column as ColumnCtor, type Column } from './column';
 
 export interface XY { x: number; y: number }
 
@@ -80,4 +80,35 @@ export function emaSmooth(values: Column, weight: number): Float64Array {
     out[i] = last / (1 - debias);
   }
   return out;
+}
+
+/**
+ * Incremental EMA: the smoothed copy of a growing column, extended only by the points added
+ * since the last call (a live run appends; recomputing 100k points per frame would churn
+ * memory). Recomputed from scratch when the weight changes.
+ */
+export class SmoothedColumn {
+  private out = new ColumnCtor();
+  private last = 0;
+  private debias = 1;
+  private weight = -1;
+
+  constructor(private readonly source: Column) {}
+
+  values(weight: number): Column {
+    if (weight !== this.weight) {
+      this.out = new ColumnCtor();
+      this.last = 0;
+      this.debias = 1;
+      this.weight = weight;
+    }
+    for (let i = this.out.length; i < this.source.length; i++) {
+      const v = this.source.get(i);
+      if (Number.isNaN(v)) { this.out.push(NaN); continue; }
+      this.last = this.last * weight + (1 - weight) * v;
+      this.debias *= weight;
+      this.out.push(this.debias === 1 ? v : this.last / (1 - this.debias));
+    }
+    return this.out;
+  }
 }

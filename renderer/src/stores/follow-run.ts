@@ -6,22 +6,19 @@
 //   same content), so no point is lost or drawn twice.
 // - After the transport reconnects, the whole run is fetched again: events sent while the
 //   link was down are gone from the stream but not from the run store.
-// - Live events are folded in batches, one per animation frame (or `flushMs`), so a fast run
-//   costs one redraw per frame, not one per step.
+// - Live events are folded in batches, at most five per second: a fast run costs a handful
+//   of chart redraws per second, not one per step (recharts redraws cost tens of ms each).
 import type { RunEvent } from '../../../core/events';
 import type { StudioConnection } from '../api/connection';
 import type { MonitorStore } from './monitor-store';
 
 export interface FollowOptions {
-  /** Schedules a batch flush; defaults to requestAnimationFrame where present. */
+  /** Schedules a batch flush; defaults to 200 ms later. */
   schedule?: (flush: () => void) => void;
   onError?: (message: string) => void;
 }
 
-const defaultSchedule = (flush: () => void) => {
-  if (typeof requestAnimationFrame === 'function') requestAnimationFrame(flush);
-  else setTimeout(flush, 16);
-};
+const defaultSchedule = (flush: () => void) => { setTimeout(flush, 200); };
 
 export function followRun(connection: StudioConnection, store: MonitorStore, runId: string, options: FollowOptions = {}): () => void {
   const schedule = options.schedule ?? defaultSchedule;

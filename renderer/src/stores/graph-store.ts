@@ -137,39 +137,28 @@ export function setIn<T>(obj: T, path: (string | number)[], value: unknown): T {
 }
 
 /**
- * Left-to-right layered layout: a node's column is its longest path from a source in execution
- * order; Dataset nodes sit under the first node they feed, so data links stay short.
+ * Left-to-right layout in execution order, one row per stage: a stage's operations, its Train
+ * and its Gate read left to right like a row of the seed plan's table, and the next stage starts
+ * the next row. Model nodes sit in column 0 of the first row, Dataset nodes below them.
  */
 export function layeredLayout(p: Pipeline): Record<string, Position> {
   let order: string[];
   try { order = executionOrder(p); } catch { order = p.nodes.map((n) => n.id); }
   const kindOf = new Map(p.nodes.map((n) => [n.id, n.kind] as const));
-  const column = new Map<string, number>();
-  for (const id of order) {
-    if (kindOf.get(id) === 'dataset') continue;
-    let col = 0;
-    for (const l of p.links) if (l.to === id && column.has(l.from)) col = Math.max(col, column.get(l.from)! + 1);
-    column.set(id, col);
-  }
-  const rowsUsed = new Map<number, number>();
+  const gated = new Set(p.links.filter((l) => kindOf.get(l.from) === 'train' && kindOf.get(l.to) === 'gate').map((l) => l.from));
   const positions: Record<string, Position> = {};
+  const at = (col: number, row: number): Position => ({ x: col * LAYOUT_SPACING.x, y: row * LAYOUT_SPACING.y });
+  let sources = 0;
+  let row = 0;
+  let col = 1;
   for (const id of order) {
-    if (kindOf.get(id) === 'dataset') continue;
-    const col = column.get(id)!;
-    const row = rowsUsed.get(col) ?? 0;
-    rowsUsed.set(col, row + 1);
-    positions[id] = { x: col * LAYOUT_SPACING.x, y: row * LAYOUT_SPACING.y };
+    const kind = kindOf.get(id);
+    if (kind === 'dataset') continue;
+    if (kind === 'model') { positions[id] = at(0, sources++); continue; }
+    positions[id] = at(col++, row);
+    if (kind === 'gate' || (kind === 'train' && !gated.has(id))) { row++; col = 1; }
   }
-  const maxRows = Math.max(1, ...rowsUsed.values());
-  const dataCols = new Map<number, number>();
-  for (const id of order) {
-    if (kindOf.get(id) !== 'dataset') continue;
-    const consumers = p.links.filter((l) => l.from === id).map((l) => column.get(l.to) ?? 0);
-    const col = consumers.length ? Math.min(...consumers) : 0;
-    const stacked = dataCols.get(col) ?? 0;
-    dataCols.set(col, stacked + 1);
-    positions[id] = { x: col * LAYOUT_SPACING.x - LAYOUT_SPACING.x / 2, y: (maxRows + stacked) * LAYOUT_SPACING.y + 20 };
-  }
+  for (const id of order) if (kindOf.get(id) === 'dataset') positions[id] = at(0, sources++ + 0.4);
   return positions;
 }
 
