@@ -11,6 +11,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-pthread", "-Wall", "-Wno-unused-parameter"],
       "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
       "xcode_settings": { "GCC_ENABLE_CPP_EXCEPTIONS": "YES", "CLANG_CXX_LANGUAGE_STANDARD": "c++17" },
       "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1 } }
     }

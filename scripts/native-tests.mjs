@@ -29,6 +29,7 @@ const mainFile = join(buildDir, 'main.cpp');
 writeFileSync(mainFile, '#define CHECK_MAIN\n#include "../check.h"\n');
 const flags = ['-std=c++17', '-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined',
   '-fno-sanitize-recover=undefined', '-pthread', '-I', srcDir, '-I', testDir, '-Wall', '-Wextra', '-Wno-unused-parameter'];
+const libs = ['-ldl'];
 try {
   // Compile each translation unit separately so both cores can be used and errors are local.
   const objs = [];
@@ -49,7 +50,7 @@ try {
     })));
   }
   if (failedCompile) throw new Error('compile failed');
-  execFileSync('g++', [...flags, ...objs, '-o', exe], { stdio: 'inherit' });
+  execFileSync('g++', [...flags, ...objs, '-o', exe, ...libs], { stdio: 'inherit' });
 } catch (e) {
   console.log('FAIL native_build: the native test binary did not compile');
   console.log('native: 0 passed, 1 failed');
