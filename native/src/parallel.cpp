@@ -53,6 +53,8 @@ void ThreadPool::worker_loop(int index) {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
       if (quit_) return;
+      // A worker started by set_threads() after earlier jobs wakes on their generation: nothing to run.
+      if (!job_) { seen = generation_; continue; }
       seen = generation_;
       job = job_;
       n = job_n_;
