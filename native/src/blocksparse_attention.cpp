@@ -31,10 +31,11 @@
 
 namespace engine {
 
-namespace {
+namespace blocksparse_detail {
 
-constexpr int kSpanTokens = 256;  // longest run of coalesced blocks (tile edge)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+namespace {
 
 // ---------------------------------------------------------------------------- row helpers
 // max of x[0..n)
@@ -100,6 +101,7 @@ TARGET_AVX512 float exp_sub_sum_avx512(float* x, int n, float m) {
   return _mm512_reduce_add_ps(s);
 }
 #endif
+}  // namespace
 
 float row_max(const float* x, int n) {
 #if ENGINE_X86
@@ -124,10 +126,6 @@ float exp_sub_sum(float* x, int n, float m) {
 }
 
 // ---------------------------------------------------------------------------- spans and schedule
-struct Span { int first_block, last_block; };
-
-// Coalesces an ascending block list into runs of consecutive blocks, each at most kSpanTokens
-// tokens (a block larger than that stays one span).
 void coalesce(const int32_t* blocks, int n, int block_size, std::vector<Span>& spans) {
   spans.clear();
   const int max_blocks = std::max(1, kSpanTokens / block_size);
@@ -140,6 +138,7 @@ void coalesce(const int32_t* blocks, int n, int block_size, std::vector<Span>& s
   }
 }
 
+namespace {
 // Longest-first greedy assignment of tasks to threads; returns one task list per thread.
 std::vector<std::vector<int64_t>> schedule(const std::vector<int64_t>& cost, int threads) {
   std::vector<int64_t> order(cost.size());
@@ -154,6 +153,7 @@ std::vector<std::vector<int64_t>> schedule(const std::vector<int64_t>& cost, int
   }
   return lists;
 }
+}  // namespace
 
 void run_scheduled(const std::vector<int64_t>& cost, const std::function<void(int64_t)>& task) {
   const int threads = std::max(1, (int)std::min<int64_t>(ThreadPool::get().threads(), (int64_t)cost.size()));
@@ -163,6 +163,11 @@ void run_scheduled(const std::vector<int64_t>& cost, const std::function<void(in
       for (int64_t item : lists[t]) task(item);
   });
 }
+
+}  // namespace blocksparse_detail
+
+namespace {
+using namespace blocksparse_detail;
 
 void check_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask) {
   if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1)
@@ -175,10 +180,6 @@ void check_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask) {
     throw std::invalid_argument("blocksparse_attention: mask has " + std::to_string(mask.n_mask_heads) +
                                 " heads; need H or Hkv (H=" + std::to_string(H) + ", Hkv=" + std::to_string(Hkv) + ")");
 }
-
-// Keys with position > query position are masked: row with query position qp against keys
-// starting at k0 has min(cols, qp - k0 + 1) valid columns.
-inline int valid_cols(int qp, int k0, int cols) { return std::min(cols, qp - k0 + 1); }
 
 struct Scratch {
   std::vector<float> s, dp, o, m, l, acc_a, acc_b;

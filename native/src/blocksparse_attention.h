@@ -12,6 +12,10 @@
 // so results are bit-identical run to run. Vectorised with AVX-512 / AVX2+FMA at the level
 // simd.h picks at run time (tests lower it with set_simd_level_for_testing), scalar fallback.
 #pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
 #include "block_mask.h"
 
 namespace engine {
@@ -26,5 +30,24 @@ void blocksparse_attention_forward(float* out, float* lse, const float* q, const
 void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                     const float* k, const float* v, const float* out, const float* lse,
                                     int B, int H, int Hkv, int T, int D, const BlockMask& mask);
+
+// Building blocks shared by the block-sparse kernels (selector, metrics); not a public API.
+namespace blocksparse_detail {
+constexpr int kSpanTokens = 256;  // longest run of coalesced blocks (tile edge)
+// A run of consecutive kept blocks [first_block, last_block].
+struct Span { int first_block, last_block; };
+// Coalesces an ascending block list into runs of consecutive blocks of at most kSpanTokens
+// tokens (a block larger than that stays one span).
+void coalesce(const int32_t* blocks, int n, int block_size, std::vector<Span>& spans);
+// Runs task(i) for every i in [0, cost.size()) on the pool, dealing tasks longest-first.
+void run_scheduled(const std::vector<int64_t>& cost, const std::function<void(int64_t)>& task);
+// max of x[0..n) (-inf when n == 0)
+float row_max(const float* x, int n);
+// x = exp(x - m) over [0, n); returns the sum (vectorised)
+float exp_sub_sum(float* x, int n, float m);
+// Keys after the query position are masked: a row at query position qp against keys starting
+// at k0 has min(cols, qp - k0 + 1) valid columns.
+inline int valid_cols(int qp, int k0, int cols) { return cols < qp - k0 + 1 ? cols : qp - k0 + 1; }
+}  // namespace blocksparse_detail
 
 }  // namespace engine
