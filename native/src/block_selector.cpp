@@ -1,0 +1,278 @@
+// Block selection: pooled-key scores, the trainable indexer and its warm-up loss
+// (see block_selector.h for the definitions).
+#include "block_selector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "blocksparse_attention.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace engine {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+int blocks_of(int T, int block_size) { return (T + block_size - 1) / block_size; }
+
+// pooled (nb, C): mean of x (T, C) over each block of tokens (the tail block over its own length)
+std::vector<double> block_means(const float* x, int T, int C, int block_size) {
+  const int nb = blocks_of(T, block_size);
+  std::vector<double> pooled((size_t)nb * C, 0.0);
+  for (int b = 0; b < nb; b++) {
+    const int t0 = b * block_size, t1 = std::min(T, t0 + block_size);
+    double* row = &pooled[(size_t)b * C];
+    for (int t = t0; t < t1; t++)
+      for (int c = 0; c < C; c++) row[c] += x[(size_t)t * C + c];
+    for (int c = 0; c < C; c++) row[c] /= (t1 - t0);
+  }
+  return pooled;
+}
+
+void check_selector_args(int T, int block_size, const char* who) {
+  if (T < 1) throw std::invalid_argument(std::string(who) + ": seq_len must be >= 1");
+  if (block_size < 1) throw std::invalid_argument(std::string(who) + ": block_size must be >= 1");
+}
+
+// Indexer activations for one sequence: xbar (nb, C) pooled input, qi (nb, Hi*Di), kj (nb, Di),
+// a (nb, nb, Hi) pre-relu logits q.k / sqrt(Di) (causal pairs only).
+struct IndexerActs {
+  int nb = 0;
+  std::vector<double> xbar, qi, kj, a;
+};
+
+IndexerActs indexer_acts(const float* x, const float* w_q, const float* w_k, const IndexerShape& s, int T,
+                         int block_size) {
+  IndexerActs z;
+  z.nb = blocks_of(T, block_size);
+  const int nb = z.nb, HD = s.Hi * s.Di;
+  z.xbar = block_means(x, T, s.C, block_size);
+  z.qi.assign((size_t)nb * HD, 0.0);
+  z.kj.assign((size_t)nb * s.Di, 0.0);
+  for (int b = 0; b < nb; b++) {
+    const double* xb = &z.xbar[(size_t)b * s.C];
+    for (int o = 0; o < HD; o++) {
+      double acc = 0;
+      for (int c = 0; c < s.C; c++) acc += (double)w_q[(size_t)o * s.C + c] * xb[c];
+      z.qi[(size_t)b * HD + o] = acc;
+    }
+    for (int o = 0; o < s.Di; o++) {
+      double acc = 0;
+      for (int c = 0; c < s.C; c++) acc += (double)w_k[(size_t)o * s.C + c] * xb[c];
+      z.kj[(size_t)b * s.Di + o] = acc;
+    }
+  }
+  const double inv = 1.0 / std::sqrt((double)s.Di);
+  z.a.assign((size_t)nb * nb * s.Hi, 0.0);
+  for (int i = 0; i < nb; i++)
+    for (int j = 0; j <= i; j++)
+      for (int h = 0; h < s.Hi; h++) {
+        double acc = 0;
+        const double *qv = &z.qi[(size_t)i * HD + (size_t)h * s.Di], *kv = &z.kj[(size_t)j * s.Di];
+        for (int d = 0; d < s.Di; d++) acc += qv[d] * kv[d];
+        z.a[((size_t)i * nb + j) * s.Hi + h] = acc * inv;
+      }
+  return z;
+}
+
+double score_of(const IndexerActs& z, const float* w_h, int Hi, int i, int j) {
+  double s = 0;
+  for (int h = 0; h < Hi; h++) s += (double)w_h[h] * std::max(0.0, z.a[((size_t)i * z.nb + j) * Hi + h]);
+  return s;
+}
+
+void check_indexer_shape(const IndexerShape& s) {
+  if (s.C < 1 || s.Hi < 1 || s.Di < 1)
+    throw std::invalid_argument("indexer: C, Hi and Di must be >= 1, got C=" + std::to_string(s.C) + " Hi=" +
+                                std::to_string(s.Hi) + " Di=" + std::to_string(s.Di));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- pooled keys
+void pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
+                         bool share_gqa_group) {
+  check_selector_args(T, block_size, "pooled_block_scores");
+  if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("pooled_block_scores: H must be a multiple of Hkv");
+  const int nb = blocks_of(T, block_size), group = H / Hkv;
+  const int n_heads = share_gqa_group ? Hkv : H;
+  // Pooled queries per head and pooled keys per KV head; by linearity the mean over queries of
+  // q . kbar equals qbar . kbar.
+  std::vector<std::vector<double>> qbar(H), kbar(Hkv);
+  parallel_for(H + Hkv, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) {
+      if (t < H) qbar[t] = block_means(q + (size_t)t * T * D, T, D, block_size);
+      else kbar[t - H] = block_means(k + (size_t)(t - H) * T * D, T, D, block_size);
+    }
+  });
+  parallel_for((int64_t)n_heads * nb, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int mh = (int)(r / nb), i = (int)(r % nb);
+      const int h_first = share_gqa_group ? mh * group : mh, h_last = share_gqa_group ? h_first + group : mh + 1;
+      const int kvh = share_gqa_group ? mh : mh / group;
+      float* row = scores + (size_t)r * nb;
+      for (int j = 0; j < nb; j++) {
+        if (j > i) { row[j] = kNegInf; continue; }
+        double s = 0;
+        for (int h = h_first; h < h_last; h++) {
+          const double *qv = &qbar[h][(size_t)i * D], *kv = &kbar[kvh][(size_t)j * D];
+          for (int d = 0; d < D; d++) s += qv[d] * kv[d];
+        }
+        row[j] = (float)s;
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------- indexer
+void indexer_init(float* w_q, float* w_k, float* w_h, const IndexerShape& s, uint64_t seed) {
+  check_indexer_shape(s);
+  // nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)); per-head weights start at 1/Hi.
+  uint64_t state = seed ^ 0x1D3C5A7Bull;
+  const double bound = 1.0 / std::sqrt((double)s.C);
+  auto uniform = [&] { return (float)(((double)(splitmix64(state) >> 11) * (1.0 / 9007199254740992.0) * 2 - 1) * bound); };
+  for (size_t i = 0; i < (size_t)s.Hi * s.Di * s.C; i++) w_q[i] = uniform();
+  for (size_t i = 0; i < (size_t)s.Di * s.C; i++) w_k[i] = uniform();
+  for (int h = 0; h < s.Hi; h++) w_h[h] = 1.0f / s.Hi;
+}
+
+void indexer_block_scores(float* scores, const float* x, const float* w_q, const float* w_k, const float* w_h,
+                          const IndexerShape& s, int T, int block_size, int n_mask_heads) {
+  check_indexer_shape(s);
+  check_selector_args(T, block_size, "indexer_block_scores");
+  IndexerActs z = indexer_acts(x, w_q, w_k, s, T, block_size);
+  const int nb = z.nb;
+  for (int i = 0; i < nb; i++)
+    for (int j = 0; j < nb; j++) scores[(size_t)i * nb + j] = j > i ? kNegInf : (float)score_of(z, w_h, s.Hi, i, j);
+  for (int h = 1; h < n_mask_heads; h++) std::copy(scores, scores + (size_t)nb * nb, scores + (size_t)h * nb * nb);
+}
+
+double indexer_kl_loss(float* dw_q, float* dw_k, float* dw_h, const float* x, const float* w_q, const float* w_k,
+                       const float* w_h, const float* target, const IndexerShape& s, int T, int block_size) {
+  check_indexer_shape(s);
+  check_selector_args(T, block_size, "indexer_kl_loss");
+  IndexerActs z = indexer_acts(x, w_q, w_k, s, T, block_size);
+  const int nb = z.nb, HD = s.Hi * s.Di;
+  const double inv_rows = 1.0 / nb, inv_sqrt = 1.0 / std::sqrt((double)s.Di);
+  double loss = 0;
+  std::vector<double> dscore((size_t)nb * nb, 0.0), logits(nb);
+  for (int i = 0; i < nb; i++) {
+    // log-softmax of the causal scores of row i
+    double mx = -INFINITY;
+    for (int j = 0; j <= i; j++) mx = std::max(mx, logits[j] = score_of(z, w_h, s.Hi, i, j));
+    double sum = 0;
+    for (int j = 0; j <= i; j++) sum += std::exp(logits[j] - mx);
+    const double lse = mx + std::log(sum);
+    double mass = 0;
+    for (int j = 0; j <= i; j++) {
+      const double t = target[(size_t)i * nb + j], logp = logits[j] - lse;
+      if (t > 0) loss += t * (std::log(t) - logp) * inv_rows;
+      mass += t;
+    }
+    // d/dz_j of sum_j t_j (log t_j - log p_j) = p_j * sum(t) - t_j
+    for (int j = 0; j <= i; j++)
+      dscore[(size_t)i * nb + j] = (std::exp(logits[j] - lse) * mass - target[(size_t)i * nb + j]) * inv_rows;
+  }
+  if (!dw_q && !dw_k && !dw_h) return loss;
+  // Back through score = sum_h w_h relu(a_h), a_h = qi_h . kj / sqrt(Di), qi = w_q xbar, kj = w_k xbar.
+  std::vector<double> dqi((size_t)nb * HD, 0.0), dkj((size_t)nb * s.Di, 0.0), dwh(s.Hi, 0.0);
+  for (int i = 0; i < nb; i++)
+    for (int j = 0; j <= i; j++) {
+      const double g = dscore[(size_t)i * nb + j];
+      if (g == 0) continue;
+      for (int h = 0; h < s.Hi; h++) {
+        const double a = z.a[((size_t)i * nb + j) * s.Hi + h];
+        if (a <= 0) continue;
+        dwh[h] += g * a;
+        const double da = g * w_h[h] * inv_sqrt;
+        double *dq = &dqi[(size_t)i * HD + (size_t)h * s.Di], *dk = &dkj[(size_t)j * s.Di];
+        const double *qv = &z.qi[(size_t)i * HD + (size_t)h * s.Di], *kv = &z.kj[(size_t)j * s.Di];
+        for (int d = 0; d < s.Di; d++) {
+          dq[d] += da * kv[d];
+          dk[d] += da * qv[d];
+        }
+      }
+    }
+  if (dw_h)
+    for (int h = 0; h < s.Hi; h++) dw_h[h] += (float)dwh[h];
+  // dw (out, C) += sum_b dact[b][out] * xbar[b][:]
+  auto outer = [&](float* dw, const std::vector<double>& dact, int out) {
+    for (int o = 0; o < out; o++)
+      for (int c = 0; c < s.C; c++) {
+        double acc = 0;
+        for (int b = 0; b < nb; b++) acc += dact[(size_t)b * out + o] * z.xbar[(size_t)b * s.C + c];
+        dw[(size_t)o * s.C + c] += (float)acc;
+      }
+  };
+  if (dw_q) outer(dw_q, dqi, HD);
+  if (dw_k) outer(dw_k, dkj, s.Di);
+  return loss;
+}
+
+// ---------------------------------------------------------------------------- teacher target
+void teacher_block_attention(float* target, const float* q, const float* k, const float* lse, int H, int Hkv, int T,
+                             int D, int block_size) {
+  using namespace blocksparse_detail;
+  check_selector_args(T, block_size, "teacher_block_attention");
+  if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("teacher_block_attention: H must be a multiple of Hkv");
+  const int nb = blocks_of(T, block_size), group = H / Hkv;
+  const float scale = 1.0f / std::sqrt((float)D);
+  std::vector<int32_t> all_blocks(nb);
+  for (int j = 0; j < nb; j++) all_blocks[j] = j;
+  std::vector<int64_t> cost(nb);
+  for (int i = 0; i < nb; i++) cost[i] = i + 1;
+  // One task per query block: sums every head into its own target row (deterministic).
+  run_scheduled(cost, [&](int64_t task) {
+    const int i = (int)task, q0 = i * block_size, rows = std::min(T, q0 + block_size) - q0;
+    thread_local std::vector<float> S, row_lse;
+    thread_local std::vector<Span> spans;
+    thread_local std::vector<double> acc;
+    S.resize((size_t)kSpanTokens * std::max(kSpanTokens, block_size));
+    row_lse.resize(rows);
+    acc.assign(nb, 0.0);
+    coalesce(all_blocks.data(), i + 1, block_size, spans);
+    for (int h = 0; h < H; h++) {
+      const float* Q = q + ((size_t)h * T + q0) * D;
+      const float* K = k + (size_t)(h / group) * T * D;
+      if (lse) {
+        std::copy(lse + (size_t)h * T + q0, lse + (size_t)h * T + q0 + rows, row_lse.begin());
+      } else {  // dense log-sum-exp over the causal keys (online over spans)
+        std::vector<float> m(rows, kNegInf), l(rows, 0.0f);
+        for (const Span& sp : spans) {
+          const int k0 = sp.first_block * block_size, cols = std::min(T, (sp.last_block + 1) * block_size) - k0;
+          sgemm_serial(false, true, rows, cols, D, scale, Q, D, K + (size_t)k0 * D, D, 0.0f, S.data(), cols);
+          for (int r = 0; r < rows; r++) {
+            float* srow = &S[(size_t)r * cols];
+            const int n = valid_cols(q0 + r, k0, cols);
+            const float mx = std::max(m[r], row_max(srow, n));
+            l[r] = l[r] * std::exp(m[r] - mx) + exp_sub_sum(srow, n, mx);
+            m[r] = mx;
+          }
+        }
+        for (int r = 0; r < rows; r++) row_lse[r] = m[r] + std::log(l[r]);
+      }
+      for (const Span& sp : spans) {
+        const int k0 = sp.first_block * block_size, cols = std::min(T, (sp.last_block + 1) * block_size) - k0;
+        sgemm_serial(false, true, rows, cols, D, scale, Q, D, K + (size_t)k0 * D, D, 0.0f, S.data(), cols);
+        for (int r = 0; r < rows; r++) {
+          float* srow = &S[(size_t)r * cols];
+          const int n = valid_cols(q0 + r, k0, cols);
+          exp_sub_sum(srow, n, row_lse[r]);
+          for (int c = 0; c < n; c++) acc[(k0 + c) / block_size] += srow[c];
+        }
+      }
+    }
+    double total = 0;
+    for (int j = 0; j <= i; j++) total += acc[j];
+    float* out = target + (size_t)i * nb;
+    for (int j = 0; j < nb; j++) out[j] = j <= i && total > 0 ? (float)(acc[j] / total) : 0.0f;
+  });
+}
+
+}  // namespace engine
