@@ -43,7 +43,8 @@ interface Addon {
 }
 
 const require = createRequire(import.meta.url);
-const ADDON_PATH = new URL('./build/Release/sparse_engine.node', import.meta.url).pathname;
+// SPARSE_STUDIO_ADDON points at another build of the addon (packaged apps, tests of the unbuilt case).
+const ADDON_PATH = process.env.SPARSE_STUDIO_ADDON || new URL('./build/Release/sparse_engine.node', import.meta.url).pathname;
 
 let cached: Addon | null | undefined;
 function loadAddon(): Addon | null {
