@@ -6,12 +6,17 @@ import type { StudioApi } from '../../core/api';
 import { connectStudio } from './api/pick';
 import { createStudio, StudioProvider } from './app/studio-context';
 import { App } from './app/App';
+import { formatHash } from './stores/session-store';
 import { readDraft, startAutosave } from './autosave';
 
 const root = createRoot(document.getElementById('root')!);
 try {
   const connection = connectStudio(window as unknown as { studio?: StudioApi; location: Location });
-  const studio = createStudio(connection, window.localStorage);
+  const studio = createStudio(connection, window.localStorage, window.location.hash);
+  studio.session.subscribe((s) => {
+    const hash = formatHash(s.view, s.activeRunId);
+    if (window.location.hash !== hash) window.history.replaceState(null, '', hash);
+  });
   const draft = readDraft(window.localStorage);
   if (draft) {
     studio.graph.getState().load(draft.pipeline, { resetHistory: true });

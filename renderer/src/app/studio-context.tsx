@@ -20,14 +20,14 @@ export interface Studio {
   session: StoreApi<SessionState>;
 }
 
-export function createStudio(connection: StudioConnection, storage: Storage | null): Studio {
+export function createStudio(connection: StudioConnection, storage: Storage | null, hash = ''): Studio {
   return {
     connection,
     graph: createGraphStore(),
     monitor: createMonitorStore(),
     runs: createRunsStore(connection.api),
     prefs: createPrefsStore(storage),
-    session: createSessionStore(),
+    session: createSessionStore(hash),
   };
 }
 

@@ -20,6 +20,7 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
   const pipeline = useGraph(selectPipeline);
   const revision = useGraph(selectRevision);
   const showTemplates = useSession(selectShowTemplates);
+  const fromScratch = useSession((s) => s.fromScratch);
   const preflight = useSession((s) => s.preflight);
   const preflightRevision = useSession((s) => s.preflightRevision);
   const problems = useValidation();
@@ -70,7 +71,7 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
           </div>
           <div className="canvas-wrap">
             <Canvas searchRequest={searchRequest} />
-            {(empty || showTemplates) && (
+            {((empty && !fromScratch) || showTemplates) && (
               <div className="overlay"><TemplateGallery onClose={empty ? undefined : () => session.getState().setShowTemplates(false)} /></div>
             )}
           </div>

@@ -32,7 +32,7 @@ export const PipelineNodeView = memo(function PipelineNodeView({ data, selected 
       {memoryBytes !== undefined && <div className="pnode-note">peak memory ≈ {formatBytes(memoryBytes)}</div>}
       {all.length > 0 && (
         <div className="pnode-problems" role="alert" aria-label={`problems of ${node.id}`}>
-          {all.slice(0, 2).map((p, i) => <div key={i} className="pnode-problem">{p.message}</div>)}
+          {all.slice(0, 2).map((p, i) => <div key={i} className="pnode-problem">{fieldOf(p.path)}{p.message}</div>)}
           {all.length > 2 && <div className="pnode-problem">+{all.length - 2} more</div>}
         </div>
       )}
@@ -43,3 +43,9 @@ export const PipelineNodeView = memo(function PipelineNodeView({ data, selected 
     </div>
   );
 });
+
+/** "nodes[3].params.mask.block_size" -> "mask.block_size: " (the node itself is implied). */
+function fieldOf(path: string): string {
+  const short = path.replace(/^nodes\[\d+\]\.?(params\.)?/, '');
+  return short && !short.startsWith('nodes') ? `${short}: ` : '';
+}

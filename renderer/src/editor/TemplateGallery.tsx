@@ -28,7 +28,9 @@ export function TemplateGallery({ onClose }: { onClose?: () => void }) {
       <div className="gallery-head">
         <h2>Start from a template</h2>
         <p className="muted">Each template is a complete pipeline you can run as is, or change. Or drag nodes from the palette to start from scratch.</p>
-        {onClose && <button className="ghost" onClick={onClose} aria-label="close templates">Close</button>}
+        {onClose
+          ? <button className="ghost" onClick={onClose} aria-label="close templates">Close</button>
+          : <button onClick={() => session.getState().startFromScratch()} aria-label="start from scratch">Start from scratch</button>}
       </div>
       {error && <p className="field-error" role="alert">{error}</p>}
       {!templates && !error && <p className="muted">Loading templates…</p>}

@@ -53,7 +53,7 @@ const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { l
       <ResponsiveContainer width="100%" height="100%">
         <LineChart margin={{ top: 6, right: hasRight ? 4 : 14, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="#2a3142" strokeDasharray="3 3" />
-          <XAxis dataKey="x" type="number" domain={['dataMin', 'dataMax']}
+          <XAxis dataKey="x" type="number" domain={[0, 'dataMax']}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" tickFormatter={(v: number) => (xAxis === 'time' ? `${Math.round(v)}s` : String(v))} />
           <YAxis yAxisId="left" scale={logScale ? 'log' : 'auto'} domain={['auto', 'auto']}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={52} tickFormatter={fmt} />

@@ -135,3 +135,13 @@ describe('followRun', () => {
     stop();
   });
 });
+
+describe('session hash', () => {
+  it('round-trips view and run id through the URL hash', async () => {
+    const { formatHash, parseHash, createSessionStore } = await import('./session-store');
+    expect(formatHash('monitor', 'r 1')).toBe('#/monitor/r%201');
+    expect(parseHash('#/monitor/r%201')).toEqual({ view: 'monitor', activeRunId: 'r 1' });
+    expect(parseHash('#/bogus')).toEqual({ view: 'editor', activeRunId: null });
+    expect(createSessionStore('#/runs').getState().view).toBe('runs');
+  });
+});

@@ -15,27 +15,44 @@ export interface SessionState {
   preflightRevision: number;
   notice: Notice | null;
   showTemplates: boolean;
+  /** The person chose to start from an empty canvas: no gallery over it. */
+  fromScratch: boolean;
   setView(view: View): void;
   followRun(runId: string): void;
   setPreflight(report: PreflightReport | null, revision: number): void;
   notify(text: string, tone?: Notice['tone']): void;
   setShowTemplates(show: boolean): void;
+  startFromScratch(): void;
 }
 
-export function createSessionStore(): StoreApi<SessionState> {
+/** View and followed run live in the URL hash (#/monitor/RUN_ID), so a reload keeps them. */
+export function parseHash(hash: string): { view: View; activeRunId: string | null } {
+  const [, view, runId] = hash.replace(/^#/, '').split('/');
+  const known: View[] = ['editor', 'monitor', 'runs'];
+  return { view: known.includes(view as View) ? (view as View) : 'editor', activeRunId: runId ? decodeURIComponent(runId) : null };
+}
+
+export function formatHash(view: View, activeRunId: string | null): string {
+  return `#/${view}${activeRunId ? `/${encodeURIComponent(activeRunId)}` : ''}`;
+}
+
+export function createSessionStore(hash = ''): StoreApi<SessionState> {
   let noticeId = 0;
+  const initial = parseHash(hash);
   return createStore<SessionState>()((set) => ({
-    view: 'editor',
-    activeRunId: null,
+    view: initial.view,
+    activeRunId: initial.activeRunId,
     preflight: null,
     preflightRevision: -1,
     notice: null,
     showTemplates: false,
+    fromScratch: false,
     setView: (view) => set({ view }),
     followRun: (runId) => set({ activeRunId: runId, view: 'monitor' }),
     setPreflight: (report, revision) => set({ preflight: report, preflightRevision: revision }),
     notify: (text, tone = 'info') => set({ notice: { text, tone, id: ++noticeId } }),
     setShowTemplates: (show) => set({ showTemplates: show }),
+    startFromScratch: () => set({ fromScratch: true, showTemplates: false }),
   }));
 }
 
