@@ -4,7 +4,8 @@
 // long calls off the JS thread. Importing this file never throws: without a built addon every
 // call fails with "engine addon not built: run npm install (node-gyp)".
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MaskSpec, ParamKind } from '../core/schema';
 import { PARAM_KINDS } from '../core/schema';
 import type {
@@ -12,7 +13,7 @@ import type {
 } from './engine-api';
 import { validateModelConfig } from './checkpoint/config';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint/load';
-import { SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
+import { readSafetensors, SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
 
 export const ADDON_MISSING = 'engine addon not built: run npm install (node-gyp)';
 
@@ -137,13 +138,20 @@ async function withCallerStack<T>(p: () => Promise<T>): Promise<T> {
 
 // ---------------------------------------------------------------------------- model
 
+/** Engine-only tensors (the trainable block indexers) saved beside model.safetensors. */
+export const SELECTOR_FILE = 'selector.safetensors';
+
 export class NativeEngineModel implements EngineModel {
   readonly numParams: number;
   private handle: NativeModelHandle | null;
+  // Selector tensors read from a saved directory: a layer's indexer exists only once
+  // setAttention makes that layer block-sparse, so its weights wait here until then.
+  private pendingSelectors: Map<string, Float32Array>;
 
-  constructor(readonly config: ModelConfig, handle: NativeModelHandle) {
+  constructor(readonly config: ModelConfig, handle: NativeModelHandle, pendingSelectors = new Map<string, Float32Array>()) {
     this.handle = handle;
     this.numParams = handle.numParams();
+    this.pendingSelectors = pendingSelectors;
   }
 
   private get h(): NativeModelHandle {
@@ -175,6 +183,14 @@ export class NativeEngineModel implements EngineModel {
     }
     if (mask !== null && (typeof mask !== 'object' || Array.isArray(mask))) throw new Error('mask: must be a MaskSpec object or null');
     this.h.setAttention(layer, mask);
+    const prefix = `model.layers.${layer}.self_attn.indexer.`;
+    const present = new Set(this.h.tensors().map((t) => t.name));
+    for (const [name, data] of this.pendingSelectors) {
+      if (name.startsWith(prefix) && present.has(name)) {
+        this.h.setTensor(name, data);
+        this.pendingSelectors.delete(name);
+      }
+    }
   }
 
   setTrainable(selection: ParamSelection, trainable: boolean): void {
@@ -227,11 +243,18 @@ export class NativeEngineModel implements EngineModel {
     });
   }
 
-  /** The Hugging Face tensors (config.json order); selector tensors are engine-only and not saved. */
+  /** config.json + model.safetensors (Hugging Face tensors), and selector.safetensors when block indexers exist. */
   async save(dir: string): Promise<void> {
     const tensors = new Map<string, Float32Array>();
-    for (const t of this.h.tensors()) if (t.kind !== 'selector') tensors.set(t.name, this.h.getTensor(t.name));
+    const selectors: { name: string; shape: number[]; data: Float32Array }[] = [];
+    for (const t of this.h.tensors()) {
+      if (t.kind === 'selector') selectors.push({ name: t.name, shape: t.shape, data: this.h.getTensor(t.name) });
+      else tensors.set(t.name, this.h.getTensor(t.name));
+    }
     saveCheckpoint(dir, this.config, tensors);
+    const selectorFile = join(dir, SELECTOR_FILE);
+    if (selectors.length > 0) writeSafetensors(selectorFile, selectors, { format: 'sparse-studio-selector' });
+    else if (existsSync(selectorFile)) unlinkSync(selectorFile);
   }
 
   async saveOptimizer(file: string): Promise<void> {
@@ -299,6 +322,8 @@ async function loadModel(dir: string, options?: { threads?: number }): Promise<N
   const a = addon();
   setThreads(options?.threads);
   const { config, tensors } = loadCheckpoint(dir);
+  const selectorFile = join(dir, SELECTOR_FILE);
+  const selectors = existsSync(selectorFile) ? new Map([...readSafetensors(selectorFile)].map(([k, t]) => [k, t.data])) : new Map<string, Float32Array>();
   const handle = new a.NativeModel(config);
   try {
     for (const [name, data] of tensors) handle.setTensor(name, data);
@@ -306,7 +331,7 @@ async function loadModel(dir: string, options?: { threads?: number }): Promise<N
     handle.dispose();
     throw new Error(`${dir}: ${(e as Error).message}`);
   }
-  return new NativeEngineModel(config, handle);
+  return new NativeEngineModel(config, handle, selectors);
 }
 
 export const engine: EngineApi & { createModel: typeof createModel; loadModel: typeof loadModel } = {

@@ -155,6 +155,26 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     b.dispose();
   });
 
+  it('saves trained block indexers and restores them when the layer becomes sparse again', async () => {
+    const mask = { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 0, random_blocks: 0, random_seed: 4, topk_blocks: 1, selector: 'indexer' as const, dense_below: 0, share_gqa_group: true };
+    const a = engine.createModel(tinyConfig('llama', false), { seed: 3 });
+    a.setAttention(1, mask);
+    a.setTrainable({ layers: 'all', kinds: ['q', 'k', 'v', 'o', 'mlp', 'norms', 'embeddings'] }, false);
+    const batch = batchOf(2, 48, 37, 6);
+    const distill = { task: 0, attn_kl: 1, logit_kl: 0, hidden_mse: 0, temperature: 1 };
+    for (let i = 0; i < 3; i++) await a.trainStep(batch, adam(1e-2, { distill }));
+    const name = 'model.layers.1.self_attn.indexer.wq.weight';
+    const dir = fresh();
+    await a.save(dir);
+    const b = await engine.loadModel(dir);
+    expect(b.tensors().some((t) => t.kind === 'selector')).toBe(false);
+    b.setAttention(1, mask);
+    expect(b.getTensor(name)).toEqual(a.getTensor(name));
+    expect((await b.evaluate(batch)).attn_kl).toEqual((await a.evaluate(batch)).attn_kl);
+    a.dispose();
+    b.dispose();
+  });
+
   it('reports bad arguments in one line naming the field', async () => {
     const model = engine.createModel(tinyConfig('llama', true), { seed: 1 });
     const batch = batchOf(1, 4, 37, 1);
