@@ -334,10 +334,10 @@ async function loadModel(dir: string, options?: { threads?: number }): Promise<N
   return new NativeEngineModel(config, handle, selectors);
 }
 
-export const engine: EngineApi & { createModel: typeof createModel; loadModel: typeof loadModel } = {
+export const engine = {
   loadModel,
   createModel,
   info: engineInfo,
-};
+} satisfies EngineApi;
 
 export default engine;
