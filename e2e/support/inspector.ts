@@ -16,6 +16,11 @@ async function fillNumber(root: Locator, name: string, value: unknown) {
   await expect(input).toHaveValue(String(value));
 }
 
+async function fillRange(root: Locator, name: string, [first, last]: [number, number]) {
+  await fillNumber(root, `${name} first`, first);
+  await fillNumber(root, `${name} last`, last);
+}
+
 /** Sets one field to `value` through its widget. */
 export async function setField(root: Locator, name: string, spec: FieldSpec, value: unknown): Promise<void> {
   switch (spec.type) {
@@ -32,14 +37,11 @@ export async function setField(root: Locator, name: string, spec: FieldSpec, val
       return;
     case 'layers_or_all':
       await field(root, `${name} all`).setChecked(value === 'all');
-      if (value === 'all') return;
-    // falls through: a range
-    case 'layers': {
-      const [first, last] = value as [number, number];
-      await fillNumber(root, `${name} first`, first);
-      await fillNumber(root, `${name} last`, last);
+      if (value !== 'all') await fillRange(root, name, value as [number, number]);
       return;
-    }
+    case 'layers':
+      await fillRange(root, name, value as [number, number]);
+      return;
     case 'kinds':
       for (const option of spec.options ?? []) await field(root, `${name} ${option}`).setChecked((value as string[]).includes(option));
       return;

@@ -36,7 +36,6 @@ export const MetricChart = memo(function MetricChart({ spec, data, version, opti
       {lines.length > 0 && (
         <div className="chart-legend">
           {lines.map((l) => <span key={l.key}><i style={{ background: l.color }} />{l.label}</span>)}
-          {bands.length > 0 && <span className="bands">stages: {bands.map((b) => b.label).join(' · ')}</span>}
         </div>
       )}
       {lines.length === 0 ? <div className="chart-empty">no points yet</div> : <ChartPlot lines={lines} bands={bands} xAxis={options.xAxis} logScale={options.logScale} />}
@@ -44,7 +43,7 @@ export const MetricChart = memo(function MetricChart({ spec, data, version, opti
   );
 });
 
-const fmt = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(3))));
+const fmt = (v: number) => (Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(4))));
 
 const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { lines: DrawnLine[]; bands: Band[]; xAxis: DrawOptions['xAxis']; logScale: boolean }) {
   const hasRight = lines.some((l) => l.axis === 'right');

@@ -51,13 +51,15 @@ export interface Band { x1: number; x2: number; label: string; status: string; i
 
 export function stageBands(data: MonitorData, xAxis: XAxisKind): Band[] {
   const bands: Band[] = [];
+  // A stage's band runs up to where the next one starts, so the bands tile the axis.
   data.stages.forEach((s, i) => {
     const label = `${s.stage + 1}. ${s.name}${s.attempt > 1 ? ` (try ${s.attempt})` : ''}`;
     if (xAxis === 'time') {
       const lastTime = data.series.get('loss')?.time.last() ?? s.startTime;
       bands.push({ x1: s.startTime, x2: s.endTime ?? Math.max(lastTime, s.startTime), label, status: s.status, index: i });
     } else if (s.startStep !== null) {
-      bands.push({ x1: s.startStep, x2: s.endStep ?? Math.max(data.lastStep, s.startStep), label, status: s.status, index: i });
+      const end = s.endStep === null ? Math.max(data.lastStep, s.startStep) : s.endStep + 1;
+      bands.push({ x1: s.startStep, x2: end, label, status: s.status, index: i });
     }
   });
   return bands;
