@@ -5,6 +5,7 @@
 import type { EngineApi } from '../../../native/engine-api';
 import { executePipeline, type DatasetLoader, type RunControl } from './executor';
 import type { MaskArrays } from './export';
+import { buildMask } from '../../../native/mask';
 import type { EngineToHost, HostToEngine, StartMessage } from './messages';
 
 /** Messages to the host over whichever channel this process was started with. */
@@ -61,25 +62,27 @@ async function loadDatasetFn(): Promise<DatasetLoader> {
   return mod.loadDataset;
 }
 
-/** native/mask.ts (the block-sparse engineer's) when this build has it; Export needs it only for flex_masks. */
-const MASK_MODULE = '../../../native/mask';
-async function loadMaskArrays(): Promise<MaskArrays | undefined> {
-  try {
-    const mod = (await import(MASK_MODULE)) as { flexMaskArrays?: MaskArrays };
-    return mod.flexMaskArrays;
-  } catch {
-    return undefined;
-  }
-}
+/**
+ * FlexAttention arrays of a layer's static mask (native/mask.ts). Top-k blocks are chosen per
+ * input by the selector at run time, so the exported arrays hold the static blocks only.
+ */
+const flexMaskArrays: MaskArrays = (mask, where) => {
+  const built = buildMask({ ...mask, topk_blocks: 0 }, { seq: where.seqLen, heads: where.heads, kvHeads: where.kvHeads, layer: where.layer });
+  const f = built.flex;
+  return {
+    heads: f.heads, qBlocks: f.qBlocks, kvBlocks: f.kvBlocks,
+    kv_num_blocks: f.kvNumBlocks, kv_indices: f.kvIndices, q_num_blocks: f.qNumBlocks, q_indices: f.qIndices,
+  };
+};
 
 async function run(port: ParentPort, start: StartMessage, control: Control): Promise<void> {
   const time = () => Date.now();
   try {
-    const [engine, loadDataset, maskArrays] = await Promise.all([loadEngine(), loadDatasetFn(), loadMaskArrays()]);
+    const [engine, loadDataset] = await Promise.all([loadEngine(), loadDatasetFn()]);
     const outcome = await executePipeline(start.pipeline, {
       runDir: start.runDir, threads: start.threads, backend: start.backend, resume: start.resume,
     }, {
-      engine, loadDataset, control, maskArrays,
+      engine, loadDataset, control, maskArrays: flexMaskArrays,
       emit: (event) => port.post({ type: 'event', event }),
       identify: (identity) => port.post({ type: 'identity', identity }),
       onStageSummary: (summary) => port.post({ type: 'stage_summary', summary }),

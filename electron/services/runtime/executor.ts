@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { DatasetParams, GateParams, Pipeline, PipelineNode, TrainParams, NodeOf } from '../../../core/schema';
 import type { EvalMetrics, StageSummary } from '../../../core/events';
 import { stagesOf, trailingOps, type Stage } from '../../../core/order';
-import type { Batch, DistillWeights, EngineApi, EngineModel } from '../../../native/engine-api';
+import type { Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../../native/engine-api';
 import { aggregateEval } from './eval-metrics';
 import { judgeGate } from './gate';
 import { learningRateAt } from './lr-schedule';
@@ -275,16 +275,23 @@ class PipelineExecutor {
       const seq = seqLenAt(p.curriculum, i);
       const lr = learningRateAt(p, i, lrMultiplier * plateauMultiplier);
       const batch = data.trainBatch(this.globalStep, p.batch_size, seq);
-      const r = await this.model!.trainStep(batch, {
-        lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill,
-      });
-      if (!Number.isFinite(r.loss) || !Number.isFinite(r.grad_norm)) {
-        const what = !Number.isFinite(r.loss) ? `loss is ${r.loss}` : `gradient norm is ${r.grad_norm}`;
+      const stopStage = (what: string) => {
         const kept = this.lastCheckpoint ? `the last good checkpoint ${this.lastCheckpoint} is kept` : 'no stage had completed, so there is no checkpoint';
         const message = `${train.id}: ${what} at stage step ${i} (global step ${this.globalStep}, lr ${lr}); stage stopped, ${kept}`;
         this.log('error', message);
-        return { ok: false, status: 'failed', message, last };
+        return { ok: false as const, status: 'failed' as const, message, last };
+      };
+      let r: StepResult;
+      try {
+        r = await this.model!.trainStep(batch, {
+          lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill,
+        });
+      } catch (e) {
+        // The engine refuses a non-finite step itself ("training diverged: ..."); other errors end the stage the same way.
+        return stopStage((e as Error).message);
       }
+      if (!Number.isFinite(r.loss)) return stopStage(`loss is ${r.loss}`);
+      if (!Number.isFinite(r.grad_norm)) return stopStage(`gradient norm is ${r.grad_norm}`);
       this.lastLr = lr;
       this.emit({ type: 'step', metrics: {
         stage: stage.index, step: this.globalStep, stage_step: i, loss: r.loss, task_loss: r.task_loss, attn_kl_loss: r.attn_kl_loss,

@@ -60,7 +60,10 @@ export async function exportModel(model: EngineModel, state: ModelState, params:
       );
     });
     writeFileSync(join(dir, MASKS_FILE), encodeInt32Safetensors(tensors, { mask_seq_len: String(params.mask_seq_len) }));
-    sparse.flex_masks = { file: MASKS_FILE, mask_seq_len: params.mask_seq_len, layout: 'torch.nn.attention.flex_attention.BlockMask' };
+    sparse.flex_masks = {
+      file: MASKS_FILE, mask_seq_len: params.mask_seq_len, layout: 'torch.nn.attention.flex_attention.BlockMask.from_kv_blocks',
+      mask_mod: 'causal', static_only: state.masks.some((m) => m && m.topk_blocks > 0),
+    };
   }
   config.sparse_attention = sparse;
   writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n');

@@ -76,7 +76,7 @@ export function tinyPipeline(fixture: { config: string; corpus: string }, over: 
     { id: 'b2-unfreeze', kind: 'unfreeze', params: { layers: [1, 1], kinds: ['q', 'k', 'v'], replaced_only: true } },
     { id: 'b3-train', kind: 'train', label: 'Second', params: tinyTrain({ lr: 2e-3, ...over.train2 }) },
     { id: 'b4-gate', kind: 'gate', params: tinyGate(over.gate2) },
-    { id: 'c1-export', kind: 'export', params: { path: 'export', flex_masks: false, mask_seq_len: 64 } },
+    { id: 'c1-export', kind: 'export', params: { path: 'export', flex_masks: true, mask_seq_len: 64 } },
   ];
   const chain = ['model', 'a1-freeze', 'a2-replace', 'a3-unfreeze', 'a4-distill', 'a5-train', 'a6-gate', 'b1-replace', 'b2-unfreeze', 'b3-train', 'b4-gate', 'c1-export'];
   const links = chain.slice(1).map((to, i) => ({ from: chain[i], to }));
