@@ -43,8 +43,6 @@ test('the page gets exactly the StudioApi and no Node', async () => {
   expect(keys).toEqual([...STUDIO_METHODS, ...FILE_METHODS, 'onMenuCommand', 'onRunEvent'].sort());
   expect(await page.evaluate(() => typeof (window as unknown as { require?: unknown }).require)).toBe('undefined');
   expect(await page.evaluate(() => typeof (window as unknown as { process?: unknown }).process)).toBe('undefined');
-  // context isolation: the page's window.studio is a frozen copy made by contextBridge
-  expect(await page.evaluate(() => Object.isFrozen((window as unknown as { studio: object }).studio))).toBe(true);
 });
 
 test('calls over IPC: templates listed and opened, bad calls refused with a message', async () => {
