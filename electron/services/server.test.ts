@@ -204,3 +204,10 @@ describe('serve: heartbeat', () => {
     }
   });
 });
+
+describe('serve: listening', () => {
+  it('fails with EADDRINUSE on a taken port and leaves the service usable', async () => {
+    await expect(startServer({ host: '127.0.0.1', port: server.port, token: TOKEN, rendererDir, api: service })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    expect(await service.listTemplates()).toHaveLength(1);
+  });
+});

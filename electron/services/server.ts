@@ -121,14 +121,20 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
     for (const ws of sockets.clients) if (ws.readyState === WebSocket.OPEN) ws.send(text);
   });
 
-  await new Promise<void>((resolveListen, rejectListen) => {
-    server.once('error', rejectListen);
-    server.listen(options.port, options.host, () => {
-      server.off('error', rejectListen);
-      cookieName = `sparse_studio_token_${(server.address() as AddressInfo).port}`;
-      resolveListen();
+  try {
+    await new Promise<void>((resolveListen, rejectListen) => {
+      server.once('error', rejectListen);
+      server.listen(options.port, options.host, () => {
+        server.off('error', rejectListen);
+        cookieName = `sparse_studio_token_${(server.address() as AddressInfo).port}`;
+        resolveListen();
+      });
     });
-  });
+  } catch (error) {
+    clearInterval(heartbeat);
+    unsubscribe();
+    throw error;
+  }
   const port = (server.address() as AddressInfo).port;
   const hostInUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   const url = `http://${hostInUrl}:${port}/${token ? `?token=${token}` : ''}`;
