@@ -7,7 +7,10 @@
 // politely first and escalates to SIGKILL after a timeout.
 import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EngineToHost, HostToEngine, StartMessage } from './runtime/messages';
 
 /** The few things the host needs from a child process, whichever API started it. */
@@ -36,9 +39,22 @@ export interface EngineExit {
 
 export const ENGINE_ENTRY = fileURLToPath(new URL('./runtime/engine-process.ts', import.meta.url));
 
+/**
+ * tsx's loader as an absolute file URL: a bare `--import tsx` resolves against the working
+ * directory, which breaks `sparse-studio run` started from anywhere outside the studio folder.
+ */
+export function tsxLoaderUrl(): string {
+  const require = createRequire(import.meta.url);
+  const pkgFile = require.resolve('tsx/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, unknown> };
+  const entry = pkg.exports['.'];
+  if (typeof entry !== 'string') throw new Error(`${pkgFile}: exports["."] is not a file path`);
+  return pathToFileURL(join(dirname(pkgFile), entry)).href;
+}
+
 /** Spawner for plain Node (CLI, serve, tests): forks engine-process.ts through tsx. */
 export function forkEngine(entry = ENGINE_ENTRY): EngineChild {
-  const child = fork(entry, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child = fork(entry, [], { execArgv: ['--import', tsxLoaderUrl()], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   const stderrListeners: ((line: string) => void)[] = [];
   let pending = '';
   child.stderr?.setEncoding('utf8');

@@ -210,9 +210,13 @@ class PipelineExecutor {
       let metrics = trained.last;
       let status: StageSummary['status'] = 'done';
       if (gate) {
-        metrics = await this.evaluate(gateData, gate.params.eval_batches, evalShape, stage.index);
-        this.emit({ type: 'eval', metrics });
-        this.final = metrics;
+        // The stage's closing evaluation already measured exactly this (same data, batches, step).
+        const reuse = metrics && metrics.step === this.globalStep && gateData === data && gate.params.eval_batches === train.params.eval_batches;
+        if (!reuse || !metrics) {
+          metrics = await this.evaluate(gateData, gate.params.eval_batches, evalShape, stage.index);
+          this.emit({ type: 'eval', metrics });
+          this.final = metrics;
+        }
         const verdict = judgeGate(gate.params, metrics, Number.isNaN(startLoss) ? metrics.loss : startLoss, { stage: stage.index, node: gate.id, attempt });
         this.emit({ type: 'gate', verdict });
         const failedChecks = verdict.checks.filter((c) => !c.passed).map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
