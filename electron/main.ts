@@ -35,7 +35,9 @@ let mainWindow: BrowserWindow | null = null;
 let service: StudioService | null = null;
 
 app.enableSandbox();
-if (!app.requestSingleInstanceLock()) app.quit();
+// A second launch hands focus to the first window and quits.
+const primaryInstance = app.requestSingleInstanceLock();
+if (!primaryInstance) app.quit();
 
 app.on('second-instance', () => {
   if (!mainWindow) return;
@@ -63,6 +65,7 @@ function isAppUrl(url: string): boolean {
 }
 
 app.whenReady().then(async () => {
+  if (!primaryInstance) return;
   if (!existsSync(rendererIndex)) {
     dialog.showErrorBox('Sparse Studio', `The renderer is not built (${rendererIndex} is missing). Run \`npm run build:renderer\`.`);
     app.quit();
