@@ -66,6 +66,7 @@ test('builds the quick demo by drag and drop, validates live, exports it equal t
   }
   await expect(page.locator('.react-flow__edge')).toHaveCount(template.links.length);
   await expect(page.getByLabel('validity')).toHaveText('valid');
+  await page.getByRole('button', { name: 'Auto-layout', exact: true }).click(); // now by execution order: one row per stage
   await page.getByRole('button', { name: 'fit view' }).click();
   await page.screenshot({ path: join(artifacts, 'editor-built.png') });
 
@@ -146,9 +147,21 @@ test('undo/redo, copy/paste, delete and autosave restore after a reload', async 
   await page.screenshot({ path: join(artifacts, 'editor.png') });
 });
 
-test('the canvas refuses a data link into a node without a data input', async ({ page, studio }) => {
+test('the canvas refuses a data link into a node without a data input; double-click adds a node by search', async ({ page, studio }) => {
   await page.goto(studio.url);
   await openTemplate(page, template.info.name);
   await page.getByLabel('data data output', { exact: true }).dragTo(page.getByLabel('s1-freeze model input', { exact: true }));
   await expect(page.locator('.react-flow__edge')).toHaveCount(template.links.length);
+
+  const pane = page.locator('.react-flow__pane');
+  const box = (await pane.boundingBox())!;
+  await pane.dblclick({ position: { x: box.width - 300, y: 30 } });
+  const search = page.getByRole('dialog', { name: 'add node' });
+  await search.getByLabel('search node kinds').fill('gat');
+  await expect(search.getByRole('option')).toHaveCount(1);
+  await search.getByLabel('search node kinds').press('Enter');
+  await expect(canvasNodes(page)).toHaveCount(template.nodes.length + 1);
+  await expect(node(page, 'gate-1')).toBeVisible();
+  // A fresh gate is not linked yet: validation says so on the node.
+  await expect(page.getByRole('alert', { name: 'problems of gate-1' })).toBeVisible();
 });

@@ -7,7 +7,10 @@ export function NodeSearch({ style, onPick, onClose }: { style: CSSProperties; o
   const [query, setQuery] = useState('');
   const matches = useMemo(() => {
     const q = query.trim().toLowerCase();
-    return NODE_KINDS.filter((k) => !q || k.includes(q) || NODE_SPECS[k].label.toLowerCase().includes(q) || NODE_SPECS[k].description.toLowerCase().includes(q));
+    if (!q) return [...NODE_KINDS];
+    // Names first; descriptions only when no name matches ("sparse" finds replace).
+    const byName = NODE_KINDS.filter((k) => k.includes(q) || NODE_SPECS[k].label.toLowerCase().includes(q));
+    return byName.length ? byName : NODE_KINDS.filter((k) => NODE_SPECS[k].description.toLowerCase().includes(q));
   }, [query]);
   return (
     <div className="node-search" style={style} role="dialog" aria-label="add node" onDoubleClick={(e) => e.stopPropagation()}>
