@@ -199,7 +199,9 @@ class PipelineExecutor {
         await this.rebuildModel(this.state, startCheckpoint);
       }
       for (const id of stage.ops) await this.applyOp(this.node(id), stage.index, overrides);
-      if (train.params.precision !== 'fp32') this.log('info', `${train.id}: precision ${train.params.precision} requested; computed in fp32 on the cpu backend`);
+      // The CPU backend computes in fp32; a bf16/fp16 request is recorded as such.
+      this.log('info', train.params.precision === 'fp32' ? `${train.id}: precision fp32`
+        : `${train.id}: precision ${train.params.precision} requested; computed in fp32 on the cpu backend`);
 
       const trained = await this.train(stage, train, distill, lrMultiplier, data, evalShape);
       if (!trained.ok) {

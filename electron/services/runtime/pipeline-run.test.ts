@@ -137,6 +137,28 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
     expect(readRunRecord(r.runDir).checkpoints.map((c) => c.stage)).toEqual([0]);
   });
 
+  describe('the plateau rule', () => {
+    // lr 1e-12 leaves float32 weights unchanged, so the validation loss never improves.
+    const flat = { lr: 1e-12, schedule: 'constant' as const, eval_every: 1, plateau_patience: 1, plateau_factor: 0.5 };
+
+    it('decay_lr multiplies the LR after `patience` evaluations without improvement', async () => {
+      const r = await runToEnd(tinyPipeline(fixture, { train1: { ...flat, plateau_action: 'decay_lr' } }));
+      const lrs = ofType(r.events, 'step').filter((e) => e.metrics.stage === 0).map((e) => e.metrics.lr);
+      expect(lrs).toEqual([1e-12, 1e-12, 5e-13, 2.5e-13]);
+      expect(ofType(r.events, 'log').filter((l) => l.message.startsWith('a5-train: plateau')).length).toBe(2);
+    });
+
+    it('step_back_sparsity makes the stage\'s replaced layers denser and logs it', async () => {
+      const r = await runToEnd(tinyPipeline(fixture, { train1: { ...flat, plateau_action: 'step_back_sparsity', curriculum: [{ from_step: 0, seq_len: 128 }] } }));
+      const logs = ofType(r.events, 'log').map((l) => l.message).filter((m) => m.startsWith('a5-train: plateau'));
+      expect(logs[0]).toBe('a5-train: plateau (no validation-loss improvement for 1 evaluations); stepped sparsity back on layer 2: random_blocks 1 -> 3');
+      const density = ofType(r.events, 'step').filter((e) => e.metrics.stage === 0).map((e) => e.metrics.density);
+      expect(density[2]).toBeGreaterThan(density[1]);
+      const config = JSON.parse(readFileSync(join(r.runDir, 'export/config.json'), 'utf8'));
+      expect(config.sparse_attention.layers[1].mask.random_blocks).toBe(5);
+    });
+  });
+
   describe('a failing gate applies its on_fail policy', () => {
     const impossible = [{ metric: 'out_cos' as const, op: '>' as const, threshold: 1 }];
 
