@@ -5,9 +5,9 @@
 // - Same rules and order of reasons as the engine: dense below `dense_below`; else diagonal,
 //   global key blocks, global rows, window, then random extras drawn among the causal blocks
 //   not kept yet, then top-k extras.
-// - Random blocks use splitmix64 seeded per (seed, layer, mask head, query block) as the engine
-//   does. Exact random positions match the engine only as long as the seeding and draw below
-//   mirror native/src/block_mask.cpp; the counts (and so the density) match regardless.
+// - Random blocks use splitmix64 seeded per (seed, layer, mask head, query block) and a partial
+//   Fisher-Yates draw over the ascending free blocks, exactly as native/src/block_mask.cpp does
+//   (mask-preview.native.test.ts holds the two to the same positions; change both together).
 // - Top-k blocks are picked from run-time scores, so the preview cannot place them: the row's
 //   remaining causal blocks are drawn as "top-k candidates" and k of them count toward density.
 import type { MaskSpec } from '../../core/schema';
@@ -46,7 +46,7 @@ export function rowSeed(seed: number, layer: number, maskHead: number, queryBloc
   let state = BigInt.asUintN(64, BigInt(seed));
   let out: bigint;
   for (const part of [layer, maskHead, queryBlock]) {
-    [state, out] = splitmix64(state ^ BigInt(part));
+    [state, out] = splitmix64(state ^ BigInt.asUintN(64, BigInt(part)));
     state = out;
   }
   return state;
