@@ -13,6 +13,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define ENGINE_X86 1
 #include <immintrin.h>
+// GCC 12 flags its own _mm512_undefined_ps() inside AVX-512 intrinsics as maybe-uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else

@@ -1,0 +1,152 @@
+// SGEMM and the Linear wrappers against float64 references: odd shapes, every transpose,
+// alpha/beta, padded leading dimensions, determinism, thread-count independence, SIMD vs scalar.
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "check.h"
+#include "ops.h"
+#include "parallel.h"
+#include "reference.h"
+
+using namespace engine;
+
+namespace {
+
+// Runs sgemm and the reference on one shape; tolerance scales with K (float32 accumulation).
+void check_gemm_shape(bool ta, bool tb, int M, int N, int K, float alpha, float beta, int pad, uint64_t seed) {
+  const int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+  const int a_rows = ta ? K : M, b_rows = tb ? N : K;
+  auto A = ref::random_floats((size_t)a_rows * lda, seed);
+  auto B = ref::random_floats((size_t)b_rows * ldb, seed + 1);
+  auto C = ref::random_floats((size_t)M * ldc, seed + 2);
+  auto want = ref::to_double(C);
+  ref::gemm(ta, tb, M, N, K, alpha, ref::to_double(A), lda, ref::to_double(B), ldb, beta, want, ldc);
+  sgemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  const double atol = 1e-5 * (K + 1), rtol = 1e-5;
+  for (int i = 0; i < M; i++) {
+    std::string what = "C row " + std::to_string(i) + " ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) +
+                       " M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+    check::close(__FILE__, __LINE__, C.data() + (size_t)i * ldc, want.data() + (size_t)i * ldc, N, atol, rtol,
+                 what.c_str());
+  }
+}
+
+struct SimdGuard {
+  ~SimdGuard() { set_simd_level_for_testing("auto"); }
+};
+struct ThreadsGuard {
+  int saved = ThreadPool::get().threads();
+  ~ThreadsGuard() { ThreadPool::get().set_threads(saved); }
+};
+
+}  // namespace
+
+TEST(gemm_odd_shapes_all_transposes) {
+  const int shapes[][3] = {{1, 1, 1}, {1, 17, 5}, {7, 1, 9}, {5, 3, 300}, {13, 37, 29}, {67, 45, 261}, {130, 33, 8}};
+  uint64_t seed = 10;
+  for (auto& s : shapes)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) check_gemm_shape(ta, tb, s[0], s[1], s[2], 1.0f, 0.0f, 0, seed++);
+}
+
+TEST(gemm_alpha_beta_and_leading_dimensions) {
+  check_gemm_shape(false, false, 19, 23, 31, 0.5f, 1.0f, 3, 1);
+  check_gemm_shape(true, false, 19, 23, 31, -2.0f, 0.25f, 5, 2);
+  check_gemm_shape(false, true, 50, 70, 600, 1.5f, -1.0f, 1, 3);  // K > one KC slice: beta applied once
+  check_gemm_shape(true, true, 8, 40, 17, 1.0f, 2.0f, 7, 4);
+}
+
+TEST(gemm_beta_zero_ignores_nan_in_c) {
+  const int M = 9, N = 21, K = 4;
+  auto A = ref::random_floats(M * K, 5), B = ref::random_floats(K * N, 6);
+  std::vector<float> C(M * N, std::numeric_limits<float>::quiet_NaN());
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C.data(), N);
+  for (float c : C) EXPECT(std::isfinite(c));
+}
+
+TEST(gemm_k_zero_scales_c_by_beta) {
+  std::vector<float> C = {1, 2, 3, 4, 5, 6};
+  sgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.5f, C.data(), 3);
+  const float want[] = {0.5f, 1, 1.5f, 2, 2.5f, 3};
+  EXPECT_CLOSE(C.data(), want, 6, 0.0, 0.0);
+}
+
+TEST(gemm_bit_identical_across_runs_and_thread_counts) {
+  ThreadsGuard guard;
+  const int M = 97, N = 150, K = 520;
+  auto A = ref::random_floats(M * K, 7), B = ref::random_floats(N * K, 8);
+  auto run = [&] {
+    std::vector<float> C(M * N);
+    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
+    return C;
+  };
+  ThreadPool::get().set_threads(2);
+  auto first = run(), second = run();
+  EXPECT(ref::bit_equal(first, second));
+  ThreadPool::get().set_threads(1);
+  EXPECT(ref::bit_equal(first, run()));
+  ThreadPool::get().set_threads(3);
+  EXPECT(ref::bit_equal(first, run()));
+  // Short M takes the column-split path: still the same numbers.
+  std::vector<float> top(3 * N);
+  sgemm(false, true, 3, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, top.data(), N);
+  EXPECT(std::memcmp(top.data(), first.data(), top.size() * sizeof(float)) == 0);
+}
+
+TEST(gemm_simd_matches_scalar) {
+  SimdGuard guard;
+  const int M = 45, N = 77, K = 300;
+  auto A = ref::random_floats(M * K, 9), B = ref::random_floats(K * N, 10);
+  std::vector<float> fast(M * N), slow(M * N);
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, fast.data(), N);
+  EXPECT(set_simd_level_for_testing("scalar"));
+  EXPECT(std::string(simd_level()) == "scalar");
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, slow.data(), N);
+  EXPECT_CLOSE(fast.data(), slow.data(), fast.size(), 1e-4, 1e-5);
+  // With the scalar kernel the result still matches the float64 reference.
+  check_gemm_shape(true, true, 31, 29, 70, 1.0f, 0.5f, 2, 11);
+}
+
+TEST(simd_level_setter_rejects_unknown_levels) {
+  SimdGuard guard;
+  EXPECT(!set_simd_level_for_testing("sse9"));
+  const std::string before = simd_level();
+  EXPECT(set_simd_level_for_testing("auto"));
+  EXPECT(std::string(simd_level()) == before);
+}
+
+TEST(matmul_forward_with_and_without_bias) {
+  const int N = 11, C = 19, OC = 23;
+  auto inp = ref::random_floats(N * C, 12), w = ref::random_floats(OC * C, 13), bias = ref::random_floats(OC, 14);
+  std::vector<float> out(N * OC);
+  matmul_forward(out.data(), inp.data(), w.data(), bias.data(), N, C, OC);
+  auto want = ref::linear(ref::to_double(inp), ref::to_double(w), ref::to_double(bias), N, C, OC);
+  EXPECT_CLOSE(out.data(), want.data(), out.size(), 1e-5, 1e-5);
+  matmul_forward(out.data(), inp.data(), w.data(), nullptr, N, C, OC);
+  want = ref::linear(ref::to_double(inp), ref::to_double(w), {}, N, C, OC);
+  EXPECT_CLOSE(out.data(), want.data(), out.size(), 1e-5, 1e-5);
+}
+
+// Loss L = sum(out * dout) in float64; its finite-difference gradients are what matmul_backward must add.
+TEST(matmul_backward_matches_finite_differences_and_accumulates) {
+  const int N = 5, C = 7, OC = 6;
+  auto inp = ref::random_floats(N * C, 15), w = ref::random_floats(OC * C, 16), dout = ref::random_floats(N * OC, 17);
+  const auto dout_d = ref::to_double(dout);
+  auto loss_inp = [&](const ref::Vec& x) { return ref::dot(ref::linear(x, ref::to_double(w), {}, N, C, OC), dout_d); };
+  auto loss_w = [&](const ref::Vec& x) { return ref::dot(ref::linear(ref::to_double(inp), x, {}, N, C, OC), dout_d); };
+  auto want_dinp = ref::numeric_grad(loss_inp, ref::to_double(inp));
+  auto want_dw = ref::numeric_grad(loss_w, ref::to_double(w));
+  // Start from 1.0 to check accumulation (+=).
+  std::vector<float> dinp(N * C, 1.0f), dw(OC * C, 1.0f);
+  matmul_backward(dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+  for (auto& x : want_dinp) x += 1.0;
+  for (auto& x : want_dw) x += 1.0;
+  EXPECT_CLOSE(dinp.data(), want_dinp.data(), dinp.size(), 1e-5, 1e-5);
+  EXPECT_CLOSE(dw.data(), want_dw.data(), dw.size(), 1e-5, 1e-5);
+  // nullptr skips a gradient.
+  std::vector<float> only(N * C, 0.0f);
+  matmul_backward(only.data(), nullptr, dout.data(), inp.data(), w.data(), N, C, OC);
+  for (auto& x : want_dinp) x -= 1.0;
+  EXPECT_CLOSE(only.data(), want_dinp.data(), only.size(), 1e-5, 1e-5);
+}
