@@ -26,7 +26,7 @@ export interface AttentionBenchOptions {
 
 export const DEFAULT_OPTIONS: AttentionBenchOptions = {
   seqs: [4096, 8192], densities: [1, 0.5, 0.25, 0.125, 0.0625], heads: 8, kvHeads: 8, dim: 64, batch: 1,
-  blockSize: 64, reps: 2, json: false,
+  blockSize: 64, reps: 3, json: false,
 };
 
 const USAGE = 'usage: sparse-studio bench attention [--json] [--seq N,N] [--density D,D] [--heads N] [--kv-heads N] [--dim N] [--batch N] [--block-size N] [--reps N]';
