@@ -1,26 +1,34 @@
 // Layer-by-step heatmap (canvas): one row per layer, one column per evaluation. Dense layers
 // (no value) stay dark; colour runs from low (blue) to high (yellow) over the shown range.
-import { useEffect, useRef } from 'react';
+import { memo, useEffect, useMemo, useRef } from 'react';
 import type { LayerRow } from '../stores/monitor-store';
 
 const W = 520;
 const H = 200;
 
-function ramp(t: number): string {
-  // A perceptual blue -> teal -> yellow ramp.
+// A perceptual blue -> teal -> yellow ramp, precomputed: one string per level, not per cell.
+const RAMP: string[] = (() => {
   const stops = [[32, 56, 120], [38, 150, 160], [120, 200, 110], [250, 220, 80]];
-  const x = Math.min(1, Math.max(0, t)) * (stops.length - 1);
-  const i = Math.min(stops.length - 2, Math.floor(x));
-  const f = x - i;
-  const c = stops[i].map((v, k) => Math.round(v + (stops[i + 1][k] - v) * f));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
-}
+  return Array.from({ length: 256 }, (_, level) => {
+    const x = (level / 255) * (stops.length - 1);
+    const i = Math.min(stops.length - 2, Math.floor(x));
+    const f = x - i;
+    const c = stops[i].map((v, k) => Math.round(v + (stops[i + 1][k] - v) * f));
+    return `rgb(${c[0]},${c[1]},${c[2]})`;
+  });
+})();
 
-export function LayerHeatmap({ id, title, rows, version, fixedMax }: { id: string; title: string; rows: LayerRow[]; version: number; fixedMax?: number }) {
+const ramp = (t: number) => RAMP[Math.round(Math.min(1, Math.max(0, t)) * 255)];
+
+/** Redraws only when rows were added (`count`), not on every step of a live run. */
+export const LayerHeatmap = memo(function LayerHeatmap({ id, title, rows, count, fixedMax }: { id: string; title: string; rows: LayerRow[]; count: number; fixedMax?: number }) {
   const canvas = useRef<HTMLCanvasElement>(null);
-  let max = fixedMax ?? 0;
-  if (fixedMax === undefined) for (const r of rows) for (const v of r.values) if (v !== null && v > max) max = v;
-  const layers = rows.reduce((n, r) => Math.max(n, r.values.length), 0);
+  const { max, layers } = useMemo(() => {
+    let m = fixedMax ?? 0;
+    if (fixedMax === undefined) for (const r of rows) for (const v of r.values) if (v !== null && v > m) m = v;
+    return { max: m, layers: rows.reduce((n, r) => Math.max(n, r.values.length), 0) };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [rows, count, fixedMax]);
   useEffect(() => {
     const el = canvas.current;
     const ctx = el?.getContext('2d');
@@ -41,7 +49,7 @@ export function LayerHeatmap({ id, title, rows, version, fixedMax }: { id: strin
         ctx.fillRect(c * cw, l * rh, Math.ceil(cw), Math.ceil(rh) - (rh > 6 ? 1 : 0));
       }
     }
-  }, [rows, version, layers, max]);
+  }, [rows, count, layers, max]);
   return (
     <figure className="chart heat" aria-label={id}>
       <figcaption>
@@ -54,4 +62,4 @@ export function LayerHeatmap({ id, title, rows, version, fixedMax }: { id: strin
       </div>
     </figure>
   );
-}
+});

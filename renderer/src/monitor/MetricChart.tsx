@@ -52,11 +52,11 @@ const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { l
       <ResponsiveContainer width="100%" height="100%">
         <LineChart margin={{ top: 6, right: hasRight ? 4 : 14, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="#2a3142" strokeDasharray="3 3" />
-          <XAxis dataKey="x" type="number" domain={[0, 'dataMax']}
+          <XAxis dataKey="x" type="number" domain={[0, 'dataMax']} interval={0} tickCount={6}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" tickFormatter={(v: number) => (xAxis === 'time' ? `${Math.round(v)}s` : String(v))} />
-          <YAxis yAxisId="left" scale={logScale ? 'log' : 'auto'} domain={['auto', 'auto']}
+          <YAxis yAxisId="left" scale={logScale ? 'log' : 'auto'} domain={['auto', 'auto']} interval={0}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={52} tickFormatter={fmt} />
-          {hasRight && <YAxis yAxisId="right" orientation="right" tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={48} tickFormatter={fmt} />}
+          {hasRight && <YAxis yAxisId="right" orientation="right" interval={0} tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={48} tickFormatter={fmt} />}
           {bands.map((b) => (
             <ReferenceArea key={b.index} yAxisId="left" x1={b.x1} x2={b.x2} ifOverflow="hidden"
               fill={BAND_FILLS[b.index % BAND_FILLS.length]} fillOpacity={b.status === 'failed' ? 0.14 : 0.07}

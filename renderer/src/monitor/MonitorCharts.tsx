@@ -45,8 +45,8 @@ export function MonitorCharts() {
       {CHARTS.map((spec) => (
         <MetricChart key={spec.id} spec={spec} data={data} version={version} options={options} title={spec.id === 'system' ? systemTitle : undefined} />
       ))}
-      <LayerHeatmap id="density per layer" title="Density per layer" rows={data.layerDensity} version={version} fixedMax={1} />
-      <LayerHeatmap id="attn_kl per layer" title="Attention KL per layer" rows={data.layerKl} version={version} />
+      <LayerHeatmap id="density per layer" title="Density per layer" rows={data.layerDensity} count={data.layerDensity.length} fixedMax={1} />
+      <LayerHeatmap id="attn_kl per layer" title="Attention KL per layer" rows={data.layerKl} count={data.layerKl.length} />
     </div>
   );
 }
