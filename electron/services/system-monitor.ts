@@ -84,7 +84,9 @@ export function startSystemMonitor(options: MonitorOptions): () => void {
       if (prev) options.onSample({ source: 'cpu', utilization: cpuPercent(prev, next, ticksPerSecond), memory_bytes: rss });
       prev = next;
     } catch (e) {
-      unavailable(`CPU metrics unavailable: ${(e as Error).message}`);
+      // After a first good reading a failure means the process is exiting (a zombie has no
+      // VmRSS, then /proc/<pid> goes away): nothing to report.
+      if (!prev) unavailable(`CPU metrics unavailable: ${(e as Error).message}`);
     }
   };
   const timer = setInterval(() => { void tick(); }, interval);

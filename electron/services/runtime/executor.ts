@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { DatasetParams, GateParams, Pipeline, PipelineNode, TrainParams, NodeOf } from '../../../core/schema';
 import type { EvalMetrics, StageSummary } from '../../../core/events';
 import { stagesOf, trailingOps, type Stage } from '../../../core/order';
+import { canonicalJson } from '../../../core/canonical';
 import type { Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../../native/engine-api';
 import { aggregateEval } from './eval-metrics';
 import { judgeGate } from './gate';
@@ -24,7 +25,7 @@ import { PlateauTracker } from './plateau';
 import { stepBackSparsity } from './sparsity-step';
 import { applyModelState, cloneModelState, initialModelState, setMask, type ModelState } from './model-state';
 import { applyStageOp, describeLayers, NO_OVERRIDES, type StageOverrides } from './stage-ops';
-import { MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint } from './checkpoint';
+import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
 import { exportModel, type MaskArrays } from './export';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
@@ -104,6 +105,8 @@ class PipelineExecutor {
   private lastCheckpoint: string | null = null;
   private readonly summaries: StageSummary[] = [];
   private final: Partial<EvalMetrics> = {};
+  /** > 0 while recomputing earlier stages: nothing is emitted or written. */
+  private silent = 0;
 
   constructor(private readonly pipeline: Pipeline, private readonly options: ExecuteOptions, private readonly deps: ExecutorDeps) {
     this.byId = new Map(pipeline.nodes.map((n) => [n.id, n]));
@@ -239,6 +242,10 @@ class PipelineExecutor {
         }
         if (!verdict.passed) this.log('warn', `${gate.id}: gate failed (${failedChecks}); continuing as configured`);
       }
+      if (this.silent) {
+        this.lastCheckpoint = checkpointRelPath(stage.index); // written by the run being recomputed
+        return { ok: true };
+      }
       const path = await writeCheckpoint(this.model!, this.options.runDir, { stage: stage.index, step: this.globalStep, lr: this.lastLr, modelState: this.state });
       this.lastCheckpoint = path;
       this.emit({ type: 'checkpoint', stage: stage.index, path });
@@ -260,6 +267,7 @@ class PipelineExecutor {
   }
 
   private summarize(stage: Stage, status: StageSummary['status'], attempts: number, metrics: Partial<EvalMetrics>): void {
+    if (this.silent) return;
     const summary: StageSummary = { stage: stage.index, node: stage.train, name: stage.name, status, attempts, metrics: stripPerLayer(metrics) };
     const i = this.summaries.findIndex((s) => s.stage === stage.index);
     if (i >= 0) this.summaries[i] = summary; else this.summaries.push(summary);
@@ -353,6 +361,7 @@ class PipelineExecutor {
 
   private async applyOp(node: PipelineNode, stage: number, overrides: StageOverrides): Promise<void> {
     if (node.kind === 'export') {
+      if (this.silent) return;
       const dir = await exportModel(this.model!, this.state, node.params, { runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays });
       this.log('info', `${node.id}: exported to ${dir}`);
       return;
@@ -365,22 +374,51 @@ class PipelineExecutor {
     if (line) this.log('info', line);
   }
 
-  /** A fresh base model with `state` replayed and the weights/optimiser of a checkpoint (if any). */
+  /**
+   * A fresh base model with `state` replayed and the weights/optimiser of a checkpoint (if any).
+   * The teacher must stay the original base, so checkpoint weights go in through loadTrainable.
+   * An engine without it gets the checkpoint by recomputing the stages up to it instead (exact,
+   * since every stage is deterministic, only slower).
+   */
   private async rebuildModel(state: ModelState, checkpoint: string | null): Promise<void> {
     this.dispose();
     const dir = checkpoint ? join(this.options.runDir, checkpoint) : null;
-    let model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads);
+    const model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads);
     if (dir && !model.loadTrainable) {
-      // An engine without loadTrainable: the checkpoint becomes the base, and so the teacher.
       model.dispose();
-      model = await this.deps.engine.loadModel(join(dir, MODEL_DIR), { threads: this.options.threads });
-      this.log('warn', 'engine has no loadTrainable: the teacher is now the checkpoint, not the original base');
+      await this.recomputeTo(readCheckpointState(dir), state);
+      return;
     }
     this.model = model;
     applyModelState(model, state);
     if (dir) {
-      if (model.loadTrainable) await model.loadTrainable(join(dir, MODEL_DIR));
+      await model.loadTrainable!(join(dir, MODEL_DIR));
       await model.loadOptimizer(join(dir, OPTIMIZER_FILE));
+    }
+  }
+
+  /** Reruns stages 0..saved.stage silently from the base; the result must match the checkpoint. */
+  private async recomputeTo(saved: CheckpointState, state: ModelState): Promise<void> {
+    this.log('warn', `engine has no loadTrainable: recomputing stages 1-${saved.stage + 1} to rebuild ${checkpointRelPath(saved.stage)} with the original teacher`);
+    const kept = { summaries: [...this.summaries], final: this.final, lastCheckpoint: this.lastCheckpoint };
+    this.silent += 1;
+    try {
+      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads);
+      this.state = initialModelState(this.model.config.num_hidden_layers);
+      this.globalStep = 0;
+      this.lastCheckpoint = null;
+      for (const stage of stagesOf(this.pipeline).slice(0, saved.stage + 1)) {
+        const result = await this.runStage(stage);
+        if (!result.ok) throw new Error(`recomputing stage ${stage.index + 1} did not reproduce the run: ${result.message}`);
+      }
+    } finally {
+      this.silent -= 1;
+      this.summaries.splice(0, this.summaries.length, ...kept.summaries);
+      this.final = kept.final;
+      this.lastCheckpoint = kept.lastCheckpoint;
+    }
+    if (this.globalStep !== saved.step || canonicalJson(this.state) !== canonicalJson(state)) {
+      throw new Error(`${checkpointRelPath(saved.stage)}: recomputing the stages did not reproduce the checkpoint (step ${this.globalStep} vs ${saved.step})`);
     }
   }
 
@@ -413,6 +451,7 @@ class PipelineExecutor {
   }
 
   private emit(event: EventBody): void {
+    if (this.silent) return;
     this.deps.emit({ ...event, time: Date.now() } as EngineEvent);
   }
 
