@@ -10,7 +10,7 @@
 // Times are the best of --reps runs; the dense reference is measured before and after the sparse
 // runs of each length and the faster kept, so a noisy neighbour inflates neither side alone.
 import type { MaskSpec } from '../core/schema';
-import { sparseAddon } from './mask';
+import { SPARSE_ADDON_MISSING, sparseAddon } from './mask';
 
 export interface AttentionBenchOptions {
   seqs: number[];
@@ -120,7 +120,7 @@ export async function benchAttention(o: AttentionBenchOptions, emit: (row: Atten
   return rows;
 }
 
-/** CLI entry: exit 0 on success, 1 when the engine fails, 2 on bad usage. */
+/** CLI entry: exit 0 on success, 1 when the engine fails, 2 on bad usage or a missing addon. */
 export async function runAttentionBench(args: string[]): Promise<number> {
   let o: AttentionBenchOptions;
   try {
@@ -149,7 +149,8 @@ export async function runAttentionBench(args: string[]): Promise<number> {
     });
     return 0;
   } catch (e) {
-    process.stderr.write(`bench attention: ${(e as Error).message}\n`);
-    return 1;
+    const message = (e as Error).message;
+    process.stderr.write(`bench attention: ${message}\n`);
+    return message === SPARSE_ADDON_MISSING ? 2 : 1;
   }
 }

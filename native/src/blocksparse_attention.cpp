@@ -184,7 +184,7 @@ void check_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask) {
 struct Scratch {
   std::vector<float> s, dp, o, m, l, acc_a, acc_b;
   void reserve(int D) {
-    s.resize((size_t)kSpanTokens * kSpanTokens * 4);
+    s.resize((size_t)kSpanTokens * kSpanTokens);  // rows, cols <= 256 (block_size <= 256)
     dp.resize(s.size());
     o.resize((size_t)256 * D);
     m.resize(256);
