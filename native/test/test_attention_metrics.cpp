@@ -8,6 +8,7 @@
 #include "attention_metrics.h"
 #include "block_mask.h"
 #include "check.h"
+#include "parallel.h"
 
 using namespace engine;
 
@@ -178,4 +179,26 @@ TEST(attn_kl_loss_value_and_gradients_match_finite_differences) {
     }
     EXPECT_MSG(err / mag < 1e-4, "max |grad - fd| / max |fd| = " << err / mag);
   }
+}
+
+TEST(attn_kl_loss_bit_identical_across_thread_counts) {
+  Rng r{23};
+  const Dims d{2, 4, 2, 16 * 6 + 3, 32};
+  BlockMask m = sparse_mask(d, 16, true, 4);
+  auto qs = randn((size_t)d.B * d.H * d.T * d.D, r, 1.0f), ks = randn((size_t)d.B * d.Hkv * d.T * d.D, r, 1.0f);
+  auto qt = randn(qs.size(), r, 1.0f), kt = randn(ks.size(), r, 1.0f);
+  std::vector<float> lse_t = reference(to_double(qs), to_double(ks), to_double(qt), to_double(kt), d, m).lse_t;
+  const int threads = ThreadPool::get().threads();
+  std::vector<float> dq[2], dk[2];
+  double loss[2], kl[2];
+  for (int n = 0; n < 2; n++) {
+    ThreadPool::get().set_threads(n + 1);
+    dq[n].assign(qs.size(), 0.0f);
+    dk[n].assign(ks.size(), 0.0f);
+    loss[n] = attn_kl_loss(dq[n].data(), dk[n].data(), qs.data(), ks.data(), qt.data(), kt.data(), lse_t.data(), d.B, d.H,
+                           d.Hkv, d.T, d.D, m);
+    kl[n] = attention_metrics(qs.data(), ks.data(), qt.data(), kt.data(), nullptr, d.B, d.H, d.Hkv, d.T, d.D, m).attn_kl;
+  }
+  ThreadPool::get().set_threads(threads);
+  EXPECT(loss[0] == loss[1] && kl[0] == kl[1] && dq[0] == dq[1] && dk[0] == dk[1]);
 }
