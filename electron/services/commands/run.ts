@@ -4,8 +4,8 @@
 //   --json:  one JSON event per line on stdout; the last is {"type":"summary", ...}.
 //   plain:   the TTY output without the redrawn progress bar.
 // Exit codes: 0 completed, 1 failed (a gate with on_fail stop, a NaN loss, an engine error),
-// 2 invalid input or usage (problems printed `FILE: path: message`), 3 crashed,
-// 130 cancelled (Ctrl-C).
+// 2 invalid input or usage (problems printed `FILE: path: message`) or no usable engine
+// (addon not built, --backend cuda without CUDA), 3 crashed, 130 cancelled (Ctrl-C).
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunEvent, StageSummary, EvalMetrics } from '../../../core/events';
@@ -75,6 +75,16 @@ export function readPipelineFile(file: string): { pipeline: Pipeline } | { lines
   return { pipeline: parsed.pipeline };
 }
 
+/** Why the engine cannot run at all (addon not built), or null. Nothing is started then. */
+async function engineUnavailable(): Promise<string | null> {
+  try {
+    const mod = (await import('../../../native/index')) as { engineAvailable(): boolean; ADDON_MISSING: string };
+    return mod.engineAvailable() ? null : mod.ADDON_MISSING;
+  } catch (e) {
+    return `the engine cannot be loaded (${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
 async function cudaProblem(): Promise<string | null> {
   try {
     const mod = (await import('../../../native/index')) as { engine?: { info(): { cuda: { compiled: boolean; available: boolean } } } };
@@ -107,6 +117,8 @@ export async function run(args: string[]): Promise<number> {
     const problem = resumeProblem(opts.resume, pipeline);
     if (problem) { console.error(problem); return EXIT.invalid; }
   }
+  const unavailable = await engineUnavailable();
+  if (unavailable) { console.error(`sparse-studio run: ${unavailable}`); return EXIT.invalid; }
   const backend = opts.backend ?? pipeline.backend;
   if (backend === 'cuda') {
     const problem = await cudaProblem();
