@@ -1,0 +1,837 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "attention_metrics.h"
+#include "blocksparse_attention.h"
+#include "optimizer.h"
+#include "parallel.h"
+
+namespace engine {
+
+// ============================================================================ config and params
+
+float ModelConfig::residual_scale() const {
+  return minicpm() ? scale_depth / std::sqrt((float)num_layers) : 1.0f;
+}
+
+float ModelConfig::logit_divisor() const {
+  return minicpm() ? (float)hidden_size / dim_model_base : 1.0f;
+}
+
+void ModelConfig::validate() const {
+  auto bad = [](const std::string& field, const std::string& what) {
+    throw std::invalid_argument("config." + field + ": " + what);
+  };
+  if (model_type != "llama" && model_type != "qwen3" && model_type != "minicpm")
+    bad("model_type", "must be llama, qwen3 or minicpm, got '" + model_type + "'");
+  if (vocab_size < 1) bad("vocab_size", "must be >= 1");
+  if (hidden_size < 1) bad("hidden_size", "must be >= 1");
+  if (intermediate_size < 1) bad("intermediate_size", "must be >= 1");
+  if (num_layers < 1) bad("num_hidden_layers", "must be >= 1");
+  if (num_heads < 1) bad("num_attention_heads", "must be >= 1");
+  if (num_kv_heads < 1 || num_heads % num_kv_heads != 0) bad("num_key_value_heads", "must divide num_attention_heads");
+  if (head_dim < 2 || head_dim % 2 != 0) bad("head_dim", "must be even and >= 2");
+  if (!(rms_norm_eps > 0)) bad("rms_norm_eps", "must be > 0");
+  if (!(rope_theta > 0)) bad("rope_theta", "must be > 0");
+  if (max_position_embeddings < 1) bad("max_position_embeddings", "must be >= 1");
+  if (minicpm() && !(scale_emb > 0 && scale_depth > 0 && dim_model_base > 0))
+    bad("scale_emb/scale_depth/dim_model_base", "must be > 0 for minicpm");
+}
+
+static const char* const kKindNames[] = {"q", "k", "v", "o", "mlp", "norms", "embeddings", "selector"};
+
+const char* param_kind_name(ParamKind kind) { return kKindNames[(int)kind]; }
+
+ParamKind param_kind_from_name(const std::string& name) {
+  for (int i = 0; i < 8; i++)
+    if (name == kKindNames[i]) return (ParamKind)i;
+  throw std::invalid_argument("unknown parameter kind '" + name + "'");
+}
+
+int64_t Param::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+// ============================================================================ activations
+
+struct LayerActs {
+  std::vector<float> ln1, ln1_rstd;           // (N, C), (N)
+  std::vector<float> q_pre, k_pre;            // qwen3: (N, H*D), (N, Hkv*D) before QK-norm
+  std::vector<float> qn_rstd, kn_rstd;        // qwen3: (N*H), (N*Hkv)
+  std::vector<float> q, k, v;                 // (B, H, T, D), (B, Hkv, T, D) x2, after RoPE
+  std::vector<float> att, lse;                // (B, H, T, D), (B, H, T)
+  std::vector<float> merged;                  // (N, H*D)
+  std::vector<float> resid_mid;               // (N, C) after the attention branch
+  std::vector<float> ln2, ln2_rstd;           // (N, C), (N)
+  std::vector<float> gate, up, act;           // (N, F)
+  // Block-sparse layers of the student: one mask shared by the batch, or one per sequence (top-k).
+  std::vector<BlockMask> masks;
+  std::vector<float> dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
+};
+
+struct Activations {
+  int B = 0, T = 0;
+  std::vector<std::vector<float>> resid;  // L+1 of (N, C): resid[0] embeddings, resid[l+1] after layer l
+  std::vector<LayerActs> layers;
+  std::vector<float> hidden, hidden_rstd;  // (N, C) final norm output ("last hidden state"), (N)
+  std::vector<float> scratch;              // (N, max(C, H*D)) for projections
+};
+
+static void resize(std::vector<float>& v, size_t n) {
+  if (v.size() != n) v.assign(n, 0.0f);
+}
+
+// x (B, T, H, D) -> out (B, H, T, D)
+static void to_heads(float* out, const float* x, int B, int T, int H, int D) {
+  parallel_for((int64_t)B * H, [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; bh++) {
+      int64_t b = bh / H, h = bh % H;
+      for (int t = 0; t < T; t++)
+        std::memcpy(out + (bh * T + t) * D, x + ((b * T + t) * H + h) * D, sizeof(float) * D);
+    }
+  });
+}
+
+// x (B, H, T, D) -> out (B, T, H, D)
+static void from_heads(float* out, const float* x, int B, int T, int H, int D) {
+  parallel_for((int64_t)B * H, [&](int64_t b0, int64_t b1) {
+    for (int64_t bh = b0; bh < b1; bh++) {
+      int64_t b = bh / H, h = bh % H;
+      for (int t = 0; t < T; t++)
+        std::memcpy(out + ((b * T + t) * H + h) * D, x + (bh * T + t) * D, sizeof(float) * D);
+    }
+  });
+}
+
+// out (n) = a + s * b
+static void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) {
+  parallel_for(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = a[i] + s * b[i];
+  });
+}
+
+static void scale(float* out, const float* x, float s, int64_t n) {
+  parallel_for(n, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) out[i] = x[i] * s;
+  });
+}
+
+// ============================================================================ model
+
+Model::Model(const ModelConfig& config) : config_(config) {
+  config_.validate();
+  if (config_.dim_model_base <= 0) config_.dim_model_base = (float)config_.hidden_size;
+  const int64_t C = config_.hidden_size, F = config_.intermediate_size, V = config_.vocab_size;
+  const int64_t HD = (int64_t)config_.num_heads * config_.head_dim, KD = (int64_t)config_.num_kv_heads * config_.head_dim;
+  auto add = [&](const std::string& name, ParamKind kind, int layer, std::vector<int64_t> shape, float fill) {
+    Param p;
+    p.name = name;
+    p.kind = kind;
+    p.layer = layer;
+    p.shape = std::move(shape);
+    p.data.assign(p.numel(), fill);
+    params_.push_back(std::move(p));
+    return params_.size() - 1;
+  };
+  embed_index_ = add("model.embed_tokens.weight", ParamKind::embeddings, -1, {V, C}, 0);
+  for (int l = 0; l < config_.num_layers; l++) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerParams lp{};
+    lp.ln1 = add(p + "input_layernorm.weight", ParamKind::norms, l, {C}, 1);
+    lp.q = add(p + "self_attn.q_proj.weight", ParamKind::q, l, {HD, C}, 0);
+    lp.k = add(p + "self_attn.k_proj.weight", ParamKind::k, l, {KD, C}, 0);
+    lp.v = add(p + "self_attn.v_proj.weight", ParamKind::v, l, {KD, C}, 0);
+    if (config_.qk_norm()) {
+      lp.q_norm = add(p + "self_attn.q_norm.weight", ParamKind::norms, l, {config_.head_dim}, 1);
+      lp.k_norm = add(p + "self_attn.k_norm.weight", ParamKind::norms, l, {config_.head_dim}, 1);
+    }
+    lp.o = add(p + "self_attn.o_proj.weight", ParamKind::o, l, {C, HD}, 0);
+    lp.ln2 = add(p + "post_attention_layernorm.weight", ParamKind::norms, l, {C}, 1);
+    lp.gate = add(p + "mlp.gate_proj.weight", ParamKind::mlp, l, {F, C}, 0);
+    lp.up = add(p + "mlp.up_proj.weight", ParamKind::mlp, l, {F, C}, 0);
+    lp.down = add(p + "mlp.down_proj.weight", ParamKind::mlp, l, {C, F}, 0);
+    layers_.push_back(lp);
+  }
+  final_norm_index_ = add("model.norm.weight", ParamKind::norms, -1, {C}, 1);
+  lm_head_index_ = config_.tie_word_embeddings ? embed_index_ : add("lm_head.weight", ParamKind::embeddings, -1, {V, C}, 0);
+  for (auto& p : params_) optimizer::set_trainable(p, true);
+  attention_.resize(config_.num_layers);
+  indexer_shape_.C = config_.hidden_size;
+  acts_ = std::make_unique<Activations>();
+  teacher_acts_ = std::make_unique<Activations>();
+}
+
+Model::~Model() = default;
+
+int64_t Model::num_params() const {
+  int64_t n = 0;
+  for (auto& p : params_) n += p.numel();
+  return n;
+}
+
+Param& Model::param(const std::string& name) {
+  for (auto& p : params_)
+    if (p.name == name) return p;
+  throw std::invalid_argument("no tensor named " + name + " in this model");
+}
+
+const Param& Model::lm_head() const { return params_[lm_head_index_]; }
+
+// splitmix64 (block_mask.h) is the portable generator: std::normal_distribution differs between libraries.
+void Model::init_random(uint64_t seed) {
+  const float std_dev = 0.02f, residual_std = 0.02f / std::sqrt(2.0f * config_.num_layers);
+  for (size_t i = 0; i < params_.size(); i++) {
+    Param& p = params_[i];
+    p.teacher.clear();
+    if (p.kind == ParamKind::norms) {
+      std::fill(p.data.begin(), p.data.end(), 1.0f);
+      continue;
+    }
+    const bool residual = p.name.find("o_proj") != std::string::npos || p.name.find("down_proj") != std::string::npos;
+    const float s = residual ? residual_std : std_dev;
+    uint64_t state = seed * 0x100000001B3ull + i * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t j = 0; j < p.data.size(); j += 2) {  // Box-Muller, two normals per pair of uniforms
+      double u1 = ((splitmix64(state) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+      double u2 = (splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
+      double r = std::sqrt(-2.0 * std::log(u1));
+      p.data[j] = (float)(s * r * std::cos(2 * M_PI * u2));
+      if (j + 1 < p.data.size()) p.data[j + 1] = (float)(s * r * std::sin(2 * M_PI * u2));
+    }
+  }
+}
+
+void Model::set_tensor(const std::string& name, const float* values, int64_t n) {
+  Param& p = param(name);
+  if (n != p.numel()) {
+    std::ostringstream os;
+    os << "tensor " << name << ": got " << n << " values, expected " << p.numel();
+    throw std::invalid_argument(os.str());
+  }
+  std::copy(values, values + n, p.data.begin());
+  p.teacher.clear();  // a freshly loaded tensor is the new base
+}
+
+void Model::set_trainable(const std::vector<int>& layers, const std::vector<ParamKind>& kinds, bool trainable) {
+  for (int l : layers)
+    if (l < 0 || l >= config_.num_layers)
+      throw std::invalid_argument("layer " + std::to_string(l) + " out of range (model has " +
+                                  std::to_string(config_.num_layers) + " layers)");
+  for (auto& p : params_) {
+    const bool layer_ok = layers.empty() || std::find(layers.begin(), layers.end(), p.layer) != layers.end();
+    const bool kind_ok = std::find(kinds.begin(), kinds.end(), p.kind) != kinds.end();
+    if (!layer_ok || !kind_ok) continue;
+    if (trainable && p.teacher.empty()) p.teacher = p.data;  // the teacher keeps the base weights
+    optimizer::set_trainable(p, trainable);
+  }
+}
+
+int Model::lowest_trainable_layer() const {
+  if (embed().trainable) return -1;
+  int lowest = config_.num_layers;
+  for (auto& p : params_)
+    if (p.trainable && p.layer >= 0) lowest = std::min(lowest, p.layer);
+  return lowest;
+}
+
+void Model::check_tokens(const int32_t* tokens, int B, int T) const {
+  if (B < 1) throw std::invalid_argument("batch.batch must be >= 1");
+  if (T < 1) throw std::invalid_argument("batch.seq must be >= 1");
+  if (T > config_.max_position_embeddings)
+    throw std::invalid_argument("batch.seq " + std::to_string(T) + " exceeds max_position_embeddings " +
+                                std::to_string(config_.max_position_embeddings));
+  const int64_t n = (int64_t)B * (T + 1);
+  for (int64_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+      std::ostringstream os;
+      os << "batch.tokens[" << i << "] = " << tokens[i] << " is outside the vocabulary [0, " << config_.vocab_size << ")";
+      throw std::invalid_argument(os.str());
+    }
+}
+
+void Model::ensure_rope(int T) {
+  if (rope_.max_seq >= T) return;
+  RopeScaling scaling = config_.rope_scaling;
+  scaling.max_position_embeddings = config_.max_position_embeddings;
+  rope_ = rope_table(config_.head_dim, std::max(T, std::min(config_.max_position_embeddings, 64)), config_.rope_theta, scaling);
+}
+
+// Splits (B, T+1) tokens into inputs and targets (N each).
+static void split_tokens(std::vector<int>& inputs, std::vector<int>& targets, const int32_t* tokens, int B, int T) {
+  inputs.resize((size_t)B * T);
+  targets.resize((size_t)B * T);
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      inputs[(size_t)b * T + t] = tokens[(size_t)b * (T + 1) + t];
+      targets[(size_t)b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
+    }
+}
+
+// ---------------------------------------------------------------------------- forward
+
+void Model::forward(Activations& a, const int32_t* inputs, int B, int T, bool teacher) const {
+  const ModelConfig& c = config_;
+  const int N = B * T, C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads,
+            D = c.head_dim, L = c.num_layers;
+  const float eps = c.rms_norm_eps, rs = c.residual_scale();
+  auto w = [&](size_t i) { return teacher ? params_[i].teacher_data() : params_[i].data.data(); };
+  a.B = B;
+  a.T = T;
+  a.resid.resize(L + 1);
+  a.layers.resize(L);
+  for (auto& r : a.resid) resize(r, (size_t)N * C);
+  resize(a.scratch, (size_t)N * std::max(C, H * D));
+
+  embedding_forward(a.resid[0].data(), inputs, w(embed_index_), N, C);
+  if (c.minicpm()) scale(a.resid[0].data(), a.resid[0].data(), c.scale_emb, (int64_t)N * C);
+
+  for (int l = 0; l < L; l++) {
+    const LayerParams& lp = layers_[l];
+    LayerActs& la = a.layers[l];
+    resize(la.ln1, (size_t)N * C); resize(la.ln1_rstd, N);
+    resize(la.q, (size_t)N * H * D); resize(la.k, (size_t)N * Hkv * D); resize(la.v, (size_t)N * Hkv * D);
+    resize(la.att, (size_t)N * H * D); resize(la.lse, (size_t)N * H); resize(la.merged, (size_t)N * H * D);
+    resize(la.resid_mid, (size_t)N * C); resize(la.ln2, (size_t)N * C); resize(la.ln2_rstd, N);
+    resize(la.gate, (size_t)N * F); resize(la.up, (size_t)N * F); resize(la.act, (size_t)N * F);
+    const float* x = a.resid[l].data();
+
+    // attention branch
+    rmsnorm_forward(la.ln1.data(), la.ln1_rstd.data(), x, w(lp.ln1), N, C, eps);
+    std::vector<float> qt((size_t)N * H * D), kt((size_t)N * Hkv * D);  // (B, T, H|Hkv, D)
+    matmul_forward(qt.data(), la.ln1.data(), w(lp.q), nullptr, N, C, H * D);
+    matmul_forward(kt.data(), la.ln1.data(), w(lp.k), nullptr, N, C, Hkv * D);
+    matmul_forward(la.merged.data(), la.ln1.data(), w(lp.v), nullptr, N, C, Hkv * D);  // v staged in merged
+    to_heads(la.v.data(), la.merged.data(), B, T, Hkv, D);
+    if (c.qk_norm()) {
+      la.q_pre = qt;
+      la.k_pre = kt;
+      resize(la.qn_rstd, (size_t)N * H); resize(la.kn_rstd, (size_t)N * Hkv);
+      rmsnorm_forward(qt.data(), la.qn_rstd.data(), la.q_pre.data(), w(lp.q_norm), N * H, D, eps);
+      rmsnorm_forward(kt.data(), la.kn_rstd.data(), la.k_pre.data(), w(lp.k_norm), N * Hkv, D, eps);
+    }
+    rope_forward(qt.data(), B, T, H, D, rope_);
+    rope_forward(kt.data(), B, T, Hkv, D, rope_);
+    to_heads(la.q.data(), qt.data(), B, T, H, D);
+    to_heads(la.k.data(), kt.data(), B, T, Hkv, D);
+    build_masks(la, l, B, T, teacher);
+    if (la.masks.empty() || la.masks[0].dense) {
+      attention_forward(la.att.data(), la.lse.data(), la.q.data(), la.k.data(), la.v.data(), B, H, Hkv, T, D);
+    } else {
+      const bool per_seq = la.masks.size() > 1 || B == 1;
+      const int nb = per_seq ? B : 1, bb = per_seq ? 1 : B;
+      for (int b = 0; b < nb; b++) {
+        const size_t qo = (size_t)b * H * T * D, ko = (size_t)b * Hkv * T * D;
+        blocksparse_attention_forward(la.att.data() + qo, la.lse.data() + (size_t)b * H * T, la.q.data() + qo,
+                                      la.k.data() + ko, la.v.data() + ko, bb, H, Hkv, T, D,
+                                      la.masks[per_seq ? b : 0]);
+      }
+    }
+    from_heads(la.merged.data(), la.att.data(), B, T, H, D);
+    matmul_forward(a.scratch.data(), la.merged.data(), w(lp.o), nullptr, N, H * D, C);
+    add_scaled(la.resid_mid.data(), x, a.scratch.data(), rs, (int64_t)N * C);
+
+    // feed-forward branch
+    rmsnorm_forward(la.ln2.data(), la.ln2_rstd.data(), la.resid_mid.data(), w(lp.ln2), N, C, eps);
+    matmul_forward(la.gate.data(), la.ln2.data(), w(lp.gate), nullptr, N, C, F);
+    matmul_forward(la.up.data(), la.ln2.data(), w(lp.up), nullptr, N, C, F);
+    swiglu_forward(la.act.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
+    matmul_forward(a.scratch.data(), la.act.data(), w(lp.down), nullptr, N, F, C);
+    add_scaled(a.resid[l + 1].data(), la.resid_mid.data(), a.scratch.data(), rs, (int64_t)N * C);
+  }
+  resize(a.hidden, (size_t)N * C);
+  resize(a.hidden_rstd, N);
+  rmsnorm_forward(a.hidden.data(), a.hidden_rstd.data(), a.resid[L].data(), w(final_norm_index_), N, C, eps);
+}
+
+// ---------------------------------------------------------------------------- LM head + losses
+
+std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* targets,
+                                              int B, int T, float* dhidden, const DistillWeights* dw,
+                                              bool teacher_weights) {
+  const int N = B * T, C = config_.hidden_size, V = config_.vocab_size;
+  const float inv_div = 1.0f / config_.logit_divisor();
+  Param& head = params_[lm_head_index_];
+  const float* W = teacher_weights ? head.teacher_data() : head.data.data();
+  float* dW = (dhidden && head.trainable && !teacher_weights) ? head.grad.data() : nullptr;
+  const float task_w = dw ? dw->task : 1.0f;
+  const float kl_w = (dw && teacher_hidden) ? dw->logit_kl : 0.0f;
+  const float temp = dw ? dw->temperature : 1.0f;
+  const bool want_kl = teacher_hidden != nullptr;
+  // Rows per chunk: about 4M logits at a time.
+  const int R = std::max(1, std::min(N, (int)((int64_t)(1 << 22) / V)));
+  std::vector<float> xs((size_t)R * C), xt, logits((size_t)R * V), tlogits, dlogits((size_t)R * V), dxs((size_t)R * C);
+  if (want_kl) {
+    xt.resize((size_t)R * C);
+    tlogits.resize((size_t)R * V);
+  }
+  double ce_sum = 0, kl_sum = 0;
+  for (int r0 = 0; r0 < N; r0 += R) {
+    const int rows = std::min(R, N - r0);
+    scale(xs.data(), hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
+    matmul_forward(logits.data(), xs.data(), W, nullptr, rows, C, V);
+    std::vector<double> row_kl(want_kl ? rows : 0);
+    if (want_kl) {
+      // KL(teacher || student) of softmax(z / temp); gradient w.r.t. student logits T * (ps - pt) / N.
+      scale(xt.data(), teacher_hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
+      matmul_forward(tlogits.data(), xt.data(), head.teacher_data(), nullptr, rows, C, V);
+      const float gscale = dhidden ? kl_w * temp / N : 0.0f;
+      parallel_for(rows, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) {
+          float* zs = logits.data() + i * V;
+          float* zt = tlogits.data() + i * V;
+          double ms = -INFINITY, mt = -INFINITY;
+          for (int j = 0; j < V; j++) { ms = std::max(ms, (double)zs[j] / temp); mt = std::max(mt, (double)zt[j] / temp); }
+          double ss = 0, st = 0;
+          for (int j = 0; j < V; j++) { ss += std::exp(zs[j] / temp - ms); st += std::exp(zt[j] / temp - mt); }
+          const double lzs = ms + std::log(ss), lzt = mt + std::log(st);
+          double kl = 0;
+          for (int j = 0; j < V; j++) {
+            const double lpt = zt[j] / temp - lzt, lps = zs[j] / temp - lzs, pt = std::exp(lpt);
+            kl += pt * (lpt - lps);
+            // stash the KL gradient in tlogits (teacher logits are no longer needed for this row)
+            zt[j] = (float)(gscale * (std::exp(lps) - pt));
+          }
+          row_kl[i] = kl;
+        }
+      });
+      for (int i = 0; i < rows; i++) kl_sum += row_kl[i];
+    }
+    // cross_entropy_forward_backward returns the mean over the chunk; dscale makes its gradient a
+    // share of the mean over all N rows (every target is valid: the model checked them).
+    const float ce = dhidden ? cross_entropy_forward_backward(dlogits.data(), logits.data(), targets + r0, rows, V,
+                                                              task_w * (float)rows / (float)N)
+                             : cross_entropy_forward(logits.data(), targets + r0, rows, V);
+    ce_sum += (double)ce * rows;
+    if (!dhidden) continue;
+    if (want_kl && kl_w != 0) {
+      const int64_t n = (int64_t)rows * V;
+      parallel_for(n, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) dlogits[i] += tlogits[i];
+      });
+    }
+    std::fill(dxs.begin(), dxs.begin() + (size_t)rows * C, 0.0f);
+    matmul_backward(dxs.data(), dW ? dW : nullptr, dlogits.data(), xs.data(), W, rows, C, V);
+    // dW got the gradient w.r.t. W from scaled inputs, which is what we want (logits = (h/div) W^T).
+    scale(dhidden + (size_t)r0 * C, dxs.data(), inv_div, (int64_t)rows * C);
+  }
+  const double t2 = (double)temp * temp;
+  return {ce_sum / N, want_kl ? t2 * kl_sum / N : 0.0};
+}
+
+// ---------------------------------------------------------------------------- backward
+
+void Model::backward(Activations& a, const float* dhidden, const int32_t* inputs, int B, int T) {
+  const ModelConfig& c = config_;
+  const int N = B * T, C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads,
+            D = c.head_dim, L = c.num_layers;
+  const float rs = c.residual_scale();
+  auto dw = [&](size_t i) { return params_[i].trainable ? params_[i].grad.data() : nullptr; };
+  auto w = [&](size_t i) { return params_[i].data.data(); };
+  const int stop = lowest_trainable_layer();  // layers below `stop` need no gradient
+
+  Param& fnorm = params_[final_norm_index_];
+  if (stop >= L) {  // only the final norm (and head) can train
+    if (fnorm.trainable) {
+      std::vector<float> scratch((size_t)N * C, 0.0f);
+      rmsnorm_backward(scratch.data(), fnorm.grad.data(), dhidden, a.resid[L].data(), fnorm.data.data(),
+                       a.hidden_rstd.data(), N, C);
+    }
+    return;
+  }
+  std::vector<float> dres((size_t)N * C, 0.0f);  // gradient w.r.t. the current residual stream
+  rmsnorm_backward(dres.data(), dw(final_norm_index_), dhidden, a.resid[L].data(), fnorm.data.data(),
+                   a.hidden_rstd.data(), N, C);
+  std::vector<float> dbranch((size_t)N * C), dln((size_t)N * C), dact((size_t)N * F), dgate((size_t)N * F),
+      dup((size_t)N * F), dmerged((size_t)N * H * D), datt((size_t)N * H * D), dq((size_t)N * H * D),
+      dk((size_t)N * Hkv * D), dv((size_t)N * Hkv * D), dqt((size_t)N * H * D), dkt((size_t)N * Hkv * D),
+      dvt((size_t)N * Hkv * D), dpre;
+
+  for (int l = L - 1; l >= std::max(stop, 0); l--) {
+    const LayerParams& lp = layers_[l];
+    LayerActs& la = a.layers[l];
+    // feed-forward branch: resid[l+1] = resid_mid + rs * down(swiglu(gate(ln2), up(ln2)))
+    scale(dbranch.data(), dres.data(), rs, (int64_t)N * C);
+    std::fill(dact.begin(), dact.end(), 0.0f);
+    matmul_backward(dact.data(), dw(lp.down), dbranch.data(), la.act.data(), w(lp.down), N, F, C);
+    swiglu_backward(dgate.data(), dup.data(), dact.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
+    std::fill(dln.begin(), dln.end(), 0.0f);
+    matmul_backward(dln.data(), dw(lp.gate), dgate.data(), la.ln2.data(), w(lp.gate), N, C, F);
+    matmul_backward(dln.data(), dw(lp.up), dup.data(), la.ln2.data(), w(lp.up), N, C, F);
+    rmsnorm_backward(dres.data(), dw(lp.ln2), dln.data(), la.resid_mid.data(), w(lp.ln2), la.ln2_rstd.data(), N, C);
+
+    // attention branch: resid_mid = resid[l] + rs * o(attention(rope(q), rope(k), v))
+    scale(dbranch.data(), dres.data(), rs, (int64_t)N * C);
+    std::fill(dmerged.begin(), dmerged.end(), 0.0f);
+    matmul_backward(dmerged.data(), dw(lp.o), dbranch.data(), la.merged.data(), w(lp.o), N, H * D, C);
+    to_heads(datt.data(), dmerged.data(), B, T, H, D);
+    if (la.masks.empty() || la.masks[0].dense) {
+      attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), la.q.data(), la.k.data(), la.v.data(),
+                         la.att.data(), la.lse.data(), B, H, Hkv, T, D);
+    } else {
+      const bool per_seq = la.masks.size() > 1 || B == 1;
+      const int nb = per_seq ? B : 1, bb = per_seq ? 1 : B;
+      for (int b = 0; b < nb; b++) {
+        const size_t qo = (size_t)b * H * T * D, ko = (size_t)b * Hkv * T * D, lo = (size_t)b * H * T;
+        blocksparse_attention_backward(dq.data() + qo, dk.data() + ko, dv.data() + ko, datt.data() + qo,
+                                       la.q.data() + qo, la.k.data() + ko, la.v.data() + ko, la.att.data() + qo,
+                                       la.lse.data() + lo, bb, H, Hkv, T, D, la.masks[per_seq ? b : 0]);
+      }
+    }
+    if (!la.dq_kl.empty()) {  // attention-KL distillation reaches q and k directly
+      add_scaled(dq.data(), dq.data(), la.dq_kl.data(), 1.0f, (int64_t)dq.size());
+      add_scaled(dk.data(), dk.data(), la.dk_kl.data(), 1.0f, (int64_t)dk.size());
+    }
+    from_heads(dqt.data(), dq.data(), B, T, H, D);
+    from_heads(dkt.data(), dk.data(), B, T, Hkv, D);
+    from_heads(dvt.data(), dv.data(), B, T, Hkv, D);
+    rope_backward(dqt.data(), B, T, H, D, rope_);
+    rope_backward(dkt.data(), B, T, Hkv, D, rope_);
+    if (c.qk_norm()) {
+      dpre.assign((size_t)N * H * D, 0.0f);
+      rmsnorm_backward(dpre.data(), dw(lp.q_norm), dqt.data(), la.q_pre.data(), w(lp.q_norm), la.qn_rstd.data(),
+                       N * H, D);
+      dqt.swap(dpre);
+      dpre.assign((size_t)N * Hkv * D, 0.0f);
+      rmsnorm_backward(dpre.data(), dw(lp.k_norm), dkt.data(), la.k_pre.data(), w(lp.k_norm), la.kn_rstd.data(),
+                       N * Hkv, D);
+      dkt.swap(dpre);
+    }
+    std::fill(dln.begin(), dln.end(), 0.0f);
+    matmul_backward(dln.data(), dw(lp.q), dqt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
+    matmul_backward(dln.data(), dw(lp.k), dkt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
+    matmul_backward(dln.data(), dw(lp.v), dvt.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);
+    rmsnorm_backward(dres.data(), dw(lp.ln1), dln.data(), a.resid[l].data(), w(lp.ln1), la.ln1_rstd.data(), N, C);
+  }
+  if (stop < 0) {  // embeddings train: resid[0] = scale_emb * table[token]
+    if (c.minicpm()) scale(dres.data(), dres.data(), c.scale_emb, (int64_t)N * C);
+    embedding_backward(params_[embed_index_].grad.data(), dres.data(), inputs, N, C);
+  }
+}
+
+// ---------------------------------------------------------------------------- block-sparse layers
+
+void Model::set_attention(int layer, const MaskSpec* spec) {
+  if (layer < 0 || layer >= config_.num_layers)
+    throw std::invalid_argument("layer " + std::to_string(layer) + " out of range (model has " +
+                                std::to_string(config_.num_layers) + " layers)");
+  if (!spec) {
+    attention_[layer].reset();
+    return;
+  }
+  const std::string err = validate_mask_spec(*spec);
+  if (!err.empty()) throw std::invalid_argument(err);
+  attention_[layer] = *spec;
+  LayerParams& lp = layers_[layer];
+  if (spec->selector == MaskSpec::Indexer && lp.idx_q == SIZE_MAX) {
+    const IndexerShape& s = indexer_shape_;
+    const std::string prefix = "model.layers." + std::to_string(layer) + ".self_attn.indexer.";
+    auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+      Param p;
+      p.name = prefix + name;
+      p.kind = ParamKind::selector;
+      p.layer = layer;
+      p.shape = std::move(shape);
+      p.data.assign(p.numel(), 0.0f);
+      optimizer::set_trainable(p, true);  // a new part: it trains until frozen
+      params_.push_back(std::move(p));
+      return params_.size() - 1;
+    };
+    lp.idx_q = add("wq.weight", {(int64_t)s.Hi * s.Di, s.C});
+    lp.idx_k = add("wk.weight", {(int64_t)s.Di, s.C});
+    lp.idx_h = add("weights_proj.weight", {(int64_t)s.Hi});
+    indexer_init(params_[lp.idx_q].data.data(), params_[lp.idx_k].data.data(), params_[lp.idx_h].data.data(), s,
+                 spec->random_seed * 1000003ull + (uint64_t)layer);
+  }
+}
+
+void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const {
+  la.masks.clear();
+  la.dq_kl.clear();
+  la.dk_kl.clear();
+  if (teacher || !attention_[l]) return;
+  const MaskSpec& spec = *attention_[l];
+  const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim, C = config_.hidden_size;
+  const bool dynamic = spec.topk_blocks > 0 && spec.selector != MaskSpec::None && T >= spec.dense_below;
+  if (!dynamic) {
+    la.masks.push_back(build_block_mask(spec, T, H, Hkv, l, nullptr));
+    return;
+  }
+  const int nb = (T + spec.block_size - 1) / spec.block_size;
+  const int heads = spec.share_gqa_group ? Hkv : H;
+  std::vector<float> scores((size_t)heads * nb * nb);
+  const LayerParams& lp = layers_[l];
+  for (int b = 0; b < B; b++) {
+    if (spec.selector == MaskSpec::Pooled) {
+      pooled_block_scores(scores.data(), la.q.data() + (size_t)b * H * T * D, la.k.data() + (size_t)b * Hkv * T * D, H,
+                          Hkv, T, D, spec.block_size, spec.share_gqa_group);
+    } else {
+      indexer_block_scores(scores.data(), la.ln1.data() + (size_t)b * T * C, params_[lp.idx_q].data.data(),
+                           params_[lp.idx_k].data.data(), params_[lp.idx_h].data.data(), indexer_shape_, T,
+                           spec.block_size, heads);
+    }
+    la.masks.push_back(build_block_mask(spec, T, H, Hkv, l, scores.data()));
+  }
+}
+
+// Calls fn(b0, bb, mask) over the batch: once with the shared mask, or per sequence.
+template <typename Fn>
+static void for_each_mask(const std::vector<BlockMask>& masks, int B, Fn fn) {
+  if (masks.size() == 1) {
+    fn(0, B, masks[0]);
+  } else {
+    for (int b = 0; b < B; b++) fn(b, 1, masks[b]);
+  }
+}
+
+double Model::attention_kl(float weight) {
+  Activations& s = *acts_;
+  Activations& t = *teacher_acts_;
+  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  int n_sparse = 0;
+  for (int l = 0; l < config_.num_layers; l++) n_sparse += !s.layers[l].masks.empty();
+  if (n_sparse == 0) return 0;
+  double total = 0;
+  std::vector<float> dq, dk;
+  for (int l = 0; l < config_.num_layers; l++) {
+    LayerActs& la = s.layers[l];
+    const LayerActs& lt = t.layers[l];
+    if (la.masks.empty()) continue;
+    if (weight != 0) {
+      la.dq_kl.assign(la.q.size(), 0.0f);
+      la.dk_kl.assign(la.k.size(), 0.0f);
+    }
+    double layer_kl = 0;
+    for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
+      const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
+      if (weight != 0) {
+        dq.assign((size_t)bb * H * T * D, 0.0f);
+        dk.assign((size_t)bb * Hkv * T * D, 0.0f);
+      }
+      const double kl = attn_kl_loss(weight != 0 ? dq.data() : nullptr, weight != 0 ? dk.data() : nullptr,
+                                     la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo, lt.k.data() + ko,
+                                     lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
+      const double share = (double)bb / B;  // this call's share of the batch mean
+      layer_kl += kl * share;
+      if (weight != 0) {
+        const float g = (float)(weight * share / n_sparse);
+        scale(la.dq_kl.data() + qo, dq.data(), g, (int64_t)dq.size());
+        scale(la.dk_kl.data() + ko, dk.data(), g, (int64_t)dk.size());
+      }
+    });
+    total += layer_kl;
+  }
+  return total / n_sparse;
+}
+
+double Model::indexer_loss() {
+  Activations& s = *acts_;
+  Activations& t = *teacher_acts_;
+  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim,
+            C = config_.hidden_size;
+  double total = 0;
+  int n = 0;
+  for (int l = 0; l < config_.num_layers; l++) {
+    const LayerParams& lp = layers_[l];
+    if (!attention_[l] || attention_[l]->selector != MaskSpec::Indexer || lp.idx_q == SIZE_MAX) continue;
+    Param &wq = params_[lp.idx_q], &wk = params_[lp.idx_k], &wh = params_[lp.idx_h];
+    if (!wq.trainable && !wk.trainable && !wh.trainable) continue;
+    const int bs = attention_[l]->block_size, nb = (T + bs - 1) / bs;
+    std::vector<float> target((size_t)nb * nb), gq(wq.data.size(), 0.0f), gk(wk.data.size(), 0.0f),
+        gh(wh.data.size(), 0.0f);
+    double layer_loss = 0;
+    for (int b = 0; b < B; b++) {
+      const LayerActs& lt = t.layers[l];
+      teacher_block_attention(target.data(), lt.q.data() + (size_t)b * H * T * D, lt.k.data() + (size_t)b * Hkv * T * D,
+                              lt.lse.data() + (size_t)b * H * T, H, Hkv, T, D, bs);
+      layer_loss += indexer_kl_loss(gq.data(), gk.data(), gh.data(), s.layers[l].ln1.data() + (size_t)b * T * C,
+                                    wq.data.data(), wk.data.data(), wh.data.data(), target.data(), indexer_shape_, T, bs);
+    }
+    auto accumulate = [&](Param& p, const std::vector<float>& g) {
+      if (p.trainable) add_scaled(p.grad.data(), p.grad.data(), g.data(), 1.0f / B, (int64_t)g.size());
+    };
+    accumulate(wq, gq);
+    accumulate(wk, gk);
+    accumulate(wh, gh);
+    total += layer_loss / B;
+    n++;
+  }
+  return n ? total / n : 0;
+}
+
+// ---------------------------------------------------------------------------- steps
+
+// Mean over block-sparse layers of their masks' density (1 when every layer is dense).
+static double mean_density(const Activations& a) {
+  double sum = 0;
+  int n = 0;
+  for (auto& la : a.layers) {
+    if (la.masks.empty()) continue;
+    double d = 0;
+    for (auto& m : la.masks) d += m.density();
+    sum += d / la.masks.size();
+    n++;
+  }
+  return n ? sum / n : 1.0;
+}
+
+void Model::zero_grads() {
+  for (auto& p : params_)
+    if (p.trainable) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+}
+
+StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const StepOptions& options) {
+  check_tokens(tokens, B, T);
+  ensure_rope(T);
+  const int N = B * T, C = config_.hidden_size;
+  std::vector<int> inputs, targets;
+  split_tokens(inputs, targets, tokens, B, T);
+  zero_grads();
+  forward(*acts_, inputs.data(), B, T, false);
+  const bool distill = options.distill;
+  DistillWeights dw = distill ? options.weights : DistillWeights{};
+  if (distill) {
+    // A trainable tensor without its own teacher copy still holds the base weights: keep them.
+    for (auto& p : params_)
+      if (p.trainable && p.teacher.empty()) p.teacher = p.data;
+    forward(*teacher_acts_, inputs.data(), B, T, true);
+  }
+  const bool need_teacher_logits = distill && dw.logit_kl != 0;
+  std::vector<float> dhidden((size_t)N * C, 0.0f);
+  auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), need_teacher_logits ? teacher_acts_->hidden.data() : nullptr,
+                                targets.data(), B, T, dhidden.data(), &dw, false);
+  StepResult r;
+  r.task_loss = ce;
+  r.logit_kl_loss = lkl;
+  if (distill) {
+    const float* hs = acts_->hidden.data();
+    const float* ht = teacher_acts_->hidden.data();
+    double mse = 0;
+    for (int64_t i = 0; i < (int64_t)N * C; i++) mse += (double)(hs[i] - ht[i]) * (hs[i] - ht[i]);
+    mse /= (double)N * C;
+    r.hidden_mse_loss = mse;
+    if (dw.hidden_mse != 0) {
+      const float g = 2.0f * dw.hidden_mse / ((float)N * C);
+      for (int64_t i = 0; i < (int64_t)N * C; i++) dhidden[i] += g * (hs[i] - ht[i]);
+    }
+  }
+  double selector_loss = 0;
+  if (distill) {
+    r.attn_kl_loss = attention_kl(dw.attn_kl);
+    selector_loss = indexer_loss();
+  }
+  // The indexer's warm-up KL only reaches the selector tensors (its input is detached).
+  r.loss = dw.task * ce + dw.attn_kl * r.attn_kl_loss + dw.logit_kl * lkl + dw.hidden_mse * r.hidden_mse_loss +
+           selector_loss;
+  backward(*acts_, dhidden.data(), inputs.data(), B, T);
+  double ss = 0;
+  for (auto& p : params_)
+    if (p.trainable) ss += sum_squares(p.grad.data(), (int64_t)p.grad.size());
+  r.grad_norm = std::sqrt(ss);
+  r.density = mean_density(*acts_);
+  return r;
+}
+
+StepResult Model::train_step(const int32_t* tokens, int B, int T, const StepOptions& options) {
+  StepResult r = compute_gradients(tokens, B, T, options);
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
+    throw std::runtime_error("training diverged: loss " + std::to_string(r.loss) + ", grad norm " +
+                             std::to_string(r.grad_norm) + " (weights left unchanged)");
+  optimizer::AdamWOptions o{options.lr, options.beta1, options.beta2, options.eps, options.weight_decay};
+  const float clip = (options.grad_clip > 0 && r.grad_norm > options.grad_clip)
+                         ? (float)(options.grad_clip / (r.grad_norm + 1e-6))
+                         : 1.0f;
+  optimizer::step(params_, o, clip);
+  return r;
+}
+
+double Model::loss(const int32_t* tokens, int B, int T) {
+  check_tokens(tokens, B, T);
+  ensure_rope(T);
+  std::vector<int> inputs, targets;
+  split_tokens(inputs, targets, tokens, B, T);
+  forward(*acts_, inputs.data(), B, T, false);
+  return lm_head_loss(acts_->hidden.data(), nullptr, targets.data(), B, T, nullptr, nullptr, false).first;
+}
+
+EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
+  check_tokens(tokens, B, T);
+  ensure_rope(T);
+  const int N = B * T, C = config_.hidden_size, L = config_.num_layers;
+  std::vector<int> inputs, targets;
+  split_tokens(inputs, targets, tokens, B, T);
+  forward(*acts_, inputs.data(), B, T, false);
+  // While no tensor has its own teacher copy and every layer is dense, the teacher is the student.
+  bool teacher_differs = false;
+  for (auto& p : params_) teacher_differs |= !p.teacher.empty();
+  for (auto& a : attention_) teacher_differs |= a.has_value();
+  if (teacher_differs) forward(*teacher_acts_, inputs.data(), B, T, true);
+  const Activations& teacher = teacher_differs ? *teacher_acts_ : *acts_;
+  EvalResult r;
+  DistillWeights unit;  // logit KL at temperature 1
+  auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), teacher_differs ? teacher.hidden.data() : nullptr, targets.data(),
+                                B, T, nullptr, &unit, false);
+  r.loss = ce;
+  r.logit_kl = lkl;
+  r.loss_teacher =
+      teacher_differs ? lm_head_loss(teacher.hidden.data(), nullptr, targets.data(), B, T, nullptr, nullptr, true).first : ce;
+  const float* hs = acts_->hidden.data();
+  const float* ht = teacher.hidden.data();
+  double mse = 0, cos_sum = 0;
+  for (int n = 0; n < N; n++) {
+    double dot = 0, ns = 0, nt = 0;
+    for (int i = 0; i < C; i++) {
+      const double s = hs[(size_t)n * C + i], t = ht[(size_t)n * C + i];
+      dot += s * t; ns += s * s; nt += t * t;
+      mse += (s - t) * (s - t);
+    }
+    cos_sum += dot / std::max(std::sqrt(ns * nt), 1e-12);
+  }
+  r.out_cos = cos_sum / N;
+  r.hidden_mse = mse / ((double)N * C);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.attn_kl.assign(L, nan);
+  r.attn_recall.assign(L, nan);
+  r.density.assign(L, nan);
+  const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  for (int l = 0; l < L; l++) {
+    const LayerActs& la = acts_->layers[l];
+    const LayerActs& lt = teacher.layers[l];
+    if (la.masks.empty()) continue;
+    double kl = 0, recall = 0, density = 0;
+    for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
+      const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
+      AttentionMetrics m = attention_metrics(la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo, lt.k.data() + ko,
+                                             lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
+      const double share = (double)bb / B;
+      kl += m.attn_kl * share;
+      recall += m.attn_recall * share;
+      density += m.density * share;
+    });
+    r.attn_kl[l] = kl;
+    r.attn_recall[l] = recall;
+    r.density[l] = density;
+  }
+  return r;
+}
+
+double Model::train_flops(int B, int T) const {
+  // 6 * params-in-matmuls per token (forward 2, backward 4) plus attention's 2 * 2 * T * H * D per
+  // token forward (QK^T and PV, causal half), times 3 for forward + backward.
+  const ModelConfig& c = config_;
+  const double C = c.hidden_size, F = c.intermediate_size, HD = (double)c.num_heads * c.head_dim,
+               KD = (double)c.num_kv_heads * c.head_dim;
+  const double per_layer = C * HD * 2 + C * KD * 2 + 3 * C * F;
+  const double matmul_params = c.num_layers * per_layer + (double)c.vocab_size * C;
+  const double tokens = (double)B * T;
+  const double attn = c.num_layers * 2.0 * 2.0 * (T / 2.0) * HD;
+  return tokens * (6 * matmul_params + 3 * attn);
+}
+
+}  // namespace engine

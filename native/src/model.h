@@ -1,0 +1,171 @@
+// Llama-family decoder (llama, qwen3 with QK-norm, minicpm with embedding/depth/logit scaling):
+// forward, backward, training step with optional distillation from the frozen dense teacher,
+// and evaluation. Design choices:
+// - Parameters are named and shaped as in Hugging Face checkpoints and grouped by kind
+//   (q, k, v, o, mlp, norms, embeddings) so pipelines freeze and unfreeze them by name.
+// - The teacher is the same weights, read densely: a tensor gets its own teacher copy only when
+//   it is unfrozen (setTrainable(.., true)), so frozen weights are stored once.
+// - Frozen tensors have no grad or moment buffers and are never written by a step; backward
+//   stops below the lowest layer that holds a trainable tensor.
+// - The LM head runs over row chunks (logits are N x V, which is large for real vocabularies):
+//   cross-entropy, logit KL and their gradients are computed chunk by chunk.
+// - Every op comes from ops.h (deterministic static partition), so a step is bit-identical for
+//   the same inputs and thread count.
+// Shape letters: B batch, T tokens, N = B*T rows, C hidden, F intermediate, H heads, Hkv kv heads,
+// D head dim, V vocab, L layers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "block_mask.h"
+#include "block_selector.h"
+#include "ops.h"
+
+namespace engine {
+
+// Mirrors native/engine-api.ts ModelConfig (validated in TypeScript, checked again here).
+struct ModelConfig {
+  std::string model_type = "llama";  // "llama" | "qwen3" | "minicpm"
+  int vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0;
+  int num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  float rms_norm_eps = 1e-6f;
+  double rope_theta = 10000;
+  int max_position_embeddings = 2048;
+  bool tie_word_embeddings = false;
+  // minicpm only (1 / hidden_size elsewhere, which makes them no-ops)
+  float scale_emb = 1, scale_depth = 1, dim_model_base = 0;
+  RopeScaling rope_scaling;
+
+  bool qk_norm() const { return model_type == "qwen3"; }
+  bool minicpm() const { return model_type == "minicpm"; }
+  // Multiplier of each residual branch: scale_depth / sqrt(L) for minicpm, else 1.
+  float residual_scale() const;
+  // Divisor of the final hidden state before the LM head: hidden_size / dim_model_base for minicpm.
+  float logit_divisor() const;
+  // Throws std::invalid_argument naming the first bad field.
+  void validate() const;
+};
+
+enum class ParamKind { q, k, v, o, mlp, norms, embeddings, selector };
+const char* param_kind_name(ParamKind kind);
+// Throws std::invalid_argument for an unknown name.
+ParamKind param_kind_from_name(const std::string& name);
+
+struct Param {
+  std::string name;
+  ParamKind kind;
+  int layer = -1;  // -1 for embeddings, final norm and LM head
+  std::vector<int64_t> shape;
+  std::vector<float> data;     // the student's weights
+  std::vector<float> teacher;  // empty: the teacher reads `data`
+  bool trainable = true;
+  std::vector<float> grad, m, v;  // allocated only while trainable
+  int64_t adam_step = 0;
+
+  int64_t numel() const;
+  const float* teacher_data() const { return teacher.empty() ? data.data() : teacher.data(); }
+};
+
+struct DistillWeights {
+  float task = 1, attn_kl = 0, logit_kl = 0, hidden_mse = 0, temperature = 1;
+};
+
+struct StepOptions {
+  float lr = 1e-3f, weight_decay = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float grad_clip = 0;  // 0 = off
+  bool distill = false;
+  DistillWeights weights;
+};
+
+struct StepResult {
+  double loss = 0, task_loss = 0, attn_kl_loss = 0, logit_kl_loss = 0, hidden_mse_loss = 0;
+  double grad_norm = 0, density = 1;
+};
+
+struct EvalResult {
+  double loss = 0, loss_teacher = 0;
+  // Per layer; NaN marks a dense layer (null in JS).
+  std::vector<double> attn_kl, attn_recall, density;
+  double logit_kl = 0, out_cos = 0, hidden_mse = 0;
+};
+
+struct Activations;  // model.cpp
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& config);
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+  int64_t num_params() const;
+  // Throws std::invalid_argument for an unknown name.
+  Param& param(const std::string& name);
+
+  // Deterministic init: normal(0, 0.02), o_proj/down_proj scaled by 1/sqrt(2L), norms 1.
+  void init_random(uint64_t seed);
+  // Copies n floats into the named tensor (and its teacher copy if any); throws on size mismatch.
+  void set_tensor(const std::string& name, const float* values, int64_t n);
+
+  // 0-based layer; nullptr restores dense attention. A trainable-indexer spec adds that layer's
+  // selector tensors (kind selector) the first time, initialised from the spec's random_seed.
+  void set_attention(int layer, const MaskSpec* spec);
+  const std::optional<MaskSpec>& attention(int layer) const { return attention_[layer]; }
+
+  // layers empty = all (including the global tensors: embeddings, final norm, LM head).
+  // Unfreezing gives the tensor its own teacher copy first (once).
+  void set_trainable(const std::vector<int>& layers, const std::vector<ParamKind>& kinds, bool trainable);
+
+  // tokens (B, T+1): inputs [:, :T], targets [:, 1:]. Throws on a token outside the vocabulary.
+  StepResult train_step(const int32_t* tokens, int B, int T, const StepOptions& options);
+  EvalResult evaluate(const int32_t* tokens, int B, int T);
+  // Mean next-token cross-entropy of the student (dense forward, no grads).
+  double loss(const int32_t* tokens, int B, int T);
+  // Loss and gradients of every trainable tensor (left in Param::grad), no update. For tests and
+  // tools; `options.distill` selects the distillation loss.
+  StepResult compute_gradients(const int32_t* tokens, int B, int T, const StepOptions& options);
+
+  // Approximate FLOPs of one training step (forward + backward) over B x T tokens.
+  double train_flops(int B, int T) const;
+
+ private:
+  void check_tokens(const int32_t* tokens, int B, int T) const;
+  // Forward over inputs (B, T); `teacher` selects the teacher weights. Fills acts.
+  void forward(Activations& acts, const int32_t* tokens, int B, int T, bool teacher) const;
+  void backward(Activations& acts, const float* dhidden, const int32_t* tokens, int B, int T);
+  // Runs the LM head chunk by chunk: CE (and logit KL vs teacher hidden when given), fills
+  // dhidden (N, C) unless null. Returns {ce, logit_kl}.
+  std::pair<double, double> lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* tokens, int B,
+                                         int T, float* dhidden, const DistillWeights* w, bool teacher_weights);
+  void zero_grads();
+  const Param& embed() const { return params_[embed_index_]; }
+  const Param& lm_head() const;
+  int lowest_trainable_layer() const;  // num_layers when none below the head; -1 when embeddings train
+
+  ModelConfig config_;
+  std::vector<Param> params_;
+  size_t embed_index_ = 0, final_norm_index_ = 0, lm_head_index_ = 0;
+  struct LayerParams {
+    size_t ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down;
+    size_t idx_q = SIZE_MAX, idx_k = SIZE_MAX, idx_h = SIZE_MAX;  // indexer selector, when added
+  };
+  std::vector<LayerParams> layers_;  // indices into params_; q_norm/k_norm only for qwen3
+  RopeTable rope_;  // built for the longest sequence seen so far
+  void ensure_rope(int T);
+  std::vector<std::optional<MaskSpec>> attention_;  // per layer; empty = dense
+  IndexerShape indexer_shape_;
+  // Builds the layer's masks (one shared, or one per sequence for top-k) from forward values.
+  void build_masks(struct LayerActs& la, int l, int B, int T, bool teacher) const;
+  // Attention KL (student || teacher) over the sparse layers: mean over layers; writes per-layer
+  // q/k gradients (scaled by `weight`) into the student's activations when weight != 0.
+  double attention_kl(float weight);
+  // Indexer warm-up KL over the layers whose selector trains; adds selector grads. Returns its mean.
+  double indexer_loss();
+  std::unique_ptr<Activations> acts_, teacher_acts_;
+};
+
+}  // namespace engine

@@ -1,0 +1,591 @@
+// N-API binding of the model (sharp-style): native/index.ts validates arguments; this file copies
+// them into plain structs, runs long calls (trainStep, evaluate, loss, gradients, benches) in
+// Napi::AsyncWorker off the JS thread, and turns every C++ exception into a JS Error. Results are
+// copied into V8-owned typed arrays (Electron forbids external buffers). Nothing here aborts.
+#include <napi.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+
+#include "../bench.h"
+#include "../model.h"
+#include "../ops.h"
+#include "../parallel.h"
+#include "registry.h"
+
+namespace {
+
+using engine::Model;
+
+// ---------------------------------------------------------------------------- argument helpers
+
+Napi::Object object_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsObject()) throw std::invalid_argument(std::string(what) + ": must be an object");
+  return v.As<Napi::Object>();
+}
+
+double number_field(const Napi::Object& o, const char* field, const char* what) {
+  Napi::Value v = o.Get(field);
+  if (!v.IsNumber()) throw std::invalid_argument(std::string(what) + "." + field + ": must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+double number_field_or(const Napi::Object& o, const char* field, double fallback, const char* what) {
+  Napi::Value v = o.Get(field);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return number_field(o, field, what);
+}
+
+int int_arg(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw std::invalid_argument(std::string(what) + ": must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || std::fabs(d) > 2147483647.0) throw std::invalid_argument(std::string(what) + ": must be an integer");
+  return (int)d;
+}
+
+std::vector<float> float_list(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw std::invalid_argument(std::string(what) + ": must be an array of numbers");
+  auto a = v.As<Napi::Array>();
+  std::vector<float> out(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) throw std::invalid_argument(std::string(what) + ": must be an array of numbers");
+    out[i] = x.As<Napi::Number>().FloatValue();
+  }
+  return out;
+}
+
+engine::ModelConfig config_from(const Napi::Object& o) {
+  engine::ModelConfig c;
+  Napi::Value type = o.Get("model_type");
+  if (!type.IsString()) throw std::invalid_argument("config.model_type: must be a string");
+  c.model_type = type.As<Napi::String>().Utf8Value();
+  c.vocab_size = int_arg(o.Get("vocab_size"), "config.vocab_size");
+  c.hidden_size = int_arg(o.Get("hidden_size"), "config.hidden_size");
+  c.intermediate_size = int_arg(o.Get("intermediate_size"), "config.intermediate_size");
+  c.num_layers = int_arg(o.Get("num_hidden_layers"), "config.num_hidden_layers");
+  c.num_heads = int_arg(o.Get("num_attention_heads"), "config.num_attention_heads");
+  c.num_kv_heads = int_arg(o.Get("num_key_value_heads"), "config.num_key_value_heads");
+  c.head_dim = int_arg(o.Get("head_dim"), "config.head_dim");
+  c.rms_norm_eps = (float)number_field(o, "rms_norm_eps", "config");
+  c.rope_theta = number_field(o, "rope_theta", "config");
+  c.max_position_embeddings = int_arg(o.Get("max_position_embeddings"), "config.max_position_embeddings");
+  Napi::Value tie = o.Get("tie_word_embeddings");
+  if (!tie.IsBoolean()) throw std::invalid_argument("config.tie_word_embeddings: must be a boolean");
+  c.tie_word_embeddings = tie.As<Napi::Boolean>().Value();
+  c.scale_emb = (float)number_field_or(o, "scale_emb", 1, "config");
+  c.scale_depth = (float)number_field_or(o, "scale_depth", 1, "config");
+  c.dim_model_base = (float)number_field_or(o, "dim_model_base", c.hidden_size, "config");
+  Napi::Value rs = o.Get("rope_scaling");
+  if (rs.IsObject()) {
+    auto r = rs.As<Napi::Object>();
+    Napi::Value kind = r.Get("rope_type");
+    if (!kind.IsString() || kind.As<Napi::String>().Utf8Value() != "longrope")
+      throw std::invalid_argument("config.rope_scaling.rope_type: only longrope is supported");
+    c.rope_scaling.kind = engine::RopeScaling::longrope;
+    c.rope_scaling.short_factor = float_list(r.Get("short_factor"), "config.rope_scaling.short_factor");
+    c.rope_scaling.long_factor = float_list(r.Get("long_factor"), "config.rope_scaling.long_factor");
+    c.rope_scaling.original_max_position_embeddings =
+        int_arg(r.Get("original_max_position_embeddings"), "config.rope_scaling.original_max_position_embeddings");
+    c.rope_scaling.attention_factor = number_field_or(r, "attention_factor", 0, "config.rope_scaling");
+    // MiniCPM's own code builds its cache for max_position_embeddings, so it always uses long factors.
+    c.rope_scaling.select_seq = c.max_position_embeddings;
+  }
+  return c;
+}
+
+engine::StepOptions step_options_from(const Napi::Object& o) {
+  engine::StepOptions s;
+  s.lr = (float)number_field(o, "lr", "options");
+  s.weight_decay = (float)number_field(o, "weight_decay", "options");
+  s.beta1 = (float)number_field(o, "beta1", "options");
+  s.beta2 = (float)number_field(o, "beta2", "options");
+  s.eps = (float)number_field(o, "eps", "options");
+  s.grad_clip = (float)number_field(o, "grad_clip", "options");
+  Napi::Value d = o.Get("distill");
+  if (d.IsObject()) {
+    auto w = d.As<Napi::Object>();
+    s.distill = true;
+    s.weights.task = (float)number_field(w, "task", "options.distill");
+    s.weights.attn_kl = (float)number_field(w, "attn_kl", "options.distill");
+    s.weights.logit_kl = (float)number_field(w, "logit_kl", "options.distill");
+    s.weights.hidden_mse = (float)number_field(w, "hidden_mse", "options.distill");
+    s.weights.temperature = (float)number_field(w, "temperature", "options.distill");
+  }
+  return s;
+}
+
+engine::MaskSpec mask_spec_from(const Napi::Object& o) {
+  engine::MaskSpec m;
+  m.block_size = int_arg(o.Get("block_size"), "mask.block_size");
+  m.global_blocks = int_arg(o.Get("global_blocks"), "mask.global_blocks");
+  m.global_rows = int_arg(o.Get("global_rows"), "mask.global_rows");
+  m.window_blocks = int_arg(o.Get("window_blocks"), "mask.window_blocks");
+  m.random_blocks = int_arg(o.Get("random_blocks"), "mask.random_blocks");
+  double seed = number_field(o, "random_seed", "mask");
+  if (seed < 0 || seed != std::floor(seed)) throw std::invalid_argument("mask.random_seed: must be a non-negative integer");
+  m.random_seed = (uint64_t)seed;
+  m.topk_blocks = int_arg(o.Get("topk_blocks"), "mask.topk_blocks");
+  Napi::Value sel = o.Get("selector");
+  std::string s = sel.IsString() ? sel.As<Napi::String>().Utf8Value() : "";
+  if (s == "none") m.selector = engine::MaskSpec::None;
+  else if (s == "pooled") m.selector = engine::MaskSpec::Pooled;
+  else if (s == "indexer") m.selector = engine::MaskSpec::Indexer;
+  else throw std::invalid_argument("mask.selector: must be none, pooled or indexer");
+  m.dense_below = int_arg(o.Get("dense_below"), "mask.dense_below");
+  Napi::Value share = o.Get("share_gqa_group");
+  if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");
+  m.share_gqa_group = share.As<Napi::Boolean>().Value();
+  std::string err = engine::validate_mask_spec(m);
+  if (!err.empty()) throw std::invalid_argument(err);
+  return m;
+}
+
+// Tokens copied out of JS memory: the worker must not touch V8 objects.
+struct TokenBatch {
+  std::vector<int32_t> tokens;
+  int B = 0, T = 0;
+};
+
+TokenBatch batch_from(const Napi::Value& tokens, const Napi::Value& b, const Napi::Value& t) {
+  if (!tokens.IsTypedArray() || tokens.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw std::invalid_argument("batch.tokens: must be an Int32Array");
+  TokenBatch out;
+  out.B = int_arg(b, "batch.batch");
+  out.T = int_arg(t, "batch.seq");
+  auto arr = tokens.As<Napi::Int32Array>();
+  if (out.B < 1 || out.T < 1 || (int64_t)arr.ElementLength() != (int64_t)out.B * (out.T + 1))
+    throw std::invalid_argument("batch.tokens: length " + std::to_string(arr.ElementLength()) + " is not batch * (seq + 1)");
+  out.tokens.assign(arr.Data(), arr.Data() + arr.ElementLength());
+  return out;
+}
+
+Napi::Object step_result_to_js(Napi::Env env, const engine::StepResult& r) {
+  auto o = Napi::Object::New(env);
+  o.Set("loss", r.loss);
+  o.Set("task_loss", r.task_loss);
+  o.Set("attn_kl_loss", r.attn_kl_loss);
+  o.Set("logit_kl_loss", r.logit_kl_loss);
+  o.Set("hidden_mse_loss", r.hidden_mse_loss);
+  o.Set("grad_norm", r.grad_norm);
+  o.Set("density", r.density);
+  return o;
+}
+
+Napi::Array per_layer(Napi::Env env, const std::vector<double>& v) {
+  auto a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) a.Set((uint32_t)i, std::isnan(v[i]) ? env.Null() : Napi::Number::New(env, v[i]));
+  return a;
+}
+
+Napi::Float32Array copy_to_js(Napi::Env env, const std::vector<float>& v) {
+  auto a = Napi::Float32Array::New(env, v.size());
+  std::copy(v.begin(), v.end(), a.Data());
+  return a;
+}
+
+// The model plus what keeps concurrent calls safe: workers serialise on `mutex`; synchronous
+// mutators refuse while any worker is queued or running.
+struct ModelBox {
+  std::mutex mutex;
+  std::unique_ptr<Model> model;
+  std::atomic<int> pending{0};
+};
+
+// ---------------------------------------------------------------------------- async workers
+
+// Runs `work` on a libuv worker thread with the model locked; `finish` builds the JS result.
+class ModelWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void(Model&)>;
+  using Finish = std::function<Napi::Value(Napi::Env)>;
+  ModelWorker(Napi::Env env, std::shared_ptr<ModelBox> box, Work work, Finish finish)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), box_(std::move(box)),
+        work_(std::move(work)), finish_(std::move(finish)) {
+    box_->pending++;
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      std::lock_guard<std::mutex> lock(box_->mutex);
+      if (!box_->model) throw std::runtime_error("model was disposed");
+      work_(*box_->model);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown engine error");
+    }
+  }
+  void OnOK() override {
+    box_->pending--;
+    try {
+      deferred_.Resolve(finish_(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    box_->pending--;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<ModelBox> box_;
+  Work work_;
+  Finish finish_;
+};
+
+// Runs a model-free job (benchmarks) on a worker thread.
+class JobWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void()>;
+  using Finish = std::function<Napi::Value(Napi::Env)>;
+  JobWorker(Napi::Env env, Work work, Finish finish)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        finish_(std::move(finish)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(finish_(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Finish finish_;
+};
+
+// ---------------------------------------------------------------------------- NativeModel
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {InstanceMethod("numParams", &NativeModel::NumParams),
+                        InstanceMethod("tensors", &NativeModel::Tensors),
+                        InstanceMethod("initRandom", &NativeModel::InitRandom),
+                        InstanceMethod("setTensor", &NativeModel::SetTensor),
+                        InstanceMethod("getTensor", &NativeModel::GetTensor),
+                        InstanceMethod("getTeacherTensor", &NativeModel::GetTeacherTensor),
+                        InstanceMethod("setTrainable", &NativeModel::SetTrainable),
+                        InstanceMethod("setAttention", &NativeModel::SetAttention),
+                        InstanceMethod("trainStep", &NativeModel::TrainStep),
+                        InstanceMethod("computeGradients", &NativeModel::ComputeGradients),
+                        InstanceMethod("evaluate", &NativeModel::Evaluate),
+                        InstanceMethod("loss", &NativeModel::Loss),
+                        InstanceMethod("getOptimizerState", &NativeModel::GetOptimizerState),
+                        InstanceMethod("setOptimizerState", &NativeModel::SetOptimizerState),
+                        InstanceMethod("dispose", &NativeModel::Dispose)});
+  }
+
+  NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), box_(std::make_shared<ModelBox>()) {
+    guard(info, [&] {
+      box_->model = std::make_unique<Model>(config_from(object_arg(info[0], "config")));
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  // Converts C++ exceptions of synchronous calls into JS Errors.
+  template <typename Fn>
+  Napi::Value guard(const Napi::CallbackInfo& info, Fn fn) {
+    try {
+      return fn();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+  Model& model() {
+    if (!box_->model) throw std::runtime_error("model was disposed");
+    return *box_->model;
+  }
+  Model& idle_model() {
+    Model& m = model();
+    if (box_->pending > 0) throw std::runtime_error("model is busy: wait for the running trainStep/evaluate to finish");
+    return m;
+  }
+
+  Napi::Value NumParams(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), (double)model().num_params()); });
+  }
+
+  Napi::Value Tensors(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      const auto& ps = model().params();
+      auto out = Napi::Array::New(env, ps.size());
+      for (size_t i = 0; i < ps.size(); i++) {
+        auto o = Napi::Object::New(env);
+        o.Set("name", ps[i].name);
+        o.Set("kind", engine::param_kind_name(ps[i].kind));
+        o.Set("layer", ps[i].layer);
+        auto shape = Napi::Array::New(env, ps[i].shape.size());
+        for (size_t d = 0; d < ps[i].shape.size(); d++) shape.Set((uint32_t)d, (double)ps[i].shape[d]);
+        o.Set("shape", shape);
+        o.Set("trainable", ps[i].trainable);
+        out.Set((uint32_t)i, o);
+      }
+      return out;
+    });
+  }
+
+  Napi::Value InitRandom(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      double seed = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+      if (seed < 0 || seed != std::floor(seed)) throw std::invalid_argument("seed: must be a non-negative integer");
+      idle_model().init_random((uint64_t)seed);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value SetTensor(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      if (!info[0].IsString()) throw std::invalid_argument("name: must be a string");
+      if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        throw std::invalid_argument("tensor " + info[0].As<Napi::String>().Utf8Value() + ": must be a Float32Array");
+      auto a = info[1].As<Napi::Float32Array>();
+      idle_model().set_tensor(info[0].As<Napi::String>().Utf8Value(), a.Data(), (int64_t)a.ElementLength());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value GetTensor(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      if (!info[0].IsString()) throw std::invalid_argument("name: must be a string");
+      return copy_to_js(info.Env(), idle_model().param(info[0].As<Napi::String>().Utf8Value()).data);
+    });
+  }
+
+  Napi::Value GetTeacherTensor(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      if (!info[0].IsString()) throw std::invalid_argument("name: must be a string");
+      const engine::Param& p = idle_model().param(info[0].As<Napi::String>().Utf8Value());
+      return copy_to_js(info.Env(), p.teacher.empty() ? p.data : p.teacher);
+    });
+  }
+
+  // setTrainable(layers: number[] (empty = all), kinds: string[], trainable: boolean)
+  Napi::Value SetTrainable(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      if (!info[0].IsArray() || !info[1].IsArray() || !info[2].IsBoolean())
+        throw std::invalid_argument("setTrainable(layers: number[], kinds: string[], trainable: boolean)");
+      std::vector<int> layers;
+      auto la = info[0].As<Napi::Array>();
+      for (uint32_t i = 0; i < la.Length(); i++) layers.push_back(int_arg(la.Get(i), "selection.layers[]"));
+      std::vector<engine::ParamKind> kinds;
+      auto ka = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < ka.Length(); i++) {
+        Napi::Value k = ka.Get(i);
+        if (!k.IsString()) throw std::invalid_argument("selection.kinds[]: must be strings");
+        kinds.push_back(engine::param_kind_from_name(k.As<Napi::String>().Utf8Value()));
+      }
+      idle_model().set_trainable(layers, kinds, info[2].As<Napi::Boolean>().Value());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value SetAttention(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      int layer = int_arg(info[0], "layer");
+      if (info[1].IsNull() || info[1].IsUndefined()) {
+        idle_model().set_attention(layer, nullptr);
+      } else {
+        engine::MaskSpec spec = mask_spec_from(object_arg(info[1], "mask"));
+        idle_model().set_attention(layer, &spec);
+      }
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      model();
+      auto batch = std::make_shared<TokenBatch>(batch_from(info[0], info[1], info[2]));
+      auto options = step_options_from(object_arg(info[3], "options"));
+      auto result = std::make_shared<engine::StepResult>();
+      auto* w = new ModelWorker(
+          info.Env(), box_, [=](Model& m) { *result = m.train_step(batch->tokens.data(), batch->B, batch->T, options); },
+          [=](Napi::Env env) -> Napi::Value { return step_result_to_js(env, *result); });
+      auto p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+
+  // computeGradients(tokens, B, T, options) -> { result, grads: { name: Float32Array } } (trainable only)
+  Napi::Value ComputeGradients(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      model();
+      auto batch = std::make_shared<TokenBatch>(batch_from(info[0], info[1], info[2]));
+      auto options = step_options_from(object_arg(info[3], "options"));
+      auto result = std::make_shared<engine::StepResult>();
+      auto grads = std::make_shared<std::vector<std::pair<std::string, std::vector<float>>>>();
+      auto* w = new ModelWorker(
+          info.Env(), box_,
+          [=](Model& m) {
+            *result = m.compute_gradients(batch->tokens.data(), batch->B, batch->T, options);
+            for (auto& p : m.params())
+              if (p.trainable) grads->emplace_back(p.name, p.grad);
+          },
+          [=](Napi::Env env) -> Napi::Value {
+            auto o = Napi::Object::New(env);
+            o.Set("result", step_result_to_js(env, *result));
+            auto g = Napi::Object::New(env);
+            for (auto& [name, values] : *grads) g.Set(name, copy_to_js(env, values));
+            o.Set("grads", g);
+            return o;
+          });
+      auto p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      model();
+      auto batch = std::make_shared<TokenBatch>(batch_from(info[0], info[1], info[2]));
+      auto result = std::make_shared<engine::EvalResult>();
+      auto* w = new ModelWorker(
+          info.Env(), box_, [=](Model& m) { *result = m.evaluate(batch->tokens.data(), batch->B, batch->T); },
+          [=](Napi::Env env) -> Napi::Value {
+            auto o = Napi::Object::New(env);
+            o.Set("loss", result->loss);
+            o.Set("loss_teacher", result->loss_teacher);
+            o.Set("attn_kl", per_layer(env, result->attn_kl));
+            o.Set("attn_recall", per_layer(env, result->attn_recall));
+            o.Set("density", per_layer(env, result->density));
+            o.Set("logit_kl", result->logit_kl);
+            o.Set("out_cos", result->out_cos);
+            o.Set("hidden_mse", result->hidden_mse);
+            return o;
+          });
+      auto p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+
+  Napi::Value Loss(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      model();
+      auto batch = std::make_shared<TokenBatch>(batch_from(info[0], info[1], info[2]));
+      auto result = std::make_shared<double>(0);
+      auto* w = new ModelWorker(
+          info.Env(), box_, [=](Model& m) { *result = m.loss(batch->tokens.data(), batch->B, batch->T); },
+          [=](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
+      auto p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+
+  // { name: { step, m: Float32Array, v: Float32Array } } for trainable tensors.
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto out = Napi::Object::New(env);
+      for (auto& p : idle_model().params()) {
+        if (!p.trainable) continue;
+        auto o = Napi::Object::New(env);
+        o.Set("step", (double)p.adam_step);
+        o.Set("m", copy_to_js(env, p.m));
+        o.Set("v", copy_to_js(env, p.v));
+        out.Set(p.name, o);
+      }
+      return out;
+    });
+  }
+
+  // setOptimizerState(name, step, m, v): the tensor must be trainable.
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      if (!info[0].IsString()) throw std::invalid_argument("name: must be a string");
+      const std::string name = info[0].As<Napi::String>().Utf8Value();
+      engine::Param& p = idle_model().param(name);
+      if (!p.trainable) throw std::invalid_argument("optimizer state for " + name + ": tensor is frozen");
+      int step = int_arg(info[1], "step");
+      for (int i = 2; i <= 3; i++) {
+        if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+            info[i].As<Napi::Float32Array>().ElementLength() != p.data.size())
+          throw std::invalid_argument("optimizer state for " + name + ": moments must be Float32Arrays of " +
+                                      std::to_string(p.data.size()) + " values");
+      }
+      auto m = info[2].As<Napi::Float32Array>(), v = info[3].As<Napi::Float32Array>();
+      p.adam_step = step;
+      std::copy(m.Data(), m.Data() + p.data.size(), p.m.begin());
+      std::copy(v.Data(), v.Data() + p.data.size(), p.v.begin());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    // A queued worker holds box_ (shared_ptr) and finds the model gone; a running one finishes first.
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    box_->model.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<ModelBox> box_;
+};
+
+// ---------------------------------------------------------------------------- module functions
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  auto o = Napi::Object::New(info.Env());
+  o.Set("threads", engine::ThreadPool::get().threads());
+  o.Set("simd", engine::simd_level());
+  return o;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  try {
+    int n = int_arg(info[0], "threads");
+    if (n < 1 || n > 1024) throw std::invalid_argument("threads: must be in [1, 1024]");
+    engine::ThreadPool::get().set_threads(n);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+  return info.Env().Undefined();
+}
+
+// benchGemm(m, n, k, reps) -> Promise<gflops>
+Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
+  try {
+    int m = int_arg(info[0], "m"), n = int_arg(info[1], "n"), k = int_arg(info[2], "k"), reps = int_arg(info[3], "reps");
+    if (m < 1 || n < 1 || k < 1 || reps < 1) throw std::invalid_argument("bench gemm: m, n, k and reps must be >= 1");
+    auto result = std::make_shared<double>(0);
+    auto* w = new JobWorker(info.Env(), [=] { *result = engine::bench_gemm_gflops(m, n, k, reps); },
+                            [=](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
+    auto p = w->promise();
+    w->Queue();
+    return p;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", NativeModel::Define(env));
+  exports.Set("engineInfo", Napi::Function::New(env, Info));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("benchGemm", Napi::Function::New(env, BenchGemm));
+}
+
+napi_registry::Add registered(Register);
+
+}  // namespace

@@ -1,0 +1,24 @@
+// AdamW over the model's parameter groups: only trainable tensors own grad and moment buffers
+// (frozen ones cost no optimiser memory and are never written), each tensor keeps its own step
+// count (PyTorch semantics, so a tensor unfrozen late starts its bias correction afresh), and
+// weight decay applies to matrices only (norm gains are not decayed).
+#pragma once
+#include <vector>
+
+#include "model.h"
+
+namespace engine {
+namespace optimizer {
+
+struct AdamWOptions {
+  float lr, beta1, beta2, eps, weight_decay;
+};
+
+// Allocates zeroed grad/m/v when becoming trainable, frees them when frozen.
+void set_trainable(Param& p, bool trainable);
+
+// One AdamW update of every trainable tensor; grad_scale multiplies the gradients (clipping).
+void step(std::vector<Param>& params, const AdamWOptions& options, float grad_scale);
+
+}  // namespace optimizer
+}  // namespace engine
