@@ -186,6 +186,8 @@ class TextView implements View {
     switch (event.type) {
       case 'stage_start':
         this.stage = { index: event.stage, name: event.name, steps: event.steps, done: 0 };
+        this.lastLoss = NaN;
+        this.lastLr = NaN;
         this.line(`stage ${event.stage + 1}/${this.stageCount} ${event.name}: ${event.steps} steps`);
         break;
       case 'step':
@@ -230,7 +232,9 @@ class TextView implements View {
     const width = 30;
     const filled = Math.round((width * this.stage.done) / Math.max(1, this.stage.steps));
     const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
-    process.stdout.write(`\r[${bar}] ${this.stage.done}/${this.stage.steps} loss ${f(this.lastLoss)} lr ${this.lastLr.toExponential(2)}\x1b[K`);
+    const loss = Number.isFinite(this.lastLoss) ? f(this.lastLoss) : '-';
+    const lr = Number.isFinite(this.lastLr) ? this.lastLr.toExponential(2) : '-';
+    process.stdout.write(`\r[${bar}] ${this.stage.done}/${this.stage.steps} loss ${loss} lr ${lr}\x1b[K`);
     this.barShown = true;
   }
 
