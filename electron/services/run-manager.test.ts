@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunManager } from './run-manager';
-import { readRunRecord } from './run-store';
+import { readRunRecord, RunStore } from './run-store';
 import type { RunEvent } from '../../core/events';
 import { tinyPipeline, writeTinyFixture } from './runtime/testing/tiny';
 
@@ -43,5 +43,20 @@ describe('RunManager', () => {
     await expect(manager.get('nope')).rejects.toThrow(`run 'nope': not found in ${join(root, 'runs2')}`);
     await expect(manager.get('../etc')).rejects.toThrow("run id '../etc' is not valid");
     await expect(manager.pause('nope')).rejects.toThrow("run 'nope' is not running");
+  });
+
+  it('marks a run whose hosting process died while it ran as crashed', async () => {
+    const fixture = writeTinyFixture(join(root, 'fixture'));
+    const runsDir = join(root, 'runs3');
+    const store = RunStore.create(runsDir, tinyPipeline(fixture), {
+      backend: 'cpu', versions: { studio: 't', node: 'v' }, machine: { platform: 'linux', arch: 'x64', cpus: 1, cpuModel: 'x', totalMemoryBytes: 1 },
+    });
+    // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
+    store.update({ status: 'running', hostPid: 2 ** 22 + 7 });
+    store.close();
+    const manager = new RunManager({ runsDir });
+    const [summary] = await manager.list();
+    expect(summary.status).toBe('crashed');
+    expect(readRunRecord(store.runDir).message).toMatch(/^interrupted: the process that ran it \(pid 4194311\) exited; resume with --resume /);
   });
 });

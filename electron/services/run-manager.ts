@@ -2,7 +2,7 @@
 // subscribers, and answers list/get from the store. It outlives every engine process: a
 // crashed engine becomes a 'crashed' run with the last error line, nothing more.
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../../core/events';
@@ -10,7 +10,7 @@ import type { RunDetail, RunSummary } from '../../core/api';
 import type { Pipeline } from '../../core/schema';
 import { validatePipeline } from '../../core/validate';
 import { EngineHost, forkEngine, type EngineExit, type EngineSpawner, type ExitReason } from './engine-host';
-import { readJsonl, readRunPipeline, readRunRecord, RunStore } from './run-store';
+import { readJsonl, readRunPipeline, readRunRecord, RunStore, type RunRecord } from './run-store';
 import { startSystemMonitor } from './system-monitor';
 import type { EngineToHost, EventBody } from './runtime/messages';
 
@@ -95,7 +95,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     }
     // A resumed run keeps its thread count: the CPU backend is bit-reproducible per count.
     const threads = opts.resumeDir ? (store.run.threads ?? this.threads) : this.threads;
-    store.update({ status: 'running', threads, backend });
+    store.update({ status: 'running', threads, backend, hostPid: process.pid });
     let host: EngineHost;
     try {
       host = new EngineHost(this.spawn, this.cancelTimeoutMs);
@@ -173,7 +173,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     const out: RunSummary[] = [];
     for (const id of ids.sort().reverse()) {
       try {
-        const r = readRunRecord(join(this.runsDir, id));
+        const r = this.settleInterrupted(id, readRunRecord(join(this.runsDir, id)));
         const status = this.active.get(id)?.status ?? r.status;
         out.push({ id, name: r.name, status, startedAt: r.startedAt, endedAt: r.endedAt, stages: r.stages.length, final: r.final });
       } catch {
@@ -187,7 +187,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     const runDir = this.runDir(id);
     const active = this.active.get(id);
     active?.store.flush();
-    const record = readRunRecord(runDir);
+    const record = this.settleInterrupted(id, readRunRecord(runDir));
     return {
       id, name: record.name, status: active?.status ?? record.status, startedAt: record.startedAt, endedAt: record.endedAt,
       stages: record.stages.length, final: record.final, pipeline: readRunPipeline(runDir),
@@ -200,6 +200,24 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     const dir = join(this.runsDir, id);
     if (!existsSync(join(dir, 'run.json')) && !this.active.has(id)) throw new Error(`run '${id}': not found in ${this.runsDir}`);
     return this.active.get(id)?.store.runDir ?? dir;
+  }
+
+  /**
+   * A run recorded as live whose hosting process is gone (the studio or CLI was killed) can
+   * never finish: it is marked crashed, once, so lists stop showing it as running.
+   */
+  private settleInterrupted(id: string, record: RunRecord): RunRecord {
+    const live = record.status === 'running' || record.status === 'paused' || record.status === 'pending';
+    if (!live || this.active.has(id) || record.hostPid === undefined || processAlive(record.hostPid)) return record;
+    const message = `interrupted: the process that ran it (pid ${record.hostPid}) exited; resume with --resume ${join(this.runsDir, id)}`;
+    const settled: RunRecord = { ...record, status: 'crashed', exitReason: 'crashed', message };
+    try {
+      writeFileSync(join(this.runsDir, id, 'run.json.tmp'), JSON.stringify(settled, null, 2) + '\n');
+      renameSync(join(this.runsDir, id, 'run.json.tmp'), join(this.runsDir, id, 'run.json'));
+    } catch {
+      // Read-only run folders still list correctly; the fix is just not persisted.
+    }
+    return settled;
   }
 
   private activeRun(id: string): ActiveRun {
@@ -255,6 +273,15 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     const event = { ...body, runId: id, time: Date.now() } as RunEvent;
     run.store.append(event);
     this.emit('event', event);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

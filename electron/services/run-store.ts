@@ -47,6 +47,8 @@ export interface RunRecord {
   /** Engine threads (fixed per run: the CPU backend is bit-reproducible for a fixed count). */
   threads?: number;
   versions: { studio: string; node: string; engine?: string };
+  /** Process that hosts the run (studio, serve or CLI): a 'running' run whose host is gone was interrupted. */
+  hostPid?: number;
   hashes: { pipeline: string; model?: string; data?: string };
   machine: { platform: string; arch: string; cpus: number; cpuModel: string; totalMemoryBytes: number };
   checkpoints: CommittedCheckpoint[];
