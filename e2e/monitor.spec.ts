@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { expect, test } from './support/studio';
 import { PROJECT_ROOT } from './support/renderer-build';
-import { chartPoints, openQuickRun, runStatus, startRun } from './support/quick-run';
+import { chartPoints, openQuickRun, runStatus, startRun, waitForPoints } from './support/quick-run';
 
 const CHARTS = ['loss', 'attn_kl', 'attn_recall', 'density', 'ppl_ratio', 'lr', 'grad_norm', 'tokens_per_s', 'system'];
 
@@ -17,6 +17,7 @@ test('a run streams into the monitor, survives a reload, pauses, resumes and com
   expect(runId).toBeTruthy();
 
   // Points arrive on the loss chart while the run goes.
+  await waitForPoints(page, 'loss');
   await expect.poll(() => chartPoints(page, 'loss'), { timeout: 180_000 }).toBeGreaterThan(2);
   for (const metric of CHARTS) await expect(page.getByRole('figure', { name: metric, exact: true })).toBeVisible();
   await expect(page.getByRole('figure', { name: 'system', exact: true })).toContainText(/CPU|GPU/);

@@ -43,3 +43,14 @@ export async function chartPoints(page: Page, metric: string): Promise<number> {
 export async function runStatus(page: Page): Promise<string> {
   return (await page.getByLabel('run status').textContent()) ?? '';
 }
+
+/** Waits until `metric` has points; fails at once, with the run's message, if the run fails first. */
+export async function waitForPoints(page: Page, metric: string, timeout = 180_000): Promise<void> {
+  await expect.poll(async () => {
+    if ((await runStatus(page)) === 'failed') {
+      const line = await page.getByLabel('run status').locator('xpath=..').textContent();
+      throw new Error(`the run failed before drawing ${metric}: ${line}`);
+    }
+    return chartPoints(page, metric);
+  }, { timeout }).toBeGreaterThan(0);
+}
