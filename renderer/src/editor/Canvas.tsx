@@ -138,7 +138,7 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         proOptions={{ hideAttribution: true }}
       >
         <Background variant={BackgroundVariant.Dots} gap={20} size={1} />
-        <MiniMap pannable zoomable ariaLabel="minimap" nodeStrokeWidth={3} />
+        <MiniMap pannable zoomable ariaLabel="minimap" nodeStrokeWidth={3} style={{ width: 168, height: 108 }} nodeColor="#3a4766" maskColor="rgba(8, 11, 18, 0.6)" />
         <Controls showInteractive={false} />
       </ReactFlow>
       {search && (

@@ -24,7 +24,7 @@ export function LayerStrip() {
   return (
     <section className="layer-strip" aria-label="layer strip">
       <div className="strip-title">
-        Model state after <b>{view.at}</b>{view.whole ? ' (end of pipeline)' : ''}
+        <span>Model state after <b>{view.at}</b>{view.whole ? ' (end)' : ''}</span>
         <span className="legend">
           <span><i className="sw dense" />dense</span><span><i className="sw sparse" />block-sparse</span>
           <span><i className="sw trainable" />trainable</span><span><i className="sw frozen" />frozen</span>
