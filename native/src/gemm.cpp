@@ -75,8 +75,10 @@ TARGET_AVX512 inline void store_row_avx512(float* row, __m512 x0, __m512 x1, flo
 }
 
 TARGET_AVX2 void kernel_avx2(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+  for (int i = 0; i < MR; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);  // C tile is written last
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
   for (int p = 0; p < kc; p++, a += MR, b += 16) {
     __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
     av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
@@ -96,8 +98,10 @@ TARGET_AVX2 void kernel_avx2(int kc, const float* a, const float* b, float* c, i
 
 TARGET_AVX512 void kernel_avx512(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                                  float beta) {
+  for (int i = 0; i < MR; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
   for (int p = 0; p < kc; p++, a += MR, b += 32) {
     __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
     av = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(av, b0, c00); c01 = _mm512_fmadd_ps(av, b1, c01);
@@ -127,23 +131,34 @@ KernelSpec spec_for(SimdLevel level) {
 
 // ---------------------------------------------------------------------------- packing
 
-// op(A) rows [i0, i0 + rows) x k range [p0, p0 + kc) -> kc x MR panel (zero rows past M).
-void pack_a_panel(float* dst, const float* A, int lda, bool trans_a, int i0, int rows, int p0, int kc) {
+// op(A) rows [i0, i0 + rows) x k range [p0, p0 + kc) -> consecutive kc x MR panels (zero rows past
+// `rows`). A transposed A is read row by row of storage, so each read is a contiguous run of rows.
+void pack_a_block(float* dst, const float* A, int lda, bool trans_a, int i0, int rows, int p0, int kc) {
+  const int panels = (rows + MR - 1) / MR;
+  const int64_t panel_size = (int64_t)kc * MR;
   if (!trans_a) {
-    for (int r = 0; r < MR; r++) {
-      if (r < rows) {
-        const float* src = A + (int64_t)(i0 + r) * lda + p0;
-        for (int p = 0; p < kc; p++) dst[p * MR + r] = src[p];
-      } else {
-        for (int p = 0; p < kc; p++) dst[p * MR + r] = 0.0f;
+    for (int q = 0; q < panels; q++) {
+      float* d = dst + q * panel_size;
+      for (int r = 0; r < MR; r++) {
+        const int row = q * MR + r;
+        if (row < rows) {
+          const float* src = A + (int64_t)(i0 + row) * lda + p0;
+          for (int p = 0; p < kc; p++) d[p * MR + r] = src[p];
+        } else {
+          for (int p = 0; p < kc; p++) d[p * MR + r] = 0.0f;
+        }
       }
     }
   } else {  // A stored (K, M): op(A)(i, p) = A[p * lda + i]
     for (int p = 0; p < kc; p++) {
       const float* src = A + (int64_t)(p0 + p) * lda + i0;
-      int r = 0;
-      for (; r < rows; r++) dst[p * MR + r] = src[r];
-      for (; r < MR; r++) dst[p * MR + r] = 0.0f;
+      for (int q = 0; q < panels; q++) {
+        float* d = dst + q * panel_size + p * MR;
+        const int n = std::min(MR, rows - q * MR);
+        int r = 0;
+        for (; r < n; r++) d[r] = src[q * MR + r];
+        for (; r < MR; r++) d[r] = 0.0f;
+      }
     }
   }
 }
@@ -245,10 +260,8 @@ void gemm_driver(bool trans_a, bool trans_b, int M, int N, int K, float alpha, c
           float* apack = a_scratch.get((size_t)panels_per_mc * a_panel);
           for (int64_t ip = p0; ip < p1; ip += panels_per_mc) {
             const int64_t ip_end = std::min<int64_t>(ip + panels_per_mc, p1);
-            for (int64_t q = ip; q < ip_end; q++) {
-              const int row = (int)q * MR;
-              pack_a_panel(apack + (q - ip) * a_panel, A, lda, trans_a, row, std::min(MR, M - row), pc, kc);
-            }
+            const int row0 = (int)ip * MR;
+            pack_a_block(apack, A, lda, trans_a, row0, std::min((int)(ip_end - ip) * MR, M - row0), pc, kc);
             for (int jp = 0; jp < n_panels; jp++) {
               const int col = jp * s.nr;
               const int cols = std::min(s.nr, nc - col);
@@ -263,8 +276,7 @@ void gemm_driver(bool trans_a, bool trans_b, int M, int N, int K, float alpha, c
       } else {
         // Few rows: pack all of A once on this thread, then split C's column panels.
         float* apack = a_scratch.get((size_t)m_panels * a_panel);
-        for (int q = 0; q < m_panels; q++)
-          pack_a_panel(apack + q * a_panel, A, lda, trans_a, q * MR, std::min(MR, M - q * MR), pc, kc);
+        pack_a_block(apack, A, lda, trans_a, 0, M, pc, kc);
         parallel_for(n_panels, [&](int64_t j0, int64_t j1) {
           for (int64_t jp = j0; jp < j1; jp++) {
             const int col = (int)jp * s.nr;
