@@ -1,9 +1,10 @@
-// One metric chart (recharts): decimated lines, stage bands shaded, no animation. Re-renders
-// when the monitor's version or the drawing preferences change.
-import { memo, useMemo } from 'react';
-import { CartesianGrid, Line, LineChart, ReferenceArea, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+// One metric chart (recharts axes, grid and stage bands; the decimated lines drawn as plain
+// SVG paths through recharts' scales). Re-renders only when its own series grew or the
+// drawing preferences changed.
+import { memo, useId, useMemo } from 'react';
+import { CartesianGrid, LineChart, ReferenceArea, ResponsiveContainer, XAxis, YAxis, usePlotArea, useXAxisScale, useYAxisScale } from 'recharts';
 import type { MonitorData } from '../stores/monitor-store';
-import { drawLines, stageBands, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
+import { axisTicks, drawLines, niceTicks, stageBands, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
 
 const BAND_FILLS = ['#5aa9ff', '#f2b84b', '#3ec7b0', '#e86a92', '#a77bf3'];
 
@@ -45,29 +46,66 @@ export const MetricChart = memo(function MetricChart({ spec, data, version, opti
 
 const fmt = (v: number) => (Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(4))));
 
+/**
+ * The lines themselves: one SVG path per line through recharts' own axis scales. Recharts'
+ * <Line> keeps every point in its store and re-derives it per render; with 8 series that
+ * cost most of a redraw, so the monitor draws its decimated paths directly.
+ */
+function PathLayer({ lines, axis }: { lines: DrawnLine[]; axis: 'left' | 'right' }) {
+  const x = useXAxisScale();
+  const y = useYAxisScale(axis);
+  const plot = usePlotArea();
+  const clipId = `clip-${useId().replace(/[^a-zA-Z0-9_-]/g, '')}`;
+  if (!x || !y || !plot) return null;
+  return (
+    <g className="paths">
+      <defs><clipPath id={clipId}><rect x={plot.x} y={plot.y} width={plot.width} height={plot.height} /></clipPath></defs>
+      <g clipPath={`url(#${clipId})`}>
+        {lines.filter((l) => l.axis === axis).map((l) => {
+          let d = '';
+          for (const p of l.points) {
+            const px = x(p.x);
+            const py = y(p.y);
+            if (px === undefined || py === undefined || !Number.isFinite(py)) continue;
+            d += `${d ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`;
+          }
+          if (l.points.length === 1 && d) d += 'h0.01';
+          return <path key={l.key} d={d} fill="none" stroke={l.color} strokeWidth={l.key === 'attn_kl' ? 2 : 1.4}
+            strokeLinejoin="round" strokeLinecap="round" vectorEffect="non-scaling-stroke" />;
+        })}
+      </g>
+    </g>
+  );
+}
+
 const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { lines: DrawnLine[]; bands: Band[]; xAxis: DrawOptions['xAxis']; logScale: boolean }) {
   const hasRight = lines.some((l) => l.axis === 'right');
+  let xMax = 0;
+  for (const l of lines) if (l.points.length) xMax = Math.max(xMax, l.points[l.points.length - 1].x);
+  for (const b of bands) xMax = Math.max(xMax, b.x1);
+  // The x axis ends at the last point (no empty margin); its ticks are the round ones inside.
+  const xEnd = xMax || 1;
+  const x = { domain: [0, xEnd] as [number, number], ticks: niceTicks(0, xEnd, 5).ticks.filter((t) => t <= xEnd) };
+  const left = axisTicks(lines, 'left', logScale);
+  const right = hasRight ? axisTicks(lines, 'right', false) : null;
   return (
     <div className="chart-body">
       <ResponsiveContainer width="100%" height="100%">
-        <LineChart margin={{ top: 6, right: hasRight ? 4 : 14, bottom: 0, left: 0 }}>
+        <LineChart margin={{ top: 6, right: hasRight ? 4 : 24, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="#2a3142" strokeDasharray="3 3" />
-          <XAxis dataKey="x" type="number" domain={[0, 'dataMax']} interval={0} tickCount={6}
-            tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" tickFormatter={(v: number) => (xAxis === 'time' ? `${Math.round(v)}s` : String(v))} />
-          <YAxis yAxisId="left" scale={logScale ? 'log' : 'auto'} domain={['auto', 'auto']} interval={0}
+          <XAxis dataKey="x" type="number" domain={x.domain} ticks={x.ticks} allowDataOverflow interval={0}
+            tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" tickFormatter={(v: number) => (xAxis === 'time' ? `${Math.round(v)}s` : String(Math.round(v)))} />
+          <YAxis yAxisId="left" type="number" scale={logScale ? 'log' : 'linear'} domain={left.domain} ticks={left.ticks} allowDataOverflow interval={0}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={52} tickFormatter={fmt} />
-          {hasRight && <YAxis yAxisId="right" orientation="right" interval={0} tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={48} tickFormatter={fmt} />}
+          {hasRight && <YAxis yAxisId="right" type="number" orientation="right" domain={right?.domain} ticks={right?.ticks} allowDataOverflow interval={0}
+            tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={48} tickFormatter={fmt} />}
           {bands.map((b) => (
             <ReferenceArea key={b.index} yAxisId="left" x1={b.x1} x2={b.x2} ifOverflow="hidden"
               fill={BAND_FILLS[b.index % BAND_FILLS.length]} fillOpacity={b.status === 'failed' ? 0.14 : 0.07}
               stroke={b.status === 'failed' ? '#e5484d' : 'none'} strokeOpacity={0.4} />
           ))}
-          {lines.map((l) => (
-            <Line key={l.key} yAxisId={l.axis} data={l.points} dataKey="y" name={l.label} stroke={l.color}
-              dot={false} strokeWidth={l.key === 'attn_kl' ? 2 : 1.4} isAnimationActive={false} />
-          ))}
-          <Tooltip contentStyle={{ background: '#151a24', border: '1px solid #2f3747', fontSize: 12 }} labelStyle={{ color: '#c9d1e0' }}
-            labelFormatter={(v) => `${xAxis === 'time' ? 'time' : 'step'} ${v}`} formatter={(v) => (typeof v === 'number' ? fmt(v) : String(v))} isAnimationActive={false} />
+          <PathLayer lines={lines} axis="left" />
+          {hasRight && <PathLayer lines={lines} axis="right" />}
         </LineChart>
       </ResponsiveContainer>
     </div>

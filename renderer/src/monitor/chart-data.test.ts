@@ -34,3 +34,16 @@ describe('chart data', () => {
     expect(lines[0].points.every((p) => p.y > 0)).toBe(true);
   });
 });
+
+describe('axis ticks', async () => {
+  const { niceTicks, logTicks } = await import('./chart-data');
+  it('rounds to 1/2/2.5/5 steps that cover the data', () => {
+    expect(niceTicks(0, 100999, 5)).toEqual({ domain: [0, 125000], ticks: [0, 25000, 50000, 75000, 100000, 125000] });
+    expect(niceTicks(0.8988, 0.9212, 4).ticks).toEqual([0.89, 0.9, 0.91, 0.92, 0.93]);
+    expect(niceTicks(0, 1.05e-4, 4).ticks[0]).toBe(0); // no negative tick below a non-negative series
+    expect(niceTicks(3, 3).domain[0]).toBeLessThan(3);
+  });
+  it('uses powers of ten on a log axis', () => {
+    expect(logTicks(0.003, 7)).toEqual({ domain: [0.001, 10], ticks: [0.001, 0.01, 0.1, 1, 10] });
+  });
+});

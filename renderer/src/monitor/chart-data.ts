@@ -110,3 +110,43 @@ export const CHARTS: ChartSpec[] = [
     ];
   } },
 ];
+
+/** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
+export function niceTicks(lo: number, hi: number, count = 5): { domain: [number, number]; ticks: number[] } {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return { domain: [0, 1], ticks: [0, 1] };
+  if (hi <= lo) { const d = Math.abs(lo) * 0.1 || 1; lo -= d; hi += d; }
+  const raw = (hi - lo) / Math.max(1, count);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((v) => v >= raw) ?? 10 * power;
+  const first = Math.floor(lo / step + 1e-9) * step;
+  const last = Math.ceil(hi / step - 1e-9) * step;
+  const ticks: number[] = [];
+  for (let v = first; v <= last + step * 1e-6; v += step) ticks.push(Number(v.toPrecision(12)));
+  return { domain: [ticks[0], ticks[ticks.length - 1]], ticks };
+}
+
+/** Powers of ten covering [lo, hi] (both > 0), for a log axis. */
+export function logTicks(lo: number, hi: number): { domain: [number, number]; ticks: number[] } {
+  if (!(lo > 0) || !(hi > 0)) return { domain: [0.1, 1], ticks: [0.1, 1] };
+  const a = Math.floor(Math.log10(lo));
+  const b = Math.max(a + 1, Math.ceil(Math.log10(hi)));
+  const ticks: number[] = [];
+  for (let e = a; e <= b; e++) ticks.push(Number((10 ** e).toPrecision(12)));
+  return { domain: [ticks[0], ticks[ticks.length - 1]], ticks };
+}
+
+/** Axis ticks for the drawn points of one axis: nice round values around min and max. */
+export function axisTicks(lines: DrawnLine[], axis: 'left' | 'right', log: boolean): { domain: [number, number]; ticks: number[] } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const l of lines) {
+    if (l.axis !== axis) continue;
+    for (const p of l.points) {
+      if (log && p.y <= 0) continue;
+      if (p.y < lo) lo = p.y;
+      if (p.y > hi) hi = p.y;
+    }
+  }
+  if (!Number.isFinite(lo)) return log ? logTicks(0.1, 1) : niceTicks(0, 1);
+  return log ? logTicks(lo, hi) : niceTicks(lo, hi, 4);
+}
