@@ -1,8 +1,8 @@
 // One metric chart (recharts axes, grid and stage bands; the decimated lines drawn as plain
 // SVG paths through recharts' scales). Re-renders only when its own series grew or the
 // drawing preferences changed.
-import { memo, useId, useMemo } from 'react';
-import { CartesianGrid, LineChart, ReferenceArea, ResponsiveContainer, XAxis, YAxis, usePlotArea, useXAxisScale, useYAxisScale } from 'recharts';
+import { memo, useId, useMemo, useSyncExternalStore } from 'react';
+import { CartesianGrid, LineChart, ReferenceArea, ResponsiveContainer, XAxis, YAxis, usePlotArea, useXAxisInverseScale, useXAxisScale, useYAxisScale } from 'recharts';
 import type { MonitorData } from '../stores/monitor-store';
 import { axisTicks, drawLines, niceTicks, stageBands, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
 
@@ -78,6 +78,52 @@ function PathLayer({ lines, axis }: { lines: DrawnLine[]; axis: 'left' | 'right'
   );
 }
 
+/** Pointer position over one chart, outside React state so a mouse move redraws only the readout. */
+function createHoverBus() {
+  let px: number | null = null;
+  const listeners = new Set<() => void>();
+  return {
+    set(next: number | null) { px = next; for (const l of listeners) l(); },
+    get: () => px,
+    subscribe(l: () => void) { listeners.add(l); return () => { listeners.delete(l); }; },
+  };
+}
+type HoverBus = ReturnType<typeof createHoverBus>;
+
+/** The point of `points` (sorted by x) nearest to x. */
+function nearest(points: DrawnLine['points'], x: number) {
+  let lo = 0;
+  let hi = points.length - 1;
+  if (hi < 0) return undefined;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (points[mid].x < x) lo = mid + 1; else hi = mid;
+  }
+  const before = points[Math.max(0, lo - 1)];
+  return Math.abs(before.x - x) < Math.abs(points[lo].x - x) ? before : points[lo];
+}
+
+/** Crosshair and values of every line at the pointer (replaces recharts' Tooltip, which re-derives every point). */
+function HoverReadout({ bus, lines, xAxis }: { bus: HoverBus; lines: DrawnLine[]; xAxis: DrawOptions['xAxis'] }) {
+  const px = useSyncExternalStore(bus.subscribe, bus.get);
+  const invert = useXAxisInverseScale();
+  const plot = usePlotArea();
+  if (px === null || !invert || !plot || px < plot.x || px > plot.x + plot.width) return null;
+  const x = Number(invert(px));
+  const rows = lines.map((l) => ({ l, p: nearest(l.points, x) })).filter((r) => r.p);
+  const boxX = px + 186 > plot.x + plot.width ? px - 182 : px + 8;
+  return (
+    <g className="readout" pointerEvents="none">
+      <line x1={px} x2={px} y1={plot.y} y2={plot.y + plot.height} stroke="#8b95a8" strokeDasharray="3 3" />
+      <rect x={boxX} y={plot.y + 4} width={174} height={16 + rows.length * 14} rx={4} fill="#151a24" stroke="#2f3747" opacity={0.95} />
+      <text x={boxX + 8} y={plot.y + 16} fill="#c9d1e0" fontSize={11}>{xAxis === 'time' ? `${x.toFixed(1)} s` : `step ${Math.round(x)}`}</text>
+      {rows.map(({ l, p }, i) => (
+        <text key={l.key} x={boxX + 8} y={plot.y + 30 + i * 14} fill={l.color} fontSize={11}>{l.label}: {fmt(p!.y)}</text>
+      ))}
+    </g>
+  );
+}
+
 const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { lines: DrawnLine[]; bands: Band[]; xAxis: DrawOptions['xAxis']; logScale: boolean }) {
   const hasRight = lines.some((l) => l.axis === 'right');
   let xMax = 0;
@@ -88,8 +134,9 @@ const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { l
   const x = { domain: [0, xEnd] as [number, number], ticks: niceTicks(0, xEnd, 5).ticks.filter((t) => t <= xEnd) };
   const left = axisTicks(lines, 'left', logScale);
   const right = hasRight ? axisTicks(lines, 'right', false) : null;
+  const bus = useMemo(createHoverBus, []);
   return (
-    <div className="chart-body">
+    <div className="chart-body" onMouseMove={(e) => bus.set(e.clientX - e.currentTarget.getBoundingClientRect().left)} onMouseLeave={() => bus.set(null)}>
       <ResponsiveContainer width="100%" height="100%">
         <LineChart margin={{ top: 6, right: hasRight ? 4 : 24, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="#2a3142" strokeDasharray="3 3" />
@@ -106,6 +153,7 @@ const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { l
           ))}
           <PathLayer lines={lines} axis="left" />
           {hasRight && <PathLayer lines={lines} axis="right" />}
+          <HoverReadout bus={bus} lines={lines} xAxis={xAxis} />
         </LineChart>
       </ResponsiveContainer>
     </div>
