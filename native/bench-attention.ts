@@ -7,8 +7,8 @@
 // Masks for a target density: one global block, a sliding window and random blocks. With those,
 // query block i keeps min(i + 1, c) blocks for c = 2 + window + random, so the density depends
 // on c alone; the c closest to the target is split about evenly between window and random.
-// Times are the best of --reps runs; the dense reference is measured before and after the sparse
-// runs of each length and the faster kept, so a noisy neighbour inflates neither side alone.
+// Times are the best of --reps interleaved rounds (dense, then every density, per round), so a
+// noisy neighbour inflates neither side alone.
 import type { MaskSpec } from '../core/schema';
 import { SPARSE_ADDON_MISSING, sparseAddon } from './mask';
 
@@ -102,12 +102,21 @@ export async function benchAttention(o: AttentionBenchOptions, emit: (row: Atten
   const a = sparseAddon();
   const rows: AttentionBenchRow[] = [];
   for (const seq of o.seqs) {
-    const dims = { seq, heads: o.heads, kvHeads: o.kvHeads, dim: o.dim, batch: o.batch, reps: o.reps };
-    const dense0 = await a.benchAttention({ ...dims, spec: null });
-    const sparse = [];
-    for (const d of o.densities) sparse.push(await a.benchAttention({ ...dims, spec: maskForDensity(d, seq, o.blockSize) }));
-    const dense1 = await a.benchAttention({ ...dims, spec: null });
-    const dense = { ms_fwd: Math.min(dense0.msFwd, dense1.msFwd), ms_bwd: Math.min(dense0.msBwd, dense1.msBwd) };
+    const dims = { seq, heads: o.heads, kvHeads: o.kvHeads, dim: o.dim, batch: o.batch, reps: 1 };
+    // Interleaved rounds: each round times the dense kernel and every density once; each
+    // configuration keeps its fastest round, so load from other processes hits all of them alike.
+    const specs = o.densities.map((d) => maskForDensity(d, seq, o.blockSize));
+    const dense = { ms_fwd: Infinity, ms_bwd: Infinity };
+    const sparse = specs.map(() => ({ msFwd: Infinity, msBwd: Infinity, density: 1 }));
+    for (let round = 0; round < o.reps; round++) {
+      const d = await a.benchAttention({ ...dims, spec: null });
+      dense.ms_fwd = Math.min(dense.ms_fwd, d.msFwd);
+      dense.ms_bwd = Math.min(dense.ms_bwd, d.msBwd);
+      for (let i = 0; i < specs.length; i++) {
+        const m = await a.benchAttention({ ...dims, spec: specs[i] });
+        sparse[i] = { msFwd: Math.min(sparse[i].msFwd, m.msFwd), msBwd: Math.min(sparse[i].msBwd, m.msBwd), density: m.density };
+      }
+    }
     for (const s of sparse) {
       const row: AttentionBenchRow = {
         bench: 'attention', seq, density: round(s.density, 4), ms_fwd: round(s.msFwd, 2), ms_bwd: round(s.msBwd, 2),
