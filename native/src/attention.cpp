@@ -67,12 +67,7 @@ void mask_future(float* s, int rows, int cols, int q0, int k0) {
 
 // p[r][c] = exp(s[r][c] - shift[r]) for a rows x cols tile (row stride TILE).
 void exp_shifted(float* p, const float* s, int rows, int cols, const float* shift) {
-  for (int r = 0; r < rows; r++) {
-    float* pr = p + r * TILE;
-    const float* sr = s + r * TILE;
-    for (int c = 0; c < cols; c++) pr[c] = sr[c] - shift[r];
-    exp_inplace(pr, cols);
-  }
+  for (int r = 0; r < rows; r++) exp_shift_sum(p + r * TILE, s + r * TILE, cols, shift[r]);
 }
 
 // ---------------------------------------------------------------------------- forward
@@ -94,20 +89,14 @@ void forward_tile(float* out, float* lse, const float* q, const float* k, const 
     // Online softmax: raise each row's running max, rescale what was accumulated under the old one.
     for (int r = 0; r < rows; r++) {
       const float* sr = w.s.data() + r * TILE;
-      float m = w.row_max[r];
-      for (int c = 0; c < cols; c++) m = std::max(m, sr[c]);
+      const float m = std::max(w.row_max[r], max_of(sr, cols));
       const float correction = std::exp(w.row_max[r] - m);  // exp(-inf) = 0 on the first tile
       w.row_max[r] = m;
-      w.row_sum[r] *= correction;
-      float* ar = w.acc.data() + (size_t)r * D;
-      for (int d = 0; d < D; d++) ar[d] *= correction;
-    }
-    exp_shifted(w.p.data(), w.s.data(), rows, cols, w.row_max.data());
-    for (int r = 0; r < rows; r++) {
-      const float* pr = w.p.data() + r * TILE;
-      float sum = 0;
-      for (int c = 0; c < cols; c++) sum += pr[c];
-      w.row_sum[r] += sum;
+      if (correction != 1.0f) {
+        float* ar = w.acc.data() + (size_t)r * D;
+        for (int d = 0; d < D; d++) ar[d] *= correction;
+      }
+      w.row_sum[r] = w.row_sum[r] * correction + exp_shift_sum(w.p.data() + r * TILE, sr, cols, m);
     }
     // acc (rows, D) += p (rows, cols) @ v_tile (cols, D)
     sgemm_serial(false, false, rows, D, cols, 1.0f, w.p.data(), TILE, v + (size_t)k0 * D, D, 1.0f, w.acc.data(), D);

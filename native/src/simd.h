@@ -15,6 +15,7 @@
 #include <immintrin.h>
 // GCC 12 flags its own _mm512_undefined_ps() inside AVX-512 intrinsics as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
@@ -33,6 +34,10 @@ const char* simd_level_name(SimdLevel level);
 
 // Scalar exp over a span, in place; the vector variants live beside it.
 void exp_inplace(float* x, int64_t n);
+// Softmax row helpers at the current level: max of x (n) (-inf when n == 0), and
+// out (n) = exp(x - shift) returning the sum of out (out may alias x).
+float max_of(const float* x, int64_t n);
+float exp_shift_sum(float* out, const float* x, int64_t n, float shift);
 
 #if ENGINE_X86
 // exp(x) for 8 lanes; inputs below -87.3 flush to 0, above 88 saturate to exp(88).
