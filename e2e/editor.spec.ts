@@ -81,8 +81,12 @@ test('builds the quick demo by drag and drop, validates live, exports it equal t
   await expect(page.getByRole('alert', { name: 'problems of s1-train' })).toHaveCount(0);
   await expect(page.getByLabel('validity')).toHaveText('valid');
 
-  // The Replace inspector shows its mask heatmap with a density.
+  // The Replace inspector shows its mask heatmap with a density; the layer strip shows the
+  // model after that node: layers 4-6 block-sparse with a trainable selector, the rest frozen.
   await node(page, 's1-replace').click();
+  const strip = page.getByRole('region', { name: 'layer strip' });
+  await expect(strip.getByLabel('layer 4: block-sparse, trainable selector')).toBeVisible();
+  await expect(strip.getByLabel('layer 7: dense, frozen')).toBeVisible();
   await expect(page.getByRole('img', { name: /block mask of layer 4/ })).toBeVisible();
   await expect(page.getByLabel('mask density')).toContainText('%');
   await page.screenshot({ path: join(artifacts, 'editor-replace.png') });

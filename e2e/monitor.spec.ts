@@ -36,8 +36,9 @@ test('a run streams into the monitor, survives a reload, pauses, resumes and com
     await expect.poll(() => runStatus(page), { timeout: 60_000 }).toMatch(/paused|completed|failed/);
     if ((await runStatus(page)) === 'paused') {
       const step = async () => (await page.getByText(/step \d+/).first().textContent())!.match(/step (\d+)/)![1];
+      await page.waitForTimeout(1500); // the step in flight when pause arrived finishes first
       const pausedAt = await step();
-      await page.waitForTimeout(2000);
+      await page.waitForTimeout(2500);
       expect(await step()).toBe(pausedAt); // training stops while paused (system samples go on)
       await page.getByRole('button', { name: 'resume', exact: true }).click();
       await expect.poll(() => runStatus(page), { timeout: 60_000 }).toMatch(/running|completed/);
@@ -53,5 +54,18 @@ test('a run streams into the monitor, survives a reload, pauses, resumes and com
   await expect(timeline.getByText(/gate (passed|failed)/).first()).toBeVisible();
   await expect(timeline.getByLabel(/^stage 1 .*: passed$/)).toHaveCount(1);
   for (const metric of ['attn_kl', 'density', 'ppl_ratio']) expect(await chartPoints(page, metric)).toBeGreaterThan(0);
+  await expect(page.getByRole('img', { name: /^density per layer: 12 layers by \d+ evaluations$/ })).toBeVisible();
+
+  // Reading the charts: hover readout, time axis, log scale.
+  const loss = page.getByRole('figure', { name: 'loss', exact: true });
+  const plot = (await loss.locator('.chart-body').boundingBox())!;
+  await page.mouse.move(plot.x + plot.width * 0.6, plot.y + plot.height / 2);
+  await expect(loss.locator('.readout')).toContainText(/step \d+.*loss: [\d.]+/);
+  await page.getByLabel('x axis').selectOption('time');
+  await expect(loss.locator('.chart-body')).toContainText(/\ds/); // tick labels in seconds
+  await page.getByLabel('log scale').check();
+  await expect(loss.locator('.chart-body')).toContainText('10'); // powers of ten on the y axis
+  await page.getByLabel('x axis').selectOption('step');
+  await page.getByLabel('log scale').uncheck();
   await page.screenshot({ path: join(PROJECT_ROOT, 'e2e/artifacts/monitor.png'), fullPage: true });
 });
