@@ -5,7 +5,7 @@
 import type { EngineApi } from '../../../native/engine-api';
 import { executePipeline, type DatasetLoader, type RunControl } from './executor';
 import type { MaskArrays } from './export';
-import { buildMask } from '../../../native/mask';
+import { buildMask, sparseAddon } from '../../../native/mask';
 import type { EngineToHost, HostToEngine, StartMessage } from './messages';
 
 /** Messages to the host over whichever channel this process was started with. */
@@ -79,6 +79,9 @@ async function run(port: ParentPort, start: StartMessage, control: Control): Pro
   const time = () => Date.now();
   try {
     const [engine, loadDataset] = await Promise.all([loadEngine(), loadDatasetFn()]);
+    // Load the mask builder's addon now, not at the Export hours later: a rebuild of the addon
+    // in between must not fail a finished run. (If it cannot load, Export reports why.)
+    try { sparseAddon(); } catch { /* reported by the Export node that needs it */ }
     const outcome = await executePipeline(start.pipeline, {
       runDir: start.runDir, threads: start.threads, backend: start.backend, resume: start.resume,
     }, {
