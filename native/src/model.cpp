@@ -83,6 +83,7 @@ struct Activations {
   std::vector<LayerActs> layers;
   std::vector<float> hidden, hidden_rstd;  // (N, C) final norm output ("last hidden state"), (N)
   std::vector<float> scratch;              // (N, max(C, H*D)) for projections
+  std::vector<float> qt, kt;               // (B, T, H, D), (B, T, Hkv, D): q, k before the head transpose
 };
 
 static void resize(std::vector<float>& v, size_t n) {
@@ -304,7 +305,10 @@ void Model::forward(Activations& a, const int32_t* inputs, int B, int T, bool te
 
     // attention branch
     rmsnorm_forward(la.ln1.data(), la.ln1_rstd.data(), x, w(lp.ln1), N, C, eps);
-    std::vector<float> qt((size_t)N * H * D), kt((size_t)N * Hkv * D);  // (B, T, H|Hkv, D)
+    std::vector<float>& qt = a.qt;
+    std::vector<float>& kt = a.kt;
+    resize(qt, (size_t)N * H * D);
+    resize(kt, (size_t)N * Hkv * D);
     matmul_forward(qt.data(), la.ln1.data(), w(lp.q), nullptr, N, C, H * D);
     matmul_forward(kt.data(), la.ln1.data(), w(lp.k), nullptr, N, C, Hkv * D);
     matmul_forward(la.merged.data(), la.ln1.data(), w(lp.v), nullptr, N, C, Hkv * D);  // v staged in merged
@@ -682,8 +686,11 @@ static double mean_density(const Activations& a) {
 }
 
 void Model::zero_grads() {
-  for (auto& p : params_)
-    if (p.trainable) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+  for (auto& p : params_) {
+    if (!p.trainable) continue;
+    optimizer::ensure_buffers(p);
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+  }
 }
 
 StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const StepOptions& options) {

@@ -61,8 +61,8 @@ struct Param {
   std::vector<int64_t> shape;
   std::vector<float> data;     // the student's weights
   std::vector<float> teacher;  // empty: the teacher reads `data`
-  bool trainable = true;
-  std::vector<float> grad, m, v;  // allocated only while trainable
+  bool trainable = false;          // the Model constructor makes every tensor trainable
+  std::vector<float> grad, m, v;  // allocated lazily (first gradient), only while trainable
   int64_t adam_step = 0;
 
   int64_t numel() const;

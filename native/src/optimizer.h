@@ -14,8 +14,13 @@ struct AdamWOptions {
   float lr, beta1, beta2, eps, weight_decay;
 };
 
-// Allocates zeroed grad/m/v when becoming trainable, frees them when frozen.
+// Marks the tensor trainable or frozen; freezing frees its grad and moments (and resets its step).
 void set_trainable(Param& p, bool trainable);
+
+// Allocates zeroed grad/m/v for a trainable tensor that has none yet. Buffers are made lazily, at
+// the first gradient computation, so loading a model (all tensors trainable until a pipeline
+// freezes them) or evaluating it never costs optimiser memory.
+void ensure_buffers(Param& p);
 
 // One AdamW update of every trainable tensor; grad_scale multiplies the gradients (clipping).
 void step(std::vector<Param>& params, const AdamWOptions& options, float grad_scale);

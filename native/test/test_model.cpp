@@ -295,3 +295,16 @@ TEST(model_pooled_topk_layer_runs_per_sequence_masks) {
   EvalResult e = m.evaluate(tok.data(), 3, 80);
   EXPECT(std::isfinite(e.attn_kl[1]) && e.attn_recall[1] > 0);
 }
+
+TEST(model_optimizer_buffers_are_lazy) {
+  Model m(tiny("llama", true));
+  m.init_random(1);
+  auto tok = tokens(1, 8, m.config().vocab_size, 1);
+  m.evaluate(tok.data(), 1, 8);
+  for (auto& p : m.params()) EXPECT_MSG(p.trainable && p.grad.empty() && p.m.empty(), p.name << " has buffers before training");
+  m.set_trainable({}, {ParamKind::mlp}, false);
+  m.train_step(tok.data(), 1, 8, adam(1e-3f));
+  for (auto& p : m.params())
+    EXPECT_MSG((p.kind == ParamKind::mlp) == p.grad.empty() && p.m.size() == (p.kind == ParamKind::mlp ? 0 : p.data.size()),
+               p.name << " buffers do not follow trainability");
+}

@@ -13,6 +13,7 @@
 
 #include "../bench.h"
 #include "../model.h"
+#include "../optimizer.h"
 #include "../ops.h"
 #include "../parallel.h"
 #include "registry.h"
@@ -500,7 +501,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       Napi::Env env = info.Env();
       auto out = Napi::Object::New(env);
       for (auto& p : idle_model().params()) {
-        if (!p.trainable) continue;
+        if (!p.trainable || p.m.empty()) continue;  // frozen, or not stepped yet
         auto o = Napi::Object::New(env);
         o.Set("step", (double)p.adam_step);
         o.Set("m", copy_to_js(env, p.m));
@@ -519,6 +520,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       engine::Param& p = idle_model().param(name);
       if (!p.trainable) throw std::invalid_argument("optimizer state for " + name + ": tensor is frozen");
       int step = int_arg(info[1], "step");
+      engine::optimizer::ensure_buffers(p);
       for (int i = 2; i <= 3; i++) {
         if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
             info[i].As<Napi::Float32Array>().ElementLength() != p.data.size())
