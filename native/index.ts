@@ -78,8 +78,20 @@ const VERSION: string = (require('../package.json') as { version: string }).vers
 export function engineInfo(): { version: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } } {
   const a = addon();
   const { threads, simd } = a.engineInfo();
-  const cuda = a.cudaInfo ? a.cudaInfo() : { compiled: false, available: false };
-  return { version: VERSION, threads, simd, cuda };
+  return { version: VERSION, threads, simd, cuda: a.cudaInfo ? a.cudaInfo() : cudaAddonInfo() };
+}
+
+const CUDA_ADDON_PATH = new URL('./build/Release/sparse_cuda.node', import.meta.url).pathname;
+
+/** The CUDA module (sparse_cuda.node, built only where nvcc exists): compiled when present, available when it sees a device. */
+function cudaAddonInfo(): { compiled: boolean; available: boolean; device?: string } {
+  if (!existsSync(CUDA_ADDON_PATH)) return { compiled: false, available: false };
+  try {
+    const info = (require(CUDA_ADDON_PATH) as { info(): { available?: boolean; device?: string } }).info();
+    return { compiled: true, available: info.available === true, ...(info.device ? { device: info.device } : {}) };
+  } catch {
+    return { compiled: true, available: false }; // built, but the CUDA runtime or driver is missing here
+  }
 }
 
 function setThreads(threads: number | undefined): void {
