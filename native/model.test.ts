@@ -43,7 +43,8 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.threads).toBeGreaterThanOrEqual(1);
     expect(['avx512', 'avx2', 'scalar']).toContain(info.simd);
-    expect(info.cuda.compiled).toBe(typeof info.cuda.compiled === 'boolean' ? info.cuda.compiled : false);
+    expect(typeof info.cuda.compiled).toBe('boolean');
+    if (!info.cuda.compiled) expect(info.cuda.available).toBe(false);
   });
 
   // Tolerance: 1e-4 relative (float32 engine vs float64 reference, tiny model).
@@ -173,6 +174,18 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     expect((await b.evaluate(batch)).attn_kl).toEqual((await a.evaluate(batch)).attn_kl);
     a.dispose();
     b.dispose();
+  });
+
+  it('runs overlapping calls one at a time off the JS thread and refuses changes meanwhile', async () => {
+    const model = engine.createModel(tinyConfig('llama', false), { seed: 4 });
+    const batch = batchOf(2, 16, 37, 3);
+    const first = model.trainStep(batch, adam(1e-2));
+    const second = model.trainStep(batch, adam(1e-2));
+    expect(() => model.setTrainable({ layers: 'all', kinds: ['q'] }, false)).toThrow(/^model is busy/);
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.loss).toBeLessThan(a.loss);
+    model.setTrainable({ layers: 'all', kinds: ['q'] }, false);
+    model.dispose();
   });
 
   it('reports bad arguments in one line naming the field', async () => {
