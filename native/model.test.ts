@@ -176,6 +176,20 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     b.dispose();
   });
 
+  it('initialises deterministically: normal(0, 0.02), residual projections scaled by 1/sqrt(2L), norms 1', () => {
+    const config = tinyConfig('llama', false, { hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, head_dim: 16, vocab_size: 500 });
+    const a = engine.createModel(config, { seed: 7 }), b = engine.createModel(config, { seed: 7 }), c = engine.createModel(config, { seed: 8 });
+    const std = (x: Float32Array) => Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length);
+    const emb = a.getTensor('model.embed_tokens.weight');
+    expect(Math.abs(std(emb) - 0.02)).toBeLessThan(0.001);
+    expect(Math.abs(emb.reduce((s, v) => s + v, 0) / emb.length)).toBeLessThan(0.001);
+    expect(Math.abs(std(a.getTensor('model.layers.1.mlp.down_proj.weight')) - 0.02 / Math.sqrt(4))).toBeLessThan(0.001);
+    expect(Array.from(a.getTensor('model.norm.weight')).every((v) => v === 1)).toBe(true);
+    expect(b.getTensor('model.layers.0.self_attn.q_proj.weight')).toEqual(a.getTensor('model.layers.0.self_attn.q_proj.weight'));
+    expect(c.getTensor('model.layers.0.self_attn.q_proj.weight')).not.toEqual(a.getTensor('model.layers.0.self_attn.q_proj.weight'));
+    [a, b, c].forEach((m) => m.dispose());
+  });
+
   it('runs overlapping calls one at a time off the JS thread and refuses changes meanwhile', async () => {
     const model = engine.createModel(tinyConfig('llama', false), { seed: 4 });
     const batch = batchOf(2, 16, 37, 3);
