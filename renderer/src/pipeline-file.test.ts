@@ -40,6 +40,13 @@ describe('pipeline files', () => {
     expect(() => importPipelineText('{"version":1,"nodes":[{"id":3}],"links":[]}', 'f.json')).toThrow('f.json: nodes[0]: expected an object');
   });
 
+  it('migrates an older file on import, as the CLI does', () => {
+    const text = readFileSync(join(__dirname, '../../core/fixtures/v0-seed-draft.json'), 'utf8');
+    const { pipeline, migrations } = importPipelineText(text, 'v0-seed-draft.json');
+    expect(pipeline.version).toBe(1);
+    expect(migrations.length).toBeGreaterThan(0);
+  });
+
   it('suggests a file name from the pipeline name', () => {
     expect(suggestedFileName({ info: { name: 'Quick demo: 3 stages!' } } as Pipeline)).toBe('quick-demo-3-stages.pipeline.json');
   });

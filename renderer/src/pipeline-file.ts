@@ -5,6 +5,7 @@ import type { Pipeline } from '../../core/schema';
 import { PIPELINE_VERSION } from '../../core/schema';
 import { canonicalJson } from '../../core/canonical';
 import { parseJson } from '../../core/json';
+import { migratePipeline } from '../../core/migrate';
 import { validatePipeline } from '../../core/validate';
 import type { ValidationProblem } from '../../core/api';
 
@@ -18,13 +19,20 @@ export function suggestedFileName(pipeline: Pipeline): string {
   return `${slug}.pipeline.json`;
 }
 
-export interface ImportedPipeline { pipeline: Pipeline; problems: ValidationProblem[] }
+export interface ImportedPipeline {
+  pipeline: Pipeline;
+  problems: ValidationProblem[];
+  /** Migrations applied to an older file (core/migrate.ts), in order; empty for a current one. */
+  migrations: string[];
+}
 
 /** Parses a pipeline file; throws `FILE: message` when it cannot be edited at all. */
 export function importPipelineText(text: string, fileName: string): ImportedPipeline {
   const parsed = parseJson(text);
   if (!parsed.ok) throw new Error(`${fileName}: not valid JSON at line ${parsed.line}, column ${parsed.column}: ${parsed.message}`);
-  const value = parsed.value;
+  // Older versions migrate first (the same code the CLI runs), then the checks below apply.
+  const migrated = migratePipeline(parsed.value);
+  const value = migrated.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${fileName}: a pipeline must be a JSON object`);
   const record = value as Record<string, unknown>;
   if (typeof record.version !== 'number') throw new Error(`${fileName}: version: missing or not a number (this build reads version ${PIPELINE_VERSION})`);
@@ -42,7 +50,7 @@ export function importPipelineText(text: string, fileName: string): ImportedPipe
     ...record,
     info: { name: String(info.name ?? fileName.replace(/\.(pipeline\.)?json$/i, '')), author: String(info.author ?? ''), description: String(info.description ?? '') },
   } as unknown as Pipeline;
-  return { pipeline, problems: validatePipeline(pipeline) };
+  return { pipeline, problems: validatePipeline(pipeline), migrations: migrated.applied };
 }
 
 /** The pipeline without editor-only parts: what the runner reads. */

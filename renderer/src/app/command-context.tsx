@@ -19,10 +19,11 @@ export function buildCommandContext(studio: Studio, ui: { openNodeSearch(): void
 
   const loadText = (text: string, name: string) => {
     try {
-      const { pipeline, problems } = importPipelineText(text, name);
+      const { pipeline, problems, migrations } = importPipelineText(text, name);
       graph.getState().load(pipeline);
       session.getState().setShowTemplates(false);
-      notify(problems.length ? `Imported ${name} with ${problems.length} problem(s): see the problems panel` : `Imported ${name}`, problems.length ? 'error' : 'info');
+      const migrated = migrations.length ? ` (migrated: ${migrations.join('; ')})` : '';
+      notify(problems.length ? `Imported ${name}${migrated} with ${problems.length} problem(s): see the problems panel` : `Imported ${name}${migrated}`, problems.length ? 'error' : 'info');
     } catch (e) {
       notify((e as Error).message, 'error');
     }
