@@ -123,7 +123,7 @@ TARGET_AVX512 void kernel_avx512(int kc, const float* a, const float* b, float* 
 KernelSpec spec_for(SimdLevel level) {
 #if ENGINE_X86
   // mc * kc floats of A stay in L2, one kc x nr panel of B in L1, the kc x nc block of B in L3.
-  if (level == SimdLevel::avx512) return {32, 144, 384, 4096, kernel_avx512};
+  if (level == SimdLevel::avx512) return {32, 144, 256, 4096, kernel_avx512};  // untuned: no AVX-512 host here
   if (level == SimdLevel::avx2) return {16, 144, 256, 4096, kernel_avx2};
 #endif
   return {16, 96, 256, 2048, kernel_scalar<16>};
