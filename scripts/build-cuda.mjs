@@ -5,7 +5,7 @@
 // machines are unaffected) and into the test binary native/build/cuda/cuda_tests.
 // Without nvcc it says so in one line and exits 0. `--check` only compiles (CI's -Werror gate).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
@@ -22,6 +22,17 @@ if (nvcc.status !== 0) {
   process.exit(0);
 }
 mkdirSync(outDir, { recursive: true });
+
+// Up to date when every output is newer than every CUDA and CPU source (npm install already
+// built it; `npm test` then only runs the tests).
+const mtime = (f) => (existsSync(f) ? statSync(f).mtimeMs : 0);
+const sourcesOf = (dir) => readdirSync(dir).filter((f) => /\.(cu|cuh|h|cpp)$/.test(f)).map((f) => join(dir, f));
+const newestSource = Math.max(...[...sourcesOf(cudaDir), ...sourcesOf(srcDir), new URL(import.meta.url).pathname].map(mtime));
+const outputs = checkOnly ? [] : [join(root, 'native/build/Release/sparse_cuda.node'), join(outDir, 'cuda_tests'), join(outDir, 'cuda_bench')];
+if (outputs.length && outputs.every((f) => mtime(f) > newestSource)) {
+  console.log('cuda: up to date (native/build/Release/sparse_cuda.node)');
+  process.exit(0);
+}
 const cudaHome = dirname(dirname(spawnSync('sh', ['-c', 'readlink -f "$(command -v nvcc)"'], { encoding: 'utf8' }).stdout.trim()));
 const cudaRoots = [process.env.CUDA_HOME, '/usr/local/cuda', cudaHome].filter(Boolean);
 const cudaInclude = cudaRoots.map((r) => join(r, 'include')).find((p) => existsSync(join(p, 'cuda_runtime.h')));
