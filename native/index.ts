@@ -40,7 +40,7 @@ interface Addon {
   engineInfo(): { threads: number; simd: string };
   setThreads(n: number): void;
   benchGemm(m: number, n: number, k: number, reps: number): Promise<number>;
-  cudaInfo?: () => { compiled: boolean; available: boolean; device?: string };
+  cudaInfo?: () => CudaInfo;
 }
 
 const require = createRequire(import.meta.url);
@@ -75,7 +75,7 @@ export function engineAvailable(): boolean {
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
-export function engineInfo(): { version: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } } {
+export function engineInfo(): { version: string; threads: number; simd: string; cuda: CudaInfo } {
   const a = addon();
   const { threads, simd } = a.engineInfo();
   return { version: VERSION, threads, simd, cuda: a.cudaInfo ? a.cudaInfo() : cudaAddonInfo() };
@@ -83,14 +83,24 @@ export function engineInfo(): { version: string; threads: number; simd: string; 
 
 const CUDA_ADDON_PATH = new URL('./build/Release/sparse_cuda.node', import.meta.url).pathname;
 
-/** The CUDA module (sparse_cuda.node, built only where nvcc exists): compiled when present, available when it sees a device. */
-function cudaAddonInfo(): { compiled: boolean; available: boolean; device?: string } {
-  if (!existsSync(CUDA_ADDON_PATH)) return { compiled: false, available: false };
+/** What the CUDA backend can do here; `reason` says why it is not available for runs. */
+export interface CudaInfo { compiled: boolean; available: boolean; device?: string; reason?: string }
+
+// Runs need the whole model on the GPU. This build has the CUDA kernels (native/cuda, tested op
+// by op against the CPU engine where a GPU exists) but the model executes on the CPU backend
+// only, so `available` stays false even with a device, and runs never claim CUDA they don't use.
+const CUDA_MODEL_MISSING = 'the CUDA kernels are built, but whole-model training on CUDA is not in this build yet (runs use the cpu backend)';
+
+/** The CUDA module (sparse_cuda.node, built only where nvcc exists). */
+function cudaAddonInfo(): CudaInfo {
+  if (!existsSync(CUDA_ADDON_PATH)) return { compiled: false, available: false, reason: 'this build has no CUDA module (nvcc was not found at install)' };
   try {
-    const info = (require(CUDA_ADDON_PATH) as { info(): { available?: boolean; device?: string } }).info();
-    return { compiled: true, available: info.available === true, ...(info.device ? { device: info.device } : {}) };
-  } catch {
-    return { compiled: true, available: false }; // built, but the CUDA runtime or driver is missing here
+    const info = (require(CUDA_ADDON_PATH) as { info(): { available?: boolean; device?: string; reason?: string } }).info();
+    const device = info.device ? { device: info.device } : {};
+    if (info.available !== true) return { compiled: true, available: false, ...device, reason: `no usable CUDA device (${info.reason ?? 'unknown'})` };
+    return { compiled: true, available: false, ...device, reason: CUDA_MODEL_MISSING };
+  } catch (e) {
+    return { compiled: true, available: false, reason: `the CUDA module does not load here (${(e as Error).message.split('\n')[0]})` };
   }
 }
 

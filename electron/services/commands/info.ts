@@ -20,8 +20,8 @@ const NVML_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/
 export interface InfoReport extends SystemInfo {
   backends: {
     cpu: { threads: number; simd: string; simdSource: 'engine' | 'cpuinfo' | 'none' };
-    /** available = compiled and a device is present. */
-    cuda: { compiled: boolean; available: boolean; devicePresent: boolean; device?: string; devices: string[] };
+    /** available = runs can use it (the engine says so); reason = why not. */
+    cuda: { compiled: boolean; available: boolean; devicePresent: boolean; device?: string; devices: string[]; reason?: string };
   };
   engine: { built: boolean; version?: string; note?: string };
   nvmlPath?: string;
@@ -36,7 +36,7 @@ export function simdFromCpuinfo(cpuinfo: string): string {
   return names.filter(([flag]) => flags.has(flag)).map(([, name]) => name).join(',');
 }
 
-interface EngineFacts { built: boolean; version?: string; simd?: string; note?: string }
+interface EngineFacts { built: boolean; version?: string; simd?: string; note?: string; cuda?: { available: boolean; reason?: string } }
 
 /** Loads native/index.ts lazily; any failure means "not built" with the reason kept as a note. */
 async function probeEngine(): Promise<EngineFacts> {
@@ -45,9 +45,10 @@ async function probeEngine(): Promise<EngineFacts> {
   try {
     const native = (await import(entry)) as { engineInfo?: () => unknown };
     if (typeof native.engineInfo !== 'function') return { built: false, note: 'engine addon not built (native/index.ts has no engineInfo)' };
-    const info = (await native.engineInfo()) as { version?: unknown; simd?: unknown } | undefined;
+    const info = (await native.engineInfo()) as { version?: unknown; simd?: unknown; cuda?: { available?: unknown; reason?: unknown } } | undefined;
     return {
       built: true,
+      cuda: { available: info?.cuda?.available === true, reason: typeof info?.cuda?.reason === 'string' ? info.cuda.reason : undefined },
       version: typeof info?.version === 'string' ? info.version : undefined,
       simd: typeof info?.simd === 'string' ? info.simd : undefined,
     };
@@ -102,12 +103,13 @@ export async function collectInfo(): Promise<InfoReport> {
     version: packageVersion(),
     backends: {
       cpu: { threads: availableParallelism(), simd: simd === '' ? 'none' : simd, simdSource },
-      cuda: { compiled, available: compiled && devices.length > 0, devicePresent: devices.length > 0, devices },
+      cuda: { compiled, available: compiled && devices.length > 0 && engine.cuda?.available === true, devicePresent: devices.length > 0, devices },
     },
     engine: { built: engine.built },
     nvml: nvmlPath !== undefined,
   };
   if (devices.length > 0) report.backends.cuda.device = devices[0];
+  if (!report.backends.cuda.available) report.backends.cuda.reason = engine.cuda?.reason ?? (compiled ? 'no CUDA device found' : 'CUDA module not built');
   if (engine.version !== undefined) report.engine.version = engine.version;
   if (engine.note !== undefined) report.engine.note = engine.note;
   if (nvmlPath !== undefined) report.nvmlPath = nvmlPath;
@@ -122,7 +124,7 @@ export function formatInfo(r: InfoReport): string {
     `sparse-studio ${r.version}`,
     `engine: ${r.engine.built ? `addon loaded${r.engine.version ? ` (engine ${r.engine.version})` : ''}` : r.engine.note ?? 'engine addon not built'}`,
     `cpu:    ${cpu.threads} threads, SIMD ${cpu.simd} (${simdFrom})`,
-    `cuda:   ${cuda.compiled ? 'compiled' : 'not compiled'}; device: ${devices}; ${cuda.available ? 'usable' : 'not usable'}`,
+    `cuda:   ${cuda.compiled ? 'compiled' : 'not compiled'}; device: ${devices}; ${cuda.available ? 'usable' : `not usable: ${cuda.reason}`}`,
     `nvml:   ${r.nvml ? `available (${r.nvmlPath})` : 'not found'}`,
   ].join('\n');
 }

@@ -87,11 +87,11 @@ async function engineUnavailable(): Promise<string | null> {
 
 async function cudaProblem(): Promise<string | null> {
   try {
-    const mod = (await import('../../../native/index')) as { engine?: { info(): { cuda: { compiled: boolean; available: boolean } } } };
+    const mod = (await import('../../../native/index')) as { engine?: { info(): { cuda: { compiled: boolean; available: boolean; reason?: string } } } };
     const cuda = mod.engine?.info().cuda;
     if (!cuda) return '--backend cuda: the engine did not report its backends';
     if (!cuda.compiled) return '--backend cuda: this build of the engine has no CUDA backend';
-    if (!cuda.available) return '--backend cuda: no CUDA device is available';
+    if (!cuda.available) return `--backend cuda: ${cuda.reason ?? 'no CUDA device is available'}`;
     return null;
   } catch (e) {
     return `--backend cuda: the engine cannot be loaded (${(e as Error).message.split('\n')[0]})`;
