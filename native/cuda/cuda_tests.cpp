@@ -220,31 +220,13 @@ TEST(cuda_pooled_scores_match_cpu) {
 
 int main(int argc, char** argv) {
   const DeviceInfo dev = device_info();
-  int passed = 0, failed = 0, skipped = 0;
-  for (auto& [name, fn] : check::Registry::get().tests) {
-    if (!dev.available) {
-      std::printf("SKIP %s: %s\n", name.c_str(), dev.reason.c_str());
-      skipped++;
-      continue;
-    }
-    try {
-      fn();
-      std::printf("PASS %s\n", name.c_str());
-      passed++;
-    } catch (const check::Failure& f) {
-      std::printf("FAIL %s: %s\n", name.c_str(), f.message.c_str());
-      failed++;
-    } catch (const std::exception& e) {
-      std::printf("FAIL %s: %s\n", name.c_str(), e.what());
-      failed++;
-    }
-  }
-  std::printf("cuda: %d passed, %d failed, %d skipped%s%s\n", passed, failed, skipped, dev.available ? " on " : "", dev.name.c_str());
+  const check::Counts c = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  std::printf("cuda: %d passed, %d failed, %d skipped%s%s\n", c.passed, c.failed, c.skipped, dev.available ? " on " : "", dev.name.c_str());
   if (argc > 1) {
     if (FILE* f = std::fopen(argv[1], "w")) {
-      std::fprintf(f, "{\"passed\":%d,\"failed\":%d,\"skipped\":%d}\n", passed, failed, skipped);
+      std::fprintf(f, "{\"passed\":%d,\"failed\":%d,\"skipped\":%d}\n", c.passed, c.failed, c.skipped);
       std::fclose(f);
     }
   }
-  return failed == 0 ? 0 : 1;
+  return c.failed == 0 ? 0 : 1;
 }

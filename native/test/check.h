@@ -43,8 +43,6 @@ inline void close(const char* file, int line, const A* got, const B* want, size_
   }
 }
 
-}  // namespace check
-
 #define CHECK_CONCAT2(a, b) a##b
 #define CHECK_CONCAT(a, b) CHECK_CONCAT2(a, b)
 #define TEST(name)                                                                    \
@@ -61,27 +59,42 @@ inline void close(const char* file, int line, const A* got, const B* want, size_
   } while (0)
 #define EXPECT_CLOSE(got, want, n, atol, rtol) check::close(__FILE__, __LINE__, got, want, n, atol, rtol, #got)
 
-// Define CHECK_MAIN in exactly one translation unit of a test binary (the runner does it).
-#ifdef CHECK_MAIN
-int main(int argc, char** argv) {
-  int passed = 0, failed = 0;
-  const char* only = argc > 1 ? argv[1] : nullptr;
-  for (auto& [name, fn] : check::Registry::get().tests) {
+struct Counts { int passed = 0, failed = 0, skipped = 0; };
+
+// Runs every registered test whose name contains `only` (all when null). With a skip reason,
+// each test prints `SKIP name: reason` instead of running (e.g. GPU tests without a device).
+inline Counts run_all(const char* only, const char* skip_reason = nullptr) {
+  Counts c;
+  for (auto& [name, fn] : Registry::get().tests) {
     if (only && name.find(only) == std::string::npos) continue;
+    if (skip_reason) {
+      std::printf("SKIP %s: %s\n", name.c_str(), skip_reason);
+      c.skipped++;
+      continue;
+    }
     try {
       fn();
       std::printf("PASS %s\n", name.c_str());
-      passed++;
-    } catch (const check::Failure& f) {
+      c.passed++;
+    } catch (const Failure& f) {
       std::printf("FAIL %s: %s\n", name.c_str(), f.message.c_str());
-      failed++;
+      c.failed++;
     } catch (const std::exception& e) {
       std::printf("FAIL %s: uncaught exception: %s\n", name.c_str(), e.what());
-      failed++;
+      c.failed++;
     }
     std::fflush(stdout);
   }
-  std::printf("native: %d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return c;
+}
+
+}  // namespace check
+
+// Define CHECK_MAIN in exactly one translation unit of a test binary (the runner does it).
+#ifdef CHECK_MAIN
+int main(int argc, char** argv) {
+  const check::Counts c = check::run_all(argc > 1 ? argv[1] : nullptr);
+  std::printf("native: %d passed, %d failed\n", c.passed, c.failed);
+  return c.failed == 0 ? 0 : 1;
 }
 #endif
