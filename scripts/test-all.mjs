@@ -27,7 +27,9 @@ if (want('unit')) {
   const status = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${out}`]);
   const j = readJson(out);
   const passed = j ? j.numPassedTests : 0;
-  const failed = j ? j.numFailedTests + (j.numFailedTestSuites ?? 0) - 0 : 1;
+  // A file that fails to load has no failed test of its own: count it once as a failure.
+  const brokenFiles = j ? (j.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length : 0;
+  const failed = j ? j.numFailedTests + brokenFiles : 1;
   const skipped = j ? (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0) : 0;
   results.push({ suite: 'unit', passed, failed: j ? Math.max(failed, status !== 0 && failed === 0 ? 1 : 0) : 1, skipped });
 }
