@@ -93,7 +93,7 @@ describe('modelStateAfter', () => {
   it('does not let a later node change an earlier state, and copies masks', () => {
     const before = modelStateAfter(seed, 's1-gate');
     before[3].mask!.block_size = 999;
-    expect(modelStateAfter(seed, 's1-gate')[3].mask!.block_size).toBe(32);
+    expect(modelStateAfter(seed, 's1-gate')[3].mask!.block_size).toBe(16);
     expect(modelStateAfter(seed, 's1-gate')[7].attention).toBe('dense');
   });
 

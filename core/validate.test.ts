@@ -55,7 +55,7 @@ const cases: Case[] = [
   { name: 'gate lr factor 0', edit: (p) => { node(p, 's1-gate').params.lr_factor = 0; }, path: `nodes[${N['s1-gate']}].params.lr_factor`, message: /must be in \(0, 1\)/ },
   { name: 'curriculum not from step 0', edit: (p) => { node(p, 's1-train').params.curriculum[0].from_step = 10; }, path: `nodes[${N['s1-train']}].params.curriculum[0].from_step`, message: /must start at step 0/ },
   { name: 'curriculum not sorted', edit: (p) => { node(p, 's1-train').params.curriculum = [{ from_step: 0, seq_len: 512 }, { from_step: 600, seq_len: 1024 }, { from_step: 300, seq_len: 768 }]; }, path: `nodes[${N['s1-train']}].params.curriculum[2].from_step`, message: /must be sorted/ },
-  { name: 'curriculum step past the stage', edit: (p) => { node(p, 's1-train').params.curriculum[1].from_step = 5000; }, path: `nodes[${N['s1-train']}].params.curriculum[1].from_step`, message: /past the stage's 1000 steps/ },
+  { name: 'curriculum step past the stage', edit: (p) => { node(p, 's1-train').params.curriculum[1].from_step = 5000; }, path: `nodes[${N['s1-train']}].params.curriculum[1].from_step`, message: /past the stage's 60 steps/ },
   { name: 'warm-up longer than the stage', edit: (p) => { node(p, 's1-train').params.warmup_steps = 2000; }, path: `nodes[${N['s1-train']}].params.warmup_steps`, message: /longer than the stage/ },
   { name: 'duplicate parameter kind', edit: (p) => { node(p, 's2-unfreeze').params.kinds = ['q', 'q']; }, path: `nodes[${N['s2-unfreeze']}].params.kinds[1]`, message: /'q' is listed twice/ },
   { name: 'unknown parameter kind', edit: (p) => { node(p, 's2-unfreeze').params.kinds = ['q', 'gate_proj']; }, path: `nodes[${N['s2-unfreeze']}].params.kinds[1]`, message: /unknown parameter kind "gate_proj"/ },
