@@ -41,6 +41,7 @@ interface Addon {
   setThreads(n: number): void;
   benchGemm(m: number, n: number, k: number, reps: number): Promise<number>;
   cudaInfo?: () => CudaInfo;
+  nvmlRead?: () => NvmlReading;
 }
 
 const require = createRequire(import.meta.url);
@@ -82,6 +83,20 @@ export function engineInfo(): { version: string; threads: number; simd: string; 
 }
 
 const CUDA_ADDON_PATH = new URL('./build/Release/sparse_cuda.node', import.meta.url).pathname;
+
+/** One NVML reading of every GPU (native/src/nvml.h); `reason` says why there is none. */
+export interface NvmlReading {
+  available: boolean;
+  reason?: string;
+  gpus: { index: number; name: string; utilization: number; memoryUsedBytes: number; memoryTotalBytes: number; powerWatts?: number; temperatureC?: number }[];
+}
+
+/** GPU telemetry through NVML (loaded at run time by the addon); never throws. */
+export function nvmlRead(): NvmlReading {
+  const a = loadAddon();
+  if (!a || !a.nvmlRead) return { available: false, reason: ADDON_MISSING, gpus: [] };
+  return a.nvmlRead();
+}
 
 /** What the CUDA backend can do here; `reason` says why it is not available for runs. */
 export interface CudaInfo { compiled: boolean; available: boolean; device?: string; reason?: string }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { cpuPercent, parseNvidiaSmi, readProcessRss, readProcessTicks, startSystemMonitor } from './system-monitor';
+import { cpuPercent, parseNvidiaSmi, readProcessRss, readProcessTicks, sampleFromNvml, startSystemMonitor } from './system-monitor';
+import { nvmlRead } from '../../native/index';
 import type { SystemSample } from '../../core/events';
 
 describe('system monitor', () => {
@@ -46,5 +47,24 @@ describe('system monitor', () => {
     stop();
     expect(reasons).toHaveLength(1);
     expect(reasons[0]).toMatch(/^CPU metrics unavailable: /);
+  });
+});
+
+describe('sampleFromNvml', () => {
+  it('takes the first GPU of a reading, with power and temperature when reported', () => {
+    const sample = sampleFromNvml({ available: true, gpus: [
+      { index: 0, name: 'NVIDIA H200', utilization: 87, memoryUsedBytes: 5e9, memoryTotalBytes: 1.4e11, powerWatts: 410.5, temperatureC: 61 },
+      { index: 1, name: 'other', utilization: 1, memoryUsedBytes: 1, memoryTotalBytes: 2 },
+    ] });
+    expect(sample).toEqual({ source: 'gpu', utilization: 87, memory_bytes: 5e9, memory_total_bytes: 1.4e11, power_watts: 410.5, temperature_c: 61 });
+  });
+  it('is null without NVML or without a GPU, so the monitor falls back', () => {
+    expect(sampleFromNvml({ available: false, reason: 'NVML not found', gpus: [] })).toBeNull();
+    expect(sampleFromNvml({ available: true, gpus: [] })).toBeNull();
+  });
+  it('the engine answers a reading on this machine (with its reason when there is no driver)', () => {
+    const r = nvmlRead();
+    expect(typeof r.available).toBe('boolean');
+    if (!r.available) expect(r.reason).toMatch(/\S/);
   });
 });

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { clockTicksPerSecond } from './runtime/clock-ticks';
 import type { SystemSample } from '../../core/events';
+import { nvmlRead, type NvmlReading } from '../../native/index';
 
 export interface ProcessCpuTimes { ticks: number; at: number }
 
@@ -45,6 +46,21 @@ export function parseNvidiaSmi(text: string): SystemSample | null {
   return sample;
 }
 
+/** The first GPU of an NVML reading as a sample (null when NVML has none). */
+export function sampleFromNvml(reading: NvmlReading): SystemSample | null {
+  const gpu = reading.available ? reading.gpus[0] : undefined;
+  if (!gpu) return null;
+  const sample: SystemSample = { source: 'gpu', utilization: gpu.utilization, memory_bytes: gpu.memoryUsedBytes, memory_total_bytes: gpu.memoryTotalBytes };
+  if (gpu.powerWatts !== undefined) sample.power_watts = gpu.powerWatts;
+  if (gpu.temperatureC !== undefined) sample.temperature_c = gpu.temperatureC;
+  return sample;
+}
+
+// NVML through the engine addon first (no process per sample); nvidia-smi where the addon can't.
+async function queryGpu(): Promise<SystemSample | null> {
+  return sampleFromNvml(nvmlRead()) ?? queryNvidiaSmi();
+}
+
 function queryNvidiaSmi(): Promise<SystemSample | null> {
   return new Promise((resolve) => {
     execFile('nvidia-smi', ['--query-gpu=utilization.gpu,memory.used,memory.total,power.draw,temperature.gpu', '--format=csv,noheader,nounits'],
@@ -73,10 +89,10 @@ export function startSystemMonitor(options: MonitorOptions): () => void {
   };
   const tick = async () => {
     if (gpuAvailable) {
-      const sample = await queryNvidiaSmi();
+      const sample = await queryGpu();
       if (sample) { options.onSample(sample); return; }
       gpuAvailable = false;
-      unavailable('GPU metrics unavailable (nvidia-smi did not answer); reporting the engine process CPU instead');
+      unavailable('GPU metrics unavailable (neither NVML nor nvidia-smi answered); reporting the engine process CPU instead');
     }
     try {
       const next = { ticks: readProcessTicks(options.pid), at: Date.now() };
