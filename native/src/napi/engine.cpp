@@ -16,6 +16,7 @@
 #include "../optimizer.h"
 #include "../ops.h"
 #include "../parallel.h"
+#include "mask_spec_arg.h"
 #include "registry.h"
 
 namespace {
@@ -118,32 +119,6 @@ engine::StepOptions step_options_from(const Napi::Object& o) {
     s.weights.temperature = (float)number_field(w, "temperature", "options.distill");
   }
   return s;
-}
-
-engine::MaskSpec mask_spec_from(const Napi::Object& o) {
-  engine::MaskSpec m;
-  m.block_size = int_arg(o.Get("block_size"), "mask.block_size");
-  m.global_blocks = int_arg(o.Get("global_blocks"), "mask.global_blocks");
-  m.global_rows = int_arg(o.Get("global_rows"), "mask.global_rows");
-  m.window_blocks = int_arg(o.Get("window_blocks"), "mask.window_blocks");
-  m.random_blocks = int_arg(o.Get("random_blocks"), "mask.random_blocks");
-  double seed = number_field(o, "random_seed", "mask");
-  if (seed < 0 || seed != std::floor(seed)) throw std::invalid_argument("mask.random_seed: must be a non-negative integer");
-  m.random_seed = (uint64_t)seed;
-  m.topk_blocks = int_arg(o.Get("topk_blocks"), "mask.topk_blocks");
-  Napi::Value sel = o.Get("selector");
-  std::string s = sel.IsString() ? sel.As<Napi::String>().Utf8Value() : "";
-  if (s == "none") m.selector = engine::MaskSpec::None;
-  else if (s == "pooled") m.selector = engine::MaskSpec::Pooled;
-  else if (s == "indexer") m.selector = engine::MaskSpec::Indexer;
-  else throw std::invalid_argument("mask.selector: must be none, pooled or indexer");
-  m.dense_below = int_arg(o.Get("dense_below"), "mask.dense_below");
-  Napi::Value share = o.Get("share_gqa_group");
-  if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");
-  m.share_gqa_group = share.As<Napi::Boolean>().Value();
-  std::string err = engine::validate_mask_spec(m);
-  if (!err.empty()) throw std::invalid_argument(err);
-  return m;
 }
 
 // Tokens copied out of JS memory: the worker must not touch V8 objects.
@@ -405,7 +380,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (info[1].IsNull() || info[1].IsUndefined()) {
         idle_model().set_attention(layer, nullptr);
       } else {
-        engine::MaskSpec spec = mask_spec_from(object_arg(info[1], "mask"));
+        engine::MaskSpec spec = mask_spec_from(info[1]);
         idle_model().set_attention(layer, &spec);
       }
       return info.Env().Undefined();

@@ -19,6 +19,7 @@
 #include "../block_selector.h"
 #include "../blocksparse_attention.h"
 #include "../ops.h"
+#include "mask_spec_arg.h"
 #include "registry.h"
 
 namespace {
@@ -37,35 +38,6 @@ int int_arg(const Napi::Value& v, const char* name) {
   double d = v.As<Napi::Number>().DoubleValue();
   if (d != (double)(int64_t)d || d < 0 || d > 2147483647.0) throw std::invalid_argument(std::string(name) + ": must be a non-negative integer");
   return (int)d;
-}
-
-engine::MaskSpec spec_from(const Napi::Value& v) {
-  if (!v.IsObject()) throw std::invalid_argument("mask: must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  engine::MaskSpec s;
-  s.block_size = int_field(o, "block_size", "mask");
-  s.global_blocks = int_field(o, "global_blocks", "mask");
-  s.global_rows = int_field(o, "global_rows", "mask");
-  s.window_blocks = int_field(o, "window_blocks", "mask");
-  s.random_blocks = int_field(o, "random_blocks", "mask");
-  Napi::Value seed = o.Get("random_seed");
-  if (!seed.IsNumber() || seed.As<Napi::Number>().DoubleValue() < 0)
-    throw std::invalid_argument("mask.random_seed: must be a non-negative number");
-  s.random_seed = (uint64_t)seed.As<Napi::Number>().DoubleValue();
-  s.topk_blocks = int_field(o, "topk_blocks", "mask");
-  Napi::Value sel = o.Get("selector");
-  const std::string name = sel.IsString() ? sel.As<Napi::String>().Utf8Value() : "";
-  if (name == "none") s.selector = engine::MaskSpec::None;
-  else if (name == "pooled") s.selector = engine::MaskSpec::Pooled;
-  else if (name == "indexer") s.selector = engine::MaskSpec::Indexer;
-  else throw std::invalid_argument("mask.selector: must be none, pooled or indexer");
-  s.dense_below = int_field(o, "dense_below", "mask");
-  Napi::Value share = o.Get("share_gqa_group");
-  if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");
-  s.share_gqa_group = share.As<Napi::Boolean>().Value();
-  std::string bad = engine::validate_mask_spec(s);
-  if (!bad.empty()) throw std::invalid_argument(bad);
-  return s;
 }
 
 Napi::Int32Array int32s(Napi::Env env, const std::vector<int32_t>& v) {
@@ -120,7 +92,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
 
 Napi::Value MaskBuild(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    engine::MaskSpec spec = spec_from(info[0]);
+    engine::MaskSpec spec = mask_spec_from(info[0]);
     const int T = int_arg(info[1], "seq"), H = int_arg(info[2], "heads"), Hkv = int_arg(info[3], "kvHeads");
     const int layer = int_arg(info[4], "layer");
     const float* scores = nullptr;
@@ -261,7 +233,7 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
     BenchJob j;
     Napi::Value spec = o.Get("spec");
     j.dense = spec.IsNull() || spec.IsUndefined();
-    if (!j.dense) j.spec = spec_from(spec);
+    if (!j.dense) j.spec = mask_spec_from(spec);
     j.seq = int_field(o, "seq", "bench");
     j.heads = int_field(o, "heads", "bench");
     j.kv_heads = int_field(o, "kvHeads", "bench");

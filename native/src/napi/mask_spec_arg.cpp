@@ -1,0 +1,44 @@
+#include "mask_spec_arg.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace {
+int int_field(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw std::invalid_argument(std::string("mask.") + key + ": must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || std::fabs(d) > 2147483647.0) throw std::invalid_argument(std::string("mask.") + key + ": must be an integer");
+  return (int)d;
+}
+}  // namespace
+
+engine::MaskSpec mask_spec_from(const Napi::Value& value) {
+  if (!value.IsObject()) throw std::invalid_argument("mask: must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  engine::MaskSpec m;
+  m.block_size = int_field(o, "block_size");
+  m.global_blocks = int_field(o, "global_blocks");
+  m.global_rows = int_field(o, "global_rows");
+  m.window_blocks = int_field(o, "window_blocks");
+  m.random_blocks = int_field(o, "random_blocks");
+  Napi::Value seed = o.Get("random_seed");
+  const double s = seed.IsNumber() ? seed.As<Napi::Number>().DoubleValue() : -1;
+  if (s < 0 || s != std::floor(s)) throw std::invalid_argument("mask.random_seed: must be a non-negative integer");
+  m.random_seed = (uint64_t)s;
+  m.topk_blocks = int_field(o, "topk_blocks");
+  Napi::Value sel = o.Get("selector");
+  const std::string name = sel.IsString() ? sel.As<Napi::String>().Utf8Value() : "";
+  if (name == "none") m.selector = engine::MaskSpec::None;
+  else if (name == "pooled") m.selector = engine::MaskSpec::Pooled;
+  else if (name == "indexer") m.selector = engine::MaskSpec::Indexer;
+  else throw std::invalid_argument("mask.selector: must be none, pooled or indexer");
+  m.dense_below = int_field(o, "dense_below");
+  Napi::Value share = o.Get("share_gqa_group");
+  if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");
+  m.share_gqa_group = share.As<Napi::Boolean>().Value();
+  const std::string err = engine::validate_mask_spec(m);
+  if (!err.empty()) throw std::invalid_argument(err);
+  return m;
+}
