@@ -255,17 +255,7 @@ double attn_kl_loss(float* dq_s, float* dk_s, const float* q_s, const float* k_s
   if (!grads) return loss;
 
   // Pass 2: dk per (b, KV head, key block j) over the query blocks that keep j.
-  std::vector<int64_t> kcost((size_t)B * Hkv * nb);
-  for (int64_t t = 0; t < (int64_t)kcost.size(); t++) {
-    const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv);
-    int64_t c = 0;
-    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-      const int col = mask.mask_head(h, H) * nb + j;
-      c += mask.q_ptr[col + 1] - mask.q_ptr[col];
-    }
-    kcost[t] = c;
-  }
-  run_scheduled(kcost, [&](int64_t t) {
+  run_scheduled(mask.key_block_costs(B, H, Hkv), [&](int64_t t) {
     const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv), b = (int)(t / nb / Hkv);
     const int k0 = j * bs, cols = mask.block_len(j);
     const size_t kv_head = (size_t)b * Hkv + kvh;

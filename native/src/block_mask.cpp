@@ -264,4 +264,29 @@ BlockMask from_flex_block_mask(const FlexBlockMask& f) {
   return m;
 }
 
+std::vector<int64_t> BlockMask::query_block_costs(int B, int H) const {
+  std::vector<int64_t> cost((size_t)B * H * n_blocks);
+  for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
+    const int i = (int)(t % n_blocks), h = (int)(t / n_blocks % H);
+    const int r = mask_head(h, H) * n_blocks + i;
+    cost[t] = (int64_t)(kv_ptr[r + 1] - kv_ptr[r]) * block_len(i);
+  }
+  return cost;
+}
+
+std::vector<int64_t> BlockMask::key_block_costs(int B, int H, int Hkv) const {
+  const int group = H / Hkv;
+  std::vector<int64_t> cost((size_t)B * Hkv * n_blocks);
+  for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
+    const int j = (int)(t % n_blocks), kvh = (int)(t / n_blocks % Hkv);
+    int64_t c = 0;
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+      const int col = mask_head(h, H) * n_blocks + j;
+      c += q_ptr[col + 1] - q_ptr[col];
+    }
+    cost[t] = c * block_len(j);
+  }
+  return cost;
+}
+
 }  // namespace engine

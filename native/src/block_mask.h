@@ -62,6 +62,12 @@ struct BlockMask {
   double density() const { return causal_pairs() ? (double)kept_pairs() / (double)causal_pairs() : 1.0; }
   // Share of causal token-pair (q, k) dot products the mask skips (attention FLOPs saved).
   double flops_saved() const;
+  // Work estimates for scheduling the attention passes (tokens x kept blocks):
+  // per task (b, h, query block i), index ((b * H) + h) * n_blocks + i, its kept key blocks;
+  std::vector<int64_t> query_block_costs(int B, int H) const;
+  // per task (b, kv head, key block j), index ((b * Hkv) + kvh) * n_blocks + j, the query blocks
+  // that keep j summed over the query heads of the GQA group.
+  std::vector<int64_t> key_block_costs(int B, int H, int Hkv) const;
 };
 
 // "" when valid, else a one-line message naming the field ("mask.block_size: ...").

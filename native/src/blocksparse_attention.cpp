@@ -220,14 +220,8 @@ void blocksparse_attention_forward(float* out, float* lse, const float* q, const
   check_args(B, H, Hkv, T, D, mask);
   const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
   const float scale = 1.0f / std::sqrt((float)D);
-  // task = (b, h, i); cost = kept blocks in the row
-  std::vector<int64_t> cost((size_t)B * H * nb);
-  for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
-    const int i = (int)(t % nb), h = (int)(t / nb % H);
-    const int r = mask.mask_head(h, H) * nb + i;
-    cost[t] = (int64_t)(mask.kv_ptr[r + 1] - mask.kv_ptr[r]) * mask.block_len(i);
-  }
-  run_scheduled(cost, [&](int64_t t) {
+  // task = (b, h, i)
+  run_scheduled(mask.query_block_costs(B, H), [&](int64_t t) {
     const int i = (int)(t % nb), h = (int)(t / nb % H), b = (int)(t / nb / H);
     const int kvh = h / group, r = mask.mask_head(h, H) * nb + i;
     const int q0 = i * bs, rows = mask.block_len(i);
@@ -305,17 +299,7 @@ void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float
   // Pass 1: dk, dv per (b, kv head, key block j), over the query blocks that keep j, for every
   // query head of the group.
   {
-    std::vector<int64_t> cost((size_t)B * Hkv * nb);
-    for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
-      const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv);
-      int64_t c = 0;
-      for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-        const int col = mask.mask_head(h, H) * nb + j;
-        c += mask.q_ptr[col + 1] - mask.q_ptr[col];
-      }
-      cost[t] = c * mask.block_len(j);
-    }
-    run_scheduled(cost, [&](int64_t t) {
+    run_scheduled(mask.key_block_costs(B, H, Hkv), [&](int64_t t) {
       const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv), b = (int)(t / nb / Hkv);
       const int k0 = j * bs, cols = mask.block_len(j);
       const float* Kj = k + (((size_t)b * Hkv + kvh) * T + k0) * D;
@@ -348,13 +332,7 @@ void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float
 
   // Pass 2: dq per (b, head, query block i), over its kept key blocks.
   {
-    std::vector<int64_t> cost((size_t)B * H * nb);
-    for (int64_t t = 0; t < (int64_t)cost.size(); t++) {
-      const int i = (int)(t % nb), h = (int)(t / nb % H);
-      const int r = mask.mask_head(h, H) * nb + i;
-      cost[t] = (int64_t)(mask.kv_ptr[r + 1] - mask.kv_ptr[r]) * mask.block_len(i);
-    }
-    run_scheduled(cost, [&](int64_t t) {
+    run_scheduled(mask.query_block_costs(B, H), [&](int64_t t) {
       const int i = (int)(t % nb), h = (int)(t / nb % H), b = (int)(t / nb / H);
       const int kvh = h / group, r = mask.mask_head(h, H) * nb + i;
       const int q0 = i * bs, rows = mask.block_len(i);
