@@ -62,72 +62,39 @@ int64_t Param::numel() const {
 
 // ============================================================================ activations
 
+// Every float array lives in the backend's memory.
+using Buf = DeviceArray<float>;
+
 struct LayerActs {
-  std::vector<float> ln1, ln1_rstd;           // (N, C), (N)
-  std::vector<float> q_pre, k_pre;            // qwen3: (N, H*D), (N, Hkv*D) before QK-norm
-  std::vector<float> qn_rstd, kn_rstd;        // qwen3: (N*H), (N*Hkv)
-  std::vector<float> q, k, v;                 // (B, H, T, D), (B, Hkv, T, D) x2, after RoPE
-  std::vector<float> att, lse;                // (B, H, T, D), (B, H, T)
-  std::vector<float> merged;                  // (N, H*D)
-  std::vector<float> resid_mid;               // (N, C) after the attention branch
-  std::vector<float> ln2, ln2_rstd;           // (N, C), (N)
-  std::vector<float> gate, up, act;           // (N, F)
+  Buf ln1, ln1_rstd;           // (N, C), (N)
+  Buf q_pre, k_pre;            // qwen3: (N, H*D), (N, Hkv*D) before QK-norm
+  Buf qn_rstd, kn_rstd;        // qwen3: (N*H), (N*Hkv)
+  Buf q, k, v;                 // (B, H, T, D), (B, Hkv, T, D) x2, after RoPE
+  Buf att, lse;                // (B, H, T, D), (B, H, T)
+  Buf merged;                  // (N, H*D)
+  Buf resid_mid;               // (N, C) after the attention branch
+  Buf ln2, ln2_rstd;           // (N, C), (N)
+  Buf gate, up, act;           // (N, F)
   // Block-sparse layers of the student: one mask shared by the batch, or one per sequence (top-k).
   std::vector<BlockMask> masks;
-  std::vector<float> dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
+  Buf dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
 };
 
 struct Activations {
   int B = 0, T = 0;
-  std::vector<std::vector<float>> resid;  // L+1 of (N, C): resid[0] embeddings, resid[l+1] after layer l
+  DeviceArray<int32_t> inputs, targets;  // (N) each
+  std::vector<Buf> resid;  // L+1 of (N, C): resid[0] embeddings, resid[l+1] after layer l
   std::vector<LayerActs> layers;
-  std::vector<float> hidden, hidden_rstd;  // (N, C) final norm output ("last hidden state"), (N)
-  std::vector<float> scratch;              // (N, max(C, H*D)) for projections
-  std::vector<float> qt, kt;               // (B, T, H, D), (B, T, Hkv, D): q, k before the head transpose
+  Buf hidden, hidden_rstd;  // (N, C) final norm output ("last hidden state"), (N)
+  Buf scratch;              // (N, max(C, H*D)) for projections
+  Buf qt, kt;               // (B, T, H, D), (B, T, Hkv, D): q, k before the head transpose
 };
-
-static void resize(std::vector<float>& v, size_t n) {
-  if (v.size() != n) v.assign(n, 0.0f);
-}
-
-// x (B, T, H, D) -> out (B, H, T, D)
-static void to_heads(float* out, const float* x, int B, int T, int H, int D) {
-  parallel_for((int64_t)B * H, [&](int64_t b0, int64_t b1) {
-    for (int64_t bh = b0; bh < b1; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      for (int t = 0; t < T; t++)
-        std::memcpy(out + (bh * T + t) * D, x + ((b * T + t) * H + h) * D, sizeof(float) * D);
-    }
-  });
-}
-
-// x (B, H, T, D) -> out (B, T, H, D)
-static void from_heads(float* out, const float* x, int B, int T, int H, int D) {
-  parallel_for((int64_t)B * H, [&](int64_t b0, int64_t b1) {
-    for (int64_t bh = b0; bh < b1; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      for (int t = 0; t < T; t++)
-        std::memcpy(out + ((b * T + t) * H + h) * D, x + (bh * T + t) * D, sizeof(float) * D);
-    }
-  });
-}
-
-// out (n) = a + s * b
-static void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) {
-  parallel_for(n, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) out[i] = a[i] + s * b[i];
-  });
-}
-
-static void scale(float* out, const float* x, float s, int64_t n) {
-  parallel_for(n, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) out[i] = x[i] * s;
-  });
-}
 
 // ============================================================================ model
 
-Model::Model(const ModelConfig& config) : config_(config) {
+Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
+    : backend_(std::move(backend)), config_(config) {
+  if (!backend_) throw std::invalid_argument("model: no backend");
   config_.validate();
   if (config_.dim_model_base <= 0) config_.dim_model_base = (float)config_.hidden_size;
   const int64_t C = config_.hidden_size, F = config_.intermediate_size, V = config_.vocab_size;
@@ -172,6 +139,117 @@ Model::Model(const ModelConfig& config) : config_(config) {
 
 Model::~Model() = default;
 
+// ---------------------------------------------------------------------------- weights on the backend
+
+std::vector<Param>& Model::params() {
+  host_access();
+  return params_;
+}
+
+const std::vector<Param>& Model::params() const {
+  sync_host();
+  return params_;
+}
+
+float* Model::dev_data(size_t i) {
+  return backend_->host_resident() ? params_[i].data.data() : mirrors_[i].data.data();
+}
+
+const float* Model::dev_weights(size_t i, bool teacher) const {
+  const Param& p = params_[i];
+  if (backend_->host_resident()) return teacher ? p.teacher_data() : p.data.data();
+  return teacher && !p.teacher.empty() ? mirrors_[i].teacher.data() : mirrors_[i].data.data();
+}
+
+float* Model::dev_grad(size_t i) {
+  if (!params_[i].trainable) return nullptr;
+  return backend_->host_resident() ? params_[i].grad.data() : mirrors_[i].grad.data();
+}
+
+void Model::sync_host() const {
+  if (backend_->host_resident() || host_fresh_) return;
+  for (size_t i = 0; i < params_.size(); i++) {
+    // const: the host vectors are a cache of the backend's copy here
+    Param& p = const_cast<Param&>(params_[i]);
+    if (!p.trainable) continue;  // frozen tensors are never written on the backend
+    Mirror& m = mirrors_[i];
+    backend_->download(p.data.data(), m.data.data(), (int64_t)sizeof(float) * p.numel());
+    for (auto [host, dev] : {std::pair{&p.grad, &m.grad}, {&p.m, &m.m}, {&p.v, &m.v}})
+      if (!host->empty() && dev->size() == (int64_t)host->size())
+        backend_->download(host->data(), dev->data(), (int64_t)sizeof(float) * host->size());
+  }
+  host_fresh_ = true;
+}
+
+void Model::host_access() {
+  sync_host();
+  device_fresh_ = false;
+}
+
+void Model::sync_device() {
+  if (backend_->host_resident() || device_fresh_) return;
+  Backend* be = backend_.get();
+  mirrors_.resize(params_.size());
+  auto put = [&](DeviceArray<float>& dev, const std::vector<float>& host) {
+    dev.resize(be, (int64_t)host.size());
+    if (!host.empty()) be->upload(dev.data(), host.data(), (int64_t)sizeof(float) * host.size());
+  };
+  for (size_t i = 0; i < params_.size(); i++) {
+    const Param& p = params_[i];
+    Mirror& m = mirrors_[i];
+    put(m.data, p.data);
+    put(m.teacher, p.teacher);
+    put(m.grad, p.grad);
+    put(m.m, p.m);
+    put(m.v, p.v);
+  }
+  device_fresh_ = true;
+  host_fresh_ = true;
+}
+
+// The teacher keeps the weights as they are now (the base weights of an unfrozen tensor).
+void Model::make_teacher_copy(size_t i) {
+  Param& p = params_[i];
+  if (backend_->host_resident()) {
+    p.teacher = p.data;
+    return;
+  }
+  p.teacher.resize(p.data.size());
+  backend_->download(p.teacher.data(), mirrors_[i].data.data(), (int64_t)sizeof(float) * p.teacher.size());
+  mirrors_[i].teacher.resize(backend_.get(), (int64_t)p.teacher.size());
+  backend_->copy(mirrors_[i].teacher.data(), mirrors_[i].data.data(), (int64_t)p.teacher.size());
+}
+
+const float* Model::host_view(const float* dev, int64_t n, std::vector<float>& staging) const {
+  if (backend_->host_resident()) return dev;
+  staging.resize(n);
+  backend_->download(staging.data(), dev, (int64_t)sizeof(float) * n);
+  return staging.data();
+}
+
+void Model::add_from_host(float* dst, const float* src, float s, int64_t n, bool overwrite) {
+  const float* from = src;
+  Buf staged;
+  if (!backend_->host_resident()) {
+    staged.resize(backend_.get(), n);
+    backend_->upload(staged.data(), src, (int64_t)sizeof(float) * n);
+    from = staged.data();
+  }
+  if (overwrite) backend_->scale(dst, from, s, n);
+  else backend_->add_scaled(dst, dst, from, s, n);
+}
+
+double Model::grad_scale_for_step() const { return backend_->precision() == Precision::fp16 ? loss_scale_ : 1.0; }
+
+void Model::set_loss_scale(double scale, int growth_interval) {
+  if (!(scale >= 1 && scale <= 0x1p100) || std::log2(scale) != std::floor(std::log2(scale)))
+    throw std::invalid_argument("loss_scale: must be a power of two in [1, 2^100]");
+  if (growth_interval < 1) throw std::invalid_argument("loss_scale growth interval: must be >= 1");
+  loss_scale_ = scale;
+  growth_interval_ = growth_interval;
+  good_steps_ = 0;
+}
+
 int64_t Model::num_params() const {
   int64_t n = 0;
   for (auto& p : params_) n += p.numel();
@@ -179,6 +257,7 @@ int64_t Model::num_params() const {
 }
 
 Param& Model::param(const std::string& name) {
+  host_access();
   for (auto& p : params_)
     if (p.name == name) return p;
   throw std::invalid_argument("no tensor named " + name + " in this model");
@@ -188,6 +267,7 @@ const Param& Model::lm_head() const { return params_[lm_head_index_]; }
 
 // splitmix64 (block_mask.h) is the portable generator: std::normal_distribution differs between libraries.
 void Model::init_random(uint64_t seed) {
+  host_access();
   const float std_dev = 0.02f, residual_std = 0.02f / std::sqrt(2.0f * config_.num_layers);
   for (size_t i = 0; i < params_.size(); i++) {
     Param& p = params_[i];
@@ -225,6 +305,7 @@ void Model::set_trainable(const std::vector<int>& layers, const std::vector<Para
     if (l < 0 || l >= config_.num_layers)
       throw std::invalid_argument("layer " + std::to_string(l) + " out of range (model has " +
                                   std::to_string(config_.num_layers) + " layers)");
+  host_access();
   for (auto& p : params_) {
     const bool layer_ok = layers.empty() || std::find(layers.begin(), layers.end(), p.layer) != layers.end();
     const bool kind_ok = std::find(kinds.begin(), kinds.end(), p.kind) != kinds.end();
@@ -262,168 +343,154 @@ void Model::ensure_rope(int T) {
   RopeScaling scaling = config_.rope_scaling;
   scaling.max_position_embeddings = config_.max_position_embeddings;
   rope_ = rope_table(config_.head_dim, std::max(T, std::min(config_.max_position_embeddings, 64)), config_.rope_theta, scaling);
+  if (backend_->host_resident()) return;
+  for (auto [dev, host] : {std::pair{&rope_cos_, &rope_.cos}, {&rope_sin_, &rope_.sin}}) {
+    dev->resize(backend_.get(), (int64_t)host->size());
+    backend_->upload(dev->data(), host->data(), (int64_t)sizeof(float) * host->size());
+  }
 }
 
-// Splits (B, T+1) tokens into inputs and targets (N each).
-static void split_tokens(std::vector<int>& inputs, std::vector<int>& targets, const int32_t* tokens, int B, int T) {
-  inputs.resize((size_t)B * T);
-  targets.resize((size_t)B * T);
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < T; t++) {
-      inputs[(size_t)b * T + t] = tokens[(size_t)b * (T + 1) + t];
-      targets[(size_t)b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
-    }
+RopeArrays Model::rope_arrays() const {
+  if (backend_->host_resident()) return {&rope_, rope_.cos.data(), rope_.sin.data()};
+  return {&rope_, rope_cos_.data(), rope_sin_.data()};
 }
+
 
 // ---------------------------------------------------------------------------- forward
 
 void Model::forward(Activations& a, const int32_t* inputs, int B, int T, bool teacher) const {
   const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  Backend* bp = backend_.get();
   const int N = B * T, C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads,
             D = c.head_dim, L = c.num_layers;
   const float eps = c.rms_norm_eps, rs = c.residual_scale();
-  auto w = [&](size_t i) { return teacher ? params_[i].teacher_data() : params_[i].data.data(); };
+  auto w = [&](size_t i) { return dev_weights(i, teacher); };
+  const RopeArrays rope = rope_arrays();
   a.B = B;
   a.T = T;
   a.resid.resize(L + 1);
   a.layers.resize(L);
-  for (auto& r : a.resid) resize(r, (size_t)N * C);
-  resize(a.scratch, (size_t)N * std::max(C, H * D));
+  for (auto& r : a.resid) r.resize(bp, (int64_t)N * C);
+  a.scratch.resize(bp, (int64_t)N * std::max(C, H * D));
 
-  embedding_forward(a.resid[0].data(), inputs, w(embed_index_), N, C);
-  if (c.minicpm()) scale(a.resid[0].data(), a.resid[0].data(), c.scale_emb, (int64_t)N * C);
+  be.embedding_forward(a.resid[0].data(), inputs, w(embed_index_), N, C);
+  if (c.minicpm()) be.scale(a.resid[0].data(), a.resid[0].data(), c.scale_emb, (int64_t)N * C);
 
   for (int l = 0; l < L; l++) {
     const LayerParams& lp = layers_[l];
     LayerActs& la = a.layers[l];
-    resize(la.ln1, (size_t)N * C); resize(la.ln1_rstd, N);
-    resize(la.q, (size_t)N * H * D); resize(la.k, (size_t)N * Hkv * D); resize(la.v, (size_t)N * Hkv * D);
-    resize(la.att, (size_t)N * H * D); resize(la.lse, (size_t)N * H); resize(la.merged, (size_t)N * H * D);
-    resize(la.resid_mid, (size_t)N * C); resize(la.ln2, (size_t)N * C); resize(la.ln2_rstd, N);
-    resize(la.gate, (size_t)N * F); resize(la.up, (size_t)N * F); resize(la.act, (size_t)N * F);
+    la.ln1.resize(bp, (int64_t)N * C); la.ln1_rstd.resize(bp, N);
+    la.q.resize(bp, (int64_t)N * H * D); la.k.resize(bp, (int64_t)N * Hkv * D); la.v.resize(bp, (int64_t)N * Hkv * D);
+    la.att.resize(bp, (int64_t)N * H * D); la.lse.resize(bp, (int64_t)N * H); la.merged.resize(bp, (int64_t)N * H * D);
+    la.resid_mid.resize(bp, (int64_t)N * C); la.ln2.resize(bp, (int64_t)N * C); la.ln2_rstd.resize(bp, N);
+    la.gate.resize(bp, (int64_t)N * F); la.up.resize(bp, (int64_t)N * F); la.act.resize(bp, (int64_t)N * F);
     const float* x = a.resid[l].data();
 
     // attention branch
-    rmsnorm_forward(la.ln1.data(), la.ln1_rstd.data(), x, w(lp.ln1), N, C, eps);
-    std::vector<float>& qt = a.qt;
-    std::vector<float>& kt = a.kt;
-    resize(qt, (size_t)N * H * D);
-    resize(kt, (size_t)N * Hkv * D);
-    matmul_forward(qt.data(), la.ln1.data(), w(lp.q), nullptr, N, C, H * D);
-    matmul_forward(kt.data(), la.ln1.data(), w(lp.k), nullptr, N, C, Hkv * D);
-    matmul_forward(la.merged.data(), la.ln1.data(), w(lp.v), nullptr, N, C, Hkv * D);  // v staged in merged
-    to_heads(la.v.data(), la.merged.data(), B, T, Hkv, D);
+    be.rmsnorm_forward(la.ln1.data(), la.ln1_rstd.data(), x, w(lp.ln1), N, C, eps);
+    Buf& qt = a.qt;
+    Buf& kt = a.kt;
+    qt.resize(bp, (int64_t)N * H * D);
+    kt.resize(bp, (int64_t)N * Hkv * D);
+    be.matmul_forward(qt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
+    be.matmul_forward(kt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
+    be.matmul_forward(la.merged.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);  // v staged in merged
+    be.to_heads(la.v.data(), la.merged.data(), B, T, Hkv, D);
     if (c.qk_norm()) {
-      la.q_pre = qt;
-      la.k_pre = kt;
-      resize(la.qn_rstd, (size_t)N * H); resize(la.kn_rstd, (size_t)N * Hkv);
-      rmsnorm_forward(qt.data(), la.qn_rstd.data(), la.q_pre.data(), w(lp.q_norm), N * H, D, eps);
-      rmsnorm_forward(kt.data(), la.kn_rstd.data(), la.k_pre.data(), w(lp.k_norm), N * Hkv, D, eps);
+      la.q_pre.resize(bp, qt.size());
+      la.k_pre.resize(bp, kt.size());
+      be.copy(la.q_pre.data(), qt.data(), qt.size());
+      be.copy(la.k_pre.data(), kt.data(), kt.size());
+      la.qn_rstd.resize(bp, (int64_t)N * H); la.kn_rstd.resize(bp, (int64_t)N * Hkv);
+      be.rmsnorm_forward(qt.data(), la.qn_rstd.data(), la.q_pre.data(), w(lp.q_norm), N * H, D, eps);
+      be.rmsnorm_forward(kt.data(), la.kn_rstd.data(), la.k_pre.data(), w(lp.k_norm), N * Hkv, D, eps);
     }
-    rope_forward(qt.data(), B, T, H, D, rope_);
-    rope_forward(kt.data(), B, T, Hkv, D, rope_);
-    to_heads(la.q.data(), qt.data(), B, T, H, D);
-    to_heads(la.k.data(), kt.data(), B, T, Hkv, D);
+    be.rope_forward(qt.data(), B, T, H, D, rope);
+    be.rope_forward(kt.data(), B, T, Hkv, D, rope);
+    be.to_heads(la.q.data(), qt.data(), B, T, H, D);
+    be.to_heads(la.k.data(), kt.data(), B, T, Hkv, D);
     build_masks(la, l, B, T, teacher);
     if (la.masks.empty() || la.masks[0].dense) {
-      attention_forward(la.att.data(), la.lse.data(), la.q.data(), la.k.data(), la.v.data(), B, H, Hkv, T, D);
+      be.attention_forward(la.att.data(), la.lse.data(), la.q.data(), la.k.data(), la.v.data(), B, H, Hkv, T, D,
+                           nullptr);
     } else {
       const bool per_seq = la.masks.size() > 1 || B == 1;
       const int nb = per_seq ? B : 1, bb = per_seq ? 1 : B;
       for (int b = 0; b < nb; b++) {
         const size_t qo = (size_t)b * H * T * D, ko = (size_t)b * Hkv * T * D;
-        blocksparse_attention_forward(la.att.data() + qo, la.lse.data() + (size_t)b * H * T, la.q.data() + qo,
-                                      la.k.data() + ko, la.v.data() + ko, bb, H, Hkv, T, D,
-                                      la.masks[per_seq ? b : 0]);
+        be.attention_forward(la.att.data() + qo, la.lse.data() + (size_t)b * H * T, la.q.data() + qo,
+                             la.k.data() + ko, la.v.data() + ko, bb, H, Hkv, T, D, &la.masks[per_seq ? b : 0]);
       }
     }
-    from_heads(la.merged.data(), la.att.data(), B, T, H, D);
-    matmul_forward(a.scratch.data(), la.merged.data(), w(lp.o), nullptr, N, H * D, C);
-    add_scaled(la.resid_mid.data(), x, a.scratch.data(), rs, (int64_t)N * C);
+    be.from_heads(la.merged.data(), la.att.data(), B, T, H, D);
+    be.matmul_forward(a.scratch.data(), la.merged.data(), w(lp.o), N, H * D, C);
+    be.add_scaled(la.resid_mid.data(), x, a.scratch.data(), rs, (int64_t)N * C);
 
     // feed-forward branch
-    rmsnorm_forward(la.ln2.data(), la.ln2_rstd.data(), la.resid_mid.data(), w(lp.ln2), N, C, eps);
-    matmul_forward(la.gate.data(), la.ln2.data(), w(lp.gate), nullptr, N, C, F);
-    matmul_forward(la.up.data(), la.ln2.data(), w(lp.up), nullptr, N, C, F);
-    swiglu_forward(la.act.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
-    matmul_forward(a.scratch.data(), la.act.data(), w(lp.down), nullptr, N, F, C);
-    add_scaled(a.resid[l + 1].data(), la.resid_mid.data(), a.scratch.data(), rs, (int64_t)N * C);
+    be.rmsnorm_forward(la.ln2.data(), la.ln2_rstd.data(), la.resid_mid.data(), w(lp.ln2), N, C, eps);
+    be.matmul_forward(la.gate.data(), la.ln2.data(), w(lp.gate), N, C, F);
+    be.matmul_forward(la.up.data(), la.ln2.data(), w(lp.up), N, C, F);
+    be.swiglu_forward(la.act.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
+    be.matmul_forward(a.scratch.data(), la.act.data(), w(lp.down), N, F, C);
+    be.add_scaled(a.resid[l + 1].data(), la.resid_mid.data(), a.scratch.data(), rs, (int64_t)N * C);
   }
-  resize(a.hidden, (size_t)N * C);
-  resize(a.hidden_rstd, N);
-  rmsnorm_forward(a.hidden.data(), a.hidden_rstd.data(), a.resid[L].data(), w(final_norm_index_), N, C, eps);
+  a.hidden.resize(bp, (int64_t)N * C);
+  a.hidden_rstd.resize(bp, N);
+  be.rmsnorm_forward(a.hidden.data(), a.hidden_rstd.data(), a.resid[L].data(), w(final_norm_index_), N, C, eps);
 }
 
 // ---------------------------------------------------------------------------- LM head + losses
 
 std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* targets,
                                               int B, int T, float* dhidden, const DistillWeights* dw,
-                                              bool teacher_weights) {
+                                              bool teacher_weights, float grad_scale) {
+  Backend& be = *backend_;
+  Backend* bp = backend_.get();
   const int N = B * T, C = config_.hidden_size, V = config_.vocab_size;
   const float inv_div = 1.0f / config_.logit_divisor();
-  Param& head = params_[lm_head_index_];
-  const float* W = teacher_weights ? head.teacher_data() : head.data.data();
-  float* dW = (dhidden && head.trainable && !teacher_weights) ? head.grad.data() : nullptr;
+  const Param& head = params_[lm_head_index_];
+  const float* W = dev_weights(lm_head_index_, teacher_weights);
+  const float* W_teacher = dev_weights(lm_head_index_, true);
+  float* dW = (dhidden && head.trainable && !teacher_weights) ? dev_grad(lm_head_index_) : nullptr;
   const float task_w = dw ? dw->task : 1.0f;
   const float kl_w = (dw && teacher_hidden) ? dw->logit_kl : 0.0f;
   const float temp = dw ? dw->temperature : 1.0f;
   const bool want_kl = teacher_hidden != nullptr;
   // Rows per chunk: about 4M logits at a time.
   const int R = std::max(1, std::min(N, (int)((int64_t)(1 << 22) / V)));
-  std::vector<float> xs((size_t)R * C), xt, logits((size_t)R * V), tlogits, dlogits((size_t)R * V), dxs((size_t)R * C);
+  Buf xs(bp, (int64_t)R * C), xt, logits(bp, (int64_t)R * V), tlogits, dlogits, dxs;
+  if (dhidden) {
+    dlogits.resize(bp, (int64_t)R * V);
+    dxs.resize(bp, (int64_t)R * C);
+  }
   if (want_kl) {
-    xt.resize((size_t)R * C);
-    tlogits.resize((size_t)R * V);
+    xt.resize(bp, (int64_t)R * C);
+    tlogits.resize(bp, (int64_t)R * V);
   }
   double ce_sum = 0, kl_sum = 0;
   for (int r0 = 0; r0 < N; r0 += R) {
     const int rows = std::min(R, N - r0);
-    scale(xs.data(), hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
-    matmul_forward(logits.data(), xs.data(), W, nullptr, rows, C, V);
-    std::vector<double> row_kl(want_kl ? rows : 0);
+    be.scale(xs.data(), hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
+    be.matmul_forward(logits.data(), xs.data(), W, rows, C, V);
+    // cross_entropy returns the mean over the chunk; dscale makes its gradient a share of the mean
+    // over all N rows (every target is valid: the model checked them).
+    const double ce = be.cross_entropy(dhidden ? dlogits.data() : nullptr, logits.data(), targets + r0, rows, V,
+                                       task_w * (float)rows / (float)N * grad_scale);
+    ce_sum += ce * rows;
     if (want_kl) {
       // KL(teacher || student) of softmax(z / temp); gradient w.r.t. student logits T * (ps - pt) / N.
-      scale(xt.data(), teacher_hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
-      matmul_forward(tlogits.data(), xt.data(), head.teacher_data(), nullptr, rows, C, V);
-      const float gscale = dhidden ? kl_w * temp / N : 0.0f;
-      parallel_for(rows, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; i++) {
-          float* zs = logits.data() + i * V;
-          float* zt = tlogits.data() + i * V;
-          double ms = -INFINITY, mt = -INFINITY;
-          for (int j = 0; j < V; j++) { ms = std::max(ms, (double)zs[j] / temp); mt = std::max(mt, (double)zt[j] / temp); }
-          double ss = 0, st = 0;
-          for (int j = 0; j < V; j++) { ss += std::exp(zs[j] / temp - ms); st += std::exp(zt[j] / temp - mt); }
-          const double lzs = ms + std::log(ss), lzt = mt + std::log(st);
-          double kl = 0;
-          for (int j = 0; j < V; j++) {
-            const double lpt = zt[j] / temp - lzt, lps = zs[j] / temp - lzs, pt = std::exp(lpt);
-            kl += pt * (lpt - lps);
-            // stash the KL gradient in tlogits (teacher logits are no longer needed for this row)
-            zt[j] = (float)(gscale * (std::exp(lps) - pt));
-          }
-          row_kl[i] = kl;
-        }
-      });
-      for (int i = 0; i < rows; i++) kl_sum += row_kl[i];
+      be.scale(xt.data(), teacher_hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
+      be.matmul_forward(tlogits.data(), xt.data(), W_teacher, rows, C, V);
+      const bool add_grad = dhidden && kl_w != 0;
+      kl_sum += be.logit_kl(add_grad ? dlogits.data() : nullptr, logits.data(), tlogits.data(), rows, V, temp,
+                            add_grad ? kl_w * temp / N * grad_scale : 0.0f);
     }
-    // cross_entropy_forward_backward returns the mean over the chunk; dscale makes its gradient a
-    // share of the mean over all N rows (every target is valid: the model checked them).
-    const float ce = dhidden ? cross_entropy_forward_backward(dlogits.data(), logits.data(), targets + r0, rows, V,
-                                                              task_w * (float)rows / (float)N)
-                             : cross_entropy_forward(logits.data(), targets + r0, rows, V);
-    ce_sum += (double)ce * rows;
     if (!dhidden) continue;
-    if (want_kl && kl_w != 0) {
-      const int64_t n = (int64_t)rows * V;
-      parallel_for(n, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; i++) dlogits[i] += tlogits[i];
-      });
-    }
-    std::fill(dxs.begin(), dxs.begin() + (size_t)rows * C, 0.0f);
-    matmul_backward(dxs.data(), dW ? dW : nullptr, dlogits.data(), xs.data(), W, rows, C, V);
+    be.fill(dxs.data(), 0.0f, (int64_t)rows * C);
+    be.matmul_backward(dxs.data(), dW, dlogits.data(), xs.data(), W, rows, C, V);
     // dW got the gradient w.r.t. W from scaled inputs, which is what we want (logits = (h/div) W^T).
-    scale(dhidden + (size_t)r0 * C, dxs.data(), inv_div, (int64_t)rows * C);
+    be.scale(dhidden + (size_t)r0 * C, dxs.data(), inv_div, (int64_t)rows * C);
   }
   const double t2 = (double)temp * temp;
   return {ce_sum / N, want_kl ? t2 * kl_sum / N : 0.0};
@@ -433,89 +500,94 @@ std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* 
 
 void Model::backward(Activations& a, const float* dhidden, const int32_t* inputs, int B, int T) {
   const ModelConfig& c = config_;
+  Backend& be = *backend_;
+  Backend* bp = backend_.get();
   const int N = B * T, C = c.hidden_size, F = c.intermediate_size, H = c.num_heads, Hkv = c.num_kv_heads,
             D = c.head_dim, L = c.num_layers;
   const float rs = c.residual_scale();
-  auto dw = [&](size_t i) { return params_[i].trainable ? params_[i].grad.data() : nullptr; };
-  auto w = [&](size_t i) { return params_[i].data.data(); };
+  auto dw = [&](size_t i) { return dev_grad(i); };
+  auto w = [&](size_t i) { return dev_weights(i, false); };
+  const RopeArrays rope = rope_arrays();
   const int stop = lowest_trainable_layer();  // layers below `stop` need no gradient
 
-  Param& fnorm = params_[final_norm_index_];
   if (stop >= L) {  // only the final norm (and head) can train
-    if (fnorm.trainable) {
-      std::vector<float> scratch((size_t)N * C, 0.0f);
-      rmsnorm_backward(scratch.data(), fnorm.grad.data(), dhidden, a.resid[L].data(), fnorm.data.data(),
-                       a.hidden_rstd.data(), N, C);
+    if (params_[final_norm_index_].trainable) {
+      Buf scratch(bp, (int64_t)N * C);
+      be.rmsnorm_backward(scratch.data(), dw(final_norm_index_), dhidden, a.resid[L].data(), w(final_norm_index_),
+                          a.hidden_rstd.data(), N, C);
     }
     return;
   }
-  std::vector<float> dres((size_t)N * C, 0.0f);  // gradient w.r.t. the current residual stream
-  rmsnorm_backward(dres.data(), dw(final_norm_index_), dhidden, a.resid[L].data(), fnorm.data.data(),
-                   a.hidden_rstd.data(), N, C);
-  std::vector<float> dbranch((size_t)N * C), dln((size_t)N * C), dact((size_t)N * F), dgate((size_t)N * F),
-      dup((size_t)N * F), dmerged((size_t)N * H * D), datt((size_t)N * H * D), dq((size_t)N * H * D),
-      dk((size_t)N * Hkv * D), dv((size_t)N * Hkv * D), dqt((size_t)N * H * D), dkt((size_t)N * Hkv * D),
-      dvt((size_t)N * Hkv * D), dpre;
+  Buf dres(bp, (int64_t)N * C);  // gradient w.r.t. the current residual stream
+  be.rmsnorm_backward(dres.data(), dw(final_norm_index_), dhidden, a.resid[L].data(), w(final_norm_index_),
+                      a.hidden_rstd.data(), N, C);
+  Buf dbranch(bp, (int64_t)N * C), dln(bp, (int64_t)N * C), dact(bp, (int64_t)N * F), dgate(bp, (int64_t)N * F),
+      dup(bp, (int64_t)N * F), dmerged(bp, (int64_t)N * H * D), datt(bp, (int64_t)N * H * D),
+      dq(bp, (int64_t)N * H * D), dk(bp, (int64_t)N * Hkv * D), dv(bp, (int64_t)N * Hkv * D),
+      dqt(bp, (int64_t)N * H * D), dkt(bp, (int64_t)N * Hkv * D), dvt(bp, (int64_t)N * Hkv * D), dpre;
 
   for (int l = L - 1; l >= std::max(stop, 0); l--) {
     const LayerParams& lp = layers_[l];
     LayerActs& la = a.layers[l];
     // feed-forward branch: resid[l+1] = resid_mid + rs * down(swiglu(gate(ln2), up(ln2)))
-    scale(dbranch.data(), dres.data(), rs, (int64_t)N * C);
-    std::fill(dact.begin(), dact.end(), 0.0f);
-    matmul_backward(dact.data(), dw(lp.down), dbranch.data(), la.act.data(), w(lp.down), N, F, C);
-    swiglu_backward(dgate.data(), dup.data(), dact.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
-    std::fill(dln.begin(), dln.end(), 0.0f);
-    matmul_backward(dln.data(), dw(lp.gate), dgate.data(), la.ln2.data(), w(lp.gate), N, C, F);
-    matmul_backward(dln.data(), dw(lp.up), dup.data(), la.ln2.data(), w(lp.up), N, C, F);
-    rmsnorm_backward(dres.data(), dw(lp.ln2), dln.data(), la.resid_mid.data(), w(lp.ln2), la.ln2_rstd.data(), N, C);
+    be.scale(dbranch.data(), dres.data(), rs, (int64_t)N * C);
+    be.fill(dact.data(), 0.0f, dact.size());
+    be.matmul_backward(dact.data(), dw(lp.down), dbranch.data(), la.act.data(), w(lp.down), N, F, C);
+    be.swiglu_backward(dgate.data(), dup.data(), dact.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
+    be.fill(dln.data(), 0.0f, dln.size());
+    be.matmul_backward(dln.data(), dw(lp.gate), dgate.data(), la.ln2.data(), w(lp.gate), N, C, F);
+    be.matmul_backward(dln.data(), dw(lp.up), dup.data(), la.ln2.data(), w(lp.up), N, C, F);
+    be.rmsnorm_backward(dres.data(), dw(lp.ln2), dln.data(), la.resid_mid.data(), w(lp.ln2), la.ln2_rstd.data(), N,
+                        C);
 
     // attention branch: resid_mid = resid[l] + rs * o(attention(rope(q), rope(k), v))
-    scale(dbranch.data(), dres.data(), rs, (int64_t)N * C);
-    std::fill(dmerged.begin(), dmerged.end(), 0.0f);
-    matmul_backward(dmerged.data(), dw(lp.o), dbranch.data(), la.merged.data(), w(lp.o), N, H * D, C);
-    to_heads(datt.data(), dmerged.data(), B, T, H, D);
+    be.scale(dbranch.data(), dres.data(), rs, (int64_t)N * C);
+    be.fill(dmerged.data(), 0.0f, dmerged.size());
+    be.matmul_backward(dmerged.data(), dw(lp.o), dbranch.data(), la.merged.data(), w(lp.o), N, H * D, C);
+    be.to_heads(datt.data(), dmerged.data(), B, T, H, D);
     if (la.masks.empty() || la.masks[0].dense) {
-      attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), la.q.data(), la.k.data(), la.v.data(),
-                         la.att.data(), la.lse.data(), B, H, Hkv, T, D);
+      be.attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), la.q.data(), la.k.data(), la.v.data(),
+                            la.att.data(), la.lse.data(), B, H, Hkv, T, D, nullptr);
     } else {
       const bool per_seq = la.masks.size() > 1 || B == 1;
       const int nb = per_seq ? B : 1, bb = per_seq ? 1 : B;
       for (int b = 0; b < nb; b++) {
         const size_t qo = (size_t)b * H * T * D, ko = (size_t)b * Hkv * T * D, lo = (size_t)b * H * T;
-        blocksparse_attention_backward(dq.data() + qo, dk.data() + ko, dv.data() + ko, datt.data() + qo,
-                                       la.q.data() + qo, la.k.data() + ko, la.v.data() + ko, la.att.data() + qo,
-                                       la.lse.data() + lo, bb, H, Hkv, T, D, la.masks[per_seq ? b : 0]);
+        be.attention_backward(dq.data() + qo, dk.data() + ko, dv.data() + ko, datt.data() + qo, la.q.data() + qo,
+                              la.k.data() + ko, la.v.data() + ko, la.att.data() + qo, la.lse.data() + lo, bb, H,
+                              Hkv, T, D, &la.masks[per_seq ? b : 0]);
       }
     }
     if (!la.dq_kl.empty()) {  // attention-KL distillation reaches q and k directly
-      add_scaled(dq.data(), dq.data(), la.dq_kl.data(), 1.0f, (int64_t)dq.size());
-      add_scaled(dk.data(), dk.data(), la.dk_kl.data(), 1.0f, (int64_t)dk.size());
+      be.add_scaled(dq.data(), dq.data(), la.dq_kl.data(), 1.0f, dq.size());
+      be.add_scaled(dk.data(), dk.data(), la.dk_kl.data(), 1.0f, dk.size());
     }
-    from_heads(dqt.data(), dq.data(), B, T, H, D);
-    from_heads(dkt.data(), dk.data(), B, T, Hkv, D);
-    from_heads(dvt.data(), dv.data(), B, T, Hkv, D);
-    rope_backward(dqt.data(), B, T, H, D, rope_);
-    rope_backward(dkt.data(), B, T, Hkv, D, rope_);
+    be.from_heads(dqt.data(), dq.data(), B, T, H, D);
+    be.from_heads(dkt.data(), dk.data(), B, T, Hkv, D);
+    be.from_heads(dvt.data(), dv.data(), B, T, Hkv, D);
+    be.rope_backward(dqt.data(), B, T, H, D, rope);
+    be.rope_backward(dkt.data(), B, T, Hkv, D, rope);
     if (c.qk_norm()) {
-      dpre.assign((size_t)N * H * D, 0.0f);
-      rmsnorm_backward(dpre.data(), dw(lp.q_norm), dqt.data(), la.q_pre.data(), w(lp.q_norm), la.qn_rstd.data(),
-                       N * H, D);
+      dpre.resize(bp, (int64_t)N * H * D);
+      be.fill(dpre.data(), 0.0f, dpre.size());
+      be.rmsnorm_backward(dpre.data(), dw(lp.q_norm), dqt.data(), la.q_pre.data(), w(lp.q_norm), la.qn_rstd.data(),
+                          N * H, D);
       dqt.swap(dpre);
-      dpre.assign((size_t)N * Hkv * D, 0.0f);
-      rmsnorm_backward(dpre.data(), dw(lp.k_norm), dkt.data(), la.k_pre.data(), w(lp.k_norm), la.kn_rstd.data(),
-                       N * Hkv, D);
+      dpre.resize(bp, (int64_t)N * Hkv * D);
+      be.fill(dpre.data(), 0.0f, dpre.size());
+      be.rmsnorm_backward(dpre.data(), dw(lp.k_norm), dkt.data(), la.k_pre.data(), w(lp.k_norm), la.kn_rstd.data(),
+                          N * Hkv, D);
       dkt.swap(dpre);
     }
-    std::fill(dln.begin(), dln.end(), 0.0f);
-    matmul_backward(dln.data(), dw(lp.q), dqt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
-    matmul_backward(dln.data(), dw(lp.k), dkt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
-    matmul_backward(dln.data(), dw(lp.v), dvt.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);
-    rmsnorm_backward(dres.data(), dw(lp.ln1), dln.data(), a.resid[l].data(), w(lp.ln1), la.ln1_rstd.data(), N, C);
+    be.fill(dln.data(), 0.0f, dln.size());
+    be.matmul_backward(dln.data(), dw(lp.q), dqt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
+    be.matmul_backward(dln.data(), dw(lp.k), dkt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
+    be.matmul_backward(dln.data(), dw(lp.v), dvt.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);
+    be.rmsnorm_backward(dres.data(), dw(lp.ln1), dln.data(), a.resid[l].data(), w(lp.ln1), la.ln1_rstd.data(), N, C);
   }
   if (stop < 0) {  // embeddings train: resid[0] = scale_emb * table[token]
-    if (c.minicpm()) scale(dres.data(), dres.data(), c.scale_emb, (int64_t)N * C);
-    embedding_backward(params_[embed_index_].grad.data(), dres.data(), inputs, N, C);
+    if (c.minicpm()) be.scale(dres.data(), dres.data(), c.scale_emb, (int64_t)N * C);
+    be.embedding_backward(dw(embed_index_), dres.data(), inputs, N, C);
   }
 }
 
@@ -534,6 +606,7 @@ void Model::set_attention(int layer, const MaskSpec* spec) {
   attention_[layer] = *spec;
   LayerParams& lp = layers_[layer];
   if (spec->selector == MaskSpec::Indexer && lp.idx_q == SIZE_MAX) {
+    host_access();  // new tensors: the backend's copy is rebuilt at the next step
     const IndexerShape& s = indexer_shape_;
     const std::string prefix = "model.layers." + std::to_string(layer) + ".self_attn.indexer.";
     auto add = [&](const std::string& name, std::vector<int64_t> shape) {
@@ -569,15 +642,25 @@ void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const 
   }
   const int nb = (T + spec.block_size - 1) / spec.block_size;
   const int heads = spec.share_gqa_group ? Hkv : H;
-  std::vector<float> scores((size_t)heads * nb * nb);
+  std::vector<float> scores((size_t)heads * nb * nb), s1, s2, s3;
   const LayerParams& lp = layers_[l];
+  const bool pooled = spec.selector == MaskSpec::Pooled;
+  // The selectors run on the host: their inputs come down from the backend once per layer.
+  const float* q = pooled ? host_view(la.q.data(), la.q.size(), s1) : nullptr;
+  const float* k = pooled ? host_view(la.k.data(), la.k.size(), s2) : nullptr;
+  const float* x = pooled ? nullptr : host_view(la.ln1.data(), la.ln1.size(), s3);
+  std::vector<float> wq, wk, wh;
+  if (!pooled)
+    for (auto [i, out] : {std::pair{lp.idx_q, &wq}, {lp.idx_k, &wk}, {lp.idx_h, &wh}}) {
+      const float* src = host_view(dev_weights(i, false), params_[i].numel(), *out);
+      if (src != out->data()) out->assign(src, src + params_[i].numel());
+    }
   for (int b = 0; b < B; b++) {
-    if (spec.selector == MaskSpec::Pooled) {
-      pooled_block_scores(scores.data(), la.q.data() + (size_t)b * H * T * D, la.k.data() + (size_t)b * Hkv * T * D, H,
-                          Hkv, T, D, spec.block_size, spec.share_gqa_group);
+    if (pooled) {
+      pooled_block_scores(scores.data(), q + (size_t)b * H * T * D, k + (size_t)b * Hkv * T * D, H, Hkv, T, D,
+                          spec.block_size, spec.share_gqa_group);
     } else {
-      indexer_block_scores(scores.data(), la.ln1.data() + (size_t)b * T * C, params_[lp.idx_q].data.data(),
-                           params_[lp.idx_k].data.data(), params_[lp.idx_h].data.data(), indexer_shape_, T,
+      indexer_block_scores(scores.data(), x + (size_t)b * T * C, wq.data(), wk.data(), wh.data(), indexer_shape_, T,
                            spec.block_size, heads);
     }
     la.masks.push_back(build_block_mask(spec, T, H, Hkv, l, scores.data()));
@@ -602,15 +685,20 @@ double Model::attention_kl(float weight) {
   for (int l = 0; l < config_.num_layers; l++) n_sparse += !s.layers[l].masks.empty();
   if (n_sparse == 0) return 0;
   double total = 0;
-  std::vector<float> dq, dk;
+  std::vector<float> dq, dk, sq, sk, tq, tk, tlse;
   for (int l = 0; l < config_.num_layers; l++) {
     LayerActs& la = s.layers[l];
     const LayerActs& lt = t.layers[l];
     if (la.masks.empty()) continue;
     if (weight != 0) {
-      la.dq_kl.assign(la.q.size(), 0.0f);
-      la.dk_kl.assign(la.k.size(), 0.0f);
+      la.dq_kl.resize(backend_.get(), la.q.size());
+      la.dk_kl.resize(backend_.get(), la.k.size());
     }
+    const float* q_s = host_view(la.q.data(), la.q.size(), sq);
+    const float* k_s = host_view(la.k.data(), la.k.size(), sk);
+    const float* q_t = host_view(lt.q.data(), lt.q.size(), tq);
+    const float* k_t = host_view(lt.k.data(), lt.k.size(), tk);
+    const float* lse_t = host_view(lt.lse.data(), lt.lse.size(), tlse);
     double layer_kl = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
       const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
@@ -618,15 +706,14 @@ double Model::attention_kl(float weight) {
         dq.assign((size_t)bb * H * T * D, 0.0f);
         dk.assign((size_t)bb * Hkv * T * D, 0.0f);
       }
-      const double kl = attn_kl_loss(weight != 0 ? dq.data() : nullptr, weight != 0 ? dk.data() : nullptr,
-                                     la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo, lt.k.data() + ko,
-                                     lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
+      const double kl = attn_kl_loss(weight != 0 ? dq.data() : nullptr, weight != 0 ? dk.data() : nullptr, q_s + qo,
+                                     k_s + ko, q_t + qo, k_t + ko, lse_t + lo, bb, H, Hkv, T, D, mask);
       const double share = (double)bb / B;  // this call's share of the batch mean
       layer_kl += kl * share;
       if (weight != 0) {
         const float g = (float)(weight * share / n_sparse);
-        scale(la.dq_kl.data() + qo, dq.data(), g, (int64_t)dq.size());
-        scale(la.dk_kl.data() + ko, dk.data(), g, (int64_t)dk.size());
+        add_from_host(la.dq_kl.data() + qo, dq.data(), g, (int64_t)dq.size(), true);
+        add_from_host(la.dk_kl.data() + ko, dk.data(), g, (int64_t)dk.size(), true);
       }
     });
     total += layer_kl;
@@ -634,35 +721,39 @@ double Model::attention_kl(float weight) {
   return total / n_sparse;
 }
 
-double Model::indexer_loss() {
+double Model::indexer_loss(float grad_scale) {
   Activations& s = *acts_;
   Activations& t = *teacher_acts_;
   const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim,
             C = config_.hidden_size;
   double total = 0;
   int n = 0;
+  std::vector<float> sx, tq, tk, tlse, hq, hk, hh;
   for (int l = 0; l < config_.num_layers; l++) {
     const LayerParams& lp = layers_[l];
     if (!attention_[l] || attention_[l]->selector != MaskSpec::Indexer || lp.idx_q == SIZE_MAX) continue;
-    Param &wq = params_[lp.idx_q], &wk = params_[lp.idx_k], &wh = params_[lp.idx_h];
+    const Param &wq = params_[lp.idx_q], &wk = params_[lp.idx_k], &wh = params_[lp.idx_h];
     if (!wq.trainable && !wk.trainable && !wh.trainable) continue;
     const int bs = attention_[l]->block_size, nb = (T + bs - 1) / bs;
     std::vector<float> target((size_t)nb * nb), gq(wq.data.size(), 0.0f), gk(wk.data.size(), 0.0f),
         gh(wh.data.size(), 0.0f);
+    const LayerActs& lt = t.layers[l];
+    const float* x = host_view(s.layers[l].ln1.data(), s.layers[l].ln1.size(), sx);
+    const float* q_t = host_view(lt.q.data(), lt.q.size(), tq);
+    const float* k_t = host_view(lt.k.data(), lt.k.size(), tk);
+    const float* lse_t = host_view(lt.lse.data(), lt.lse.size(), tlse);
+    const float* w_q = host_view(dev_weights(lp.idx_q, false), wq.numel(), hq);
+    const float* w_k = host_view(dev_weights(lp.idx_k, false), wk.numel(), hk);
+    const float* w_h = host_view(dev_weights(lp.idx_h, false), wh.numel(), hh);
     double layer_loss = 0;
     for (int b = 0; b < B; b++) {
-      const LayerActs& lt = t.layers[l];
-      teacher_block_attention(target.data(), lt.q.data() + (size_t)b * H * T * D, lt.k.data() + (size_t)b * Hkv * T * D,
-                              lt.lse.data() + (size_t)b * H * T, H, Hkv, T, D, bs);
-      layer_loss += indexer_kl_loss(gq.data(), gk.data(), gh.data(), s.layers[l].ln1.data() + (size_t)b * T * C,
-                                    wq.data.data(), wk.data.data(), wh.data.data(), target.data(), indexer_shape_, T, bs);
+      teacher_block_attention(target.data(), q_t + (size_t)b * H * T * D, k_t + (size_t)b * Hkv * T * D,
+                              lse_t + (size_t)b * H * T, H, Hkv, T, D, bs);
+      layer_loss += indexer_kl_loss(gq.data(), gk.data(), gh.data(), x + (size_t)b * T * C, w_q, w_k, w_h,
+                                    target.data(), indexer_shape_, T, bs);
     }
-    auto accumulate = [&](Param& p, const std::vector<float>& g) {
-      if (p.trainable) add_scaled(p.grad.data(), p.grad.data(), g.data(), 1.0f / B, (int64_t)g.size());
-    };
-    accumulate(wq, gq);
-    accumulate(wk, gk);
-    accumulate(wh, gh);
+    for (auto [i, g] : {std::pair{lp.idx_q, &gq}, {lp.idx_k, &gk}, {lp.idx_h, &gh}})
+      if (params_[i].trainable) add_from_host(dev_grad(i), g->data(), grad_scale / B, (int64_t)g->size(), false);
     total += layer_loss / B;
     n++;
   }
@@ -686,60 +777,90 @@ static double mean_density(const Activations& a) {
 }
 
 void Model::zero_grads() {
-  for (auto& p : params_) {
-    if (!p.trainable) continue;
-    optimizer::ensure_buffers(p);
-    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-  }
+  for (auto& p : params_)
+    if (p.trainable && p.grad.size() != p.data.size()) {
+      host_access();  // new optimiser buffers: the backend's copy is rebuilt below
+      break;
+    }
+  for (auto& p : params_) optimizer::ensure_buffers(p);
+  sync_device();
+  for (size_t i = 0; i < params_.size(); i++)
+    if (params_[i].trainable) backend_->fill(dev_grad(i), 0.0f, params_[i].numel());
+}
+
+// Splits (B, T+1) tokens into inputs and targets and puts them in the backend's memory.
+static void load_tokens(Activations& a, Backend* be, const int32_t* tokens, int B, int T) {
+  std::vector<int32_t> inputs((size_t)B * T), targets((size_t)B * T);
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      inputs[(size_t)b * T + t] = tokens[(size_t)b * (T + 1) + t];
+      targets[(size_t)b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
+    }
+  a.inputs.resize(be, (int64_t)inputs.size());
+  a.targets.resize(be, (int64_t)targets.size());
+  be->upload(a.inputs.data(), inputs.data(), (int64_t)sizeof(int32_t) * inputs.size());
+  be->upload(a.targets.data(), targets.data(), (int64_t)sizeof(int32_t) * targets.size());
 }
 
 StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const StepOptions& options) {
   check_tokens(tokens, B, T);
   ensure_rope(T);
+  Backend& be = *backend_;
   const int N = B * T, C = config_.hidden_size;
-  std::vector<int> inputs, targets;
-  split_tokens(inputs, targets, tokens, B, T);
-  zero_grads();
-  forward(*acts_, inputs.data(), B, T, false);
   const bool distill = options.distill;
-  DistillWeights dw = distill ? options.weights : DistillWeights{};
-  if (distill) {
-    // A trainable tensor without its own teacher copy still holds the base weights: keep them.
+  if (distill)  // a trainable tensor without its own teacher copy still holds the base weights: keep them
     for (auto& p : params_)
-      if (p.trainable && p.teacher.empty()) p.teacher = p.data;
-    forward(*teacher_acts_, inputs.data(), B, T, true);
-  }
+      if (p.trainable && p.teacher.empty()) host_access();
+  zero_grads();
+  host_fresh_ = false;  // the gradients change on the backend from here on
+  if (distill)
+    for (size_t i = 0; i < params_.size(); i++)
+      if (params_[i].trainable && params_[i].teacher.empty()) make_teacher_copy(i);
+  load_tokens(*acts_, backend_.get(), tokens, B, T);
+  const int32_t* inputs = acts_->inputs.data();
+  const int32_t* targets = acts_->targets.data();
+  forward(*acts_, inputs, B, T, false);
+  DistillWeights dw = distill ? options.weights : DistillWeights{};
+  if (distill) forward(*teacher_acts_, inputs, B, T, true);
+  const float S = (float)grad_scale_for_step();  // loss scale: gradients are computed at loss * S
   const bool need_teacher_logits = distill && dw.logit_kl != 0;
-  std::vector<float> dhidden((size_t)N * C, 0.0f);
+  Buf dhidden(backend_.get(), (int64_t)N * C);
   auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), need_teacher_logits ? teacher_acts_->hidden.data() : nullptr,
-                                targets.data(), B, T, dhidden.data(), &dw, false);
+                                targets, B, T, dhidden.data(), &dw, false, S);
   StepResult r;
   r.task_loss = ce;
   r.logit_kl_loss = lkl;
+  r.loss_scale = S;
   if (distill) {
-    const float* hs = acts_->hidden.data();
-    const float* ht = teacher_acts_->hidden.data();
+    std::vector<float> s1, s2;
+    const float* hs = host_view(acts_->hidden.data(), (int64_t)N * C, s1);
+    const float* ht = host_view(teacher_acts_->hidden.data(), (int64_t)N * C, s2);
     double mse = 0;
     for (int64_t i = 0; i < (int64_t)N * C; i++) mse += (double)(hs[i] - ht[i]) * (hs[i] - ht[i]);
     mse /= (double)N * C;
     r.hidden_mse_loss = mse;
     if (dw.hidden_mse != 0) {
       const float g = 2.0f * dw.hidden_mse / ((float)N * C);
-      for (int64_t i = 0; i < (int64_t)N * C; i++) dhidden[i] += g * (hs[i] - ht[i]);
+      Buf diff(backend_.get(), (int64_t)N * C);  // hs - ht
+      be.add_scaled(diff.data(), acts_->hidden.data(), teacher_acts_->hidden.data(), -1.0f, diff.size());
+      be.add_scaled(dhidden.data(), dhidden.data(), diff.data(), g * S, diff.size());
     }
   }
   double selector_loss = 0;
   if (distill) {
-    r.attn_kl_loss = attention_kl(dw.attn_kl);
-    selector_loss = indexer_loss();
+    r.attn_kl_loss = attention_kl(dw.attn_kl * S);
+    selector_loss = indexer_loss(S);
   }
   // The indexer's warm-up KL only reaches the selector tensors (its input is detached).
   r.loss = dw.task * ce + dw.attn_kl * r.attn_kl_loss + dw.logit_kl * lkl + dw.hidden_mse * r.hidden_mse_loss +
            selector_loss;
-  backward(*acts_, dhidden.data(), inputs.data(), B, T);
+  backward(*acts_, dhidden.data(), inputs, B, T);
   double ss = 0;
-  for (auto& p : params_)
-    if (p.trainable) ss += sum_squares(p.grad.data(), (int64_t)p.grad.size());
+  for (size_t i = 0; i < params_.size(); i++)
+    if (params_[i].trainable) {
+      if (S != 1) be.scale(dev_grad(i), dev_grad(i), 1.0f / S, params_[i].numel());  // exact: S is a power of two
+      ss += be.sum_squares(dev_grad(i), params_[i].numel());
+    }
   r.grad_norm = std::sqrt(ss);
   r.density = mean_density(*acts_);
   return r;
@@ -747,49 +868,72 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
 
 StepResult Model::train_step(const int32_t* tokens, int B, int T, const StepOptions& options) {
   StepResult r = compute_gradients(tokens, B, T, options);
+  const bool scaling = backend_->precision() == Precision::fp16;
+  if (scaling && std::isfinite(r.loss) && !std::isfinite(r.grad_norm)) {
+    // fp16 overflow at this loss scale: skip the update and retry smaller next step.
+    r.skipped = true;
+    loss_scale_ = std::max(1.0, loss_scale_ / 2);
+    good_steps_ = 0;
+    return r;
+  }
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     throw std::runtime_error("training diverged: loss " + std::to_string(r.loss) + ", grad norm " +
                              std::to_string(r.grad_norm) + " (weights left unchanged)");
-  optimizer::AdamWOptions o{options.lr, options.beta1, options.beta2, options.eps, options.weight_decay};
   const float clip = (options.grad_clip > 0 && r.grad_norm > options.grad_clip)
                          ? (float)(options.grad_clip / (r.grad_norm + 1e-6))
                          : 1.0f;
-  optimizer::step(params_, o, clip);
+  for (size_t i = 0; i < params_.size(); i++) {
+    Param& p = params_[i];
+    if (!p.trainable) continue;
+    p.adam_step++;
+    const float wd = p.shape.size() >= 2 ? options.weight_decay : 0.0f;  // norm gains are not decayed
+    const bool host = backend_->host_resident();
+    backend_->adamw_update(dev_data(i), dev_grad(i), host ? p.m.data() : mirrors_[i].m.data(),
+                           host ? p.v.data() : mirrors_[i].v.data(), p.numel(), options.lr, options.beta1,
+                           options.beta2, options.eps, wd, (int)p.adam_step, clip);
+  }
+  if (scaling && ++good_steps_ >= growth_interval_) {
+    loss_scale_ *= 2;
+    good_steps_ = 0;
+  }
   return r;
 }
 
 double Model::loss(const int32_t* tokens, int B, int T) {
   check_tokens(tokens, B, T);
   ensure_rope(T);
-  std::vector<int> inputs, targets;
-  split_tokens(inputs, targets, tokens, B, T);
-  forward(*acts_, inputs.data(), B, T, false);
-  return lm_head_loss(acts_->hidden.data(), nullptr, targets.data(), B, T, nullptr, nullptr, false).first;
+  sync_device();
+  load_tokens(*acts_, backend_.get(), tokens, B, T);
+  forward(*acts_, acts_->inputs.data(), B, T, false);
+  return lm_head_loss(acts_->hidden.data(), nullptr, acts_->targets.data(), B, T, nullptr, nullptr, false).first;
 }
 
 EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
   check_tokens(tokens, B, T);
   ensure_rope(T);
+  sync_device();
   const int N = B * T, C = config_.hidden_size, L = config_.num_layers;
-  std::vector<int> inputs, targets;
-  split_tokens(inputs, targets, tokens, B, T);
-  forward(*acts_, inputs.data(), B, T, false);
+  load_tokens(*acts_, backend_.get(), tokens, B, T);
+  const int32_t* inputs = acts_->inputs.data();
+  const int32_t* targets = acts_->targets.data();
+  forward(*acts_, inputs, B, T, false);
   // While no tensor has its own teacher copy and every layer is dense, the teacher is the student.
   bool teacher_differs = false;
   for (auto& p : params_) teacher_differs |= !p.teacher.empty();
   for (auto& a : attention_) teacher_differs |= a.has_value();
-  if (teacher_differs) forward(*teacher_acts_, inputs.data(), B, T, true);
+  if (teacher_differs) forward(*teacher_acts_, inputs, B, T, true);
   const Activations& teacher = teacher_differs ? *teacher_acts_ : *acts_;
   EvalResult r;
   DistillWeights unit;  // logit KL at temperature 1
-  auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), teacher_differs ? teacher.hidden.data() : nullptr, targets.data(),
-                                B, T, nullptr, &unit, false);
+  auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), teacher_differs ? teacher.hidden.data() : nullptr, targets, B, T,
+                                nullptr, &unit, false);
   r.loss = ce;
   r.logit_kl = lkl;
   r.loss_teacher =
-      teacher_differs ? lm_head_loss(teacher.hidden.data(), nullptr, targets.data(), B, T, nullptr, nullptr, true).first : ce;
-  const float* hs = acts_->hidden.data();
-  const float* ht = teacher.hidden.data();
+      teacher_differs ? lm_head_loss(teacher.hidden.data(), nullptr, targets, B, T, nullptr, nullptr, true).first : ce;
+  std::vector<float> s1, s2;
+  const float* hs = host_view(acts_->hidden.data(), (int64_t)N * C, s1);
+  const float* ht = host_view(teacher.hidden.data(), (int64_t)N * C, s2);
   double mse = 0, cos_sum = 0;
   for (int n = 0; n < N; n++) {
     double dot = 0, ns = 0, nt = 0;
@@ -807,15 +951,20 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
   r.attn_recall.assign(L, nan);
   r.density.assign(L, nan);
   const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  std::vector<float> sq, sk, tq, tk, tlse;
   for (int l = 0; l < L; l++) {
     const LayerActs& la = acts_->layers[l];
     const LayerActs& lt = teacher.layers[l];
     if (la.masks.empty()) continue;
+    const float* q_s = host_view(la.q.data(), la.q.size(), sq);
+    const float* k_s = host_view(la.k.data(), la.k.size(), sk);
+    const float* q_t = host_view(lt.q.data(), lt.q.size(), tq);
+    const float* k_t = host_view(lt.k.data(), lt.k.size(), tk);
+    const float* lse_t = host_view(lt.lse.data(), lt.lse.size(), tlse);
     double kl = 0, recall = 0, density = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
       const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
-      AttentionMetrics m = attention_metrics(la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo, lt.k.data() + ko,
-                                             lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
+      AttentionMetrics m = attention_metrics(q_s + qo, k_s + ko, q_t + qo, k_t + ko, lse_t + lo, bb, H, Hkv, T, D, mask);
       const double share = (double)bb / B;
       kl += m.attn_kl * share;
       recall += m.attn_recall * share;

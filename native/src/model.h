@@ -9,8 +9,15 @@
 //   stops below the lowest layer that holds a trainable tensor.
 // - The LM head runs over row chunks (logits are N x V, which is large for real vocabularies):
 //   cross-entropy, logit KL and their gradients are computed chunk by chunk.
-// - Every op comes from ops.h (deterministic static partition), so a step is bit-identical for
-//   the same inputs and thread count.
+// - Every op runs on a Backend (backend.h): the CPU one (ops.h, deterministic static partition,
+//   so a step is bit-identical for the same inputs and thread count) or the CUDA one. The host
+//   Param vectors are the weights' home; a non-host backend mirrors them and the model copies
+//   them back lazily, when the host reads them (params(), param()). The mask builders, the
+//   attention-KL loss, the indexer and the metrics run on the host (on the CUDA backend their
+//   inputs are copied down per sparse layer).
+// - fp16 precision (CUDA) adds dynamic loss scaling: gradients are computed at loss * scale (a
+//   power of two, so unscaling is exact), a step with a non-finite gradient is skipped and halves
+//   the scale, and 2000 good steps in a row double it.
 // Shape letters: B batch, T tokens, N = B*T rows, C hidden, F intermediate, H heads, Hkv kv heads,
 // D head dim, V vocab, L layers.
 #pragma once
@@ -22,6 +29,8 @@
 
 #include "block_mask.h"
 #include "block_selector.h"
+#include "backend.h"
+#include "device_array.h"
 #include "ops.h"
 
 namespace engine {
@@ -83,6 +92,8 @@ struct StepOptions {
 struct StepResult {
   double loss = 0, task_loss = 0, attn_kl_loss = 0, logit_kl_loss = 0, hidden_mse_loss = 0;
   double grad_norm = 0, density = 1;
+  bool skipped = false;    // fp16: a non-finite gradient skipped the update (loss scale halved)
+  double loss_scale = 1;   // the scale the gradients were computed at (1 unless fp16)
 };
 
 struct EvalResult {
@@ -96,12 +107,15 @@ struct Activations;  // model.cpp
 
 class Model {
  public:
-  explicit Model(const ModelConfig& config);
+  explicit Model(const ModelConfig& config, std::shared_ptr<Backend> backend = cpu_backend());
   ~Model();
 
   const ModelConfig& config() const { return config_; }
-  std::vector<Param>& params() { return params_; }
-  const std::vector<Param>& params() const { return params_; }
+  Backend& backend() const { return *backend_; }
+  // Host views of the tensors (copied back from the backend first); the non-const one also marks
+  // the backend's copy stale, so host edits reach the next step.
+  std::vector<Param>& params();
+  const std::vector<Param>& params() const;
   int64_t num_params() const;
   // Throws std::invalid_argument for an unknown name.
   Param& param(const std::string& name);
@@ -132,15 +146,47 @@ class Model {
   // Approximate FLOPs of one training step (forward + backward) over B x T tokens.
   double train_flops(int B, int T) const;
 
+  // fp16 dynamic loss scale (unused at other precisions): the scale (a power of two >= 1) and the
+  // number of good steps after which it doubles.
+  double loss_scale() const { return loss_scale_; }
+  void set_loss_scale(double scale, int growth_interval = 2000);
+
  private:
+  // ---- weights in backend memory (mirrors only when the backend is not host-resident)
+  struct Mirror {
+    DeviceArray<float> data, teacher, grad, m, v;
+  };
+  float* dev_data(size_t i);
+  const float* dev_weights(size_t i, bool teacher) const;
+  float* dev_grad(size_t i);  // nullptr when frozen
+  void sync_host() const;     // copies trained tensors back when the backend holds newer ones
+  void host_access();         // sync_host, then the backend's copy is stale
+  void sync_device();         // uploads every tensor when the backend's copy is stale
+  void make_teacher_copy(size_t i);
+  // Host pointer to n floats of backend memory (the memory itself when host-resident).
+  const float* host_view(const float* dev, int64_t n, std::vector<float>& staging) const;
+  // dst = dst + s * src (src on the host, dst in backend memory), or dst = s * src when overwrite.
+  void add_from_host(float* dst, const float* src, float s, int64_t n, bool overwrite);
+  double grad_scale_for_step() const;  // the loss scale at fp16, else 1
+
+  std::shared_ptr<Backend> backend_;
+  mutable std::vector<Mirror> mirrors_;
+  mutable bool host_fresh_ = true;   // host vectors equal the backend's copy
+  bool device_fresh_ = false;        // the backend's copy equals the host vectors
+  DeviceArray<float> rope_cos_, rope_sin_;
+  double loss_scale_ = 65536;
+  int good_steps_ = 0, growth_interval_ = 2000;
+
   void check_tokens(const int32_t* tokens, int B, int T) const;
   // Forward over inputs (B, T); `teacher` selects the teacher weights. Fills acts.
   void forward(Activations& acts, const int32_t* tokens, int B, int T, bool teacher) const;
   void backward(Activations& acts, const float* dhidden, const int32_t* tokens, int B, int T);
   // Runs the LM head chunk by chunk: CE (and logit KL vs teacher hidden when given), fills
   // dhidden (N, C) unless null. Returns {ce, logit_kl}.
-  std::pair<double, double> lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* tokens, int B,
-                                         int T, float* dhidden, const DistillWeights* w, bool teacher_weights);
+  // targets in backend memory; gradients scaled by grad_scale (the fp16 loss scale).
+  std::pair<double, double> lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* targets, int B,
+                                         int T, float* dhidden, const DistillWeights* w, bool teacher_weights,
+                                         float grad_scale = 1);
   void zero_grads();
   const Param& embed() const { return params_[embed_index_]; }
   const Param& lm_head() const;
@@ -160,11 +206,12 @@ class Model {
   IndexerShape indexer_shape_;
   // Builds the layer's masks (one shared, or one per sequence for top-k) from forward values.
   void build_masks(struct LayerActs& la, int l, int B, int T, bool teacher) const;
+  RopeArrays rope_arrays() const;
   // Attention KL (student || teacher) over the sparse layers: mean over layers; writes per-layer
   // q/k gradients (scaled by `weight`) into the student's activations when weight != 0.
   double attention_kl(float weight);
   // Indexer warm-up KL over the layers whose selector trains; adds selector grads. Returns its mean.
-  double indexer_loss();
+  double indexer_loss(float grad_scale);
   std::unique_ptr<Activations> acts_, teacher_acts_;
 };
 

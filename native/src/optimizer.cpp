@@ -22,15 +22,5 @@ void ensure_buffers(Param& p) {
   p.adam_step = 0;
 }
 
-void step(std::vector<Param>& params, const AdamWOptions& o, float grad_scale) {
-  for (auto& p : params) {
-    if (!p.trainable) continue;
-    p.adam_step++;
-    const float wd = p.shape.size() >= 2 ? o.weight_decay : 0.0f;
-    adamw_update(p.data.data(), p.grad.data(), p.m.data(), p.v.data(), (int64_t)p.data.size(), o.lr, o.beta1, o.beta2,
-                 o.eps, wd, (int)p.adam_step, grad_scale);
-  }
-}
-
 }  // namespace optimizer
 }  // namespace engine

@@ -1,4 +1,4 @@
-// AdamW over the model's parameter groups: only trainable tensors own grad and moment buffers
+// AdamW state of the model's parameter groups: only trainable tensors own grad and moment buffers
 // (frozen ones cost no optimiser memory and are never written), each tensor keeps its own step
 // count (PyTorch semantics, so a tensor unfrozen late starts its bias correction afresh), and
 // weight decay applies to matrices only (norm gains are not decayed).
@@ -10,10 +10,6 @@
 namespace engine {
 namespace optimizer {
 
-struct AdamWOptions {
-  float lr, beta1, beta2, eps, weight_decay;
-};
-
 // Marks the tensor trainable or frozen; freezing frees its grad and moments (and resets its step).
 void set_trainable(Param& p, bool trainable);
 
@@ -21,9 +17,6 @@ void set_trainable(Param& p, bool trainable);
 // the first gradient computation, so loading a model (all tensors trainable until a pipeline
 // freezes them) or evaluating it never costs optimiser memory.
 void ensure_buffers(Param& p);
-
-// One AdamW update of every trainable tensor; grad_scale multiplies the gradients (clipping).
-void step(std::vector<Param>& params, const AdamWOptions& options, float grad_scale);
 
 }  // namespace optimizer
 }  // namespace engine

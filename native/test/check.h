@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,18 @@ inline void close(const char* file, int line, const A* got, const B* want, size_
 #define EXPECT_MSG(cond, msg)                                                         \
   do {                                                                                \
     if (!(cond)) { std::ostringstream os_; os_ << msg; check::fail(__FILE__, __LINE__, os_.str()); } \
+  } while (0)
+// expr must throw a std::exception whose message contains `part`.
+#define EXPECT_THROWS_MSG(expr, part)                                                                     \
+  do {                                                                                                    \
+    std::string what_ = "nothing was thrown";                                                           \
+    try {                                                                                                 \
+      (void)(expr);                                                                                       \
+    } catch (const std::exception& e_) {                                                                 \
+      what_ = e_.what();                                                                                  \
+    }                                                                                                     \
+    if (what_.find(part) == std::string::npos)                                                           \
+      check::fail(__FILE__, __LINE__, std::string("expected " #expr " to throw \"") + (part) + "\", got: " + what_); \
   } while (0)
 #define EXPECT_CLOSE(got, want, n, atol, rtol) check::close(__FILE__, __LINE__, got, want, n, atol, rtol, #got)
 
