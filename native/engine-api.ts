@@ -46,7 +46,18 @@ export interface StepResult {
   grad_norm: number;
   /** Mean density over block-sparse layers (1 when none). */
   density: number;
+  /** fp16 only: a non-finite gradient skipped the update (the loss scale was halved). */
+  skipped?: boolean;
+  /** The loss scale the gradients were computed at (1 unless fp16). */
+  loss_scale?: number;
 }
+
+export type BackendName = 'cpu' | 'cuda';
+export type Precision = 'fp32' | 'bf16' | 'fp16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16', 'fp16'];
+/** Where a model runs. The CPU computes in fp32 whatever the precision asked. */
+export interface BackendChoice { backend?: BackendName; precision?: Precision }
+export interface BackendInfo { name: BackendName; device: string; precision: Precision; lossScale: number }
 
 export interface EvalResult {
   /** Mean next-token cross-entropy (nats) of the student and of the dense teacher. */
@@ -61,6 +72,8 @@ export interface ParamSelection { layers: number[] | 'all'; kinds: ParamKind[] }
 export interface EngineModel {
   readonly config: ModelConfig;
   readonly numParams: number;
+  /** Where the model runs. */
+  readonly backend: BackendInfo;
   /** 0-based layer; null restores dense attention. */
   setAttention(layer: number, mask: MaskSpec | null): void;
   /** Freeze (false) or unfreeze (true). Unfreezing copies the teacher's tensors first. */
@@ -82,7 +95,8 @@ export interface EngineModel {
 }
 
 export interface EngineApi {
-  loadModel(dir: string, options?: { threads?: number }): Promise<EngineModel>;
-  createModel(config: ModelConfig, options: { seed: number; threads?: number }): EngineModel;
-  info(): { version: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string } };
+  loadModel(dir: string, options?: { threads?: number } & BackendChoice): Promise<EngineModel>;
+  createModel(config: ModelConfig, options: { seed: number; threads?: number } & BackendChoice): EngineModel;
+  /** cuda.available: the CUDA module loads and found a usable device (runs can use backend cuda). */
+  info(): { version: string; threads: number; simd: string; cuda: { compiled: boolean; available: boolean; device?: string; reason?: string } };
 }

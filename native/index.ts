@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import type { MaskSpec, ParamKind } from '../core/schema';
 import { PARAM_KINDS } from '../core/schema';
 import type {
-  Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, StepOptions, StepResult,
+  BackendChoice, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
+  StepOptions, StepResult,
 } from './engine-api';
+import { PRECISIONS } from './engine-api';
 import { validateModelConfig } from './checkpoint/config';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint/load';
 import { readSafetensors, SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
@@ -33,10 +35,12 @@ interface NativeModelHandle {
   loss(tokens: Int32Array, batch: number, seq: number): Promise<number>;
   getOptimizerState(): Record<string, { step: number; m: Float32Array; v: Float32Array }>;
   setOptimizerState(name: string, step: number, m: Float32Array, v: Float32Array): void;
+  backend(): BackendInfo;
   dispose(): void;
 }
+interface NativeBackendOptions { backend: BackendName; precision: Precision; cudaModule?: string }
 interface Addon {
-  NativeModel: new (config: ModelConfig) => NativeModelHandle;
+  NativeModel: new (config: ModelConfig, options?: NativeBackendOptions) => NativeModelHandle;
   engineInfo(): { threads: number; simd: string };
   setThreads(n: number): void;
   benchGemm(m: number, n: number, k: number, reps: number): Promise<number>;
@@ -101,22 +105,30 @@ export function nvmlRead(): NvmlReading {
 /** What the CUDA backend can do here; `reason` says why it is not available for runs. */
 export interface CudaInfo { compiled: boolean; available: boolean; device?: string; reason?: string }
 
-// Runs need the whole model on the GPU. This build has the CUDA kernels (native/cuda, tested op
-// by op against the CPU engine where a GPU exists) but the model executes on the CPU backend
-// only, so `available` stays false even with a device, and runs never claim CUDA they don't use.
-const CUDA_MODEL_MISSING = 'the CUDA kernels are built, but whole-model training on CUDA is not in this build yet (runs use the cpu backend)';
-
-/** The CUDA module (sparse_cuda.node, built only where nvcc exists). */
+/** The CUDA module (sparse_cuda.node, built only where nvcc exists); the engine loads the CUDA
+ * backend from it when a model is made with backend 'cuda'. */
 function cudaAddonInfo(): CudaInfo {
   if (!existsSync(CUDA_ADDON_PATH)) return { compiled: false, available: false, reason: 'this build has no CUDA module (nvcc was not found at install)' };
   try {
     const info = (require(CUDA_ADDON_PATH) as { info(): { available?: boolean; device?: string; reason?: string } }).info();
     const device = info.device ? { device: info.device } : {};
     if (info.available !== true) return { compiled: true, available: false, ...device, reason: `no usable CUDA device (${info.reason ?? 'unknown'})` };
-    return { compiled: true, available: false, ...device, reason: CUDA_MODEL_MISSING };
+    return { compiled: true, available: true, ...device };
   } catch (e) {
     return { compiled: true, available: false, reason: `the CUDA module does not load here (${(e as Error).message.split('\n')[0]})` };
   }
+}
+
+/** What the engine's options say about where a model runs; checked before the addon sees them. */
+function backendOptions(options: BackendChoice | undefined): NativeBackendOptions {
+  const backend = options?.backend ?? 'cpu';
+  const precision = options?.precision ?? 'fp32';
+  if (backend !== 'cpu' && backend !== 'cuda') throw new Error(`backend: must be cpu or cuda, got ${JSON.stringify(backend)}`);
+  if (!PRECISIONS.includes(precision)) throw new Error(`precision: must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`);
+  if (backend === 'cpu') return { backend, precision: 'fp32' };  // the CPU computes in fp32
+  const cuda = cudaAddonInfo();
+  if (!cuda.available) throw new Error(`backend: cuda is not usable here (${cuda.reason})`);
+  return { backend, precision, cudaModule: CUDA_ADDON_PATH };
 }
 
 function setThreads(threads: number | undefined): void {
@@ -194,6 +206,11 @@ export class NativeEngineModel implements EngineModel {
   private get h(): NativeModelHandle {
     if (!this.handle) throw new Error('model was disposed');
     return this.handle;
+  }
+
+  /** Where the model runs: backend, device, precision (and the fp16 loss scale). */
+  get backend(): BackendInfo {
+    return this.h.backend();
   }
 
   /** Every tensor with its kind, layer, shape and whether it trains. */
@@ -345,23 +362,24 @@ function optimizerSteps(st: SafetensorsFile): Record<string, number> {
 
 // ---------------------------------------------------------------------------- EngineApi
 
-function createModel(config: ModelConfig, options: { seed: number; threads?: number }): NativeEngineModel {
+function createModel(config: ModelConfig, options: { seed: number; threads?: number } & BackendChoice): NativeEngineModel {
   const a = addon();
   const valid = validateModelConfig(config, 'config');
   if (!options || !Number.isInteger(options.seed) || options.seed < 0) throw new Error(`seed: must be a non-negative integer, got ${options?.seed}`);
   setThreads(options.threads);
-  const handle = new a.NativeModel(valid);
+  const handle = new a.NativeModel(valid, backendOptions(options));
   handle.initRandom(options.seed);
   return new NativeEngineModel(valid, handle);
 }
 
-async function loadModel(dir: string, options?: { threads?: number }): Promise<NativeEngineModel> {
+async function loadModel(dir: string, options?: { threads?: number } & BackendChoice): Promise<NativeEngineModel> {
   const a = addon();
   setThreads(options?.threads);
+  const native = backendOptions(options);
   const { config, tensors } = loadCheckpoint(dir);
   const selectorFile = join(dir, SELECTOR_FILE);
   const selectors = existsSync(selectorFile) ? new Map([...readSafetensors(selectorFile)].map(([k, t]) => [k, t.data])) : new Map<string, Float32Array>();
-  const handle = new a.NativeModel(config);
+  const handle = new a.NativeModel(config, native);
   try {
     for (const [name, data] of tensors) handle.setTensor(name, data);
   } catch (e) {

@@ -47,6 +47,23 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     if (!info.cuda.compiled) expect(info.cuda.available).toBe(false);
   });
 
+  it('runs on the cpu backend in fp32 unless told otherwise, and says why cuda is refused here', () => {
+    const model = engine.createModel(tinyConfig('llama', true), { seed: 1, precision: 'bf16' });
+    expect(model.backend).toMatchObject({ name: 'cpu', precision: 'fp32' });
+    expect(model.backend.device).toMatch(/^\d+ threads, (avx512|avx2|scalar)$/);
+    model.dispose();
+    expect(() => engine.createModel(tinyConfig('llama', true), { seed: 1, backend: 'tpu' as 'cpu' })).toThrow(/^backend: must be cpu or cuda, got "tpu"$/);
+    expect(() => engine.createModel(tinyConfig('llama', true), { seed: 1, precision: 'fp8' as 'fp32' })).toThrow(/^precision: must be one of fp32, bf16, fp16, got "fp8"$/);
+    const cuda = engineInfo().cuda;
+    if (!cuda.available) {
+      expect(() => engine.createModel(tinyConfig('llama', true), { seed: 1, backend: 'cuda' })).toThrow(`backend: cuda is not usable here (${cuda.reason})`);
+    } else {
+      const gpu = engine.createModel(tinyConfig('llama', true), { seed: 1, backend: 'cuda', precision: 'bf16' });
+      expect(gpu.backend).toMatchObject({ name: 'cuda', precision: 'bf16', device: cuda.device });
+      gpu.dispose();
+    }
+  });
+
   // Tolerance: 1e-4 relative (float32 engine vs float64 reference, tiny model).
   it.each(cases)('%s: loss equals the float64 reference within 1e-4 relative', async (_name, config, options) => {
     const dir = fresh();

@@ -16,7 +16,7 @@ import type { DatasetParams, GateParams, Pipeline, PipelineNode, TrainParams, No
 import type { EvalMetrics, StageSummary } from '../../../core/events';
 import { stagesOf, trailingOps, type Stage } from '../../../core/order';
 import { canonicalJson } from '../../../core/canonical';
-import type { Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../../native/engine-api';
+import type { BackendChoice, Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../../native/engine-api';
 import { aggregateEval } from './eval-metrics';
 import { judgeGate } from './gate';
 import { learningRateAt } from './lr-schedule';
@@ -28,6 +28,7 @@ import { applyStageOp, describeLayers, NO_OVERRIDES, type StageOverrides } from 
 import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
 import { exportModel, type MaskArrays } from './export';
+import { choosePlacement, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
 /** The data engineer's dataset contract (electron/services/data). */
@@ -98,6 +99,8 @@ class PipelineExecutor {
   private readonly datasets = new Map<string, TokenDataset>();
   private source!: ResolvedModel;
   private model: EngineModel | null = null;
+  /** Backend and precision of every model this run loads (chosen once, in execute()). */
+  private placement: BackendChoice = { backend: 'cpu' };
   private state!: ModelState;
   private globalStep = 0;
   private lastLr = 0;
@@ -127,9 +130,10 @@ class PipelineExecutor {
     this.source = resolveModelSource(modelNode.params.source);
     const cuda = this.deps.engine.info().cuda;
     if (this.options.backend === 'cuda' && !cuda.available) {
-      throw new Error(`backend: cuda requested but ${cuda.compiled ? 'no CUDA device is available' : 'this engine was built without CUDA'}`);
+      throw new Error(`backend: cuda requested but ${cuda.compiled ? (cuda.reason ?? 'no CUDA device is available') : 'this engine was built without CUDA'}`);
     }
     const stages = stagesOf(this.pipeline);
+    this.placement = choosePlacement(this.options.backend, cuda.available, stages.map((s) => (this.node(s.train) as NodeOf<'train'>).params.precision));
     let firstStage = 0;
 
     const resume = this.options.resume;
@@ -144,7 +148,7 @@ class PipelineExecutor {
       firstStage = resume.stage + 1;
       this.log('info', `resumed from ${resume.path} (stage ${resume.stage + 1} done, global step ${saved.step})`);
     } else {
-      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads);
+      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
       this.state = initialModelState(this.model.config.num_hidden_layers);
     }
     const depth = this.model!.config.num_hidden_layers;
@@ -167,7 +171,7 @@ class PipelineExecutor {
     const firstData = stages.find((s) => s.dataset)?.dataset;
     const dataHash = firstData ? (await this.dataset(firstData)).contentHash : '';
     this.deps.identify({
-      engineVersion: info.version, threads: this.options.threads, backend: this.options.backend, simd: info.simd,
+      engineVersion: info.version, threads: this.options.threads, backend: this.placement.backend ?? 'cpu', simd: info.simd,
       modelHash: await modelContentHash(this.source, this.pipeline.seed), dataHash,
     });
   }
@@ -202,9 +206,7 @@ class PipelineExecutor {
         await this.rebuildModel(this.state, startCheckpoint);
       }
       for (const id of stage.ops) await this.applyOp(this.node(id), stage.index, overrides);
-      // The CPU backend computes in fp32; a bf16/fp16 request is recorded as such.
-      this.log('info', train.params.precision === 'fp32' ? `${train.id}: precision fp32`
-        : `${train.id}: precision ${train.params.precision} requested; computed in fp32 on the cpu backend`);
+      this.log('info', precisionNote(train.id, train.params.precision, this.model!.backend));
 
       const trained = await this.train(stage, train, distill, lrMultiplier, data, evalShape);
       if (!trained.ok) {
@@ -304,14 +306,19 @@ class PipelineExecutor {
         // The engine refuses a non-finite step itself ("training diverged: ..."); other errors end the stage the same way.
         return stopStage((e as Error).message);
       }
-      if (!Number.isFinite(r.loss)) return stopStage(`loss is ${r.loss}`);
-      if (!Number.isFinite(r.grad_norm)) return stopStage(`gradient norm is ${r.grad_norm}`);
-      this.lastLr = lr;
-      this.emit({ type: 'step', metrics: {
-        stage: stage.index, step: this.globalStep, stage_step: i, loss: r.loss, task_loss: r.task_loss, attn_kl_loss: r.attn_kl_loss,
-        logit_kl_loss: r.logit_kl_loss, hidden_mse_loss: r.hidden_mse_loss, lr, grad_norm: r.grad_norm,
-        tokens: batch.batch * batch.seq, density: r.density, seq_len: seq,
-      } });
+      if (r.skipped) {
+        // fp16 gradient overflow: the engine left the weights as they were and halved its loss scale.
+        this.log('warn', `${train.id} step ${i}: fp16 gradients overflowed at loss scale ${r.loss_scale}; update skipped, scale now ${this.model!.backend.lossScale}`);
+      } else {
+        if (!Number.isFinite(r.loss)) return stopStage(`loss is ${r.loss}`);
+        if (!Number.isFinite(r.grad_norm)) return stopStage(`gradient norm is ${r.grad_norm}`);
+        this.lastLr = lr;
+        this.emit({ type: 'step', metrics: {
+          stage: stage.index, step: this.globalStep, stage_step: i, loss: r.loss, task_loss: r.task_loss, attn_kl_loss: r.attn_kl_loss,
+          logit_kl_loss: r.logit_kl_loss, hidden_mse_loss: r.hidden_mse_loss, lr, grad_norm: r.grad_norm,
+          tokens: batch.batch * batch.seq, density: r.density, seq_len: seq,
+        } });
+      }
       this.globalStep += 1;
 
       const atEnd = i === p.steps - 1;
@@ -383,7 +390,7 @@ class PipelineExecutor {
   private async rebuildModel(state: ModelState, checkpoint: string | null): Promise<void> {
     this.dispose();
     const dir = checkpoint ? join(this.options.runDir, checkpoint) : null;
-    const model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads);
+    const model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
     if (dir && !model.loadTrainable) {
       model.dispose();
       await this.recomputeTo(readCheckpointState(dir), state);
@@ -403,7 +410,7 @@ class PipelineExecutor {
     const kept = { summaries: [...this.summaries], final: this.final, lastCheckpoint: this.lastCheckpoint };
     this.silent += 1;
     try {
-      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads);
+      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
       this.state = initialModelState(this.model.config.num_hidden_layers);
       this.globalStep = 0;
       this.lastCheckpoint = null;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EngineApi, EngineModel, ModelConfig } from '../../../native/engine-api';
+import type { BackendChoice, EngineApi, EngineModel, ModelConfig } from '../../../native/engine-api';
 
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../../models/demo', import.meta.url));
 
@@ -38,15 +38,15 @@ function checkDir(dir: string, source: string): ResolvedModel {
 }
 
 /** Loads (or initialises) the base model. Called again to get a fresh base for rollback/resume. */
-export async function loadBaseModel(engine: EngineApi, model: ResolvedModel, seed: number, threads: number): Promise<EngineModel> {
-  if (model.kind === 'dir') return engine.loadModel(model.dir, { threads });
+export async function loadBaseModel(engine: EngineApi, model: ResolvedModel, seed: number, threads: number, placement: BackendChoice = {}): Promise<EngineModel> {
+  if (model.kind === 'dir') return engine.loadModel(model.dir, { threads, ...placement });
   let config: ModelConfig;
   try {
     config = JSON.parse(readFileSync(model.configPath, 'utf8')) as ModelConfig;
   } catch (e) {
     throw new Error(`model.source: ${model.configPath}: not valid JSON (${(e as Error).message})`);
   }
-  return engine.createModel(config, { seed, threads });
+  return engine.createModel(config, { seed, threads, ...placement });
 }
 
 /** sha256 over the weight files (sorted by name), or over the config and seed for 'init:'. */

@@ -149,6 +149,8 @@ Napi::Object step_result_to_js(Napi::Env env, const engine::StepResult& r) {
   o.Set("hidden_mse_loss", r.hidden_mse_loss);
   o.Set("grad_norm", r.grad_norm);
   o.Set("density", r.density);
+  o.Set("skipped", r.skipped);
+  o.Set("loss_scale", r.loss_scale);
   return o;
 }
 
@@ -262,12 +264,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                         InstanceMethod("loss", &NativeModel::Loss),
                         InstanceMethod("getOptimizerState", &NativeModel::GetOptimizerState),
                         InstanceMethod("setOptimizerState", &NativeModel::SetOptimizerState),
+                        InstanceMethod("backend", &NativeModel::BackendInfo),
                         InstanceMethod("dispose", &NativeModel::Dispose)});
   }
 
   NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), box_(std::make_shared<ModelBox>()) {
     guard(info, [&] {
-      box_->model = std::make_unique<Model>(config_from(object_arg(info[0], "config")));
+      const engine::ModelConfig config = config_from(object_arg(info[0], "config"));
+      box_->model = std::make_unique<Model>(config, backend_from(info[1]));
       return info.Env().Undefined();
     });
   }
@@ -293,6 +297,39 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Model& m = model();
     if (box_->pending > 0) throw std::runtime_error("model is busy: wait for the running trainStep/evaluate to finish");
     return m;
+  }
+
+  // options (optional): { backend: 'cpu' | 'cuda', precision: 'fp32' | 'bf16' | 'fp16', cudaModule: path }
+  static std::shared_ptr<engine::Backend> backend_from(const Napi::Value& v) {
+    if (v.IsUndefined() || v.IsNull()) return engine::cpu_backend();
+    if (!v.IsObject()) throw std::invalid_argument("options: must be an object");
+    const Napi::Object o = v.As<Napi::Object>();
+    auto text = [&](const char* key, const char* fallback) -> std::string {
+      const Napi::Value x = o.Get(key);
+      if (x.IsUndefined()) return fallback;
+      if (!x.IsString()) throw std::invalid_argument(std::string("options.") + key + ": must be a string");
+      return x.As<Napi::String>().Utf8Value();
+    };
+    const std::string name = text("backend", "cpu");
+    const engine::Precision precision = engine::precision_from_name(text("precision", "fp32"));
+    if (name == "cpu") return engine::cpu_backend();
+    if (name != "cuda") throw std::invalid_argument("options.backend: must be cpu or cuda, got '" + name + "'");
+    const std::string module = text("cudaModule", "");
+    if (module.empty()) throw std::invalid_argument("options.cudaModule: the CUDA module's path is required for backend cuda");
+    return engine::load_cuda_backend(module, precision);
+  }
+
+  // backend() -> { name, device, precision, lossScale }
+  Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      Model& m = model();
+      auto o = Napi::Object::New(info.Env());
+      o.Set("name", m.backend().name());
+      o.Set("device", m.backend().device());
+      o.Set("precision", engine::precision_name(m.backend().precision()));
+      o.Set("lossScale", m.loss_scale());
+      return o;
+    });
   }
 
   Napi::Value NumParams(const Napi::CallbackInfo& info) {
