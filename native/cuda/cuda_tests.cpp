@@ -72,8 +72,9 @@ TEST(cuda_rmsnorm_matches_cpu) {
   engine::rmsnorm_forward(y.data(), rstd.data(), x.data(), w.data(), N, C, 1e-6f);
   engine::rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), rstd.data(), N, C);
   Dev<float> dX(x), dW(w), dDY(dy), dY(N * C), dR(N), dDX(N * C), dDW(C);
+  Dev<double> scratch((size_t)rmsnorm_backward_scratch(N, C));
   ok(rmsnorm_forward(dY.p, dR.p, dX.p, dW.p, N, C, 1e-6f, 0));
-  ok(rmsnorm_backward(dDX.p, dDW.p, dDY.p, dX.p, dW.p, dR.p, N, C, 0));
+  ok(rmsnorm_backward(dDX.p, dDW.p, dDY.p, dX.p, dW.p, dR.p, N, C, scratch.p, 0));
   near(dY.get(), y, 1e-4, "out");
   near(dDX.get(), dx, 1e-4, "dinp");
   near(dDW.get(), dw, 1e-4, "dweight");

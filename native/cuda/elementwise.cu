@@ -3,48 +3,17 @@
 // Every launcher mirrors the CPU op of the same name in native/src/ops.h.
 #include <algorithm>
 #include <cfloat>
+#include <string>
 
 #include "ops_cuda.h"
+#include "reduce.cuh"
 
 namespace cuda_backend {
 
 namespace {
 constexpr int kThreads = 256;
+constexpr int kRmsRowsPerChunk = 128;  // rows per partial sum of the RMSNorm weight gradient
 inline int blocks_for(int64_t n) { return (int)((n + kThreads - 1) / kThreads); }
-
-__device__ inline float warp_sum(float x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-__device__ inline float warp_max(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-// Block-wide sum with a fixed reduction tree (deterministic). blockDim.x is a multiple of 32.
-__device__ float block_sum(float x, float* shared /* 32 floats */) {
-  x = warp_sum(x);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) shared[warp] = x;
-  __syncthreads();
-  x = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.f;
-  if (warp == 0) x = warp_sum(x);
-  if (threadIdx.x == 0) shared[0] = x;
-  __syncthreads();
-  return shared[0];
-}
-__device__ float block_max(float x, float* shared) {
-  x = warp_max(x);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) shared[warp] = x;
-  __syncthreads();
-  x = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : -FLT_MAX;
-  if (warp == 0) x = warp_max(x);
-  if (threadIdx.x == 0) shared[0] = x;
-  __syncthreads();
-  return shared[0];
-}
 
 // ================================================================== kernels
 __global__ void f32_to_bf16_kernel(__nv_bfloat16* out, const float* in, int64_t n) {
@@ -64,7 +33,7 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* inp
   for (int i = threadIdx.x; i < C; i += blockDim.x) ss += x[i] * x[i];
   ss = block_sum(ss, shared);
   const float r = rsqrtf(ss / C + eps);
-  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+  if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = r;
   float* y = out + (int64_t)blockIdx.x * C;
   for (int i = threadIdx.x; i < C; i += blockDim.x) y[i] = x[i] * r * weight[i];
 }
@@ -83,13 +52,24 @@ __global__ void rmsnorm_backward_dinp_kernel(float* dinp, const float* dout, con
   for (int i = threadIdx.x; i < C; i += blockDim.x) dx[i] += r * (weight[i] * dy[i] - x[i] * r * r * dot);
 }
 
-// One thread per column, rows summed in order (deterministic): dweight[c] += sum_n dout*x*rstd.
-__global__ void rmsnorm_backward_dweight_kernel(float* dweight, const float* dout, const float* inp, const float* rstd, int N, int C) {
+// dweight[c] += sum_n dout*x*rstd in two deterministic passes (fixed order, no atomics):
+// pass 1, CTA (column block, row chunk): each thread sums its column over the chunk's rows in
+// order into partial[chunk][c]; pass 2, one thread per column: adds the chunk sums in order.
+// Sums in double, like the CPU op (N can be N*H rows for QK-norm).
+__global__ void rmsnorm_dweight_partial_kernel(double* partial, const float* dout, const float* inp, const float* rstd, int N, int C) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
-  float acc = 0.f;
-  for (int n = 0; n < N; n++) acc += dout[(int64_t)n * C + c] * inp[(int64_t)n * C + c] * rstd[n];
-  dweight[c] += acc;
+  const int n0 = blockIdx.y * kRmsRowsPerChunk, n1 = min(N, n0 + kRmsRowsPerChunk);
+  double acc = 0;
+  for (int n = n0; n < n1; n++) acc += (double)(dout[(int64_t)n * C + c] * inp[(int64_t)n * C + c] * rstd[n]);
+  partial[(int64_t)blockIdx.y * C + c] = acc;
+}
+__global__ void rmsnorm_dweight_sum_kernel(float* dweight, const double* partial, int chunks, int C) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  double acc = 0;
+  for (int k = 0; k < chunks; k++) acc += partial[(int64_t)k * C + c];
+  dweight[c] += (float)acc;
 }
 
 // x (B, T, H, D); one thread per (b, t, h, i < D/2). inverse: rotate by -angle (backward).
@@ -117,9 +97,10 @@ __global__ void swiglu_forward_kernel(float* out, const float* gate, const float
 __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) {
   int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float g = gate[i], sig = 1.f / (1.f + __expf(-g)), silu = g * sig;
-  dgate[i] = dout[i] * up[i] * (sig + silu * (1.f - sig));
-  dup[i] = dout[i] * silu;
+  // Every input read before any output is written: the arrays may alias one another.
+  const float g = gate[i], u = up[i], d = dout[i], sig = 1.f / (1.f + __expf(-g)), silu = g * sig;
+  dgate[i] = d * u * (sig + silu * (1.f - sig));
+  dup[i] = d * silu;
 }
 
 // One block per row: loss = lse - logit[target]; dlogits = (softmax - onehot) * scale.
@@ -197,12 +178,21 @@ Status rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w
   return Status::success();
 }
 
-Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C, cudaStream_t s) {
+int64_t rmsnorm_backward_scratch(int N, int C) { return (int64_t)ceil_div(std::max(N, 1), kRmsRowsPerChunk) * std::max(C, 1); }
+
+Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C, double* scratch, cudaStream_t s) {
   if (N <= 0) return Status::success();
-  rmsnorm_backward_dinp_kernel<<<N, kThreads, 0, s>>>(dinp, dout, inp, weight, rstd, C);
-  CUDA_TRY_LAUNCH();
+  if (dweight && !scratch) return Status::error("rmsnorm_backward: dweight needs scratch (rmsnorm_backward_scratch doubles)");
+  if (dinp) {
+    rmsnorm_backward_dinp_kernel<<<N, kThreads, 0, s>>>(dinp, dout, inp, weight, rstd, C);
+    CUDA_TRY_LAUNCH();
+  }
   if (dweight) {
-    rmsnorm_backward_dweight_kernel<<<ceil_div(C, kThreads), kThreads, 0, s>>>(dweight, dout, inp, rstd, N, C);
+    const int chunks = ceil_div(N, kRmsRowsPerChunk);
+    if (chunks > 65535) return Status::error("rmsnorm_backward: N = " + std::to_string(N) + " rows is too many");
+    rmsnorm_dweight_partial_kernel<<<dim3(ceil_div(C, kThreads), chunks), kThreads, 0, s>>>(scratch, dout, inp, rstd, N, C);
+    CUDA_TRY_LAUNCH();
+    rmsnorm_dweight_sum_kernel<<<ceil_div(C, kThreads), kThreads, 0, s>>>(dweight, scratch, chunks, C);
     CUDA_TRY_LAUNCH();
   }
   return Status::success();

@@ -1,10 +1,13 @@
 // Matrix products of the CUDA backend and device discovery.
 // cuBLAS is loaded at run time (dlopen) so the module builds and loads without it; when it is
-// missing, our own tensor-core (wmma, bf16 in, fp32 accumulate) kernel does the work.
+// missing, our own tensor-core (wmma, bf16 in, fp32 accumulate) kernel does the bf16 products
+// and a plain tiled fp32 SGEMM (correctness over speed) the fp32 ones.
 #include <dlfcn.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <mutex>
+#include <string>
 
 #include "ops_cuda.h"
 
@@ -43,11 +46,14 @@ const char* compiled_archs() { return "sm_80 sm_90 compute_90"; }
 
 // ------------------------------------------------------------------ cuBLAS through dlopen
 namespace {
-// The few cuBLAS declarations we need, with their documented enum values.
+// The few cuBLAS declarations we need, with their values from cublas_api.h (cublasOperation_t,
+// cublasComputeType_t, cublasGemmAlgo_t; unchanged from CUDA 11 through 13).
 using cublasHandle = void*;
 constexpr int kOpN = 0, kOpT = 1;
-constexpr int kCompute32F = 68;     // CUBLAS_COMPUTE_32F
-constexpr int kGemmDefault = -1;    // CUBLAS_GEMM_DEFAULT
+constexpr int kCompute32F = 68;          // CUBLAS_COMPUTE_32F
+constexpr int kCompute32FFast16F = 74;   // CUBLAS_COMPUTE_32F_FAST_16F
+constexpr int kCompute32FFast16BF = 75;  // CUBLAS_COMPUTE_32F_FAST_16BF (77 is _FAST_TF32)
+constexpr int kGemmDefault = -1;         // CUBLAS_GEMM_DEFAULT
 using CreateFn = int (*)(cublasHandle*);
 using SetStreamFn = int (*)(cublasHandle, cudaStream_t);
 using GemmExFn = int (*)(cublasHandle, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
@@ -122,9 +128,75 @@ __global__ void matmul_wmma_kernel(float* out, const __nv_bfloat16* inp, const _
     if (row0 + r < N && col0 + c < OC) out[(int64_t)(row0 + r) * OC + col0 + c] = c_tile[r][c];
   }
 }
+
+// ================================================================== fp32 SGEMM fallback
+// Row-major C (M, N) = alpha * op(A) op(B) + beta * C. 16x16 output tile per CTA, one element
+// per thread, K stepped by 16 through shared memory (zero-padded edges). Sums in k order.
+constexpr int kSg = 16;
+__global__ void sgemm_kernel(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                             float beta, float* C, int ldc) {
+  __shared__ float as[kSg][kSg + 1];  // as[i][kk] = op(A)(m0 + i, k0 + kk)
+  __shared__ float bs[kSg][kSg + 1];  // bs[kk][j] = op(B)(k0 + kk, n0 + j)
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int m = blockIdx.y * kSg + ty, n = blockIdx.x * kSg + tx;
+  float acc = 0.f;
+  for (int k0 = 0; k0 < K; k0 += kSg) {
+    {  // op(A)(blockIdx.y * kSg + ty, k0 + tx)
+      const int am = blockIdx.y * kSg + ty, ak = k0 + tx;
+      as[ty][tx] = (am < M && ak < K) ? (trans_a ? A[(int64_t)ak * lda + am] : A[(int64_t)am * lda + ak]) : 0.f;
+    }
+    {  // op(B)(k0 + ty, blockIdx.x * kSg + tx)
+      const int bk = k0 + ty, bn = blockIdx.x * kSg + tx;
+      bs[ty][tx] = (bk < K && bn < N) ? (trans_b ? B[(int64_t)bn * ldb + bk] : B[(int64_t)bk * ldb + bn]) : 0.f;
+    }
+    __syncthreads();
+    for (int kk = 0; kk < kSg; kk++) acc += as[ty][kk] * bs[kk][tx];
+    __syncthreads();
+  }
+  if (m < M && n < N) {
+    float* c = C + (int64_t)m * ldc + n;
+    *c = beta == 0.f ? alpha * acc : alpha * acc + beta * *c;
+  }
+}
+
+Status check_gemm(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, int ldc) {
+  if (M < 0 || N < 0 || K < 0) return Status::error("gemm: negative dimension");
+  const int a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
+  if (lda < std::max(1, a_cols) || ldb < std::max(1, b_cols) || ldc < std::max(1, N))
+    return Status::error("gemm: leading dimension smaller than the row length");
+  return Status::success();
+}
 }  // namespace
 
 bool cublas_available() { return cublas().loaded; }
+
+Status gemm_f32_fallback(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                         float beta, float* C, int ldc, cudaStream_t s) {
+  STATUS_TRY(check_gemm(trans_a, trans_b, M, N, K, lda, ldb, ldc));
+  if (M == 0 || N == 0) return Status::success();
+  dim3 grid(ceil_div(N, kSg), ceil_div(M, kSg));
+  if (grid.y > 65535) return Status::error("gemm (fallback): M = " + std::to_string(M) + " is too large for the fallback kernel's grid");
+  sgemm_kernel<<<grid, dim3(kSg, kSg), 0, s>>>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  CUDA_TRY_LAUNCH();
+  return Status::success();
+}
+
+Status gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+                float* C, int ldc, GemmCompute compute, cudaStream_t s) {
+  Cublas& lib = cublas();
+  if (!lib.loaded) return gemm_f32_fallback(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, s);
+  STATUS_TRY(check_gemm(trans_a, trans_b, M, N, K, lda, ldb, ldc));
+  if (M == 0 || N == 0) return Status::success();
+  // Row-major C (M, N) is column-major C^T (N, M) = op(B)^T op(A)^T. A row-major matrix stored
+  // (r, c) with leading dimension ld is the column-major (c, r) matrix with the same ld, i.e.
+  // its transpose: so cuBLAS gets B first with op N when B is not transposed, and A second.
+  const int compute_type = compute == GemmCompute::bf16 ? kCompute32FFast16BF : compute == GemmCompute::f16 ? kCompute32FFast16F : kCompute32F;
+  if (lib.set_stream(lib.handle, s) != 0) return Status::error("cublasSetStream failed");
+  const int rc = lib.gemm_ex(lib.handle, trans_b ? kOpT : kOpN, trans_a ? kOpT : kOpN, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda,
+                             &beta, C, CUDA_R_32F, ldc, compute_type, kGemmDefault);
+  if (rc != 0) return Status::error("cublasGemmEx failed with status " + std::to_string(rc));
+  return Status::success();
+}
 
 Status matmul_forward_bf16_wmma(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight, int N, int C, int OC, cudaStream_t s) {
   if (N <= 0 || OC <= 0) return Status::success();

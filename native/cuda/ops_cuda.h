@@ -33,21 +33,54 @@ struct DeviceInfo {
 DeviceInfo device_info();
 // Architectures this module was compiled for, e.g. "sm_80 sm_90 compute_90".
 const char* compiled_archs();
-// Whether cuBLAS was found (dlopen) — else the wmma GEMM is used.
+// Whether cuBLAS was found (dlopen) — else the wmma GEMM (bf16 inputs) and the fp32 SGEMM
+// fallback (fp32 inputs) are used.
 bool cublas_available();
 
 // ------------------------------------------------------------------ elementwise / norms
 void f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
 void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
-// out (N, C) = inp * rstd * weight; rstd (N). fp32.
+// out (N, C) = inp * rstd * weight; rstd (N) when not null. fp32.
 Status rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps, cudaStream_t s);
-// Accumulates into dinp (N, C); overwrites dweight (C) when not null (deterministic column sums).
-Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C, cudaStream_t s);
+// Accumulates (+=) into dinp (N, C) and dweight (C), each skipped when null. dweight: column
+// sums in double over fixed row chunks, added in order (deterministic); needs `scratch` of
+// rmsnorm_backward_scratch(N, C) doubles (unused when dweight is null).
+Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C,
+                        double* scratch, cudaStream_t s);
+int64_t rmsnorm_backward_scratch(int N, int C);
 // In place, x (B, T, H, D), rotate-half; cos/sin tables (T, D) on the device.
 Status rope_forward(float* x, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
 Status rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
 Status swiglu_forward(float* out, const float* gate, const float* up, int64_t n, cudaStream_t s);
+// Overwrites dgate and dup; every array may alias any other (each element is read before written).
 Status swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n, cudaStream_t s);
+// x[i] = value.
+Status fill(float* x, float value, int64_t n, cudaStream_t s);
+// out = a + s * b; out = x * s. Elementwise, so out may alias any input.
+Status add_scaled(float* out, const float* a, const float* b, float scale, int64_t n, cudaStream_t s);
+Status scale(float* out, const float* x, float scale, int64_t n, cudaStream_t s);
+// x (B, T, H, D) -> out (B, H, T, D) (to_heads), and back (from_heads). out must not alias x.
+Status to_heads(float* out, const float* x, int B, int T, int H, int D, cudaStream_t s);
+Status from_heads(float* out, const float* x, int B, int T, int H, int D, cudaStream_t s);
+// out (N, C) = table[tokens[n]] (a negative id gives a zero row instead of a wild read).
+Status embedding_forward(float* out, const int32_t* tokens, const float* table, int N, int C, cudaStream_t s);
+// dtable (V, C) += dout (N, C) by token, from a host-built CSR (see embedding_csr): one CTA per
+// distinct token adds that token's rows in position order, so every element receives exactly
+// the additions of the CPU op in the same order (bit-identical sums). csr on the device:
+// [tokens (U) | ptr (U + 1) | rows (N)].
+Status embedding_backward(float* dtable, const float* dout, const int32_t* csr, int U, int C, cudaStream_t s);
+// Host side of embedding_backward: csr = [distinct tokens ascending | ptr | positions ascending
+// within a token]; returns U. Negative ids are the caller's to reject.
+int embedding_csr(std::vector<int32_t>* csr, const int32_t* tokens, int N);
+// Logit distillation, one CTA per row i: lps = log_softmax(zs / temp), lpt = log_softmax(zt / temp),
+// kl[i] = sum_j exp(lpt_j) (lpt_j - lps_j); when dlogits is not null, dlogits[i, j] +=
+// gscale * (exp(lps_j) - exp(lpt_j)). dlogits may alias zs or zt (each element read before written).
+Status logit_kl(float* kl, float* dlogits, const float* zs, const float* zt, int N, int V, float temp, float gscale, cudaStream_t s);
+// Attention head-dim padding: src (rows, D) fp32 -> dst (rows, Dp) bf16 times s, zeros in the
+// padding; and back: src (rows, Dp) bf16 or fp32 -> dst (rows, D) fp32 times s (padding dropped).
+Status pack_rows_bf16(__nv_bfloat16* dst, const float* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
+Status unpack_rows_bf16(float* dst, const __nv_bfloat16* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
+Status unpack_rows_f32(float* dst, const float* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
 // Fused softmax cross-entropy. losses (N) per row (0 for ignored, target < 0); dlogits (N, V) =
 // (softmax - onehot) * dscale / valid_count (may alias logits; null = forward only).
 Status cross_entropy(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, int valid_count, float dscale, cudaStream_t s);
@@ -64,6 +97,18 @@ Status sum_squares(float* out, const float* x, int64_t n, float* scratch /* >= 1
 Status matmul_forward_bf16(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight, int N, int C, int OC, cudaStream_t s);
 // Our own wmma kernel, always (for tests against cuBLAS and as the fallback).
 Status matmul_forward_bf16_wmma(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight, int N, int C, int OC, cudaStream_t s);
+// How an fp32 GEMM may compute: cuBLAS computeType CUBLAS_COMPUTE_32F, _32F_FAST_16BF, _32F_FAST_16F
+// (inputs down-converted to bf16 / fp16 inside cuBLAS, fp32 accumulate).
+enum class GemmCompute { f32, bf16, f16 };
+// Row-major fp32 SGEMM with ops.h's sgemm semantics: C (M, N) = alpha * op(A) op(B) + beta * C,
+// op(A) (M, K), op(B) (K, N); trans_a: A stored (K, M); trans_b: B stored (N, K); beta == 0
+// ignores C's old contents. Through cuBLAS (cublasGemmEx, fp32 A/B/C) when loaded, else through
+// gemm_f32_fallback (fp32 whatever `compute` says).
+Status gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+                float* C, int ldc, GemmCompute compute, cudaStream_t s);
+// Our own tiled fp32 SGEMM (same semantics), always: the fallback, and tested on its own.
+Status gemm_f32_fallback(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                         float beta, float* C, int ldc, cudaStream_t s);
 
 // ------------------------------------------------------------------ attention
 // Tile lists of a block mask at 64-token tiles (see blocksparse_attention.cu): per
