@@ -2,7 +2,10 @@
 // Builds the CUDA backend when nvcc is found: every native/cuda/*.cu compiled for sm_80 and
 // sm_90 (+ compute_90 PTX) with warnings as errors, linked with the static CUDA runtime into
 // native/build/Release/sparse_cuda.node (loaded separately from the engine addon, so CPU-only
-// machines are unaffected) and into the test binary native/build/cuda/cuda_tests.
+// machines are unaffected) and into the test and bench binaries native/build/cuda/cuda_tests,
+// cuda_bench (which also link the CPU engine, their reference). The module must export the
+// backend factory and need no engine symbol (the engine dlopens it with RTLD_LOCAL): both are
+// checked after linking. The C++ files of native/cuda compile with warnings as errors too.
 // Without nvcc it says so in one line and exits 0. `--check` only compiles (CI's -Werror gate).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -64,22 +67,38 @@ if (checkOnly) process.exit(0);
 if (!cudaInclude || !cudaLib) { console.log('cuda: CUDA runtime headers or libcudart_static.a not found; module not linked'); process.exit(0); }
 
 const cxx = ['-std=c++17', '-O2', '-fPIC', '-pthread', '-Wall', '-Wno-unused-parameter', '-I', cudaDir, '-I', srcDir, '-I', cudaInclude];
+const strict = ['-Wextra', '-Werror'];  // our own C++ files (not the CPU engine's, built with -w)
 const link = [`-L${cudaLib}`, '-lcudart_static', '-ldl', '-lrt', '-pthread'];
 // The module.
 const napiObj = join(outDir, 'napi_cuda.o');
-let ok = await exec('g++', [...cxx, '-I', nodeInclude, '-I', addonInclude, '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-c', join(cudaDir, 'napi_cuda.cpp'), '-o', napiObj]);
+let ok = await exec('g++', [...cxx, ...strict, '-I', nodeInclude, '-I', addonInclude, '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-c', join(cudaDir, 'napi_cuda.cpp'), '-o', napiObj]);
 const moduleOut = join(root, 'native/build/Release/sparse_cuda.node');
 mkdirSync(dirname(moduleOut), { recursive: true });
 ok = ok && (await exec('g++', ['-shared', '-o', moduleOut, napiObj, ...cuObjects, ...link]));
 if (!ok) { console.error('cuda: linking sparse_cuda.node failed'); process.exit(1); }
+// What the engine's loader relies on (skipped, with a note, where nm is missing).
+const nm = (args) => spawnSync('nm', [...args, moduleOut], { encoding: 'utf8', maxBuffer: 64 << 20 });
+const defined = nm(['-D', '--defined-only']);
+if (defined.status === 0) {
+  if (!/ T sparse_studio_create_cuda_backend$/m.test(defined.stdout)) {
+    console.error('cuda: sparse_cuda.node does not export sparse_studio_create_cuda_backend');
+    process.exit(1);
+  }
+  const engineNeeds = nm(['-D', '--undefined-only']).stdout.split('\n').filter((l) => /(?<![0-9])6engine/.test(l));
+  if (engineNeeds.length) {
+    console.error(`cuda: sparse_cuda.node needs engine symbols it cannot get at run time:\n${engineNeeds.join('\n')}`);
+    process.exit(1);
+  }
+} else console.log('cuda: nm not found; the module\'s exports were not checked');
 // The test and bench binaries: CUDA ops checked against the CPU engine's ops.
 const cpuSources = readdirSync(srcDir).filter((f) => f.endsWith('.cpp')).map((f) => join(srcDir, f));
 const cpuObjects = cpuSources.map((f) => join(outDir, 'cpu_' + f.split('/').pop().replace(/\.cpp$/, '.o')));
 ok = await parallel(cpuSources.map((f, i) => () => exec('g++', [...cxx, '-O3', '-w', '-c', f, '-o', cpuObjects[i]])));
-for (const name of ['cuda_tests', 'cuda_bench']) {
-  const obj = join(outDir, `${name}.o`);
-  ok = ok && (await exec('g++', [...cxx, '-I', join(root, 'native/test'), '-c', join(cudaDir, `${name}.cpp`), '-o', obj]));
-  ok = ok && (await exec('g++', ['-o', join(outDir, name), obj, ...cuObjects, ...cpuObjects, ...link]));
+const binaries = { cuda_tests: ['cuda_tests', 'cuda_backend_tests', 'cuda_model_tests'], cuda_bench: ['cuda_bench'] };
+for (const [name, sources] of Object.entries(binaries)) {
+  const objs = sources.map((f) => join(outDir, `${f}.o`));
+  ok = ok && (await parallel(sources.map((f, i) => () => exec('g++', [...cxx, ...strict, '-I', join(root, 'native/test'), '-c', join(cudaDir, `${f}.cpp`), '-o', objs[i]]))));
+  ok = ok && (await exec('g++', ['-o', join(outDir, name), ...objs, ...cuObjects, ...cpuObjects, ...link]));
 }
 if (!ok) { console.error('cuda: building the CUDA test/bench binaries failed'); process.exit(1); }
 console.log('cuda: built native/build/Release/sparse_cuda.node and native/build/cuda/{cuda_tests,cuda_bench}');

@@ -3,7 +3,10 @@
 // CUDA op takes bf16, so differences measure the kernel, not the input rounding.
 // Tolerances: fp32 ops 1e-4 relative to the reference's max |value| (fast-math exp, different
 // summation order); bf16 tensor-core ops 2e-2 (bf16 P and dS, 8-bit mantissa).
-// Without a device every test prints `SKIP name: reason` and counts as skipped, never passed.
+// Without a device every test prints `SKIP name: reason` and counts as skipped, never passed;
+// the one check that runs there is that the backend factory refuses, giving the reason.
+// The binary also holds cuda_backend_tests.cpp (CudaBackend vs the CPU backend, method by
+// method) and cuda_model_tests.cpp (whole-model steps, CPU vs CUDA).
 // Prints `cuda: N passed, N failed, N skipped`; writes the counts as JSON to argv[1] if given.
 #include <cuda_runtime.h>
 
@@ -15,25 +18,22 @@
 #include <random>
 #include <vector>
 
+#include "backend_cuda.h"
 #include "block_mask.h"
 #include "block_selector.h"
 #include "blocksparse_attention.h"
 #include "check.h"
+#include "cuda_test_util.h"
 #include "ops.h"
 #include "ops_cuda.h"
 
 namespace {
 using namespace cuda_backend;
-
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.f, scale);  // values only feed both sides equally
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-float bf16_round(float x) { return __bfloat162float(__float2bfloat16(x)); }
-std::vector<float> rounded(std::vector<float> v) { for (auto& x : v) x = bf16_round(x); return v; }
+using cuda_test::bf16_round;
+using cuda_test::near;
+using cuda_test::ok;
+using cuda_test::randn;
+using cuda_test::rounded;
 
 template <typename T> struct Dev {
   T* p = nullptr;
@@ -54,14 +54,6 @@ std::vector<float> from_bf16(const Dev<__nv_bfloat16>& d) {
   Dev<float> f(d.n);
   bf16_to_f32(f.p, d.p, (int64_t)d.n, 0);
   return f.get();
-}
-void ok(const Status& s) { if (!s.ok) check::fail(__FILE__, __LINE__, s.message); }
-
-// max |got - want| / max(|want|, tiny) <= tol
-void near(const std::vector<float>& got, const std::vector<float>& want, double tol, const char* what) {
-  double err = 0, mag = 1e-6;
-  for (size_t i = 0; i < want.size(); i++) { err = std::max(err, (double)std::fabs(got[i] - want[i])); mag = std::max(mag, (double)std::fabs(want[i])); }
-  if (!(err / mag <= tol)) { char buf[256]; std::snprintf(buf, sizeof buf, "%s: max error %.3g relative to max |ref| %.3g > %.1g", what, err, mag, tol); check::fail(__FILE__, __LINE__, buf); }
 }
 }  // namespace
 
@@ -221,7 +213,16 @@ TEST(cuda_pooled_scores_match_cpu) {
 
 int main(int argc, char** argv) {
   const DeviceInfo dev = device_info();
-  const check::Counts c = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  check::Counts c = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  if (!dev.available) {
+    // The one check that needs no device: the factory the engine calls refuses with the reason.
+    char error[256] = "";
+    engine::Backend* made = sparse_studio_create_cuda_backend(1, error, (int)sizeof error);
+    const bool refused = made == nullptr && std::strstr(error, dev.reason.c_str()) != nullptr;
+    delete made;
+    std::printf("%s cuda_factory_refuses_without_a_device%s%s\n", refused ? "PASS" : "FAIL", refused ? "" : ": got ", refused ? "" : error);
+    (refused ? c.passed : c.failed)++;
+  }
   std::printf("cuda: %d passed, %d failed, %d skipped%s%s\n", c.passed, c.failed, c.skipped, dev.available ? " on " : "", dev.name.c_str());
   if (argc > 1) {
     if (FILE* f = std::fopen(argv[1], "w")) {

@@ -1,0 +1,372 @@
+// CudaBackend: engine::Backend on one GPU. Each method maps to the kernels of ops_cuda.h with the
+// semantics backend.h documents (which outputs accumulate, which are overwritten, what may alias).
+// Design choices:
+// - One stream, the legacy default stream: kernels, cudaMemcpyAsync and the synchronous
+//   cudaMemcpy of upload/download are all ordered with one another, so a download always sees
+//   the results of every earlier op and the host needs no explicit synchronisation.
+// - Errors never abort: a CUDA failure, cuBLAS failure or unsupported shape throws
+//   std::runtime_error with a one-line message (CUDA runtime failures start with "cuda: ").
+//   release() alone reports nothing, since it runs in destructors; a sticky device error shows up
+//   at the next op anyway.
+// - Matrix products: fp32 in memory, cublasGemmEx with computeType by precision (bf16 / fp16
+//   down-conversion inside cuBLAS, fp32 accumulate); our fp32 SGEMM when cuBLAS is absent.
+// - Attention: the bf16 tensor-core kernels, which need head_dim 64 or 128 and mask blocks of 64
+//   or 128. Any head_dim D <= 128 runs padded to Dp = 64 or 128: q, k, v packed to bf16 (rows, Dp)
+//   with zero padding and q pre-multiplied by sqrt(Dp / D), so the kernel's 1/sqrt(Dp) scale gives
+//   q.k / sqrt(D) and lse is unchanged; dq is unpacked times sqrt(Dp / D) (chain rule).
+//   Tile lists of the masks are cached on the device by content (the backward reuses the forward's).
+// - Grow-only scratch buffers; the old buffer is freed only after the device is idle.
+// - Reductions that return a number (cross-entropy, logit KL) download per-row values and sum
+//   them on the host in double in row order, as the CPU backend does.
+// - Methods that use shared state (scratch, mask cache, the cuBLAS handle) hold a mutex, so
+//   concurrent callers are safe; the others only enqueue work on the stream.
+#include "backend_cuda.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <list>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ops_cuda.h"
+
+namespace cuda_backend {
+
+namespace {
+using bf16 = __nv_bfloat16;
+
+[[noreturn]] void fail(const std::string& message) { throw std::runtime_error(message); }
+void check(const Status& s) {
+  if (!s.ok) fail("cuda: " + s.message);
+}
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) fail(std::string("cuda: ") + what + ": " + cudaGetErrorString(err));
+}
+
+// A grow-only device buffer.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    if (p_) cudaFree(p_);
+  }
+  template <typename T>
+  T* get(int64_t count) {
+    const size_t need = (size_t)std::max<int64_t>(1, count) * sizeof(T);
+    if (need > bytes_) {
+      if (p_) {
+        check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (scratch)");  // queued work may still read it
+        cudaFree(p_);
+        p_ = nullptr;
+        bytes_ = 0;
+      }
+      check(cudaMalloc(&p_, need), "cudaMalloc (scratch)");
+      bytes_ = need;
+    }
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Device tile lists of the masks seen recently, keyed by content.
+class TileMaskCache {
+ public:
+  TileMaskCache() = default;
+  TileMaskCache(const TileMaskCache&) = delete;
+  TileMaskCache& operator=(const TileMaskCache&) = delete;
+  ~TileMaskCache() {
+    for (Entry& e : entries_) free_tile_mask(&e.dev);
+  }
+  // bits empty = dense causal (block_size 64, one mask head).
+  DeviceTileMask get(const std::vector<uint64_t>& bits, int T, int block_size, int n_mask_heads) {
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a over the words
+    for (uint64_t w : bits) hash = (hash ^ w) * 1099511628211ull;
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->T == T && it->block_size == block_size && it->n_mask_heads == n_mask_heads && it->hash == hash && it->bits == bits) {
+        entries_.splice(entries_.begin(), entries_, it);  // most recently used first
+        return entries_.front().dev;
+      }
+    TileMask tiles;
+    check(make_tile_mask(&tiles, bits, T, block_size, n_mask_heads));
+    Entry e{T, block_size, n_mask_heads, hash, bits, {}};
+    check(upload_tile_mask(&e.dev, tiles));
+    entries_.push_front(std::move(e));
+    if (entries_.size() > kMaxEntries) {
+      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (mask cache)");  // queued kernels may read the evicted lists
+      free_tile_mask(&entries_.back().dev);
+      entries_.pop_back();
+    }
+    return entries_.front().dev;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 256;  // a mask per layer (and per sequence for top-k)
+  struct Entry {
+    int T, block_size, n_mask_heads;
+    uint64_t hash;
+    std::vector<uint64_t> bits;
+    DeviceTileMask dev;
+  };
+  std::list<Entry> entries_;
+};
+
+class CudaBackend final : public engine::Backend {
+ public:
+  explicit CudaBackend(engine::Precision precision) : precision_(precision) {
+    const DeviceInfo info = device_info();
+    if (!info.available) fail("cuda: " + info.reason);
+    check(cudaSetDevice(0), "cudaSetDevice");
+    check(cudaFree(nullptr), "creating the CUDA context");
+    device_ = info.name;
+    compute_ = precision == engine::Precision::bf16 ? GemmCompute::bf16 : precision == engine::Precision::fp16 ? GemmCompute::f16 : GemmCompute::f32;
+  }
+  ~CudaBackend() override { cudaDeviceSynchronize(); }
+
+  std::string name() const override { return "cuda"; }
+  std::string device() const override { return device_; }
+  engine::Precision precision() const override { return precision_; }
+  bool host_resident() const override { return false; }
+
+  // ------------------------------------------------------------------ memory
+  float* alloc(int64_t n) override { return static_cast<float*>(alloc_bytes(n, sizeof(float))); }
+  int32_t* alloc_i32(int64_t n) override { return static_cast<int32_t*>(alloc_bytes(n, sizeof(int32_t))); }
+  void release(void* p) override {
+    if (p) cudaFree(p);  // errors are not reported (destructors); see the file comment
+  }
+  void upload(void* dst, const void* src, int64_t bytes) override {
+    if (bytes > 0) check(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyHostToDevice), "upload (cudaMemcpy)");
+  }
+  void download(void* dst, const void* src, int64_t bytes) override {
+    if (bytes > 0) check(cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToHost), "download (cudaMemcpy)");
+  }
+  void copy(float* dst, const float* src, int64_t n) override {
+    if (n > 0 && dst != src) check(cudaMemcpyAsync(dst, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, kStream), "copy (cudaMemcpyAsync)");
+  }
+  void fill(float* x, float value, int64_t n) override { check(cuda_backend::fill(x, value, n, kStream)); }
+
+  // ------------------------------------------------------------------ ops
+  void embedding_forward(float* out, const int32_t* tokens, const float* table, int N, int C) override {
+    check(cuda_backend::embedding_forward(out, tokens, table, N, C, kStream));
+  }
+  void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int N, int C) override {
+    if (N <= 0 || C <= 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<int32_t> host(N);
+    download(host.data(), tokens, (int64_t)N * sizeof(int32_t));
+    for (int n = 0; n < N; n++)
+      if (host[n] < 0)
+        throw std::invalid_argument("embedding_backward: tokens[" + std::to_string(n) + "] = " + std::to_string(host[n]) + " is negative");
+    std::vector<int32_t> csr;
+    const int U = embedding_csr(&csr, host.data(), N);
+    int32_t* dcsr = csr_.get<int32_t>((int64_t)csr.size());
+    upload(dcsr, csr.data(), (int64_t)(csr.size() * sizeof(int32_t)));
+    check(cuda_backend::embedding_backward(dtable, dout, dcsr, U, C, kStream));
+  }
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps) override {
+    check(cuda_backend::rmsnorm_forward(out, rstd, inp, weight, N, C, eps, kStream));
+  }
+  void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N,
+                        int C) override {
+    // Both kernels accumulate (+=), as the interface wants.
+    std::lock_guard<std::mutex> lock(mu_);
+    double* scratch = dweight ? norm_.get<double>(rmsnorm_backward_scratch(N, C)) : nullptr;
+    check(cuda_backend::rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C, scratch, kStream));
+  }
+  void matmul_forward(float* out, const float* inp, const float* weight, int N, int C, int OC) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    // out (N, OC) = inp (N, C) @ weight (OC, C)^T
+    check(gemm_f32(false, true, N, OC, C, 1.f, inp, C, weight, C, 0.f, out, OC, compute_, kStream));
+  }
+  void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N, int C,
+                       int OC) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    // dinp (N, C) += dout (N, OC) @ weight (OC, C)
+    if (dinp) check(gemm_f32(false, false, N, C, OC, 1.f, dout, OC, weight, C, 1.f, dinp, C, compute_, kStream));
+    // dweight (OC, C) += dout^T (OC, N) @ inp (N, C); dout is stored (N, OC) = (K, M): trans_a
+    if (dweight) check(gemm_f32(true, false, OC, C, N, 1.f, dout, OC, inp, C, 1.f, dweight, C, compute_, kStream));
+  }
+  void rope_forward(float* x, int B, int T, int H, int D, const engine::RopeArrays& rope) override {
+    check_rope(T, D, rope);
+    check(cuda_backend::rope_forward(x, rope.cos, rope.sin, B, T, H, D, kStream));
+  }
+  void rope_backward(float* dx, int B, int T, int H, int D, const engine::RopeArrays& rope) override {
+    check_rope(T, D, rope);
+    check(cuda_backend::rope_backward(dx, rope.cos, rope.sin, B, T, H, D, kStream));
+  }
+  void to_heads(float* out, const float* x, int B, int T, int H, int D) override {
+    check(cuda_backend::to_heads(out, x, B, T, H, D, kStream));
+  }
+  void from_heads(float* out, const float* x, int B, int T, int H, int D) override {
+    check(cuda_backend::from_heads(out, x, B, T, H, D, kStream));
+  }
+
+  void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int H, int Hkv, int T, int D,
+                         const engine::BlockMask* mask) override {
+    const int Dp = padded_head_dim(B, H, Hkv, T, D);
+    if (B == 0 || T == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    const DeviceTileMask m = tile_mask(mask, T, H);
+    const int64_t rq = (int64_t)B * H * T, rk = (int64_t)B * Hkv * T;
+    bf16 *qp = q_.get<bf16>(rq * Dp), *kp = k_.get<bf16>(rk * Dp), *vp = v_.get<bf16>(rk * Dp), *op = out_.get<bf16>(rq * Dp);
+    check(pack_rows_bf16(qp, q, rq, D, Dp, q_scale(D, Dp), kStream));
+    check(pack_rows_bf16(kp, k, rk, D, Dp, 1.f, kStream));
+    check(pack_rows_bf16(vp, v, rk, D, Dp, 1.f, kStream));
+    check(blocksparse_attention_forward(op, lse, qp, kp, vp, B, H, Hkv, T, Dp, m, kStream));
+    check(unpack_rows_bf16(out, op, rq, D, Dp, 1.f, kStream));
+  }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
+                          const float* out, const float* lse, int B, int H, int Hkv, int T, int D, const engine::BlockMask* mask) override {
+    const int Dp = padded_head_dim(B, H, Hkv, T, D);
+    if (B == 0 || T == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    const DeviceTileMask m = tile_mask(mask, T, H);
+    const int64_t rq = (int64_t)B * H * T, rk = (int64_t)B * Hkv * T;
+    const float s = q_scale(D, Dp);
+    bf16 *qp = q_.get<bf16>(rq * Dp), *kp = k_.get<bf16>(rk * Dp), *vp = v_.get<bf16>(rk * Dp);
+    bf16 *op = out_.get<bf16>(rq * Dp), *dop = dout_.get<bf16>(rq * Dp);
+    check(pack_rows_bf16(qp, q, rq, D, Dp, s, kStream));
+    check(pack_rows_bf16(kp, k, rk, D, Dp, 1.f, kStream));
+    check(pack_rows_bf16(vp, v, rk, D, Dp, 1.f, kStream));
+    check(pack_rows_bf16(op, out, rq, D, Dp, 1.f, kStream));  // out came from the bf16 kernel: exact
+    check(pack_rows_bf16(dop, dout, rq, D, Dp, 1.f, kStream));
+    float* delta = delta_.get<float>(rq);
+    if (Dp == D) {  // no padding: the kernels write the outputs directly (s == 1)
+      check(blocksparse_attention_backward(dq, dk, dv, dop, qp, kp, vp, op, lse, delta, B, H, Hkv, T, Dp, m, kStream));
+      return;
+    }
+    float *dqp = dq_.get<float>(rq * Dp), *dkp = dk_.get<float>(rk * Dp), *dvp = dv_.get<float>(rk * Dp);
+    check(blocksparse_attention_backward(dqp, dkp, dvp, dop, qp, kp, vp, op, lse, delta, B, H, Hkv, T, Dp, m, kStream));
+    check(unpack_rows_f32(dq, dqp, rq, D, Dp, s, kStream));  // q' = s q, so dq = s dq'
+    check(unpack_rows_f32(dk, dkp, rk, D, Dp, 1.f, kStream));
+    check(unpack_rows_f32(dv, dvp, rk, D, Dp, 1.f, kStream));
+  }
+
+  void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) override {
+    check(cuda_backend::swiglu_forward(out, gate, up, n, kStream));
+  }
+  void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n) override {
+    check(cuda_backend::swiglu_backward(dgate, dup, dout, gate, up, n, kStream));
+  }
+  void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) override {
+    check(cuda_backend::add_scaled(out, a, b, s, n, kStream));
+  }
+  void scale(float* out, const float* x, float s, int64_t n) override { check(cuda_backend::scale(out, x, s, n, kStream)); }
+
+  double cross_entropy(float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
+    if (N <= 0) return 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    float* losses = rows_.get<float>(N);
+    check(cuda_backend::cross_entropy(losses, dlogits, logits, targets, N, V, N, dscale, kStream));
+    return sum_rows(losses, N) / N;
+  }
+  double logit_kl(float* dlogits, const float* zs, const float* zt, int N, int V, float temp, float gscale) override {
+    if (N <= 0) return 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    float* kl = rows_.get<float>(N);
+    check(cuda_backend::logit_kl(kl, dlogits, zs, zt, N, V, temp, gscale, kStream));
+    return sum_rows(kl, N);
+  }
+  double sum_squares(const float* x, int64_t n) override {
+    if (n <= 0) return 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    float* buf = rows_.get<float>(1025);  // 1024 partials, then the sum
+    check(cuda_backend::sum_squares(buf + 1024, x, n, buf, kStream));
+    float total = 0;
+    download(&total, buf + 1024, sizeof(float));
+    return total;
+  }
+  void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                    float weight_decay, int step, float grad_scale) override {
+    check(cuda_backend::adamw_update(param, nullptr, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale, kStream));
+  }
+
+ private:
+  static constexpr cudaStream_t kStream = 0;  // the legacy default stream (see the file comment)
+
+  void* alloc_bytes(int64_t n, size_t elem) {
+    if (n < 0) fail("cuda: alloc of a negative size (" + std::to_string(n) + ")");
+    const size_t bytes = (size_t)std::max<int64_t>(1, n) * elem;
+    void* p = nullptr;
+    check(cudaMalloc(&p, bytes), ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str());
+    const cudaError_t err = cudaMemset(p, 0, bytes);
+    if (err != cudaSuccess) {
+      cudaFree(p);
+      check(err, "cudaMemset");
+    }
+    return p;
+  }
+
+  static void check_rope(int T, int D, const engine::RopeArrays& rope) {
+    if (!rope.cos || !rope.sin) fail("rope: the RoPE table has no device arrays");
+    if (D % 2 != 0) fail("rope: head_dim " + std::to_string(D) + " must be even");
+    if (rope.table && (rope.table->head_dim != D || T > rope.table->max_seq))
+      fail("rope: the table is (" + std::to_string(rope.table->max_seq) + ", " + std::to_string(rope.table->head_dim) + "), asked for T " +
+           std::to_string(T) + " and head_dim " + std::to_string(D));
+  }
+
+  // The kernels' head dim for D, after checking the shapes.
+  static int padded_head_dim(int B, int H, int Hkv, int T, int D) {
+    if (D <= 0 || D > 128) fail("attention: head_dim " + std::to_string(D) + " is not supported by the CUDA attention kernels (at most 128)");
+    if (B < 0 || T < 0 || H <= 0 || Hkv <= 0 || H % Hkv != 0)
+      fail("attention: heads " + std::to_string(H) + " must be a positive multiple of kv heads " + std::to_string(Hkv));
+    return D <= 64 ? 64 : 128;
+  }
+  static float q_scale(int D, int Dp) { return D == Dp ? 1.f : std::sqrt((float)Dp / (float)D); }
+
+  DeviceTileMask tile_mask(const engine::BlockMask* mask, int T, int H) {
+    if (!mask || mask->dense) return masks_.get({}, T, 64, 1);  // every causal pair: the dense tile lists
+    if (mask->block_size != 64 && mask->block_size != 128)
+      fail("mask.block_size " + std::to_string(mask->block_size) + ": the CUDA attention kernels support block sizes 64 and 128");
+    if (mask->T != T) fail("attention: the mask was built for T = " + std::to_string(mask->T) + ", not " + std::to_string(T));
+    if (mask->n_mask_heads <= 0 || H % mask->n_mask_heads != 0)
+      fail("attention: mask heads " + std::to_string(mask->n_mask_heads) + " must divide heads " + std::to_string(H));
+    return masks_.get(mask->bits, T, mask->block_size, mask->n_mask_heads);
+  }
+
+  // Sum of n per-row device values, in double in row order.
+  double sum_rows(const float* rows, int n) {
+    std::vector<float> host(n);
+    download(host.data(), rows, (int64_t)n * sizeof(float));
+    double total = 0;
+    for (float x : host) total += x;
+    return total;
+  }
+
+  engine::Precision precision_;
+  GemmCompute compute_ = GemmCompute::f32;
+  std::string device_;
+  std::mutex mu_;
+  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_;
+  TileMaskCache masks_;
+};
+}  // namespace
+
+std::unique_ptr<engine::Backend> make_cuda_backend(engine::Precision precision) { return std::make_unique<CudaBackend>(precision); }
+
+}  // namespace cuda_backend
+
+extern "C" engine::Backend* sparse_studio_create_cuda_backend(int precision, char* error, int error_len) {
+  auto say = [&](const std::string& message) {
+    if (error && error_len > 0) std::snprintf(error, (size_t)error_len, "%s", message.c_str());
+  };
+  if (precision < 0 || precision > 2) {
+    say("cuda: unknown precision " + std::to_string(precision) + " (0 fp32, 1 bf16, 2 fp16)");
+    return nullptr;
+  }
+  try {
+    return cuda_backend::make_cuda_backend(static_cast<engine::Precision>(precision)).release();
+  } catch (const std::exception& e) {
+    say(e.what());
+  } catch (...) {
+    say("cuda: creating the backend failed");
+  }
+  return nullptr;
+}

@@ -1,0 +1,394 @@
+// CudaBackend against the CPU backend, method by method, through the Backend interface only:
+// the same inputs go into both backends' memory, the same call runs on each, and the outputs
+// are compared. Outputs that accumulate start non-zero (so += vs = shows), outputs that are
+// overwritten start at garbage, and the documented aliasing cases are run aliased.
+// Tolerances (relative to the CPU's max |value|): fp32 ops 1e-4; bf16 / fp16 matrix products
+// and attention (bf16 always) 2e-2; exact where the CUDA op does the CPU's arithmetic in the
+// CPU's order (embedding, head transposes).
+// Part of the cuda_tests binary: without a device every test is skipped (see cuda_tests.cpp).
+#include <cmath>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "backend.h"
+#include "backend_cuda.h"
+#include "block_mask.h"
+#include "check.h"
+#include "cuda_test_util.h"
+#include "ops.h"
+
+namespace {
+using cuda_test::near;
+using cuda_test::near_scalar;
+using cuda_test::randn;
+using cuda_test::rounded;
+using engine::Backend;
+using engine::Precision;
+using Outputs = std::vector<std::vector<float>>;
+
+Backend& gpu(Precision p = Precision::bf16) { return *cuda_test::cuda_backend_at(p); }
+Backend& cpu() { return *engine::cpu_backend(); }
+
+// An array in a backend's memory, made from / read back to the host.
+template <typename T>
+struct Arr {
+  Backend& be;
+  T* p = nullptr;
+  int64_t n = 0;
+  Arr(Backend& b, int64_t count) : be(b), n(count) {
+    if constexpr (std::is_same<T, float>::value) p = be.alloc(n);
+    else p = be.alloc_i32(n);
+  }
+  Arr(Backend& b, const std::vector<T>& h) : Arr(b, (int64_t)h.size()) { be.upload(p, h.data(), n * (int64_t)sizeof(T)); }
+  Arr(const Arr&) = delete;
+  Arr& operator=(const Arr&) = delete;
+  ~Arr() { be.release(p); }
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    be.download(h.data(), p, n * (int64_t)sizeof(T));
+    return h;
+  }
+};
+using F = Arr<float>;
+using I = Arr<int32_t>;
+
+// Runs `run` on the CPU and on the GPU backend at `p`; compares output i at tols[i] (one tol for all
+// when tols has one entry).
+template <typename Run>
+void compare(Run run, const std::vector<std::string>& names, const std::vector<double>& tols, Precision p = Precision::bf16) {
+  const Outputs want = run(cpu()), got = run(gpu(p));
+  EXPECT(want.size() == names.size() && got.size() == names.size());
+  for (size_t i = 0; i < names.size(); i++) near(got[i], want[i], tols.size() == 1 ? tols[0] : tols[i], names[i]);
+}
+
+std::vector<int32_t> random_tokens(int n, int V, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> dist(0, V - 1);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = dist(gen);
+  return t;
+}
+// Start values of outputs that must be overwritten.
+std::vector<float> garbage(size_t n) { return std::vector<float>(n, 7.25f); }
+}  // namespace
+
+TEST(cuda_backend_identity_memory_and_factory) {
+  Backend& be = gpu(Precision::bf16);
+  EXPECT(be.name() == "cuda");
+  EXPECT(!be.host_resident());
+  EXPECT(be.precision() == Precision::bf16);
+  EXPECT(!be.device().empty());
+  EXPECT(gpu(Precision::fp32).precision() == Precision::fp32);
+  EXPECT(gpu(Precision::fp16).precision() == Precision::fp16);
+  {
+    F zeros(be, 1000);
+    I izeros(be, 333);
+    for (float x : zeros.get()) EXPECT(x == 0.f);
+    for (int32_t x : izeros.get()) EXPECT(x == 0);
+    F empty(be, 0);  // a valid (releasable) pointer
+    EXPECT(empty.p != nullptr);
+  }
+  auto h = randn(1000, 1);
+  F a(be, h), b(be, 1000);
+  EXPECT(a.get() == h);
+  be.copy(b.p, a.p, 1000);
+  EXPECT(b.get() == h);
+  be.fill(b.p + 100, -2.5f, 50);
+  auto got = b.get();
+  for (int i = 0; i < 1000; i++) EXPECT(got[i] == (i >= 100 && i < 150 ? -2.5f : h[i]));
+  be.release(nullptr);  // no-op
+
+  char error[256] = "unchanged";
+  engine::Backend* made = sparse_studio_create_cuda_backend((int)Precision::fp16, error, (int)sizeof error);
+  EXPECT_MSG(made != nullptr, "factory: " << error);
+  EXPECT(made->name() == "cuda" && made->precision() == Precision::fp16);
+  delete made;
+  EXPECT(sparse_studio_create_cuda_backend(7, error, (int)sizeof error) == nullptr);
+  EXPECT_MSG(std::string(error).find("unknown precision 7") != std::string::npos, error);
+}
+
+TEST(cuda_backend_embedding_matches_cpu_exactly) {
+  const int N = 300, C = 70, V = 40;  // many repeated tokens
+  const auto tokens = random_tokens(N, V, 2);
+  const auto table = randn((size_t)V * C, 3), dout = randn((size_t)N * C, 4), dtable0 = randn((size_t)V * C, 5);
+  compare(
+      [&](Backend& be) {
+        I tok(be, tokens);
+        F tab(be, table), out(be, garbage((size_t)N * C)), dy(be, dout), dtab(be, dtable0);
+        be.embedding_forward(out.p, tok.p, tab.p, N, C);
+        be.embedding_backward(dtab.p, dy.p, tok.p, N, C);  // accumulates onto dtable0
+        return Outputs{out.get(), dtab.get()};
+      },
+      {"embedding out", "dtable"}, {0.0});
+  auto bad = tokens;
+  bad[17] = -3;
+  I tok(gpu(), bad);
+  F dy(gpu(), dout), dtab(gpu(), dtable0);
+  EXPECT_THROWS_MSG(gpu().embedding_backward(dtab.p, dy.p, tok.p, N, C), "tokens[17] = -3 is negative");
+}
+
+TEST(cuda_backend_rmsnorm_matches_cpu) {
+  const int N = 37, C = 200;
+  const auto x = randn((size_t)N * C, 6), w = randn(C, 7), dy = randn((size_t)N * C, 8);
+  const auto dx0 = randn((size_t)N * C, 9), dw0 = randn(C, 10, 5.f);
+  compare(
+      [&](Backend& be) {
+        F X(be, x), W(be, w), DY(be, dy), Y(be, garbage((size_t)N * C)), R(be, garbage(N)), DX(be, dx0), DW(be, dw0);
+        F DX2(be, dx0), DW2(be, dw0);
+        be.rmsnorm_forward(Y.p, R.p, X.p, W.p, N, C, 1e-5f);
+        be.rmsnorm_backward(DX.p, DW.p, DY.p, X.p, W.p, R.p, N, C);
+        be.rmsnorm_backward(DX2.p, nullptr, DY.p, X.p, W.p, R.p, N, C);  // frozen norm
+        be.rmsnorm_backward(nullptr, DW2.p, DY.p, X.p, W.p, R.p, N, C);
+        return Outputs{Y.get(), R.get(), DX.get(), DW.get(), DX2.get(), DW2.get()};
+      },
+      {"out", "rstd", "dinp", "dweight", "dinp (dweight null)", "dweight (dinp null)"}, {1e-4});
+}
+
+TEST(cuda_backend_matmul_matches_cpu) {
+  struct Shape { int N, C, OC; };
+  for (Precision p : {Precision::bf16, Precision::fp16, Precision::fp32}) {
+    const double tol = p == Precision::fp32 ? 1e-4 : 2e-2;
+    for (Shape s : {Shape{37, 96, 80}, Shape{128, 256, 512}, Shape{5, 1000, 3}}) {
+      const size_t nx = (size_t)s.N * s.C, nw = (size_t)s.OC * s.C, ny = (size_t)s.N * s.OC;
+      const auto x = randn(nx, 11), w = randn(nw, 12, 0.05f), dy = randn(ny, 13);
+      // Start values about as large as the products, so a lost += shows.
+      const auto dx0 = randn(nx, 14, 0.05f * std::sqrt((float)s.OC)), dw0 = randn(nw, 15, std::sqrt((float)s.N));
+      compare(
+          [&](Backend& be) {
+            F X(be, x), W(be, w), DY(be, dy), Y(be, garbage(ny)), DX(be, dx0), DW(be, dw0), DX2(be, dx0), DW2(be, dw0);
+            be.matmul_forward(Y.p, X.p, W.p, s.N, s.C, s.OC);
+            be.matmul_backward(DX.p, DW.p, DY.p, X.p, W.p, s.N, s.C, s.OC);
+            be.matmul_backward(DX2.p, nullptr, DY.p, X.p, W.p, s.N, s.C, s.OC);
+            be.matmul_backward(nullptr, DW2.p, DY.p, X.p, W.p, s.N, s.C, s.OC);
+            return Outputs{Y.get(), DX.get(), DW.get(), DX2.get(), DW2.get()};
+          },
+          {"out", "dinp", "dweight", "dinp only", "dweight only"}, {tol}, p);
+    }
+  }
+}
+
+// Our fp32 SGEMM fallback (and gemm_f32 itself, cuBLAS when present) against ops.h's sgemm,
+// every transpose combination, alpha, beta 0 (C ignored, even NaN) and beta != 0.
+TEST(cuda_gemm_f32_and_fallback_match_cpu_sgemm) {
+  const int M = 45, N = 70, K = 133;
+  Backend& be = gpu();
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (float beta : {0.f, 1.3f}) {
+        const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+        const auto a = randn((size_t)(ta ? K : M) * lda, 16), b = randn((size_t)(tb ? N : K) * ldb, 17);
+        auto c0 = randn((size_t)M * ldc, 18);
+        if (beta == 0.f) c0.assign(c0.size(), NAN);
+        auto want = c0;
+        engine::sgemm(ta, tb, M, N, K, 0.7f, a.data(), lda, b.data(), ldb, beta, want.data(), ldc);
+        for (int which = 0; which < 2; which++) {
+          F A(be, a), B(be, b), Cm(be, c0);
+          cuda_test::ok(which == 0 ? cuda_backend::gemm_f32_fallback(ta, tb, M, N, K, 0.7f, A.p, lda, B.p, ldb, beta, Cm.p, ldc, 0)
+                                   : cuda_backend::gemm_f32(ta, tb, M, N, K, 0.7f, A.p, lda, B.p, ldb, beta, Cm.p, ldc,
+                                                            cuda_backend::GemmCompute::f32, 0));
+          auto got = Cm.get();
+          std::vector<float> g, w;  // the M x N part only (padding columns keep c0)
+          for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+              g.push_back(got[(size_t)i * ldc + j]);
+              w.push_back(want[(size_t)i * ldc + j]);
+            }
+          near(g, w, 1e-4, std::string(which == 0 ? "fallback" : "gemm_f32") + " ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) +
+                               " beta=" + std::to_string(beta));
+        }
+      }
+}
+
+TEST(cuda_backend_rope_matches_cpu) {
+  for (int D : {32, 64}) {
+    const int B = 2, T = 33, H = 3, max_seq = 80;  // T < max_seq: rows 0..T-1 of the table
+    const engine::RopeTable table = engine::rope_table(D, max_seq, 10000.0, engine::RopeScaling{});
+    const auto x = randn((size_t)B * T * H * D, 19 + D);
+    compare(
+        [&](Backend& be) {
+          F X(be, x), DX(be, x), cs(be, table.cos), sn(be, table.sin);
+          const engine::RopeArrays rope{&table, cs.p, sn.p};
+          be.rope_forward(X.p, B, T, H, D, rope);
+          be.rope_backward(DX.p, B, T, H, D, rope);
+          return Outputs{X.get(), DX.get()};
+        },
+        {"rope forward", "rope backward"}, {1e-5});
+  }
+  const engine::RopeTable table = engine::rope_table(64, 16, 10000.0, engine::RopeScaling{});
+  F X(gpu(), 64 * 32), cs(gpu(), table.cos), sn(gpu(), table.sin);
+  const engine::RopeArrays rope{&table, cs.p, sn.p};
+  EXPECT_THROWS_MSG(gpu().rope_forward(X.p, 1, 32, 1, 64, rope), "rope: the table is (16, 64)");
+}
+
+TEST(cuda_backend_head_transposes_match_cpu_exactly) {
+  const int B = 2, T = 19, H = 3, D = 24;
+  const auto x = randn((size_t)B * T * H * D, 21);
+  compare(
+      [&](Backend& be) {
+        F X(be, x), heads(be, garbage(x.size())), back(be, garbage(x.size()));
+        be.to_heads(heads.p, X.p, B, T, H, D);
+        be.from_heads(back.p, heads.p, B, T, H, D);
+        return Outputs{heads.get(), back.get()};
+      },
+      {"to_heads", "from_heads"}, {0.0});
+}
+
+namespace {
+struct AttnCase {
+  const char* what;
+  int B, H, Hkv, T, D;
+  int block;           // 0: dense (mask == nullptr)
+  bool share = true;   // one mask per kv head (else per query head)
+  bool built_dense = false;  // a mask built dense (dense_below), any block size
+};
+
+engine::BlockMask case_mask(const AttnCase& c, uint64_t seed) {
+  engine::MaskSpec spec;
+  spec.block_size = c.block;
+  spec.global_blocks = 1;
+  spec.window_blocks = 1;
+  spec.random_blocks = 2;
+  spec.random_seed = seed;
+  spec.share_gqa_group = c.share;
+  if (c.built_dense) spec.dense_below = c.T + 1;
+  return engine::build_block_mask(spec, c.T, c.H, c.Hkv, 0, nullptr);
+}
+
+void attention_case(const AttnCase& c, uint32_t seed) {
+  const size_t nq = (size_t)c.B * c.H * c.T * c.D, nk = (size_t)c.B * c.Hkv * c.T * c.D, nl = (size_t)c.B * c.H * c.T;
+  const auto q = rounded(randn(nq, seed + 1)), k = rounded(randn(nk, seed + 2)), v = rounded(randn(nk, seed + 3));
+  const auto dout = rounded(randn(nq, seed + 4));
+  engine::BlockMask mask;
+  if (c.block) mask = case_mask(c, seed);
+  const engine::BlockMask* m = c.block ? &mask : nullptr;
+  // Each backend runs its own forward and feeds its own out / lse to its backward, as the model does.
+  compare(
+      [&](Backend& be) {
+        F Q(be, q), K(be, k), V(be, v), DO(be, dout), O(be, garbage(nq)), L(be, garbage(nl));
+        F DQ(be, garbage(nq)), DK(be, garbage(nk)), DV(be, garbage(nk));
+        be.attention_forward(O.p, L.p, Q.p, K.p, V.p, c.B, c.H, c.Hkv, c.T, c.D, m);
+        be.attention_backward(DQ.p, DK.p, DV.p, DO.p, Q.p, K.p, V.p, O.p, L.p, c.B, c.H, c.Hkv, c.T, c.D, m);
+        return Outputs{O.get(), L.get(), DQ.get(), DK.get(), DV.get()};
+      },
+      {std::string(c.what) + ": out", std::string(c.what) + ": lse", std::string(c.what) + ": dq", std::string(c.what) + ": dk",
+       std::string(c.what) + ": dv"},
+      {2e-2, 1e-3, 2e-2, 2e-2, 2e-2});
+}
+}  // namespace
+
+TEST(cuda_backend_attention_matches_cpu) {
+  const AttnCase cases[] = {
+      {"dense D32 (padded to 64) GQA 2", 2, 4, 2, 150, 32, 0},
+      {"block 64 D64 GQA 4 tail", 2, 8, 2, 333, 64, 64},
+      {"block 128 D128 MQA", 1, 4, 1, 300, 128, 128},
+      {"block 64 D64 per-head masks", 1, 4, 2, 200, 64, 64, false},
+      {"block 128 D48 (padded to 64)", 1, 4, 2, 256, 48, 128},
+      {"block 64 D96 (padded to 128) per-head", 1, 2, 1, 190, 96, 64, false},
+      {"built-dense block 16 D64", 1, 4, 2, 100, 64, 16, true, true},
+      {"dense D128", 1, 2, 2, 128, 128, 0},
+      {"dense D64 short T", 3, 2, 1, 7, 64, 0},
+  };
+  uint32_t seed = 100;
+  for (const AttnCase& c : cases) attention_case(c, seed += 10);
+}
+
+TEST(cuda_backend_attention_refuses_what_it_cannot_run) {
+  Backend& be = gpu();
+  const int B = 1, H = 2, Hkv = 1, T = 128;
+  F q(be, (int64_t)B * H * T * 160), k(be, (int64_t)B * Hkv * T * 160), o(be, (int64_t)B * H * T * 160), l(be, (int64_t)B * H * T);
+  engine::MaskSpec spec;
+  spec.block_size = 16;
+  const engine::BlockMask m16 = engine::build_block_mask(spec, T, H, Hkv, 0, nullptr);
+  EXPECT(!m16.dense);
+  EXPECT_THROWS_MSG(be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 64, &m16),
+                    "mask.block_size 16: the CUDA attention kernels support block sizes 64 and 128");
+  EXPECT_THROWS_MSG(be.attention_backward(o.p, k.p, k.p, o.p, q.p, k.p, k.p, o.p, l.p, B, H, Hkv, T, 64, &m16),
+                    "mask.block_size 16: the CUDA attention kernels support block sizes 64 and 128");
+  EXPECT_THROWS_MSG(be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 160, nullptr), "head_dim 160");
+  spec.block_size = 64;
+  const engine::BlockMask m64 = engine::build_block_mask(spec, 2 * T, H, Hkv, 0, nullptr);
+  EXPECT_THROWS_MSG(be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 64, &m64), "the mask was built for T = 256");
+  // Still usable after refusing.
+  be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 64, nullptr);
+  auto lse = l.get();
+  for (float x : lse) EXPECT(std::isfinite(x));
+}
+
+TEST(cuda_backend_swiglu_add_scaled_scale_match_cpu) {
+  const int n = 100003;
+  const auto g = randn(n, 30), u = randn(n, 31), dy = randn(n, 32);
+  compare(
+      [&](Backend& be) {
+        F G(be, g), U(be, u), DY(be, dy), Y(be, garbage(n)), DG(be, garbage(n)), DU(be, garbage(n));
+        be.swiglu_forward(Y.p, G.p, U.p, n);
+        be.swiglu_backward(DG.p, DU.p, DY.p, G.p, U.p, n);
+        F S(be, garbage(n)), A1(be, g), B1(be, u), A2(be, g), X(be, dy);
+        be.add_scaled(S.p, G.p, U.p, -0.75f, n);
+        be.add_scaled(A1.p, A1.p, U.p, 2.5f, n);  // out aliases a
+        be.add_scaled(B1.p, G.p, B1.p, 0.5f, n);  // out aliases b
+        be.scale(A2.p, G.p, 3.f, n);
+        be.scale(X.p, X.p, -0.125f, n);           // in place
+        return Outputs{Y.get(), DG.get(), DU.get(), S.get(), A1.get(), B1.get(), A2.get(), X.get()};
+      },
+      {"swiglu out", "dgate", "dup", "add_scaled", "add_scaled out=a", "add_scaled out=b", "scale", "scale in place"},
+      {1e-4, 1e-4, 1e-4, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6});
+}
+
+TEST(cuda_backend_cross_entropy_matches_cpu) {
+  const int N = 19, V = 517;
+  const auto z = randn((size_t)N * V, 33, 3.f);
+  const auto targets = random_tokens(N, V, 34);
+  double loss[2][3];
+  int which = 0;
+  compare(
+      [&](Backend& be) {
+        F Z(be, z), DZ(be, garbage(z.size())), Zin(be, z), Z2(be, z);
+        I tg(be, targets);
+        double* l = loss[which++];
+        l[0] = be.cross_entropy(DZ.p, Z.p, tg.p, N, V, 0.5f);
+        l[1] = be.cross_entropy(Zin.p, Zin.p, tg.p, N, V, 0.5f);  // dlogits aliases logits
+        l[2] = be.cross_entropy(nullptr, Z2.p, tg.p, N, V, 0.5f);
+        return Outputs{DZ.get(), Zin.get(), Z2.get()};
+      },
+      {"dlogits", "dlogits in place", "logits untouched"}, {1e-4});
+  for (int i = 0; i < 3; i++) near_scalar(loss[1][i], loss[0][i], 1e-4, 0, "cross-entropy loss " + std::to_string(i));
+}
+
+TEST(cuda_backend_logit_kl_matches_cpu) {
+  const int N = 13, V = 517;
+  const auto zs = randn((size_t)N * V, 35, 2.f), zt = randn((size_t)N * V, 36, 2.f), d0 = randn((size_t)N * V, 37, 1e-3f);
+  double kl[2][2];
+  int which = 0;
+  compare(
+      [&](Backend& be) {
+        F S(be, zs), T(be, zt), D(be, d0);
+        double* k = kl[which++];
+        k[0] = be.logit_kl(D.p, S.p, T.p, N, V, 2.f, 0.3f);  // adds into d0
+        k[1] = be.logit_kl(nullptr, S.p, T.p, N, V, 1.f, 0.3f);
+        return Outputs{D.get()};
+      },
+      {"dlogits (accumulated)"}, {1e-4});
+  near_scalar(kl[1][0], kl[0][0], 1e-4, 0, "logit KL at temperature 2");
+  near_scalar(kl[1][1], kl[0][1], 1e-4, 0, "logit KL at temperature 1");
+}
+
+TEST(cuda_backend_sum_squares_and_adamw_match_cpu) {
+  const int64_t n = 1000003;
+  const auto x = randn(n, 38);
+  F X(gpu(), x);
+  near_scalar(gpu().sum_squares(X.p, n), cpu().sum_squares(x.data(), n), 1e-5, 0, "sum_squares");
+  EXPECT(gpu().sum_squares(X.p, 0) == 0);
+  const int m = 10007;
+  const auto p = randn(m, 39), g = randn(m, 40), m0 = randn(m, 41, 0.1f);
+  auto v0 = randn(m, 42, 0.1f);
+  for (auto& e : v0) e = std::fabs(e);
+  compare(
+      [&](Backend& be) {
+        F P(be, p), G(be, g), M(be, m0), Vv(be, v0);
+        be.adamw_update(P.p, G.p, M.p, Vv.p, m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.5f);
+        return Outputs{P.get(), M.get(), Vv.get()};
+      },
+      {"param", "m", "v"}, {1e-5});
+}
