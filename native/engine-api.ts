@@ -86,9 +86,10 @@ export interface EngineModel {
   saveOptimizer(file: string): Promise<void>;
   loadOptimizer(file: string): Promise<void>;
   /**
-   * Overwrite the student's currently trainable tensors with those of a save() directory
-   * (frozen tensors stay shared with the dense teacher). The runtime uses it for stage rollback
-   * and --resume, so the teacher stays the original base. Added by the runtime (pipeline runtime issue).
+   * Overwrite the student's tensors with those of a save() directory; the teacher keeps the base
+   * (tensors equal to it stay shared). The runtime uses it for stage rollback
+   * and --resume, so the teacher stays the original base. (Optional: without it the runtime
+   * recomputes the earlier stages instead, which is exact but slow.)
    */
   loadTrainable?(dir: string): Promise<void>;
   dispose(): void;

@@ -24,7 +24,8 @@ interface NativeModelHandle {
   numParams(): number;
   tensors(): NativeTensorInfo[];
   initRandom(seed: number): void;
-  setTensor(name: string, data: Float32Array): void;
+  /** studentOnly: the teacher keeps its weights (the tensor gets its own teacher copy if needed). */
+  setTensor(name: string, data: Float32Array, studentOnly?: boolean): void;
   getTensor(name: string): Float32Array;
   getTeacherTensor(name: string): Float32Array;
   setTrainable(layers: number[], kinds: string[], trainable: boolean): void;
@@ -187,6 +188,10 @@ async function withCallerStack<T>(p: () => Promise<T>): Promise<T> {
 
 // ---------------------------------------------------------------------------- model
 
+/** The config fields that fix every tensor's shape (a checkpoint must agree on all of them). */
+const SHAPE_FIELDS = ['model_type', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+  'num_key_value_heads', 'head_dim', 'tie_word_embeddings'] as const;
+
 /** Engine-only tensors (the trainable block indexers) saved beside model.safetensors. */
 export const SELECTOR_FILE = 'selector.safetensors';
 
@@ -309,6 +314,30 @@ export class NativeEngineModel implements EngineModel {
     const selectorFile = join(dir, SELECTOR_FILE);
     if (selectors.length > 0) writeSafetensors(selectorFile, selectors, { format: 'sparse-studio-selector' });
     else if (existsSync(selectorFile)) unlinkSync(selectorFile);
+  }
+
+  /**
+   * The weights of a save() directory on top of this model (a fresh base with the run's model state
+   * replayed), the teacher kept as the base: a tensor that differs gets its own teacher copy first.
+   * Stage rollback and --resume use it instead of recomputing the earlier stages.
+   */
+  async loadTrainable(dir: string): Promise<void> {
+    const { config, tensors } = loadCheckpoint(dir);
+    for (const field of SHAPE_FIELDS) {
+      if (config[field] !== this.config[field]) throw new Error(`${dir}: config.json ${field} is ${String(config[field])}, this model has ${String(this.config[field])}`);
+    }
+    try {
+      for (const [name, data] of tensors) this.h.setTensor(name, data, true);
+    } catch (e) {
+      throw new Error(`${dir}: ${(e as Error).message}`);
+    }
+    const selectorFile = join(dir, SELECTOR_FILE);
+    if (!existsSync(selectorFile)) return;
+    const present = new Set(this.h.tensors().map((t) => t.name));
+    for (const [name, t] of readSafetensors(selectorFile)) {
+      if (present.has(name)) this.h.setTensor(name, t.data, true);
+      else this.pendingSelectors.set(name, t.data);
+    }
   }
 
   async saveOptimizer(file: string): Promise<void> {

@@ -173,6 +173,43 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     b.dispose();
   });
 
+  it('restores trained weights onto a fresh base with loadTrainable, the teacher kept as the base', async () => {
+    const config = tinyConfig('llama', false);
+    const mask = { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 0, random_blocks: 0, random_seed: 4, topk_blocks: 1, selector: 'indexer' as const, dense_below: 0, share_gqa_group: true };
+    const distill = { task: 1, attn_kl: 0.5, logit_kl: 0.2, hidden_mse: 0, temperature: 1 };
+    const batch = batchOf(2, 32, 37, 8);
+    const replay = (m: NativeEngineModel) => {
+      m.setAttention(1, mask);
+      m.setTrainable({ layers: 'all', kinds: ['q', 'k', 'v', 'o', 'mlp', 'norms', 'embeddings'] }, false);
+      m.setTrainable({ layers: [1], kinds: ['q', 'k'] }, true);
+    };
+    const trained = engine.createModel(config, { seed: 6 });
+    replay(trained);
+    for (let i = 0; i < 3; i++) await trained.trainStep(batch, adam(1e-2, { distill }));
+    trained.setTrainable({ layers: [1], kinds: ['k'] }, false);  // trained, then frozen: still restored
+    const dir = fresh();
+    await trained.save(dir);
+    await trained.saveOptimizer(join(dir, 'optimizer.safetensors'));
+
+    const rebuilt = engine.createModel(config, { seed: 6 });
+    const base = rebuilt.getTensor('model.layers.1.self_attn.k_proj.weight');
+    replay(rebuilt);
+    rebuilt.setTrainable({ layers: [1], kinds: ['k'] }, false);
+    await rebuilt.loadTrainable(dir);
+    await rebuilt.loadOptimizer(join(dir, 'optimizer.safetensors'));
+    for (const name of ['model.layers.1.self_attn.q_proj.weight', 'model.layers.1.self_attn.k_proj.weight', 'model.layers.1.self_attn.indexer.wq.weight']) {
+      expect(rebuilt.getTensor(name)).toEqual(trained.getTensor(name));
+      expect(rebuilt.getTeacherTensor(name)).toEqual(trained.getTeacherTensor(name));
+    }
+    expect(rebuilt.getTeacherTensor('model.layers.1.self_attn.k_proj.weight')).toEqual(base);
+    expect(await rebuilt.evaluate(batch)).toEqual(await trained.evaluate(batch));
+    expect(await rebuilt.trainStep(batch, adam(1e-2, { distill }))).toEqual(await trained.trainStep(batch, adam(1e-2, { distill })));
+
+    const other = engine.createModel({ ...config, hidden_size: 12 }, { seed: 6 });
+    await expect(other.loadTrainable(dir)).rejects.toThrow(`${dir}: config.json hidden_size is 16, this model has 12`);
+    for (const m of [trained, rebuilt, other]) m.dispose();
+  });
+
   it('saves trained block indexers and restores them when the layer becomes sparse again', async () => {
     const mask = { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 0, random_blocks: 0, random_seed: 4, topk_blocks: 1, selector: 'indexer' as const, dense_below: 0, share_gqa_group: true };
     const a = engine.createModel(tinyConfig('llama', false), { seed: 3 });

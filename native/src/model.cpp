@@ -300,6 +300,18 @@ void Model::set_tensor(const std::string& name, const float* values, int64_t n) 
   p.teacher.clear();  // a freshly loaded tensor is the new base
 }
 
+void Model::set_student_tensor(const std::string& name, const float* values, int64_t n) {
+  Param& p = param(name);
+  if (n != p.numel()) {
+    std::ostringstream os;
+    os << "tensor " << name << ": got " << n << " values, expected " << p.numel();
+    throw std::invalid_argument(os.str());
+  }
+  if (std::equal(values, values + n, p.data.begin())) return;
+  if (p.teacher.empty()) p.teacher = p.data;
+  std::copy(values, values + n, p.data.begin());
+}
+
 void Model::set_trainable(const std::vector<int>& layers, const std::vector<ParamKind>& kinds, bool trainable) {
   for (int l : layers)
     if (l < 0 || l >= config_.num_layers)

@@ -124,6 +124,10 @@ class Model {
   void init_random(uint64_t seed);
   // Copies n floats into the named tensor (and its teacher copy if any); throws on size mismatch.
   void set_tensor(const std::string& name, const float* values, int64_t n);
+  // Copies n floats into the student's tensor only: the teacher keeps the weights it has (the
+  // tensor gets its own teacher copy first when the values differ). Restores a checkpoint's
+  // trained weights onto a fresh base without changing the teacher.
+  void set_student_tensor(const std::string& name, const float* values, int64_t n);
 
   // 0-based layer; nullptr restores dense attention. A trainable-indexer spec adds that layer's
   // selector tensors (kind selector) the first time, initialised from the spec's random_seed.

@@ -320,3 +320,28 @@ TEST(backend_cuda_loader_explains_a_missing_module) {
   EXPECT_THROWS_MSG(load_cuda_backend("/nonexistent/sparse_cuda.node", Precision::bf16),
                    "the CUDA module does not load (/nonexistent/sparse_cuda.node)");
 }
+
+TEST(backend_student_tensor_restore_keeps_the_teacher) {
+  for (bool copying : {false, true}) {
+    auto be = copying ? std::shared_ptr<Backend>(std::make_shared<CopyingBackend>(Precision::fp32)) : cpu_backend();
+    Model m(small("llama"), be);
+    m.init_random(4);
+    const std::string name = "model.layers.0.mlp.down_proj.weight";
+    const std::vector<float> base = m.param(name).data;
+    m.set_student_tensor(name, base.data(), (int64_t)base.size());
+    EXPECT(m.param(name).teacher.empty());  // equal to the base: still shared
+    std::vector<float> trained = base;
+    for (auto& x : trained) x *= 1.5f;
+    m.set_student_tensor(name, trained.data(), (int64_t)trained.size());
+    EXPECT(m.param(name).data == trained);
+    EXPECT(m.param(name).teacher == base);
+    EXPECT_THROWS_MSG(m.set_student_tensor(name, trained.data(), 3), "got 3 values");
+    // The teacher's forward reads the base: the student's loss moved, the teacher's did not.
+    auto batch = tokens(1, 16, 37, 3);
+    Model reference(small("llama"));
+    reference.init_random(4);
+    const EvalResult e = m.evaluate(batch.data(), 1, 16);
+    EXPECT(e.loss_teacher == reference.evaluate(batch.data(), 1, 16).loss);
+    EXPECT(e.loss != e.loss_teacher);
+  }
+}

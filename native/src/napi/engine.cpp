@@ -371,7 +371,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
         throw std::invalid_argument("tensor " + info[0].As<Napi::String>().Utf8Value() + ": must be a Float32Array");
       auto a = info[1].As<Napi::Float32Array>();
-      idle_model().set_tensor(info[0].As<Napi::String>().Utf8Value(), a.Data(), (int64_t)a.ElementLength());
+      const std::string name = info[0].As<Napi::String>().Utf8Value();
+      // setTensor(name, data, studentOnly): studentOnly keeps the teacher's weights (checkpoint restore)
+      if (info.Length() > 2 && info[2].ToBoolean().Value()) idle_model().set_student_tensor(name, a.Data(), (int64_t)a.ElementLength());
+      else idle_model().set_tensor(name, a.Data(), (int64_t)a.ElementLength());
       return info.Env().Undefined();
     });
   }
