@@ -48,7 +48,7 @@ class Backend {
   virtual void release(void* p) = 0;
   virtual void upload(void* dst, const void* src, int64_t bytes) = 0;
   virtual void download(void* dst, const void* src, int64_t bytes) = 0;
-  virtual void copy(float* dst, const float* src, int64_t n) = 0;
+  virtual void copy(float* dst, const float* src, int64_t n) = 0;  // dst == src: nothing to do
   virtual void fill(float* x, float value, int64_t n) = 0;
 
   // ------------------------------------------------------------------ ops (ops.h semantics)
@@ -65,7 +65,7 @@ class Backend {
                                const float* weight, int N, int C, int OC) = 0;
   virtual void rope_forward(float* x, int B, int T, int H, int D, const RopeArrays& rope) = 0;
   virtual void rope_backward(float* dx, int B, int T, int H, int D, const RopeArrays& rope) = 0;
-  // x (B, T, H, D) -> out (B, H, T, D), and back.
+  // x (B, T, H, D) -> out (B, H, T, D), and back (out must not alias x).
   virtual void to_heads(float* out, const float* x, int B, int T, int H, int D) = 0;
   virtual void from_heads(float* out, const float* x, int B, int T, int H, int D) = 0;
   // mask == nullptr: dense causal attention. Outputs overwritten.
@@ -88,6 +88,17 @@ class Backend {
   // when dlogits is non-null ADDS gscale * (softmax(zs/temp) - softmax(zt/temp)) to it.
   virtual double logit_kl(float* dlogits, const float* zs, const float* zt, int N, int V, float temp,
                           float gscale) = 0;
+  // Attention-KL distillation loss of one block-sparse layer, as attention_metrics.h attn_kl_loss:
+  // the mean over (B, H, T) of KL(P_student || P_teacher) over the keys the mask keeps. When dq_s
+  // and dk_s are non-null it WRITES there the loss's gradients w.r.t. the student's q (B, H, T, D)
+  // and k (B, Hkv, T, D), multiplied by grad_scale. lse_t (B, H, T): the teacher's dense lse.
+  virtual double attn_kl_loss(float* dq_s, float* dk_s, float grad_scale, const float* q_s, const float* k_s,
+                              const float* q_t, const float* k_t, const float* lse_t, int B, int H, int Hkv, int T,
+                              int D, const BlockMask& mask) = 0;
+  // Parameter-free block scores of ONE sequence, as block_selector.h pooled_block_scores, written
+  // to HOST memory (the mask is built on the host): scores (Hkv or H, nb, nb). q (H, T, D), k (Hkv, T, D).
+  virtual void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,
+                                   int block_size, bool share_gqa_group) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;
   virtual void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                             float beta2, float eps, float weight_decay, int step, float grad_scale) = 0;

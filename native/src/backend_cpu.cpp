@@ -8,7 +8,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "attention_metrics.h"
 #include "backend.h"
+#include "block_selector.h"
 #include "blocksparse_attention.h"
 #include "parallel.h"
 
@@ -153,6 +155,21 @@ class CpuBackend final : public Backend {
     double sum = 0;
     for (double kl : row_kl) sum += kl;
     return sum;
+  }
+  double attn_kl_loss(float* dq_s, float* dk_s, float grad_scale, const float* q_s, const float* k_s, const float* q_t,
+                      const float* k_t, const float* lse_t, int B, int H, int Hkv, int T, int D,
+                      const BlockMask& mask) override {
+    if (!dq_s || !dk_s) return engine::attn_kl_loss(nullptr, nullptr, q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, mask);
+    const double kl = engine::attn_kl_loss(dq_s, dk_s, q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, mask);
+    if (grad_scale != 1.0f) {
+      scale(dq_s, dq_s, grad_scale, (int64_t)B * H * T * D);
+      scale(dk_s, dk_s, grad_scale, (int64_t)B * Hkv * T * D);
+    }
+    return kl;
+  }
+  void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,
+                           int block_size, bool share_gqa_group) override {
+    engine::pooled_block_scores(scores_host, q, k, H, Hkv, T, D, block_size, share_gqa_group);
   }
   double sum_squares(const float* x, int64_t n) override { return engine::sum_squares(x, n); }
   void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,

@@ -654,13 +654,11 @@ void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const 
   }
   const int nb = (T + spec.block_size - 1) / spec.block_size;
   const int heads = spec.share_gqa_group ? Hkv : H;
-  std::vector<float> scores((size_t)heads * nb * nb), s1, s2, s3;
+  std::vector<float> scores((size_t)heads * nb * nb), staging;
   const LayerParams& lp = layers_[l];
   const bool pooled = spec.selector == MaskSpec::Pooled;
-  // The selectors run on the host: their inputs come down from the backend once per layer.
-  const float* q = pooled ? host_view(la.q.data(), la.q.size(), s1) : nullptr;
-  const float* k = pooled ? host_view(la.k.data(), la.k.size(), s2) : nullptr;
-  const float* x = pooled ? nullptr : host_view(la.ln1.data(), la.ln1.size(), s3);
+  // The indexer runs on the host (its input comes down from the backend once per layer).
+  const float* x = pooled ? nullptr : host_view(la.ln1.data(), la.ln1.size(), staging);
   std::vector<float> wq, wk, wh;
   if (!pooled)
     for (auto [i, out] : {std::pair{lp.idx_q, &wq}, {lp.idx_k, &wk}, {lp.idx_h, &wh}}) {
@@ -669,8 +667,9 @@ void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const 
     }
   for (int b = 0; b < B; b++) {
     if (pooled) {
-      pooled_block_scores(scores.data(), q + (size_t)b * H * T * D, k + (size_t)b * Hkv * T * D, H, Hkv, T, D,
-                          spec.block_size, spec.share_gqa_group);
+      backend_->pooled_block_scores(scores.data(), la.q.data() + (size_t)b * H * T * D,
+                                    la.k.data() + (size_t)b * Hkv * T * D, H, Hkv, T, D, spec.block_size,
+                                    spec.share_gqa_group);
     } else {
       indexer_block_scores(scores.data(), x + (size_t)b * T * C, wq.data(), wk.data(), wh.data(), indexer_shape_, T,
                            spec.block_size, heads);
@@ -697,7 +696,6 @@ double Model::attention_kl(float weight) {
   for (int l = 0; l < config_.num_layers; l++) n_sparse += !s.layers[l].masks.empty();
   if (n_sparse == 0) return 0;
   double total = 0;
-  std::vector<float> dq, dk, sq, sk, tq, tk, tlse;
   for (int l = 0; l < config_.num_layers; l++) {
     LayerActs& la = s.layers[l];
     const LayerActs& lt = t.layers[l];
@@ -706,27 +704,15 @@ double Model::attention_kl(float weight) {
       la.dq_kl.resize(backend_.get(), la.q.size());
       la.dk_kl.resize(backend_.get(), la.k.size());
     }
-    const float* q_s = host_view(la.q.data(), la.q.size(), sq);
-    const float* k_s = host_view(la.k.data(), la.k.size(), sk);
-    const float* q_t = host_view(lt.q.data(), lt.q.size(), tq);
-    const float* k_t = host_view(lt.k.data(), lt.k.size(), tk);
-    const float* lse_t = host_view(lt.lse.data(), lt.lse.size(), tlse);
     double layer_kl = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
       const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
-      if (weight != 0) {
-        dq.assign((size_t)bb * H * T * D, 0.0f);
-        dk.assign((size_t)bb * Hkv * T * D, 0.0f);
-      }
-      const double kl = attn_kl_loss(weight != 0 ? dq.data() : nullptr, weight != 0 ? dk.data() : nullptr, q_s + qo,
-                                     k_s + ko, q_t + qo, k_t + ko, lse_t + lo, bb, H, Hkv, T, D, mask);
       const double share = (double)bb / B;  // this call's share of the batch mean
-      layer_kl += kl * share;
-      if (weight != 0) {
-        const float g = (float)(weight * share / n_sparse);
-        add_from_host(la.dq_kl.data() + qo, dq.data(), g, (int64_t)dq.size(), true);
-        add_from_host(la.dk_kl.data() + ko, dk.data(), g, (int64_t)dk.size(), true);
-      }
+      const float g = (float)(weight * share / n_sparse);
+      layer_kl += share * backend_->attn_kl_loss(weight != 0 ? la.dq_kl.data() + qo : nullptr,
+                                                 weight != 0 ? la.dk_kl.data() + ko : nullptr, g, la.q.data() + qo,
+                                                 la.k.data() + ko, lt.q.data() + qo, lt.k.data() + ko,
+                                                 lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
     });
     total += layer_kl;
   }

@@ -100,6 +100,19 @@ class CopyingBackend final : public Backend {
                   float gscale) override {
     return cpu_->logit_kl(dlogits, zs, zt, N, V, temp, gscale);
   }
+  double attn_kl_loss(float* dq_s, float* dk_s, float grad_scale, const float* q_s, const float* k_s, const float* q_t,
+                      const float* k_t, const float* lse_t, int B, int H, int Hkv, int T, int D,
+                      const BlockMask& mask) override {
+    return cpu_->attn_kl_loss(dq_s, dk_s, grad_scale, q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, mask);
+  }
+  void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,
+                           int block_size, bool share_gqa_group) override {
+    // q and k are this backend's memory: copy them down as a GPU backend would.
+    std::vector<float> hq((size_t)H * T * D), hk((size_t)Hkv * T * D);
+    download(hq.data(), q, (int64_t)sizeof(float) * hq.size());
+    download(hk.data(), k, (int64_t)sizeof(float) * hk.size());
+    cpu_->pooled_block_scores(scores_host, hq.data(), hk.data(), H, Hkv, T, D, block_size, share_gqa_group);
+  }
   double sum_squares(const float* x, int64_t n) override { return cpu_->sum_squares(x, n); }
   void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                     float beta2, float eps, float weight_decay, int step, float grad_scale) override {
