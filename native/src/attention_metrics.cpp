@@ -137,6 +137,7 @@ AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const flo
           recall += std::exp(log_pt);
         }
       }
+      kl = std::max(kl, 0.0);  // a KL is never negative; rounding can make a kept-everything row -1e-9
       if (kl_rows) kl_rows[head * T + q0 + row] = kl;
       if (recall_rows) recall_rows[head * T + q0 + row] = recall;
       kl_sum += kl;
