@@ -15,6 +15,10 @@
 //   with zero padding and q pre-multiplied by sqrt(Dp / D), so the kernel's 1/sqrt(Dp) scale gives
 //   q.k / sqrt(D) and lse is unchanged; dq is unpacked times sqrt(Dp / D) (chain rule).
 //   Tile lists of the masks are cached on the device by content (the backward reuses the forward's).
+// - Attention-KL distillation loss: fp32 kernels over the mask's own block lists (any block size
+//   that is a multiple of 16, cached by content like the tile lists); per-row KL comes down and
+//   is summed on the host. Pooled block scores are computed on the device and downloaded, since
+//   the mask builder that takes them runs on the host.
 // - Grow-only scratch buffers; the old buffer is freed only after the device is idle.
 // - Reductions that return a number (cross-entropy, logit KL) download per-row values and sum
 //   them on the host in double in row order, as the CPU backend does.
@@ -76,17 +80,21 @@ class Scratch {
   size_t bytes_ = 0;
 };
 
-// Device tile lists of the masks seen recently, keyed by content.
-class TileMaskCache {
+// Device copies of the masks seen recently, keyed by content (T, block size, mask heads and the
+// bitmap, from which every list of a BlockMask follows): the attention kernels' tile lists
+// (DeviceTileMask) and the attention-KL loss's block lists (DeviceBlockLists).
+template <typename Dev>
+class MaskCache {
  public:
-  TileMaskCache() = default;
-  TileMaskCache(const TileMaskCache&) = delete;
-  TileMaskCache& operator=(const TileMaskCache&) = delete;
-  ~TileMaskCache() {
-    for (Entry& e : entries_) free_tile_mask(&e.dev);
+  explicit MaskCache(void (*release)(Dev*)) : release_(release) {}
+  MaskCache(const MaskCache&) = delete;
+  MaskCache& operator=(const MaskCache&) = delete;
+  ~MaskCache() {
+    for (Entry& e : entries_) release_(&e.dev);
   }
-  // bits empty = dense causal (block_size 64, one mask head).
-  DeviceTileMask get(const std::vector<uint64_t>& bits, int T, int block_size, int n_mask_heads) {
+  // make(Dev*) -> Status builds and uploads a missing entry (cleaning up after itself on failure).
+  template <typename Make>
+  Dev get(const std::vector<uint64_t>& bits, int T, int block_size, int n_mask_heads, Make make) {
     uint64_t hash = 1469598103934665603ull;  // FNV-1a over the words
     for (uint64_t w : bits) hash = (hash ^ w) * 1099511628211ull;
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
@@ -94,14 +102,12 @@ class TileMaskCache {
         entries_.splice(entries_.begin(), entries_, it);  // most recently used first
         return entries_.front().dev;
       }
-    TileMask tiles;
-    check(make_tile_mask(&tiles, bits, T, block_size, n_mask_heads));
     Entry e{T, block_size, n_mask_heads, hash, bits, {}};
-    check(upload_tile_mask(&e.dev, tiles));
+    check(make(&e.dev));
     entries_.push_front(std::move(e));
     if (entries_.size() > kMaxEntries) {
       check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (mask cache)");  // queued kernels may read the evicted lists
-      free_tile_mask(&entries_.back().dev);
+      release_(&entries_.back().dev);
       entries_.pop_back();
     }
     return entries_.front().dev;
@@ -113,8 +119,9 @@ class TileMaskCache {
     int T, block_size, n_mask_heads;
     uint64_t hash;
     std::vector<uint64_t> bits;
-    DeviceTileMask dev;
+    Dev dev;
   };
+  void (*release_)(Dev*);
   std::list<Entry> entries_;
 };
 
@@ -274,6 +281,35 @@ class CudaBackend final : public engine::Backend {
     check(cuda_backend::logit_kl(kl, dlogits, zs, zt, N, V, temp, gscale, kStream));
     return sum_rows(kl, N);
   }
+  double attn_kl_loss(float* dq_s, float* dk_s, float grad_scale, const float* q_s, const float* k_s, const float* q_t, const float* k_t,
+                      const float* lse_t, int B, int H, int Hkv, int T, int D, const engine::BlockMask& mask) override {
+    check_kl_args(B, H, Hkv, T, D, mask);
+    if (!lse_t) throw std::invalid_argument("attn_kl_loss: the teacher's lse is required");
+    const bool grads = dq_s && dk_s;  // as the CPU backend: both gradients, or the loss only
+    std::lock_guard<std::mutex> lock(mu_);
+    const DeviceBlockLists lists = lists_.get(mask.bits, T, mask.block_size, mask.n_mask_heads, [&](DeviceBlockLists* out) {
+      return upload_block_lists(out, T, mask.block_size, mask.n_mask_heads, mask.kv_ptr, mask.kv_idx, mask.q_ptr, mask.q_idx);
+    });
+    const int64_t rows = (int64_t)B * H * T;
+    const double inv_rows = 1.0 / (double)rows;  // the loss is a mean over (B, H, T)
+    float* kl = rows_.get<float>(rows);
+    float* stats = grads ? stats_.get<float>(2 * rows) : nullptr;
+    check(cuda_backend::attn_kl_loss(kl, grads ? dq_s : nullptr, grads ? dk_s : nullptr, (float)(grad_scale * inv_rows), q_s, k_s, q_t, k_t,
+                                     lse_t, stats, B, H, Hkv, T, D, lists, kStream));
+    return sum_rows(kl, rows) * inv_rows;
+  }
+  void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
+                           bool share_gqa_group) override {
+    if (T < 1) throw std::invalid_argument("pooled_block_scores: seq_len must be >= 1");
+    if (block_size < 1) throw std::invalid_argument("pooled_block_scores: block_size must be >= 1");
+    if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("pooled_block_scores: H must be a multiple of Hkv");
+    std::lock_guard<std::mutex> lock(mu_);
+    const int nb = (T + block_size - 1) / block_size;
+    const int64_t n = (int64_t)(share_gqa_group ? Hkv : H) * nb * nb;
+    float* scores = scores_.get<float>(n);
+    check(cuda_backend::pooled_block_scores(scores, q, k, H, Hkv, T, D, block_size, share_gqa_group, kStream));
+    download(scores_host, scores, n * (int64_t)sizeof(float));
+  }
   double sum_squares(const float* x, int64_t n) override {
     if (n <= 0) return 0;
     std::lock_guard<std::mutex> lock(mu_);
@@ -322,17 +358,40 @@ class CudaBackend final : public engine::Backend {
   static float q_scale(int D, int Dp) { return D == Dp ? 1.f : std::sqrt((float)Dp / (float)D); }
 
   DeviceTileMask tile_mask(const engine::BlockMask* mask, int T, int H) {
-    if (!mask || mask->dense) return masks_.get({}, T, 64, 1);  // every causal pair: the dense tile lists
+    if (!mask || mask->dense)  // every causal pair: the dense tile lists (no bits, block_size 64, one mask head)
+      return masks_.get({}, T, 64, 1, [T](DeviceTileMask* out) { return upload_tiles(out, {}, T, 64, 1); });
     if (mask->block_size != 64 && mask->block_size != 128)
       fail("mask.block_size " + std::to_string(mask->block_size) + ": the CUDA attention kernels support block sizes 64 and 128");
     if (mask->T != T) fail("attention: the mask was built for T = " + std::to_string(mask->T) + ", not " + std::to_string(T));
     if (mask->n_mask_heads <= 0 || H % mask->n_mask_heads != 0)
       fail("attention: mask heads " + std::to_string(mask->n_mask_heads) + " must divide heads " + std::to_string(H));
-    return masks_.get(mask->bits, T, mask->block_size, mask->n_mask_heads);
+    return masks_.get(mask->bits, T, mask->block_size, mask->n_mask_heads,
+                      [&](DeviceTileMask* out) { return upload_tiles(out, mask->bits, T, mask->block_size, mask->n_mask_heads); });
+  }
+  static Status upload_tiles(DeviceTileMask* out, const std::vector<uint64_t>& bits, int T, int block_size, int n_mask_heads) {
+    TileMask host;
+    const Status st = make_tile_mask(&host, bits, T, block_size, n_mask_heads);
+    return st.ok ? upload_tile_mask(out, host) : st;
+  }
+
+  // The CPU's argument checks of attn_kl_loss (attention_metrics.cpp), plus what the device lists need.
+  static void check_kl_args(int B, int H, int Hkv, int T, int D, const engine::BlockMask& mask) {
+    if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
+      throw std::invalid_argument("attn_kl_loss: need B, H, Hkv, T, D >= 1 and H a multiple of Hkv");
+    if (mask.T != T)
+      throw std::invalid_argument("attn_kl_loss: mask built for T=" + std::to_string(mask.T) + ", got T=" + std::to_string(T));
+    if (mask.n_mask_heads < 1 || H % mask.n_mask_heads != 0 || mask.n_mask_heads % Hkv != 0)
+      throw std::invalid_argument("attn_kl_loss: mask has " + std::to_string(mask.n_mask_heads) + " heads; need H or Hkv");
+    if (mask.block_size < 16 || mask.block_size % 16 != 0)
+      fail("attn_kl_loss: mask.block_size " + std::to_string(mask.block_size) + " is not supported on CUDA (a multiple of 16)");
+    if (D > 256) fail("attn_kl_loss: head_dim " + std::to_string(D) + " is not supported on CUDA (at most 256)");
+    const int nb = (T + mask.block_size - 1) / mask.block_size;
+    if (mask.n_blocks != nb || mask.bits.size() != (size_t)mask.n_mask_heads * nb * mask.words)
+      fail("attn_kl_loss: the mask's bitmap does not match its T and block size");
   }
 
   // Sum of n per-row device values, in double in row order.
-  double sum_rows(const float* rows, int n) {
+  double sum_rows(const float* rows, int64_t n) {
     std::vector<float> host(n);
     download(host.data(), rows, (int64_t)n * sizeof(float));
     double total = 0;
@@ -344,8 +403,9 @@ class CudaBackend final : public engine::Backend {
   GemmCompute compute_ = GemmCompute::f32;
   std::string device_;
   std::mutex mu_;
-  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_;
-  TileMaskCache masks_;
+  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_, stats_, scores_;
+  MaskCache<DeviceTileMask> masks_{free_tile_mask};
+  MaskCache<DeviceBlockLists> lists_{free_block_lists};
 };
 }  // namespace
 

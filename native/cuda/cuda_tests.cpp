@@ -199,16 +199,27 @@ TEST(cuda_dense_attention_matches_cpu) {
 TEST(cuda_pooled_scores_match_cpu) {
   const int H = 8, Hkv = 2, T = 300, D = 64, block = 64, nb = (T + block - 1) / block;
   auto q = randn((size_t)H * T * D, 20), k = randn((size_t)Hkv * T * D, 21);
-  std::vector<float> want((size_t)Hkv * nb * nb);
-  engine::pooled_block_scores(want.data(), q.data(), k.data(), H, Hkv, T, D, block, true);
-  Dev<float> Q(q), K(k), S(want.size());
-  ok(pooled_block_scores(S.p, Q.p, K.p, H, Hkv, T, D, block, 0));
-  auto got = S.get();
-  std::vector<float> g, w;
-  for (int h = 0; h < Hkv; h++)
-    for (int i = 0; i < nb; i++)
-      for (int j = 0; j <= i; j++) { g.push_back(got[((size_t)h * nb + i) * nb + j]); w.push_back(want[((size_t)h * nb + i) * nb + j]); }
-  near(g, w, 1e-4, "scores");
+  for (bool share : {true, false}) {
+    const int heads = share ? Hkv : H;
+    std::vector<float> want((size_t)heads * nb * nb);
+    engine::pooled_block_scores(want.data(), q.data(), k.data(), H, Hkv, T, D, block, share);
+    Dev<float> Q(q), K(k), S(want.size());
+    ok(pooled_block_scores(S.p, Q.p, K.p, H, Hkv, T, D, block, share, 0));
+    auto got = S.get();
+    std::vector<float> g, w;
+    for (int h = 0; h < heads; h++)
+      for (int i = 0; i < nb; i++)
+        for (int j = 0; j < nb; j++) {
+          const size_t at = ((size_t)h * nb + i) * nb + j;
+          if (j > i) {
+            EXPECT_MSG(std::isinf(got[at]) && got[at] < 0, "non-causal score " << at << " = " << got[at] << ", want -inf");
+            continue;
+          }
+          g.push_back(got[at]);
+          w.push_back(want[at]);
+        }
+    near(g, w, 1e-4, share ? "scores (shared by the GQA group)" : "scores (per query head)");
+  }
 }
 
 int main(int argc, char** argv) {

@@ -135,10 +135,41 @@ Status blocksparse_attention_forward(__nv_bfloat16* out, float* lse, const __nv_
 // scratch: B*H*T floats (rowsum(dout * out)).
 Status blocksparse_attention_backward(float* dq, float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse, float* scratch, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s);
 
+// ------------------------------------------------------------------ attention-KL distillation
+// A block mask's CSR lists on the device at the mask's own block size (any multiple of 16 —
+// masks use powers of two in [16, 256]), in one allocation: per (mask head, query block) row r
+// the kept key blocks kv_idx[kv_ptr[r] .. kv_ptr[r + 1]) ascending, and per (mask head, key
+// block) column c the query blocks keeping it, q_idx[q_ptr[c] .. q_ptr[c + 1]) ascending.
+struct DeviceBlockLists {
+  int T = 0, block_size = 0, n_blocks = 0, n_mask_heads = 0;
+  int32_t* data = nullptr;  // owns kv_ptr | kv_idx | q_ptr | q_idx
+  const int32_t *kv_ptr = nullptr, *kv_idx = nullptr, *q_ptr = nullptr, *q_idx = nullptr;
+};
+// Checks the lists' sizes (n_mask_heads * n_blocks + 1 pointers each, as many indices as
+// kv_ptr's last entry, n_blocks = ceil(T / block_size)), then uploads them.
+Status upload_block_lists(DeviceBlockLists* out, int T, int block_size, int n_mask_heads, const std::vector<int32_t>& kv_ptr,
+                          const std::vector<int32_t>& kv_idx, const std::vector<int32_t>& q_ptr, const std::vector<int32_t>& q_idx);
+void free_block_lists(DeviceBlockLists* m);
+
+// Attention-KL distillation loss of one block-sparse layer (native/src/attention_metrics.h
+// attn_kl_loss) in fp32 on CUDA cores, visiting only kept block pairs (causal per token inside
+// them; T need not be a multiple of the block size). With s = q_s.k_s / sqrt(D), t = q_t.k_t /
+// sqrt(D) over the keys a row keeps, lse_s the student's lse over them and lse_t the teacher's
+// dense lse (input, (B, H, T)):
+//   kl (B, H, T) = sum_j Ps_j (s_j - lse_s - t_j + lse_t) per row  (Ps = exp(s - lse_s)).
+// When dq and dk are both non-null they are OVERWRITTEN (every element) with coef times the
+// gradient of the sum of the rows' KL w.r.t. q_s (B, H, T, D) and k_s (B, Hkv, T, D);
+// row_stats (2 B H T floats) is then scratch for the dk pass. Deterministic (no atomics: dq per
+// query tile over the key lists, dk per key tile over the transposed lists). D <= 256.
+Status attn_kl_loss(float* kl, float* dq, float* dk, float coef, const float* q_s, const float* k_s, const float* q_t, const float* k_t,
+                    const float* lse_t, float* row_stats, int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m, cudaStream_t s);
+
 // ------------------------------------------------------------------ block selection
-// Parameter-free pooled-key scores (InfLLM-V2 / MoBA): scores (Hkv, nb, nb) for causal pairs =
-// sum over the GQA group's heads of mean over queries of block i of q . mean(k of block j).
-// q (H, T, D), k (Hkv, T, D) fp32, one sequence. Non-causal entries are set to -inf.
-Status pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size, cudaStream_t s);
+// Parameter-free pooled-key scores (InfLLM-V2 / MoBA) of one sequence, q (H, T, D), k (Hkv, T, D)
+// fp32: score(i, j) = sum over the mask head's query heads of mean over the queries of block i
+// of q . mean(k of block j). share_gqa_group: scores (Hkv, nb, nb), a mask head per GQA group;
+// else (H, nb, nb), one per query head. Non-causal entries (j > i) are -inf, as on the CPU.
+Status pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
+                           bool share_gqa_group, cudaStream_t s);
 
 }  // namespace cuda_backend
