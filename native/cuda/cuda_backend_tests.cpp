@@ -244,17 +244,21 @@ struct AttnCase {
   bool built_dense = false;  // a mask built dense (dense_below), any block size
 };
 
-engine::BlockMask case_mask(const AttnCase& c, uint64_t seed) {
+// A static mask: global block 0, the diagonal, `window` blocks before it and `random` random
+// blocks per row (or every causal pair when built_dense).
+engine::BlockMask static_mask(int T, int H, int Hkv, int block, bool share, int window, int random, uint64_t seed, bool built_dense = false) {
   engine::MaskSpec spec;
-  spec.block_size = c.block;
+  spec.block_size = block;
   spec.global_blocks = 1;
-  spec.window_blocks = 1;
-  spec.random_blocks = 2;
+  spec.window_blocks = window;
+  spec.random_blocks = random;
   spec.random_seed = seed;
-  spec.share_gqa_group = c.share;
-  if (c.built_dense) spec.dense_below = c.T + 1;
-  return engine::build_block_mask(spec, c.T, c.H, c.Hkv, 0, nullptr);
+  spec.share_gqa_group = share;
+  if (built_dense) spec.dense_below = T + 1;
+  return engine::build_block_mask(spec, T, H, Hkv, 0, nullptr);
 }
+
+engine::BlockMask case_mask(const AttnCase& c, uint64_t seed) { return static_mask(c.T, c.H, c.Hkv, c.block, c.share, 1, 2, seed, c.built_dense); }
 
 void attention_case(const AttnCase& c, uint32_t seed) {
   const size_t nq = (size_t)c.B * c.H * c.T * c.D, nk = (size_t)c.B * c.Hkv * c.T * c.D, nl = (size_t)c.B * c.H * c.T;
@@ -391,4 +395,125 @@ TEST(cuda_backend_sum_squares_and_adamw_match_cpu) {
         return Outputs{P.get(), M.get(), Vv.get()};
       },
       {"param", "m", "v"}, {1e-5});
+}
+
+namespace {
+// Attention-KL distillation loss: fp32 on both sides, so 1e-4 (loss relative, gradients relative
+// to the CPU's max |value|).
+struct KlCase {
+  const char* what;
+  int B, H, Hkv, T, D, block;
+  bool share;
+};
+
+// Global block 0, the diagonal and one random block per row: sparse from 4 blocks on.
+engine::BlockMask kl_mask(const KlCase& c, uint64_t seed) { return static_mask(c.T, c.H, c.Hkv, c.block, c.share, 0, 1, seed); }
+
+void attn_kl_case(const KlCase& c, uint32_t seed) {
+  const size_t nq = (size_t)c.B * c.H * c.T * c.D, nk = (size_t)c.B * c.Hkv * c.T * c.D, nl = (size_t)c.B * c.H * c.T;
+  // A student near its teacher, as in distillation; the teacher's lse from its dense forward.
+  const auto q_t = randn(nq, seed + 1), k_t = randn(nk, seed + 2), v_t = randn(nk, seed + 3);
+  auto q_s = randn(nq, seed + 4, 0.5f), k_s = randn(nk, seed + 5, 0.5f);
+  for (size_t i = 0; i < nq; i++) q_s[i] += q_t[i];
+  for (size_t i = 0; i < nk; i++) k_s[i] += k_t[i];
+  std::vector<float> out(nq), lse_t(nl);
+  cpu().attention_forward(out.data(), lse_t.data(), q_t.data(), k_t.data(), v_t.data(), c.B, c.H, c.Hkv, c.T, c.D, nullptr);
+  const engine::BlockMask mask = kl_mask(c, seed);
+  std::vector<engine::BlockMask> per_seq;  // one mask per sequence, as top-k masks are
+  for (int b = 0; b < c.B; b++) per_seq.push_back(kl_mask(c, seed + 100 + b));
+  EXPECT_MSG(mask.density() < 1, c.what << ": the mask should skip blocks");
+  const float gscale = 0.37f;
+  double loss[2][3];
+  int which = 0;
+  const std::string w = c.what;
+  auto run = [&](Backend& be) {
+    F Qs(be, q_s), Ks(be, k_s), Qt(be, q_t), Kt(be, k_t), L(be, lse_t);
+    F DQ(be, garbage(nq)), DK(be, garbage(nk)), DQ1(be, garbage(nq)), DK1(be, garbage(nk));
+    double* l = loss[which++ % 2];
+    l[0] = be.attn_kl_loss(DQ.p, DK.p, gscale, Qs.p, Ks.p, Qt.p, Kt.p, L.p, c.B, c.H, c.Hkv, c.T, c.D, mask);
+    l[1] = be.attn_kl_loss(nullptr, nullptr, gscale, Qs.p, Ks.p, Qt.p, Kt.p, L.p, c.B, c.H, c.Hkv, c.T, c.D, mask);
+    // Per sequence into slices of the batch's arrays (Model::attention_kl with per-sequence masks).
+    l[2] = 0;
+    for (int b = 0; b < c.B; b++) {
+      const size_t qo = (size_t)b * c.H * c.T * c.D, ko = (size_t)b * c.Hkv * c.T * c.D, lo = (size_t)b * c.H * c.T;
+      l[2] += be.attn_kl_loss(DQ1.p + qo, DK1.p + ko, 1.f, Qs.p + qo, Ks.p + ko, Qt.p + qo, Kt.p + ko, L.p + lo, 1, c.H, c.Hkv, c.T, c.D,
+                              per_seq[b]) / c.B;
+    }
+    return Outputs{DQ.get(), DK.get(), DQ1.get(), DK1.get()};
+  };
+  compare(run, {w + ": dq", w + ": dk", w + ": dq per sequence", w + ": dk per sequence"}, {1e-4}, Precision::bf16);
+  EXPECT_MSG(loss[0][0] > 0 && loss[0][2] > 0, w << ": KL should be positive");
+  near_scalar(loss[1][0], loss[0][0], 1e-4, 0, w + ": loss");
+  near_scalar(loss[1][1], loss[0][1], 1e-4, 0, w + ": loss (no gradients)");
+  near_scalar(loss[1][2], loss[0][2], 1e-4, 0, w + ": loss per sequence");
+  EXPECT_MSG(loss[1][0] == loss[1][1], w << ": the loss without gradients should be the same number");
+  // Deterministic: two more GPU runs (into loss[0] and loss[1]) give the same bits.
+  const Outputs first = run(gpu()), second = run(gpu());
+  for (size_t i = 0; i < first.size(); i++) EXPECT_MSG(first[i] == second[i], w << ": output " << i << " differs between runs");
+  for (int i = 0; i < 3; i++) EXPECT_MSG(loss[0][i] == loss[1][i], w << ": loss " << i << " differs between runs");
+}
+}  // namespace
+
+TEST(cuda_backend_attn_kl_loss_matches_cpu) {
+  const KlCase cases[] = {
+      {"attn-KL block 16 D32 GQA 2", 2, 4, 2, 160, 32, 16, true},
+      {"attn-KL block 32 D32 tail per-head", 2, 4, 2, 300, 32, 32, false},
+      {"attn-KL block 64 D64 H == Hkv tail", 2, 2, 2, 700, 64, 64, true},
+      {"attn-KL block 128 D64 GQA 2 tail per-head", 1, 4, 2, 1100, 64, 128, false},
+      {"attn-KL block 64 D32 H == Hkv per-head", 1, 3, 3, 512, 32, 64, false},
+      {"attn-KL block 16 D64 GQA 4 tail", 1, 4, 1, 250, 64, 16, true},
+      {"attn-KL block 256 D48 GQA 2 tail", 1, 2, 1, 1300, 48, 256, true},
+  };
+  uint32_t seed = 200;
+  for (const KlCase& c : cases) attn_kl_case(c, seed += 10);
+}
+
+TEST(cuda_backend_attn_kl_loss_refuses_bad_arguments) {
+  Backend& be = gpu();
+  const int B = 1, H = 2, Hkv = 1, T = 64, D = 32;
+  F q(be, (int64_t)B * H * T * 300), k(be, (int64_t)B * Hkv * T * 300), l(be, (int64_t)B * H * T);
+  const engine::BlockMask m = kl_mask({"", B, H, Hkv, T, D, 16, true}, 1);
+  EXPECT_THROWS_MSG(be.attn_kl_loss(nullptr, nullptr, 1.f, q.p, k.p, q.p, k.p, l.p, B, H, Hkv, T, 300, m), "head_dim 300");
+  EXPECT_THROWS_MSG(be.attn_kl_loss(nullptr, nullptr, 1.f, q.p, k.p, q.p, k.p, l.p, B, H, Hkv, T / 2, D, m), "mask built for T=64");
+  EXPECT_THROWS_MSG(be.attn_kl_loss(nullptr, nullptr, 1.f, q.p, k.p, q.p, k.p, nullptr, B, H, Hkv, T, D, m), "lse is required");
+  // Still usable after refusing; q_s == q_t, k_s == k_t with the dense lse: KL = -log(kept mass) >= 0.
+  std::vector<float> out((size_t)B * H * T * D), lse((size_t)B * H * T);
+  const auto qh = randn(out.size(), 3), kh = randn((size_t)B * Hkv * T * D, 4);
+  cpu().attention_forward(out.data(), lse.data(), qh.data(), kh.data(), kh.data(), B, H, Hkv, T, D, nullptr);
+  F Q(be, qh), K(be, kh), L(be, lse);
+  const double kl = be.attn_kl_loss(nullptr, nullptr, 1.f, Q.p, K.p, Q.p, K.p, L.p, B, H, Hkv, T, D, m);
+  near_scalar(kl, cpu().attn_kl_loss(nullptr, nullptr, 1.f, qh.data(), kh.data(), qh.data(), kh.data(), lse.data(), B, H, Hkv, T, D, m), 1e-4, 0,
+              "attn-KL of pure masking");
+}
+
+TEST(cuda_backend_pooled_block_scores_match_cpu) {
+  struct Shape { int H, Hkv, T, D, block; };
+  for (Shape s : {Shape{8, 2, 300, 64, 64}, Shape{4, 4, 200, 32, 32}, Shape{4, 2, 100, 32, 16}, Shape{4, 2, 1000, 128, 128}})
+    for (bool share : {true, false}) {
+      const std::string what = "pooled scores H" + std::to_string(s.H) + " Hkv" + std::to_string(s.Hkv) + " T" + std::to_string(s.T) +
+                                " block " + std::to_string(s.block) + (share ? " shared" : " per head");
+      const int nb = (s.T + s.block - 1) / s.block;
+      const size_t nq = (size_t)s.H * s.T * s.D, nk = (size_t)s.Hkv * s.T * s.D, n = (size_t)(share ? s.Hkv : s.H) * nb * nb;
+      // Two sequences; the second one is scored (the model passes a sequence's offset).
+      const auto q = randn(2 * nq, (uint32_t)(s.T + s.block)), k = randn(2 * nk, (uint32_t)(s.T + s.D));
+      std::vector<float> got[2];
+      int which = 0;
+      for (Backend* be : {&cpu(), &gpu()}) {
+        F Q(*be, q), K(*be, k);
+        std::vector<float>& out = got[which++];
+        out.assign(n, 1.5f);
+        be->pooled_block_scores(out.data(), Q.p + nq, K.p + nk, s.H, s.Hkv, s.T, s.D, s.block, share);
+      }
+      std::vector<float> causal_cpu, causal_gpu;
+      for (size_t e = 0; e < n; e++) {
+        const int i = (int)(e / nb % nb), j = (int)(e % nb);
+        if (j > i) {
+          EXPECT_MSG(std::isinf(got[1][e]) && got[1][e] < 0 && std::isinf(got[0][e]), what << ": entry " << e << " should be -inf");
+          continue;
+        }
+        causal_cpu.push_back(got[0][e]);
+        causal_gpu.push_back(got[1][e]);
+      }
+      near(causal_gpu, causal_cpu, 1e-4, what);
+    }
 }

@@ -105,6 +105,18 @@ void weights_close(Model& cpu, Model& gpu, float lr, const std::string& what) {
   }
 }
 
+// A distillation step at lr 1e-3 with these loss weights.
+engine::StepOptions distill_options(float task, float attn_kl, float logit_kl, float temperature) {
+  engine::StepOptions opt;
+  opt.lr = 1e-3f;
+  opt.distill = true;
+  opt.weights.task = task;
+  opt.weights.attn_kl = attn_kl;
+  opt.weights.logit_kl = logit_kl;
+  opt.weights.temperature = temperature;
+  return opt;
+}
+
 struct Tolerances { double loss, grad_norm, grads; };
 Tolerances tolerances(Precision p) { return p == Precision::fp32 ? Tolerances{2e-3, 2e-2, 2e-2} : Tolerances{1e-2, 5e-2, 5e-2}; }
 
@@ -153,13 +165,7 @@ TEST(cuda_model_distill_step_matches_cpu) {
     const std::string what = std::string(type) + " distill";
     Pair m(small_config(type), Precision::bf16, true);
     const auto tokens = tokens_for(kB, kT, 512, 4);
-    engine::StepOptions opt;
-    opt.lr = 1e-3f;
-    opt.distill = true;
-    opt.weights.task = 1;
-    opt.weights.attn_kl = 1;
-    opt.weights.logit_kl = 0.5f;
-    opt.weights.temperature = 2;
+    const engine::StepOptions opt = distill_options(1, 1, 0.5f, 2);
     const auto rc = m.cpu->train_step(tokens.data(), kB, kT, opt);
     const auto rg = m.gpu->train_step(tokens.data(), kB, kT, opt);
     EXPECT_MSG(rc.attn_kl_loss > 0, what << ": the sparse layer should differ from the dense teacher");
@@ -169,6 +175,38 @@ TEST(cuda_model_distill_step_matches_cpu) {
     near_scalar(rg.logit_kl_loss, rc.logit_kl_loss, 5e-2, 1e-6, what + ": logit KL");
     near_scalar(rg.grad_norm, rc.grad_norm, 5e-2, 0, what + ": grad_norm");
     weights_close(*m.cpu, *m.gpu, opt.lr, what);
+  }
+}
+
+// Attention distillation alone (task and logit weights 0), so every gradient is the
+// attention-KL loss's, computed by CudaBackend::attn_kl_loss on the device. Layer 1 is sparse as
+// elsewhere; at init the student equals the teacher up to there, where P_student is P_teacher
+// renormalised over the kept keys: KL = -log(kept mass) but its gradient is zero (the minimum).
+// So layer 2 is sparse too, with per-head masks and a random block: its inputs differ (layer 1
+// was sparse), and the gradient flows from its KL into layers 0 to 2. Layers above and the LM
+// head get exactly zero on both backends. Tolerances: the bf16 whole-model ones (loss and the
+// attention KL at 5e-2 as in the distill step above).
+TEST(cuda_model_attention_distill_matches_cpu) {
+  for (const char* type : {"llama", "qwen3"}) {
+    const std::string what = std::string(type) + " attention distill";
+    const Tolerances tol = tolerances(Precision::bf16);
+    Pair m(small_config(type), Precision::bf16, true);
+    engine::MaskSpec per_head = sparse_spec();
+    per_head.share_gqa_group = false;
+    per_head.random_blocks = 1;
+    per_head.random_seed = 11;
+    m.cpu->set_attention(2, &per_head);
+    m.gpu->set_attention(2, &per_head);
+    const auto tokens = tokens_for(kB, kT, 512, 6);
+    const engine::StepOptions opt = distill_options(0, 1, 0, 1);
+    const auto gc = m.cpu->compute_gradients(tokens.data(), kB, kT, opt);
+    const auto gg = m.gpu->compute_gradients(tokens.data(), kB, kT, opt);
+    EXPECT_MSG(gc.attn_kl_loss > 0 && gc.grad_norm > 0, what << ": the sparse layers should differ from the dense teacher");
+    near_scalar(gg.attn_kl_loss, gc.attn_kl_loss, 5e-2, 1e-5, what + ": attention KL");
+    near_scalar(gg.loss, gc.loss, 5e-2, 1e-5, what + ": loss");
+    near_scalar(gg.grad_norm, gc.grad_norm, tol.grad_norm, 0, what + ": grad_norm");
+    near_scalar(gg.density, gc.density, 0, 1e-12, what + ": density");
+    gradients_close(*m.cpu, *m.gpu, tol.grads, what);
   }
 }
 
