@@ -18,6 +18,7 @@
 #include <string>
 
 #include "block_mask.h"
+#include "block_selector.h"
 #include "ops.h"
 
 namespace engine {
@@ -99,6 +100,19 @@ class Backend {
   // to HOST memory (the mask is built on the host): scores (Hkv or H, nb, nb). q (H, T, D), k (Hkv, T, D).
   virtual void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,
                                    int block_size, bool share_gqa_group) = 0;
+  // Trainable block indexer (block_selector.h), ONE sequence: x (T, C) and the weights in backend
+  // memory; scores written to HOST memory (n_mask_heads, nb, nb), the same map in every head.
+  virtual void indexer_block_scores(float* scores_host, const float* x, const float* w_q, const float* w_k,
+                                    const float* w_h, const IndexerShape& shape, int T, int block_size,
+                                    int n_mask_heads) = 0;
+  // The indexer's warm-up loss over B sequences: per sequence, target = teacher_block_attention of
+  // q_t (B, H, T, D), k_t (B, Hkv, T, D), lse_t (B, H, T), and loss = indexer_kl_loss on x (B, T, C).
+  // Returns the mean over the batch and ADDS grad_scale / B times the summed gradients to dw_q,
+  // dw_k, dw_h (each nullable: a frozen tensor gets none).
+  virtual double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x,
+                              const float* w_q, const float* w_k, const float* w_h, const float* q_t,
+                              const float* k_t, const float* lse_t, const IndexerShape& shape, int B, int H, int Hkv,
+                              int T, int D, int block_size) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;
   virtual void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                             float beta2, float eps, float weight_decay, int step, float grad_scale) = 0;

@@ -171,6 +171,33 @@ class CpuBackend final : public Backend {
                            int block_size, bool share_gqa_group) override {
     engine::pooled_block_scores(scores_host, q, k, H, Hkv, T, D, block_size, share_gqa_group);
   }
+  void indexer_block_scores(float* scores_host, const float* x, const float* w_q, const float* w_k, const float* w_h,
+                            const IndexerShape& shape, int T, int block_size, int n_mask_heads) override {
+    engine::indexer_block_scores(scores_host, x, w_q, w_k, w_h, shape, T, block_size, n_mask_heads);
+  }
+  double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x, const float* w_q,
+                      const float* w_k, const float* w_h, const float* q_t, const float* k_t, const float* lse_t,
+                      const IndexerShape& shape, int B, int H, int Hkv, int T, int D, int block_size) override {
+    const int nb = (T + block_size - 1) / block_size;
+    const bool grads = dw_q || dw_k || dw_h;
+    std::vector<float> target((size_t)nb * nb), gq, gk, gh;
+    if (grads) {
+      gq.assign((size_t)shape.Hi * shape.Di * shape.C, 0.0f);
+      gk.assign((size_t)shape.Di * shape.C, 0.0f);
+      gh.assign((size_t)shape.Hi, 0.0f);
+    }
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+      engine::teacher_block_attention(target.data(), q_t + (size_t)b * H * T * D, k_t + (size_t)b * Hkv * T * D,
+                                      lse_t + (size_t)b * H * T, H, Hkv, T, D, block_size);
+      total += engine::indexer_kl_loss(grads ? gq.data() : nullptr, grads ? gk.data() : nullptr,
+                                       grads ? gh.data() : nullptr, x + (size_t)b * T * shape.C, w_q, w_k, w_h,
+                                       target.data(), shape, T, block_size);
+    }
+    for (auto [dw, g] : {std::pair{dw_q, &gq}, {dw_k, &gk}, {dw_h, &gh}})
+      if (dw) add_scaled(dw, dw, g->data(), grad_scale / B, (int64_t)g->size());
+    return total / B;
+  }
   double sum_squares(const float* x, int64_t n) override { return engine::sum_squares(x, n); }
   void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                     float beta2, float eps, float weight_decay, int step, float grad_scale) override {

@@ -227,18 +227,6 @@ const float* Model::host_view(const float* dev, int64_t n, std::vector<float>& s
   return staging.data();
 }
 
-void Model::add_from_host(float* dst, const float* src, float s, int64_t n, bool overwrite) {
-  const float* from = src;
-  Buf staged;
-  if (!backend_->host_resident()) {
-    staged.resize(backend_.get(), n);
-    backend_->upload(staged.data(), src, (int64_t)sizeof(float) * n);
-    from = staged.data();
-  }
-  if (overwrite) backend_->scale(dst, from, s, n);
-  else backend_->add_scaled(dst, dst, from, s, n);
-}
-
 double Model::grad_scale_for_step() const { return backend_->precision() == Precision::fp16 ? loss_scale_ : 1.0; }
 
 void Model::set_loss_scale(double scale, int growth_interval) {
@@ -654,25 +642,17 @@ void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const 
   }
   const int nb = (T + spec.block_size - 1) / spec.block_size;
   const int heads = spec.share_gqa_group ? Hkv : H;
-  std::vector<float> scores((size_t)heads * nb * nb), staging;
+  std::vector<float> scores((size_t)heads * nb * nb);
   const LayerParams& lp = layers_[l];
-  const bool pooled = spec.selector == MaskSpec::Pooled;
-  // The indexer runs on the host (its input comes down from the backend once per layer).
-  const float* x = pooled ? nullptr : host_view(la.ln1.data(), la.ln1.size(), staging);
-  std::vector<float> wq, wk, wh;
-  if (!pooled)
-    for (auto [i, out] : {std::pair{lp.idx_q, &wq}, {lp.idx_k, &wk}, {lp.idx_h, &wh}}) {
-      const float* src = host_view(dev_weights(i, false), params_[i].numel(), *out);
-      if (src != out->data()) out->assign(src, src + params_[i].numel());
-    }
   for (int b = 0; b < B; b++) {
-    if (pooled) {
+    if (spec.selector == MaskSpec::Pooled) {
       backend_->pooled_block_scores(scores.data(), la.q.data() + (size_t)b * H * T * D,
                                     la.k.data() + (size_t)b * Hkv * T * D, H, Hkv, T, D, spec.block_size,
                                     spec.share_gqa_group);
     } else {
-      indexer_block_scores(scores.data(), x + (size_t)b * T * C, wq.data(), wk.data(), wh.data(), indexer_shape_, T,
-                           spec.block_size, heads);
+      backend_->indexer_block_scores(scores.data(), la.ln1.data() + (size_t)b * T * C, dev_weights(lp.idx_q, false),
+                                     dev_weights(lp.idx_k, false), dev_weights(lp.idx_h, false), indexer_shape_, T,
+                                     spec.block_size, heads);
     }
     la.masks.push_back(build_block_mask(spec, T, H, Hkv, l, scores.data()));
   }
@@ -722,37 +702,18 @@ double Model::attention_kl(float weight) {
 double Model::indexer_loss(float grad_scale) {
   Activations& s = *acts_;
   Activations& t = *teacher_acts_;
-  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim,
-            C = config_.hidden_size;
+  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
   double total = 0;
   int n = 0;
-  std::vector<float> sx, tq, tk, tlse, hq, hk, hh;
   for (int l = 0; l < config_.num_layers; l++) {
     const LayerParams& lp = layers_[l];
     if (!attention_[l] || attention_[l]->selector != MaskSpec::Indexer || lp.idx_q == SIZE_MAX) continue;
-    const Param &wq = params_[lp.idx_q], &wk = params_[lp.idx_k], &wh = params_[lp.idx_h];
-    if (!wq.trainable && !wk.trainable && !wh.trainable) continue;
-    const int bs = attention_[l]->block_size, nb = (T + bs - 1) / bs;
-    std::vector<float> target((size_t)nb * nb), gq(wq.data.size(), 0.0f), gk(wk.data.size(), 0.0f),
-        gh(wh.data.size(), 0.0f);
+    if (!params_[lp.idx_q].trainable && !params_[lp.idx_k].trainable && !params_[lp.idx_h].trainable) continue;
     const LayerActs& lt = t.layers[l];
-    const float* x = host_view(s.layers[l].ln1.data(), s.layers[l].ln1.size(), sx);
-    const float* q_t = host_view(lt.q.data(), lt.q.size(), tq);
-    const float* k_t = host_view(lt.k.data(), lt.k.size(), tk);
-    const float* lse_t = host_view(lt.lse.data(), lt.lse.size(), tlse);
-    const float* w_q = host_view(dev_weights(lp.idx_q, false), wq.numel(), hq);
-    const float* w_k = host_view(dev_weights(lp.idx_k, false), wk.numel(), hk);
-    const float* w_h = host_view(dev_weights(lp.idx_h, false), wh.numel(), hh);
-    double layer_loss = 0;
-    for (int b = 0; b < B; b++) {
-      teacher_block_attention(target.data(), q_t + (size_t)b * H * T * D, k_t + (size_t)b * Hkv * T * D,
-                              lse_t + (size_t)b * H * T, H, Hkv, T, D, bs);
-      layer_loss += indexer_kl_loss(gq.data(), gk.data(), gh.data(), x + (size_t)b * T * C, w_q, w_k, w_h,
-                                    target.data(), indexer_shape_, T, bs);
-    }
-    for (auto [i, g] : {std::pair{lp.idx_q, &gq}, {lp.idx_k, &gk}, {lp.idx_h, &gh}})
-      if (params_[i].trainable) add_from_host(dev_grad(i), g->data(), grad_scale / B, (int64_t)g->size(), false);
-    total += layer_loss / B;
+    total += backend_->indexer_loss(dev_grad(lp.idx_q), dev_grad(lp.idx_k), dev_grad(lp.idx_h), grad_scale,
+                                    s.layers[l].ln1.data(), dev_weights(lp.idx_q, false), dev_weights(lp.idx_k, false),
+                                    dev_weights(lp.idx_h, false), lt.q.data(), lt.k.data(), lt.lse.data(),
+                                    indexer_shape_, B, H, Hkv, T, D, attention_[l]->block_size);
     n++;
   }
   return n ? total / n : 0;

@@ -12,9 +12,9 @@
 // - Every op runs on a Backend (backend.h): the CPU one (ops.h, deterministic static partition,
 //   so a step is bit-identical for the same inputs and thread count) or the CUDA one. The host
 //   Param vectors are the weights' home; a non-host backend mirrors them and the model copies
-//   them back lazily, when the host reads them (params(), param()). The mask builders, the
-//   attention-KL loss, the indexer and the metrics run on the host (on the CUDA backend their
-//   inputs are copied down per sparse layer).
+//   them back lazily, when the host reads them (params(), param()). Selector scores come back
+//   to the host, where the masks are built; the evaluation metrics run on the host too (on the
+//   CUDA backend their inputs are copied down per sparse layer, once per evaluation).
 // - fp16 precision (CUDA) adds dynamic loss scaling: gradients are computed at loss * scale (a
 //   power of two, so unscaling is exact), a step with a non-finite gradient is skipped and halves
 //   the scale, and 2000 good steps in a row double it.
@@ -169,8 +169,6 @@ class Model {
   void make_teacher_copy(size_t i);
   // Host pointer to n floats of backend memory (the memory itself when host-resident).
   const float* host_view(const float* dev, int64_t n, std::vector<float>& staging) const;
-  // dst = dst + s * src (src on the host, dst in backend memory), or dst = s * src when overwrite.
-  void add_from_host(float* dst, const float* src, float s, int64_t n, bool overwrite);
   double grad_scale_for_step() const;  // the loss scale at fp16, else 1
 
   std::shared_ptr<Backend> backend_;

@@ -113,6 +113,16 @@ class CopyingBackend final : public Backend {
     download(hk.data(), k, (int64_t)sizeof(float) * hk.size());
     cpu_->pooled_block_scores(scores_host, hq.data(), hk.data(), H, Hkv, T, D, block_size, share_gqa_group);
   }
+  void indexer_block_scores(float* scores_host, const float* x, const float* w_q, const float* w_k, const float* w_h,
+                            const IndexerShape& shape, int T, int block_size, int n_mask_heads) override {
+    cpu_->indexer_block_scores(scores_host, x, w_q, w_k, w_h, shape, T, block_size, n_mask_heads);
+  }
+  double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x, const float* w_q,
+                      const float* w_k, const float* w_h, const float* q_t, const float* k_t, const float* lse_t,
+                      const IndexerShape& shape, int B, int H, int Hkv, int T, int D, int block_size) override {
+    return cpu_->indexer_loss(dw_q, dw_k, dw_h, grad_scale, x, w_q, w_k, w_h, q_t, k_t, lse_t, shape, B, H, Hkv, T, D,
+                              block_size);
+  }
   double sum_squares(const float* x, int64_t n) override { return cpu_->sum_squares(x, n); }
   void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                     float beta2, float eps, float weight_decay, int step, float grad_scale) override {
