@@ -369,42 +369,47 @@ void Model::forward(Activations& a, const int32_t* inputs, int B, int T, bool te
   const RopeArrays rope = rope_arrays();
   a.B = B;
   a.T = T;
-  a.resid.resize(L + 1);
+  // The teacher's forward keeps only what the losses and metrics read: q, k and lse of every
+  // layer and the final hidden state. Its other buffers are shared by all layers (two residual
+  // streams used in turn), which halves the activation memory of a distillation step.
+  a.resid.resize(teacher ? 2 : L + 1);
   a.layers.resize(L);
   for (auto& r : a.resid) r.resize(bp, (int64_t)N * C);
+  auto resid = [&](int i) -> Buf& { return a.resid[teacher ? i % 2 : i]; };
   a.scratch.resize(bp, (int64_t)N * std::max(C, H * D));
 
-  be.embedding_forward(a.resid[0].data(), inputs, w(embed_index_), N, C);
-  if (c.minicpm()) be.scale(a.resid[0].data(), a.resid[0].data(), c.scale_emb, (int64_t)N * C);
+  be.embedding_forward(resid(0).data(), inputs, w(embed_index_), N, C);
+  if (c.minicpm()) be.scale(resid(0).data(), resid(0).data(), c.scale_emb, (int64_t)N * C);
 
   for (int l = 0; l < L; l++) {
     const LayerParams& lp = layers_[l];
     LayerActs& la = a.layers[l];
-    la.ln1.resize(bp, (int64_t)N * C); la.ln1_rstd.resize(bp, N);
-    la.q.resize(bp, (int64_t)N * H * D); la.k.resize(bp, (int64_t)N * Hkv * D); la.v.resize(bp, (int64_t)N * Hkv * D);
-    la.att.resize(bp, (int64_t)N * H * D); la.lse.resize(bp, (int64_t)N * H); la.merged.resize(bp, (int64_t)N * H * D);
-    la.resid_mid.resize(bp, (int64_t)N * C); la.ln2.resize(bp, (int64_t)N * C); la.ln2_rstd.resize(bp, N);
-    la.gate.resize(bp, (int64_t)N * F); la.up.resize(bp, (int64_t)N * F); la.act.resize(bp, (int64_t)N * F);
-    const float* x = a.resid[l].data();
+    LayerActs& work = teacher ? a.layers[0] : la;  // buffers the teacher does not keep per layer
+    work.ln1.resize(bp, (int64_t)N * C); work.ln1_rstd.resize(bp, N);
+    la.q.resize(bp, (int64_t)N * H * D); la.k.resize(bp, (int64_t)N * Hkv * D); work.v.resize(bp, (int64_t)N * Hkv * D);
+    work.att.resize(bp, (int64_t)N * H * D); la.lse.resize(bp, (int64_t)N * H); work.merged.resize(bp, (int64_t)N * H * D);
+    work.resid_mid.resize(bp, (int64_t)N * C); work.ln2.resize(bp, (int64_t)N * C); work.ln2_rstd.resize(bp, N);
+    work.gate.resize(bp, (int64_t)N * F); work.up.resize(bp, (int64_t)N * F); work.act.resize(bp, (int64_t)N * F);
+    const float* x = resid(l).data();
 
     // attention branch
-    be.rmsnorm_forward(la.ln1.data(), la.ln1_rstd.data(), x, w(lp.ln1), N, C, eps);
+    be.rmsnorm_forward(work.ln1.data(), work.ln1_rstd.data(), x, w(lp.ln1), N, C, eps);
     Buf& qt = a.qt;
     Buf& kt = a.kt;
     qt.resize(bp, (int64_t)N * H * D);
     kt.resize(bp, (int64_t)N * Hkv * D);
-    be.matmul_forward(qt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
-    be.matmul_forward(kt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
-    be.matmul_forward(la.merged.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);  // v staged in merged
-    be.to_heads(la.v.data(), la.merged.data(), B, T, Hkv, D);
+    be.matmul_forward(qt.data(), work.ln1.data(), w(lp.q), N, C, H * D);
+    be.matmul_forward(kt.data(), work.ln1.data(), w(lp.k), N, C, Hkv * D);
+    be.matmul_forward(work.merged.data(), work.ln1.data(), w(lp.v), N, C, Hkv * D);  // v staged in merged
+    be.to_heads(work.v.data(), work.merged.data(), B, T, Hkv, D);
     if (c.qk_norm()) {
-      la.q_pre.resize(bp, qt.size());
-      la.k_pre.resize(bp, kt.size());
-      be.copy(la.q_pre.data(), qt.data(), qt.size());
-      be.copy(la.k_pre.data(), kt.data(), kt.size());
-      la.qn_rstd.resize(bp, (int64_t)N * H); la.kn_rstd.resize(bp, (int64_t)N * Hkv);
-      be.rmsnorm_forward(qt.data(), la.qn_rstd.data(), la.q_pre.data(), w(lp.q_norm), N * H, D, eps);
-      be.rmsnorm_forward(kt.data(), la.kn_rstd.data(), la.k_pre.data(), w(lp.k_norm), N * Hkv, D, eps);
+      work.q_pre.resize(bp, qt.size());
+      work.k_pre.resize(bp, kt.size());
+      be.copy(work.q_pre.data(), qt.data(), qt.size());
+      be.copy(work.k_pre.data(), kt.data(), kt.size());
+      work.qn_rstd.resize(bp, (int64_t)N * H); work.kn_rstd.resize(bp, (int64_t)N * Hkv);
+      be.rmsnorm_forward(qt.data(), work.qn_rstd.data(), work.q_pre.data(), w(lp.q_norm), N * H, D, eps);
+      be.rmsnorm_forward(kt.data(), work.kn_rstd.data(), work.k_pre.data(), w(lp.k_norm), N * Hkv, D, eps);
     }
     be.rope_forward(qt.data(), B, T, H, D, rope);
     be.rope_forward(kt.data(), B, T, Hkv, D, rope);
@@ -412,32 +417,32 @@ void Model::forward(Activations& a, const int32_t* inputs, int B, int T, bool te
     be.to_heads(la.k.data(), kt.data(), B, T, Hkv, D);
     build_masks(la, l, B, T, teacher);
     if (la.masks.empty() || la.masks[0].dense) {
-      be.attention_forward(la.att.data(), la.lse.data(), la.q.data(), la.k.data(), la.v.data(), B, H, Hkv, T, D,
+      be.attention_forward(work.att.data(), la.lse.data(), la.q.data(), la.k.data(), work.v.data(), B, H, Hkv, T, D,
                            nullptr);
     } else {
       const bool per_seq = la.masks.size() > 1 || B == 1;
       const int nb = per_seq ? B : 1, bb = per_seq ? 1 : B;
       for (int b = 0; b < nb; b++) {
         const size_t qo = (size_t)b * H * T * D, ko = (size_t)b * Hkv * T * D;
-        be.attention_forward(la.att.data() + qo, la.lse.data() + (size_t)b * H * T, la.q.data() + qo,
-                             la.k.data() + ko, la.v.data() + ko, bb, H, Hkv, T, D, &la.masks[per_seq ? b : 0]);
+        be.attention_forward(work.att.data() + qo, la.lse.data() + (size_t)b * H * T, la.q.data() + qo,
+                             la.k.data() + ko, work.v.data() + ko, bb, H, Hkv, T, D, &la.masks[per_seq ? b : 0]);
       }
     }
-    be.from_heads(la.merged.data(), la.att.data(), B, T, H, D);
-    be.matmul_forward(a.scratch.data(), la.merged.data(), w(lp.o), N, H * D, C);
-    be.add_scaled(la.resid_mid.data(), x, a.scratch.data(), rs, (int64_t)N * C);
+    be.from_heads(work.merged.data(), work.att.data(), B, T, H, D);
+    be.matmul_forward(a.scratch.data(), work.merged.data(), w(lp.o), N, H * D, C);
+    be.add_scaled(work.resid_mid.data(), x, a.scratch.data(), rs, (int64_t)N * C);
 
     // feed-forward branch
-    be.rmsnorm_forward(la.ln2.data(), la.ln2_rstd.data(), la.resid_mid.data(), w(lp.ln2), N, C, eps);
-    be.matmul_forward(la.gate.data(), la.ln2.data(), w(lp.gate), N, C, F);
-    be.matmul_forward(la.up.data(), la.ln2.data(), w(lp.up), N, C, F);
-    be.swiglu_forward(la.act.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
-    be.matmul_forward(a.scratch.data(), la.act.data(), w(lp.down), N, F, C);
-    be.add_scaled(a.resid[l + 1].data(), la.resid_mid.data(), a.scratch.data(), rs, (int64_t)N * C);
+    be.rmsnorm_forward(work.ln2.data(), work.ln2_rstd.data(), work.resid_mid.data(), w(lp.ln2), N, C, eps);
+    be.matmul_forward(work.gate.data(), work.ln2.data(), w(lp.gate), N, C, F);
+    be.matmul_forward(work.up.data(), work.ln2.data(), w(lp.up), N, C, F);
+    be.swiglu_forward(work.act.data(), work.gate.data(), work.up.data(), (int64_t)N * F);
+    be.matmul_forward(a.scratch.data(), work.act.data(), w(lp.down), N, F, C);
+    be.add_scaled(resid(l + 1).data(), work.resid_mid.data(), a.scratch.data(), rs, (int64_t)N * C);
   }
   a.hidden.resize(bp, (int64_t)N * C);
   a.hidden_rstd.resize(bp, N);
-  be.rmsnorm_forward(a.hidden.data(), a.hidden_rstd.data(), a.resid[L].data(), w(final_norm_index_), N, C, eps);
+  be.rmsnorm_forward(a.hidden.data(), a.hidden_rstd.data(), resid(L).data(), w(final_norm_index_), N, C, eps);
 }
 
 // ---------------------------------------------------------------------------- LM head + losses
