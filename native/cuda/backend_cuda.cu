@@ -19,6 +19,9 @@
 //   that is a multiple of 16, cached by content like the tile lists); per-row KL comes down and
 //   is summed on the host. Pooled block scores are computed on the device and downloaded, since
 //   the mask builder that takes them runs on the host.
+// - The trainable block indexer (indexer.cu): scores, the teacher's block-attention target and the
+//   warm-up KL with its weight gradients all on the device in fp32 (cuBLAS at fp32 compute
+//   whatever the backend's precision); only the small score map and the per-row losses come down.
 // - Grow-only scratch buffers; the old buffer is freed only after the device is idle.
 // - Reductions that return a number (cross-entropy, logit KL) download per-row values and sum
 //   them on the host in double in row order, as the CPU backend does.
@@ -310,6 +313,46 @@ class CudaBackend final : public engine::Backend {
     check(cuda_backend::pooled_block_scores(scores, q, k, H, Hkv, T, D, block_size, share_gqa_group, kStream));
     download(scores_host, scores, n * (int64_t)sizeof(float));
   }
+  void indexer_block_scores(float* scores_host, const float* x, const float* w_q, const float* w_k, const float* w_h,
+                            const engine::IndexerShape& shape, int T, int block_size, int n_mask_heads) override {
+    check_indexer_args(shape, T, block_size, "indexer_block_scores");
+    std::lock_guard<std::mutex> lock(mu_);
+    const int nb = (T + block_size - 1) / block_size;
+    const int64_t n = (int64_t)nb * nb;
+    IndexerBuffers z = indexer_buffers(1, nb, shape, false);
+    check(indexer_project(z.xbar, z.qi, z.kj, x, w_q, w_k, 1, T, shape.C, shape.Hi, shape.Di, block_size, kStream));
+    check(indexer_scores(z.dscore, z.qi, z.kj, w_h, 1, nb, shape.Hi, shape.Di, kStream));
+    download(scores_host, z.dscore, n * (int64_t)sizeof(float));
+    for (int h = 1; h < n_mask_heads; h++) std::copy(scores_host, scores_host + n, scores_host + h * n);  // one map for every mask head
+  }
+  double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x, const float* w_q, const float* w_k,
+                      const float* w_h, const float* q_t, const float* k_t, const float* lse_t, const engine::IndexerShape& shape, int B, int H,
+                      int Hkv, int T, int D, int block_size) override {
+    check_indexer_args(shape, T, block_size, "indexer_loss");
+    if (B < 1 || D < 1) throw std::invalid_argument("indexer_loss: need B, D >= 1");
+    if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("teacher_block_attention: H must be a multiple of Hkv");
+    if (!lse_t) throw std::invalid_argument("indexer_loss: the teacher's lse is required");
+    const bool grads = dw_q || dw_k || dw_h;
+    std::lock_guard<std::mutex> lock(mu_);
+    const int nb = (T + block_size - 1) / block_size, rows = B * nb;
+    IndexerBuffers z = indexer_buffers(B, nb, shape, true);
+    check(indexer_project(z.xbar, z.qi, z.kj, x, w_q, w_k, B, T, shape.C, shape.Hi, shape.Di, block_size, kStream));
+    check(teacher_block_attention(z.target, z.acc, q_t, k_t, lse_t, B, H, Hkv, T, D, block_size, kStream));
+    check(indexer_kl_loss(z.row_loss, z.dscore, grads ? z.dqi : nullptr, grads ? z.dkj : nullptr, grads ? z.dwh_rows : nullptr, z.qi, z.kj, w_h,
+                          z.target, B, nb, shape.Hi, shape.Di, kStream));
+    // As the CPU backend: dw += (the batch's summed gradient) * (grad_scale / B).
+    if (grads)
+      check(indexer_weight_grads(dw_q, dw_k, dw_h, grad_scale / B, z.dqi, z.dkj, z.dwh_rows, z.xbar, rows, shape.C, shape.Hi, shape.Di, kStream));
+    std::vector<double> row_loss(rows);
+    download(row_loss.data(), z.row_loss, (int64_t)rows * (int64_t)sizeof(double));
+    double total = 0;
+    for (int b = 0; b < B; b++) {  // per sequence, its rows in order; then the sequences in order
+      double seq = 0;
+      for (int i = 0; i < nb; i++) seq += row_loss[(size_t)b * nb + i];
+      total += seq;
+    }
+    return total / B;
+  }
   double sum_squares(const float* x, int64_t n) override {
     if (n <= 0) return 0;
     std::lock_guard<std::mutex> lock(mu_);
@@ -390,6 +433,49 @@ class CudaBackend final : public engine::Backend {
       fail("attn_kl_loss: the mask's bitmap does not match its T and block size");
   }
 
+  // The CPU's argument checks of the indexer (block_selector.cpp), plus what the kernels need.
+  static void check_indexer_args(const engine::IndexerShape& s, int T, int block_size, const char* who) {
+    if (s.C < 1 || s.Hi < 1 || s.Di < 1)
+      throw std::invalid_argument("indexer: C, Hi and Di must be >= 1, got C=" + std::to_string(s.C) + " Hi=" + std::to_string(s.Hi) +
+                                  " Di=" + std::to_string(s.Di));
+    if (T < 1) throw std::invalid_argument(std::string(who) + ": seq_len must be >= 1");
+    if (block_size < 1) throw std::invalid_argument(std::string(who) + ": block_size must be >= 1");
+  }
+
+  // The indexer's device buffers, carved from two grow-only scratch arrays: floats xbar (rows, C),
+  // qi (rows, HD), kj (rows, Di), dscore (B, nb, nb) (the scores, for indexer_block_scores), and for
+  // the loss target (B, nb, nb), dqi (rows, HD), dkj (rows, Di); doubles acc (B, nb, nb), row_loss
+  // (rows), dwh_rows (rows, Hi). Each part starts on a 256-byte boundary.
+  struct IndexerBuffers {
+    float *xbar = nullptr, *qi = nullptr, *kj = nullptr, *dscore = nullptr, *target = nullptr, *dqi = nullptr, *dkj = nullptr;
+    double *acc = nullptr, *row_loss = nullptr, *dwh_rows = nullptr;
+  };
+  IndexerBuffers indexer_buffers(int B, int nb, const engine::IndexerShape& s, bool loss) {
+    const int64_t rows = (int64_t)B * nb, pairs = rows * nb, HD = (int64_t)s.Hi * s.Di;
+    auto up = [](int64_t n) { return (n + 63) / 64 * 64; };
+    const int64_t f_sizes[] = {rows * s.C, rows * HD, rows * s.Di, pairs, loss ? pairs : 0, loss ? rows * HD : 0, loss ? rows * s.Di : 0};
+    const int64_t d_sizes[] = {loss ? pairs : 0, loss ? rows : 0, loss ? rows * s.Hi : 0};
+    int64_t nf = 0, nd = 0;
+    for (int64_t n : f_sizes) nf += up(n);
+    for (int64_t n : d_sizes) nd += up(n);
+    float* f = indexer_f_.get<float>(nf);
+    double* d = loss ? indexer_d_.get<double>(nd) : nullptr;
+    IndexerBuffers z;
+    float** fp[] = {&z.xbar, &z.qi, &z.kj, &z.dscore, &z.target, &z.dqi, &z.dkj};
+    for (int k = 0; k < 7; k++) {
+      *fp[k] = f;
+      f += up(f_sizes[k]);
+    }
+    if (loss) {
+      double** dp[] = {&z.acc, &z.row_loss, &z.dwh_rows};
+      for (int k = 0; k < 3; k++) {
+        *dp[k] = d;
+        d += up(d_sizes[k]);
+      }
+    }
+    return z;
+  }
+
   // Sum of n per-row device values, in double in row order.
   double sum_rows(const float* rows, int64_t n) {
     std::vector<float> host(n);
@@ -403,7 +489,7 @@ class CudaBackend final : public engine::Backend {
   GemmCompute compute_ = GemmCompute::f32;
   std::string device_;
   std::mutex mu_;
-  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_, stats_, scores_;
+  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_, stats_, scores_, indexer_f_, indexer_d_;
   MaskCache<DeviceTileMask> masks_{free_tile_mask};
   MaskCache<DeviceBlockLists> lists_{free_block_lists};
 };

@@ -172,4 +172,35 @@ Status attn_kl_loss(float* kl, float* dq, float* dk, float coef, const float* q_
 Status pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
                            bool share_gqa_group, cudaStream_t s);
 
+// ------------------------------------------------------------------ trainable block indexer
+// The indexer of native/src/block_selector.h (b) on the device, fp32 (see indexer.cu). Shapes:
+// nb = ceil(T / block_size) (the tail block is short), HD = Hi * Di, and rows = B * nb
+// (sequence, block) pairs; weights as on the CPU: w_q (HD, C), w_k (Di, C), w_h (Hi). Hi <= 64.
+// Pooled input and projections of x (B, T, C): xbar (rows, C) the block means, qi (rows, HD) =
+// xbar w_q^T and kj (rows, Di) = xbar w_k^T (cuBLAS at fp32 compute, or the fp32 fallback).
+Status indexer_project(float* xbar, float* qi, float* kj, const float* x, const float* w_q, const float* w_k, int B, int T, int C, int Hi, int Di,
+                       int block_size, cudaStream_t s);
+// scores (B, nb, nb): score(i, j) = sum_h w_h[h] relu(qi_{i,h} . kj_j / sqrt(Di)) for j <= i, -inf above
+// the diagonal (as the CPU writes them).
+Status indexer_scores(float* scores, const float* qi, const float* kj, const float* w_h, int B, int nb, int Hi, int Di, cudaStream_t s);
+// The indexer's target (block_selector.h teacher_block_attention) for B sequences: target (B, nb, nb),
+// per sequence the teacher's attention probabilities exp(q.k / sqrt(D) - lse) summed over the
+// heads and the causal token pairs of each block pair, rows L1-normalised over the causal key
+// blocks, zeros above the diagonal. q (B, H, T, D), k (B, Hkv, T, D), lse (B, H, T) the teacher's
+// dense lse (required). acc: B * nb * nb doubles of scratch. Deterministic (no atomics).
+Status teacher_block_attention(float* target, double* acc, const float* q, const float* k, const float* lse, int B, int H, int Hkv, int T, int D,
+                               int block_size, cudaStream_t s);
+// The warm-up loss of B sequences from indexer_project's qi, kj and a target (B, nb, nb):
+// row_loss (rows) doubles, the row's KL(target_i || softmax_j(score(i, .))) over j <= i divided by
+// nb (a sequence's loss is the sum of its rows, in order). dscore: B * nb * nb floats of scratch;
+// when dqi, dkj and dwh_rows are given (all three or none) it ends as d loss / d score, and
+// dqi (rows, HD) and dkj (rows, Di) are OVERWRITTEN with the loss's gradients w.r.t. qi and kj,
+// dwh_rows (rows, Hi) doubles with each row's part of the gradient w.r.t. w_h. Deterministic.
+Status indexer_kl_loss(double* row_loss, float* dscore, float* dqi, float* dkj, double* dwh_rows, const float* qi, const float* kj, const float* w_h,
+                       const float* target, int B, int nb, int Hi, int Di, cudaStream_t s);
+// Each non-null weight gradient += alpha times the batch's: dw_q (HD, C) += alpha dqi^T xbar,
+// dw_k (Di, C) += alpha dkj^T xbar, dw_h[h] += alpha * the sum of dwh_rows[., h] in row order.
+Status indexer_weight_grads(float* dw_q, float* dw_k, float* dw_h, float alpha, const float* dqi, const float* dkj, const double* dwh_rows,
+                            const float* xbar, int rows, int C, int Hi, int Di, cudaStream_t s);
+
 }  // namespace cuda_backend
