@@ -486,6 +486,25 @@ TEST(cuda_backend_attn_kl_loss_refuses_bad_arguments) {
               "attn-KL of pure masking");
 }
 
+namespace {
+// Block scores (heads, nb, nb) of the GPU against the CPU's: -inf above the diagonal on both,
+// the causal entries within 1e-4 of the CPU's max |value|.
+void scores_match(const std::vector<float>& cpu_scores, const std::vector<float>& gpu_scores, int nb, const std::string& what) {
+  EXPECT(cpu_scores.size() == gpu_scores.size());
+  std::vector<float> causal_cpu, causal_gpu;
+  for (size_t e = 0; e < cpu_scores.size(); e++) {
+    const int i = (int)(e / nb % nb), j = (int)(e % nb);
+    if (j > i) {
+      EXPECT_MSG(std::isinf(gpu_scores[e]) && gpu_scores[e] < 0 && std::isinf(cpu_scores[e]), what << ": entry " << e << " should be -inf");
+      continue;
+    }
+    causal_cpu.push_back(cpu_scores[e]);
+    causal_gpu.push_back(gpu_scores[e]);
+  }
+  near(causal_gpu, causal_cpu, 1e-4, what);
+}
+}  // namespace
+
 TEST(cuda_backend_pooled_block_scores_match_cpu) {
   struct Shape { int H, Hkv, T, D, block; };
   for (Shape s : {Shape{8, 2, 300, 64, 64}, Shape{4, 4, 200, 32, 32}, Shape{4, 2, 100, 32, 16}, Shape{4, 2, 1000, 128, 128}})
@@ -504,16 +523,135 @@ TEST(cuda_backend_pooled_block_scores_match_cpu) {
         out.assign(n, 1.5f);
         be->pooled_block_scores(out.data(), Q.p + nq, K.p + nk, s.H, s.Hkv, s.T, s.D, s.block, share);
       }
-      std::vector<float> causal_cpu, causal_gpu;
-      for (size_t e = 0; e < n; e++) {
-        const int i = (int)(e / nb % nb), j = (int)(e % nb);
-        if (j > i) {
-          EXPECT_MSG(std::isinf(got[1][e]) && got[1][e] < 0 && std::isinf(got[0][e]), what << ": entry " << e << " should be -inf");
-          continue;
-        }
-        causal_cpu.push_back(got[0][e]);
-        causal_gpu.push_back(got[1][e]);
-      }
-      near(causal_gpu, causal_cpu, 1e-4, what);
+      scores_match(got[0], got[1], nb, what);
     }
+}
+
+namespace {
+// The trainable block indexer: fp32 on both sides, so 1e-4 (scores and gradients relative to the
+// CPU's max |value|, losses relative). The teacher's q, k and dense lse come from the CPU's dense
+// attention; x has a shared per-channel part (as a layer input does), so the block means do not
+// all shrink to zero and the scores spread.
+struct IndexerCase {
+  const char* what;
+  int B, H, Hkv, T, D, block;
+  engine::IndexerShape shape;
+  int mask_heads;
+  float grad_scale;
+};
+
+void indexer_case(const IndexerCase& c, uint32_t seed) {
+  const engine::IndexerShape& s = c.shape;
+  const int nb = (c.T + c.block - 1) / c.block, HD = s.Hi * s.Di;
+  const size_t nx = (size_t)c.B * c.T * s.C, nq = (size_t)c.B * c.H * c.T * c.D, nk = (size_t)c.B * c.Hkv * c.T * c.D;
+  const size_t nwq = (size_t)HD * s.C, nwk = (size_t)s.Di * s.C;
+  auto x = randn(nx, seed + 1);
+  const auto channel = randn(s.C, seed + 2);
+  for (size_t e = 0; e < nx; e++) x[e] += channel[e % s.C];
+  std::vector<float> wq(nwq), wk(nwk), wh(s.Hi);
+  engine::indexer_init(wq.data(), wk.data(), wh.data(), s, seed + 3);
+  const auto wh_noise = randn(s.Hi, seed + 4, 0.5f);  // heads of unequal weight, some negative
+  for (int h = 0; h < s.Hi; h++) wh[h] += wh_noise[h];
+  const auto q_t = randn(nq, seed + 5), k_t = randn(nk, seed + 6), v_t = randn(nk, seed + 7);
+  std::vector<float> out(nq), lse_t((size_t)c.B * c.H * c.T);
+  cpu().attention_forward(out.data(), lse_t.data(), q_t.data(), k_t.data(), v_t.data(), c.B, c.H, c.Hkv, c.T, c.D, nullptr);
+  const std::string w = c.what;
+
+  // Scores of the last sequence of the batch (the model passes a sequence's offset), every mask head.
+  {
+    const size_t n = (size_t)c.mask_heads * nb * nb, xo = (size_t)(c.B - 1) * c.T * s.C;
+    std::vector<float> got[2];
+    int which = 0;
+    for (Backend* be : {&cpu(), &gpu()}) {
+      F X(*be, x), WQ(*be, wq), WK(*be, wk), WH(*be, wh);
+      got[which].assign(n, 1.5f);
+      be->indexer_block_scores(got[which++].data(), X.p + xo, WQ.p, WK.p, WH.p, s, c.T, c.block, c.mask_heads);
+    }
+    scores_match(got[0], got[1], nb, w + ": scores");
+    for (size_t e = (size_t)nb * nb; e < n; e++) EXPECT_MSG(got[1][e] == got[1][e % ((size_t)nb * nb)], w << ": mask heads differ at " << e);
+  }
+
+  // The loss and its gradients. Gradients from zero first (their scale sets the start values of the
+  // accumulating runs, so a lost += or a wrong scale shows), then into non-zero starts, with some
+  // tensors frozen (null).
+  const float gs = c.grad_scale;
+  auto call = [&](Backend& be, float* dq, float* dk, float* dh, const F& X, const F& WQ, const F& WK, const F& WH, const F& QT, const F& KT,
+                  const F& LT) {
+    return be.indexer_loss(dq, dk, dh, gs, X.p, WQ.p, WK.p, WH.p, QT.p, KT.p, LT.p, s, c.B, c.H, c.Hkv, c.T, c.D, c.block);
+  };
+  std::vector<float> scale_of(3, 0.f);
+  {
+    F X(cpu(), x), WQ(cpu(), wq), WK(cpu(), wk), WH(cpu(), wh), QT(cpu(), q_t), KT(cpu(), k_t), LT(cpu(), lse_t);
+    F DQ(cpu(), nwq), DK(cpu(), nwk), DH(cpu(), s.Hi);
+    call(cpu(), DQ.p, DK.p, DH.p, X, WQ, WK, WH, QT, KT, LT);
+    int t = 0;
+    for (const F* g : {&DQ, &DK, &DH}) {
+      for (float v : g->get()) scale_of[t] = std::max(scale_of[t], std::fabs(v));
+      t++;
+    }
+  }
+  EXPECT_MSG(scale_of[0] > 0 && scale_of[1] > 0 && scale_of[2] > 0, w << ": every weight should get a gradient");
+  const auto dq0 = randn(nwq, seed + 8, scale_of[0]), dk0 = randn(nwk, seed + 9, scale_of[1]), dh0 = randn(s.Hi, seed + 10, scale_of[2]);
+  double loss[2][5];
+  int which = 0;
+  auto run = [&](Backend& be) {
+    F X(be, x), WQ(be, wq), WK(be, wk), WH(be, wh), QT(be, q_t), KT(be, k_t), LT(be, lse_t);
+    F DQ(be, nwq), DK(be, nwk), DH(be, s.Hi), AQ(be, dq0), AK(be, dk0), AH(be, dh0), BK(be, dk0), BH(be, dh0), CQ(be, dq0);
+    double* l = loss[which++ % 2];
+    l[0] = call(be, DQ.p, DK.p, DH.p, X, WQ, WK, WH, QT, KT, LT);           // from zero
+    l[1] = call(be, AQ.p, AK.p, AH.p, X, WQ, WK, WH, QT, KT, LT);           // accumulates onto the starts
+    l[2] = call(be, nullptr, nullptr, nullptr, X, WQ, WK, WH, QT, KT, LT);  // loss only
+    l[3] = call(be, nullptr, BK.p, BH.p, X, WQ, WK, WH, QT, KT, LT);        // w_q frozen
+    l[4] = call(be, CQ.p, nullptr, nullptr, X, WQ, WK, WH, QT, KT, LT);     // w_k and w_h frozen
+    return Outputs{DQ.get(), DK.get(), DH.get(), AQ.get(), AK.get(), AH.get(), BK.get(), BH.get(), CQ.get()};
+  };
+  compare(run,
+          {w + ": dw_q", w + ": dw_k", w + ": dw_h", w + ": dw_q accumulated", w + ": dw_k accumulated", w + ": dw_h accumulated",
+           w + ": dw_k (w_q frozen)", w + ": dw_h (w_q frozen)", w + ": dw_q (w_k, w_h frozen)"},
+          {1e-4});
+  EXPECT_MSG(loss[0][0] > 0, w << ": the warm-up KL should be positive");
+  for (int i = 0; i < 5; i++) {
+    near_scalar(loss[1][i], loss[0][i], 1e-4, 0, w + ": loss " + std::to_string(i));
+    EXPECT_MSG(loss[1][i] == loss[1][0], w << ": loss " << i << " should not depend on which gradients are asked for");
+  }
+  // Deterministic: two more GPU runs give the same bits.
+  const Outputs first = run(gpu()), second = run(gpu());
+  for (size_t i = 0; i < first.size(); i++) EXPECT_MSG(first[i] == second[i], w << ": output " << i << " differs between runs");
+  for (int i = 0; i < 5; i++) EXPECT_MSG(loss[0][i] == loss[1][i], w << ": loss " << i << " differs between runs");
+}
+}  // namespace
+
+TEST(cuda_backend_indexer_matches_cpu) {
+  const engine::IndexerShape standard{96, 4, 32}, other{80, 3, 24};  // (C, Hi, Di): Hi 4, Di 32 as IndexerShape's defaults
+  const IndexerCase cases[] = {
+      {"indexer block 16 D32 GQA 2 tail", 2, 4, 2, 200, 32, 16, standard, 2, 0.37f},
+      {"indexer block 64 D64 H == Hkv tail", 2, 2, 2, 300, 64, 64, other, 2, 2.5f},
+      {"indexer block 128 D64 GQA 4 tail per-head", 1, 4, 1, 700, 64, 128, standard, 4, 1.f},
+      {"indexer block 64 D32 GQA 2 no tail", 3, 4, 2, 256, 32, 64, other, 1, 0.5f},
+      {"indexer block 16 D64 two blocks short tail", 2, 2, 1, 20, 64, 16, standard, 2, 1.f},
+  };
+  uint32_t seed = 300;
+  for (const IndexerCase& c : cases) indexer_case(c, seed += 20);
+}
+
+TEST(cuda_backend_indexer_refuses_bad_arguments) {
+  Backend& be = gpu();
+  const engine::IndexerShape s{32, 4, 8};
+  const int T = 64, H = 2, Hkv = 1, D = 32;
+  F x(be, (int64_t)T * s.C), wq(be, (int64_t)s.Hi * s.Di * s.C), wk(be, (int64_t)s.Di * s.C), wh(be, s.Hi);
+  F q(be, (int64_t)H * T * D), k(be, (int64_t)Hkv * T * D), l(be, (int64_t)H * T);
+  std::vector<float> scores(16);
+  EXPECT_THROWS_MSG(be.indexer_block_scores(scores.data(), x.p, wq.p, wk.p, wh.p, engine::IndexerShape{0, 4, 8}, T, 16, 1), "C, Hi and Di must be >= 1");
+  EXPECT_THROWS_MSG(be.indexer_block_scores(scores.data(), x.p, wq.p, wk.p, wh.p, s, T, 0, 1), "block_size must be >= 1");
+  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, nullptr, s, 1, H, Hkv, T, D, 16),
+                    "lse is required");
+  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, s, 1, 3, 2, T, D, 16),
+                    "H must be a multiple of Hkv");
+  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, engine::IndexerShape{32, 65, 8}, 1, H,
+                                    Hkv, T, D, 16),
+                    "at most 64");
+  // Still usable after refusing: zero inputs give equal scores (0) and a finite loss.
+  be.indexer_block_scores(scores.data(), x.p, wq.p, wk.p, wh.p, s, T, 16, 1);
+  for (int e = 0; e < 16; e++) EXPECT(e % 4 > e / 4 ? std::isinf(scores[e]) : scores[e] == 0.f);
+  EXPECT(std::isfinite(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, s, 1, H, Hkv, T, D, 16)));
 }

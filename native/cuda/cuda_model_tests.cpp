@@ -233,3 +233,50 @@ TEST(cuda_model_evaluate_matches_cpu) {
     }
   }
 }
+
+// The trainable block indexer warming up, as a user runs it: layer 1 sparse with the 'indexer'
+// selector and top-1 extra block at block 64 (T 256: 4 blocks), the base frozen so only the
+// selector's three tensors train, distillation on with every other loss weight 0 — so the
+// step's loss is the indexer's warm-up KL (CudaBackend::indexer_loss on the device) and every
+// gradient is the selector's. Masks come from CudaBackend::indexer_block_scores on the GPU side.
+// That KL does not depend on the masks (model.cpp indexer_loss: its input is layer 1's ln1, before
+// layer 1's attention, with layer 0 dense; its target the teacher's dense q, k and lse), so bf16
+// noise flipping a top-k choice cannot move it; the density is a count and matches either way.
+// Tolerances: the bf16 whole-model ones.
+TEST(cuda_model_indexer_warmup_matches_cpu) {
+  for (const char* type : {"llama", "qwen3"}) {
+    const std::string what = std::string(type) + " indexer warm-up";
+    const Tolerances tol = tolerances(Precision::bf16);
+    Pair m(small_config(type), Precision::bf16, false);
+    engine::MaskSpec spec = sparse_spec();
+    spec.topk_blocks = 1;
+    spec.selector = engine::MaskSpec::Indexer;
+    spec.random_seed = 5;
+    const std::vector<engine::ParamKind> base = {engine::ParamKind::q,   engine::ParamKind::k,     engine::ParamKind::v,
+                                                 engine::ParamKind::o,   engine::ParamKind::mlp,   engine::ParamKind::norms,
+                                                 engine::ParamKind::embeddings};
+    for (Model* model : {m.cpu.get(), m.gpu.get()}) {
+      model->set_attention(1, &spec);
+      model->set_trainable({}, base, false);
+    }
+    int trainable = 0;
+    for (const auto& p : m.gpu->params()) trainable += p.trainable;
+    EXPECT_MSG(trainable == 3, what << ": only the selector's w_q, w_k, w_h should train, got " << trainable << " tensors");
+    const auto tokens = tokens_for(kB, kT, 512, 7);
+    const engine::StepOptions opt = distill_options(0, 0, 0, 1);
+    const auto gc = m.cpu->compute_gradients(tokens.data(), kB, kT, opt);
+    const auto gg = m.gpu->compute_gradients(tokens.data(), kB, kT, opt);
+    EXPECT_MSG(gc.loss > 0 && gc.grad_norm > 0, what << ": the indexer should start away from its target");
+    near_scalar(gg.loss, gc.loss, tol.loss, 0, what + ": loss");
+    near_scalar(gg.grad_norm, gc.grad_norm, tol.grad_norm, 0, what + ": grad_norm");
+    near_scalar(gg.density, gc.density, 0, 1e-12, what + ": density");
+    EXPECT_MSG(gc.density < 1, what << ": layer 1 should skip blocks");
+    gradients_close(*m.cpu, *m.gpu, tol.grads, what);
+    // One step from the same weights: the selector moves the same way (frozen tensors do not move).
+    const auto rc = m.cpu->train_step(tokens.data(), kB, kT, opt);
+    const auto rg = m.gpu->train_step(tokens.data(), kB, kT, opt);
+    near_scalar(rg.loss, rc.loss, tol.loss, 0, what + ": loss (train_step)");
+    EXPECT(!rg.skipped);
+    weights_close(*m.cpu, *m.gpu, opt.lr, what);
+  }
+}

@@ -222,6 +222,38 @@ TEST(cuda_pooled_scores_match_cpu) {
   }
 }
 
+// The indexer's target on its own (the backend tests see it only through the loss): two
+// sequences, teacher lse from the CPU's dense attention, block sizes with and without a tail,
+// against engine::teacher_block_attention per sequence; rows sum to 1, zeros above the diagonal.
+TEST(cuda_teacher_block_attention_matches_cpu) {
+  struct Shape { int H, Hkv, T, D, block; };
+  for (Shape s : {Shape{4, 2, 150, 32, 16}, Shape{2, 2, 256, 64, 64}, Shape{4, 1, 300, 48, 128}}) {
+    const int B = 2, nb = (s.T + s.block - 1) / s.block;
+    const size_t nq = (size_t)B * s.H * s.T * s.D, nk = (size_t)B * s.Hkv * s.T * s.D, nl = (size_t)B * s.H * s.T;
+    auto q = randn(nq, (uint32_t)(s.T + 1)), k = randn(nk, (uint32_t)(s.T + 2)), v = randn(nk, (uint32_t)(s.T + 3));
+    std::vector<float> out(nq), lse(nl), want((size_t)B * nb * nb);
+    engine::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), B, s.H, s.Hkv, s.T, s.D);
+    for (int b = 0; b < B; b++)
+      engine::teacher_block_attention(want.data() + (size_t)b * nb * nb, q.data() + (size_t)b * s.H * s.T * s.D,
+                                      k.data() + (size_t)b * s.Hkv * s.T * s.D, lse.data() + (size_t)b * s.H * s.T, s.H, s.Hkv, s.T, s.D,
+                                      s.block);
+    Dev<float> Q(q), K(k), L(lse), target(want.size());
+    Dev<double> acc(want.size());
+    ok(teacher_block_attention(target.p, acc.p, Q.p, K.p, L.p, B, s.H, s.Hkv, s.T, s.D, s.block, 0));
+    const auto got = target.get();
+    near(got, want, 1e-4, "teacher block attention T" + std::to_string(s.T) + " block " + std::to_string(s.block));
+    for (int r = 0; r < B * nb; r++) {
+      double sum = 0;
+      for (int j = 0; j < nb; j++) {
+        const float x = got[(size_t)r * nb + j];
+        if (j > r % nb) EXPECT_MSG(x == 0.f, "target above the diagonal at row " << r << ", block " << j);
+        sum += x;
+      }
+      EXPECT_MSG(std::fabs(sum - 1) < 1e-5, "target row " << r << " sums to " << sum);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   const DeviceInfo dev = device_info();
   check::Counts c = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
