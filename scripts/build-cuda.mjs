@@ -7,6 +7,8 @@
 // backend factory and need no engine symbol (the engine dlopens it with RTLD_LOCAL): both are
 // checked after linking. The C++ files of native/cuda compile with warnings as errors too.
 // Without nvcc it says so in one line and exits 0. `--check` only compiles (CI's -Werror gate).
+// Compiles run one per core. scripts/gpu/device-check.sh builds cuda_tests and cuda_bench with the
+// same flags where Node is missing (build_without_node): keep the two in step.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -52,7 +54,7 @@ function exec(cmd, args) {
     p.on('close', (code) => resolve(code === 0));
   });
 }
-async function parallel(jobs, width = Math.max(1, Math.min(2, cpus().length))) {
+async function parallel(jobs, width = Math.max(1, cpus().length)) {
   let ok = true;
   for (let i = 0; i < jobs.length; i += width) ok = (await Promise.all(jobs.slice(i, i + width).map((j) => j()))).every(Boolean) && ok;
   return ok;
