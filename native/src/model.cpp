@@ -277,24 +277,24 @@ void Model::init_random(uint64_t seed) {
   }
 }
 
-void Model::set_tensor(const std::string& name, const float* values, int64_t n) {
+Param& Model::param_of_size(const std::string& name, int64_t n) {
   Param& p = param(name);
   if (n != p.numel()) {
     std::ostringstream os;
     os << "tensor " << name << ": got " << n << " values, expected " << p.numel();
     throw std::invalid_argument(os.str());
   }
+  return p;
+}
+
+void Model::set_tensor(const std::string& name, const float* values, int64_t n) {
+  Param& p = param_of_size(name, n);
   std::copy(values, values + n, p.data.begin());
   p.teacher.clear();  // a freshly loaded tensor is the new base
 }
 
 void Model::set_student_tensor(const std::string& name, const float* values, int64_t n) {
-  Param& p = param(name);
-  if (n != p.numel()) {
-    std::ostringstream os;
-    os << "tensor " << name << ": got " << n << " values, expected " << p.numel();
-    throw std::invalid_argument(os.str());
-  }
+  Param& p = param_of_size(name, n);
   if (std::equal(values, values + n, p.data.begin())) return;
   if (p.teacher.empty()) p.teacher = p.data;
   std::copy(values, values + n, p.data.begin());

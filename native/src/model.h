@@ -180,6 +180,8 @@ class Model {
   int good_steps_ = 0, growth_interval_ = 2000;
 
   void check_tokens(const int32_t* tokens, int B, int T) const;
+  // param(name), after checking it holds n values (throws std::invalid_argument naming it).
+  Param& param_of_size(const std::string& name, int64_t n);
   // Forward over inputs (B, T); `teacher` selects the teacher weights. Fills acts.
   void forward(Activations& acts, const int32_t* tokens, int B, int T, bool teacher) const;
   void backward(Activations& acts, const float* dhidden, const int32_t* tokens, int B, int T);

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "model.h"
+#include "model_fixtures.h"
 
 using namespace engine;
 
@@ -141,25 +142,9 @@ class CopyingBackend final : public Backend {
   std::shared_ptr<Backend> cpu_ = cpu_backend();
 };
 
-ModelConfig small(const std::string& type) {
-  ModelConfig c;
-  c.model_type = type;
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 3;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.max_position_embeddings = 128;
-  return c;
-}
+ModelConfig small(const std::string& type) { return fixtures::tiny_config(type, 37, 3, 8, false); }
 
-std::vector<int32_t> tokens(int B, int T, int V, uint64_t seed) {
-  std::vector<int32_t> t((size_t)B * (T + 1));
-  for (auto& x : t) x = (int32_t)(splitmix64(seed) % V);
-  return t;
-}
+using fixtures::tokens;
 
 StepOptions distill_options() {
   StepOptions o;

@@ -8,23 +8,14 @@
 
 #include "check.h"
 #include "model.h"
+#include "model_fixtures.h"
 
 using namespace engine;
 
 namespace {
 
 ModelConfig tiny(const std::string& type, bool tied) {
-  ModelConfig c;
-  c.model_type = type;
-  c.vocab_size = 23;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = type == "qwen3" ? 8 : 4;
-  c.max_position_embeddings = 128;
-  c.tie_word_embeddings = tied;
+  ModelConfig c = fixtures::tiny_config(type, 23, 2, type == "qwen3" ? 8 : 4, tied);
   if (type == "minicpm") {
     c.scale_emb = 2.0f;
     c.scale_depth = 1.4f;
@@ -33,11 +24,7 @@ ModelConfig tiny(const std::string& type, bool tied) {
   return c;
 }
 
-std::vector<int32_t> tokens(int B, int T, int V, uint64_t seed) {
-  std::vector<int32_t> t((size_t)B * (T + 1));
-  for (auto& x : t) x = (int32_t)(splitmix64(seed) % V);
-  return t;
-}
+using fixtures::tokens;
 
 // Scales up the init so the tiny model has non-trivial activations and gradients.
 void spread(Model& m, uint64_t seed) {
