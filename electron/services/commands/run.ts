@@ -14,6 +14,7 @@ import { parsePipelineText } from '../../../core/parse';
 import { canonicalJson } from '../../../core/canonical';
 import { RunManager, type Backend, type RunEnd } from '../run-manager';
 import { readRunPipeline, readRunRecord } from '../run-store';
+import { cudaMaskProblem, pipelineMasks } from '../runtime/placement';
 
 const USAGE = 'usage: sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR] [--backend auto|cpu|cuda]';
 
@@ -121,7 +122,8 @@ export async function run(args: string[]): Promise<number> {
   if (unavailable) { console.error(`sparse-studio run: ${unavailable}`); return EXIT.invalid; }
   const backend = opts.backend ?? pipeline.backend;
   if (backend === 'cuda') {
-    const problem = await cudaProblem();
+    const unsuited = cudaMaskProblem(pipelineMasks(pipeline));
+    const problem = (await cudaProblem()) ?? (unsuited ? `--backend cuda: ${unsuited} (run it with --backend cpu)` : null);
     if (problem) { console.error(problem); return EXIT.invalid; }
   }
 

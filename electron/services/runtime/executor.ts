@@ -28,7 +28,7 @@ import { applyStageOp, describeLayers, NO_OVERRIDES, type StageOverrides } from 
 import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
 import { exportModel, type MaskArrays } from './export';
-import { choosePlacement, precisionNote } from './placement';
+import { choosePlacement, pipelineMasks, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
 /** The data engineer's dataset contract (electron/services/data). */
@@ -133,7 +133,13 @@ class PipelineExecutor {
       throw new Error(`backend: cuda requested but ${cuda.compiled ? (cuda.reason ?? 'no CUDA device is available') : 'this engine was built without CUDA'}`);
     }
     const stages = stagesOf(this.pipeline);
-    this.placement = choosePlacement(this.options.backend, cuda.available, stages.map((s) => (this.node(s.train) as NodeOf<'train'>).params.precision));
+    const { placement, note } = choosePlacement({
+      requested: this.options.backend, cudaAvailable: cuda.available,
+      precisions: stages.map((s) => (this.node(s.train) as NodeOf<'train'>).params.precision),
+      masks: pipelineMasks(this.pipeline),
+    });
+    this.placement = placement;
+    if (note) this.log('info', note);
     let firstStage = 0;
 
     const resume = this.options.resume;
