@@ -83,7 +83,7 @@ struct LayerActs {
 struct Activations {
   int B = 0, T = 0;
   DeviceArray<int32_t> inputs, targets;  // (N) each
-  std::vector<Buf> resid;  // L+1 of (N, C): resid[0] embeddings, resid[l+1] after layer l
+  std::vector<Buf> resid;  // L+1 of (N, C): resid[0] embeddings, resid[l+1] after layer l (teacher: 2, in turn)
   std::vector<LayerActs> layers;
   Buf hidden, hidden_rstd;  // (N, C) final norm output ("last hidden state"), (N)
   Buf scratch;              // (N, max(C, H*D)) for projections
