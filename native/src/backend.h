@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "attention_metrics.h"
 #include "block_mask.h"
 #include "block_selector.h"
 #include "ops.h"
@@ -96,6 +97,11 @@ class Backend {
   virtual double attn_kl_loss(float* dq_s, float* dk_s, float grad_scale, const float* q_s, const float* k_s,
                               const float* q_t, const float* k_t, const float* lse_t, int B, int H, int Hkv, int T,
                               int D, const BlockMask& mask) = 0;
+  // Evaluation metrics of one block-sparse layer, as attention_metrics.h attention_metrics
+  // (attn_kl with rows clamped at 0, attn_recall, density, attn_flops_saved); lse_t required.
+  virtual AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const float* q_t, const float* k_t,
+                                             const float* lse_t, int B, int H, int Hkv, int T, int D,
+                                             const BlockMask& mask) = 0;
   // Parameter-free block scores of ONE sequence, as block_selector.h pooled_block_scores, written
   // to HOST memory (the mask is built on the host): scores (Hkv or H, nb, nb). q (H, T, D), k (Hkv, T, D).
   virtual void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,

@@ -167,6 +167,11 @@ class CpuBackend final : public Backend {
     }
     return kl;
   }
+  AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const float* q_t, const float* k_t,
+                                     const float* lse_t, int B, int H, int Hkv, int T, int D,
+                                     const BlockMask& mask) override {
+    return engine::attention_metrics(q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, mask);
+  }
   void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,
                            int block_size, bool share_gqa_group) override {
     engine::pooled_block_scores(scores_host, q, k, H, Hkv, T, D, block_size, share_gqa_group);

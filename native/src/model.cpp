@@ -915,20 +915,15 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
   r.attn_recall.assign(L, nan);
   r.density.assign(L, nan);
   const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
-  std::vector<float> sq, sk, tq, tk, tlse;
   for (int l = 0; l < L; l++) {
     const LayerActs& la = acts_->layers[l];
     const LayerActs& lt = teacher.layers[l];
     if (la.masks.empty()) continue;
-    const float* q_s = host_view(la.q.data(), la.q.size(), sq);
-    const float* k_s = host_view(la.k.data(), la.k.size(), sk);
-    const float* q_t = host_view(lt.q.data(), lt.q.size(), tq);
-    const float* k_t = host_view(lt.k.data(), lt.k.size(), tk);
-    const float* lse_t = host_view(lt.lse.data(), lt.lse.size(), tlse);
     double kl = 0, recall = 0, density = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
       const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
-      AttentionMetrics m = attention_metrics(q_s + qo, k_s + ko, q_t + qo, k_t + ko, lse_t + lo, bb, H, Hkv, T, D, mask);
+      AttentionMetrics m = backend_->attention_metrics(la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo,
+                                                       lt.k.data() + ko, lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
       const double share = (double)bb / B;
       kl += m.attn_kl * share;
       recall += m.attn_recall * share;

@@ -12,9 +12,8 @@
 // - Every op runs on a Backend (backend.h): the CPU one (ops.h, deterministic static partition,
 //   so a step is bit-identical for the same inputs and thread count) or the CUDA one. The host
 //   Param vectors are the weights' home; a non-host backend mirrors them and the model copies
-//   them back lazily, when the host reads them (params(), param()). Selector scores come back
-//   to the host, where the masks are built; the evaluation metrics run on the host too (on the
-//   CUDA backend their inputs are copied down per sparse layer, once per evaluation).
+//   them back lazily, when the host reads them (params(), param()). Selector scores and metric
+//   sums come back to the host, where the masks are built and the results reported.
 // - fp16 precision (CUDA) adds dynamic loss scaling: gradients are computed at loss * scale (a
 //   power of two, so unscaling is exact), a step with a non-finite gradient is skipped and halves
 //   the scale, and 2000 good steps in a row double it.

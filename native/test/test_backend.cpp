@@ -106,6 +106,11 @@ class CopyingBackend final : public Backend {
                       const BlockMask& mask) override {
     return cpu_->attn_kl_loss(dq_s, dk_s, grad_scale, q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, mask);
   }
+  AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const float* q_t, const float* k_t,
+                                     const float* lse_t, int B, int H, int Hkv, int T, int D,
+                                     const BlockMask& mask) override {
+    return cpu_->attention_metrics(q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, mask);
+  }
   void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D,
                            int block_size, bool share_gqa_group) override {
     // q and k are this backend's memory: copy them down as a GPU backend would.
