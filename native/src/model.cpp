@@ -796,17 +796,12 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   r.logit_kl_loss = lkl;
   r.loss_scale = S;
   if (distill) {
-    std::vector<float> s1, s2;
-    const float* hs = host_view(acts_->hidden.data(), (int64_t)N * C, s1);
-    const float* ht = host_view(teacher_acts_->hidden.data(), (int64_t)N * C, s2);
-    double mse = 0;
-    for (int64_t i = 0; i < (int64_t)N * C; i++) mse += (double)(hs[i] - ht[i]) * (hs[i] - ht[i]);
-    mse /= (double)N * C;
-    r.hidden_mse_loss = mse;
+    // Hidden-state MSE against the teacher, on the backend (nothing comes down but the sum).
+    Buf diff(backend_.get(), (int64_t)N * C);  // hs - ht
+    be.add_scaled(diff.data(), acts_->hidden.data(), teacher_acts_->hidden.data(), -1.0f, diff.size());
+    r.hidden_mse_loss = be.sum_squares(diff.data(), diff.size()) / ((double)N * C);
     if (dw.hidden_mse != 0) {
       const float g = 2.0f * dw.hidden_mse / ((float)N * C);
-      Buf diff(backend_.get(), (int64_t)N * C);  // hs - ht
-      be.add_scaled(diff.data(), acts_->hidden.data(), teacher_acts_->hidden.data(), -1.0f, diff.size());
       be.add_scaled(dhidden.data(), dhidden.data(), diff.data(), g * S, diff.size());
     }
   }
