@@ -17,6 +17,9 @@
 //   = mu - lse_s + lse_t. The gradient of KL w.r.t. s_j is g_j = Ps_j (s_j - lse_s - t_j + lse_t - KL)
 //   = Ps_j (s_j - t_j - mu) (the CPU's form, rewritten), so dq_i = coef / sqrt(D) sum_j g_ij k_s[j]
 //   and dk_j = coef / sqrt(D) sum_i g_ij q_s[i]; the dk pass reads lse_s and mu per query row.
+// - Evaluation metrics (attention_metrics) reuse the loss pass: with `recall` set it also sums
+//   Pt = exp(t - lse_t) over the kept keys per lane (merged in the same tree) and clamps the row
+//   KL at 0, as the CPU's metric does; the loss's arithmetic is the same either way.
 // - Deterministic, no atomics: each output element has one owner thread and a fixed order of
 //   additions; dq and dk are overwritten, every element (zero where no kept pair reaches it).
 #include <cmath>
@@ -40,6 +43,7 @@ constexpr int kMaxD = 256;
 struct KlArgs {
   const float *q_s, *k_s, *q_t, *k_t, *lse_t;
   float *kl, *lse_s, *mu, *dq, *dk;  // lse_s, mu, dq, dk: null for the loss only
+  float* recall;                     // non-null: metrics (row recall, KL clamped at 0), no gradients
   const int32_t *kv_ptr, *kv_idx, *q_ptr, *q_idx;
   float coef, scale;
   int H, Hkv, T, D, Dp, bs, nb, n_mask_heads;
@@ -193,12 +197,13 @@ __global__ void __launch_bounds__(kThreads) attn_kl_kernel(KlArgs a) {
     const int32_t* idx = a.kv_idx + a.kv_ptr[list];
     const int n = a.kv_ptr[list + 1] - a.kv_ptr[list];
     const int hi = r0 + rows;  // keys past the tile's last row are masked for all of it
-    // Loss pass: online softmax statistics per lane.
-    float m[kRowsPerWarp], l[kRowsPerWarp], acc_d[kRowsPerWarp];
+    // Loss pass: online softmax statistics per lane (and the teacher's kept mass for metrics).
+    float m[kRowsPerWarp], l[kRowsPerWarp], acc_d[kRowsPerWarp], lt[kRowsPerWarp], rec[kRowsPerWarp];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; r++) {
       m[r] = -INFINITY;
-      l[r] = acc_d[r] = 0.f;
+      l[r] = acc_d[r] = rec[r] = 0.f;
+      lt[r] = row_ok[r] ? a.lse_t[(int64_t)head * a.T + pos[r]] : 0.f;
     }
     for_each_chunk(idx, n, a.bs, a.T, 0, hi, [&](int c0, int nc) {
       chunk_scores(s, t, sm, cs, ct, c0, nc, a, nullptr, nullptr);
@@ -206,6 +211,7 @@ __global__ void __launch_bounds__(kThreads) attn_kl_kernel(KlArgs a) {
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; r++) {
         if (!(lane < nc && row_ok[r] && col <= pos[r])) continue;
+        if (a.recall) rec[r] += expf(t[r] - lt[r]);  // uniform: a kernel argument
         const float diff = s[r] - t[r];
         if (s[r] > m[r]) {
           const float c = expf(m[r] - s[r]);  // 0 while m is -inf
@@ -227,9 +233,12 @@ __global__ void __launch_bounds__(kThreads) attn_kl_kernel(KlArgs a) {
       const float L = warp_sum(l[r] * f), S = warp_sum(acc_d[r] * f);
       lse[r] = M + logf(L);  // rows past T only: -inf (never used)
       mu[r] = S / L;
+      const float R = a.recall ? warp_sum(rec[r]) : 0.f;
       if (row_ok[r] && lane == 0) {
         const int64_t at = (int64_t)head * a.T + pos[r];
-        a.kl[at] = mu[r] - lse[r] + a.lse_t[at];
+        const float kl = mu[r] - lse[r] + lt[r];
+        a.kl[at] = a.recall && kl < 0.f ? 0.f : kl;  // a KL is never negative; rounding can make a kept-everything row -1e-7
+        if (a.recall) a.recall[at] = R;
         if (a.dq) {
           a.lse_s[at] = lse[r];
           a.mu[at] = mu[r];
@@ -287,6 +296,19 @@ Status launch(const KlArgs& a, dim3 grid, size_t bytes, cudaStream_t s) {
   CUDA_TRY_LAUNCH();
   return Status::success();
 }
+
+Status check_shapes(const char* who, int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m) {
+  const std::string w = who;
+  if (B <= 0 || H <= 0 || Hkv <= 0 || T <= 0 || H % Hkv != 0) return Status::error(w + ": need B, H, Hkv, T >= 1 and H a multiple of Hkv");
+  if (D <= 0 || D > kMaxD) return Status::error(w + ": head_dim " + std::to_string(D) + " is not supported (1 to 256)");
+  if (m.T != T || m.block_size <= 0 || m.block_size % kRows != 0 || m.n_blocks != ceil_div(T, m.block_size))
+    return Status::error(w + ": the block lists are for T = " + std::to_string(m.T) + " in blocks of " + std::to_string(m.block_size) +
+                         " (need T = " + std::to_string(T) + " and blocks of a multiple of 16)");
+  if (m.n_mask_heads <= 0 || H % m.n_mask_heads != 0 || m.n_mask_heads % Hkv != 0)
+    return Status::error(w + ": mask has " + std::to_string(m.n_mask_heads) + " heads; need H or Hkv");
+  if ((int64_t)B * H > 65535) return Status::error(w + ": B * H above 65535");
+  return Status::success();
+}
 }  // namespace
 
 Status upload_block_lists(DeviceBlockLists* out, int T, int block_size, int n_mask_heads, const std::vector<int32_t>& kv_ptr,
@@ -325,21 +347,13 @@ void free_block_lists(DeviceBlockLists* m) {
 
 Status attn_kl_loss(float* kl, float* dq, float* dk, float coef, const float* q_s, const float* k_s, const float* q_t, const float* k_t,
                     const float* lse_t, float* row_stats, int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m, cudaStream_t s) {
-  if (B <= 0 || H <= 0 || Hkv <= 0 || T <= 0 || H % Hkv != 0)
-    return Status::error("attn_kl_loss: need B, H, Hkv, T >= 1 and H a multiple of Hkv");
-  if (D <= 0 || D > kMaxD) return Status::error("attn_kl_loss: head_dim " + std::to_string(D) + " is not supported (1 to 256)");
-  if (m.T != T || m.block_size <= 0 || m.block_size % kRows != 0 || m.n_blocks != ceil_div(T, m.block_size))
-    return Status::error("attn_kl_loss: the block lists are for T = " + std::to_string(m.T) + " in blocks of " + std::to_string(m.block_size) +
-                         " (need T = " + std::to_string(T) + " and blocks of a multiple of 16)");
-  if (m.n_mask_heads <= 0 || H % m.n_mask_heads != 0 || m.n_mask_heads % Hkv != 0)
-    return Status::error("attn_kl_loss: mask has " + std::to_string(m.n_mask_heads) + " heads; need H or Hkv");
-  if ((int64_t)B * H > 65535) return Status::error("attn_kl_loss: B * H above 65535");
+  STATUS_TRY(check_shapes("attn_kl_loss", B, H, Hkv, T, D, m));
   const bool grads = dq && dk;
   if (grads && !row_stats) return Status::error("attn_kl_loss: gradients need the row_stats scratch");
   const int64_t rows = (int64_t)B * H * T;
   const int Dp = ceil_div(D, kSlice) * kSlice;
   const KlArgs a{q_s, k_s, q_t, k_t, lse_t,
-                 kl, grads ? row_stats : nullptr, grads ? row_stats + rows : nullptr, grads ? dq : nullptr, grads ? dk : nullptr,
+                 kl, grads ? row_stats : nullptr, grads ? row_stats + rows : nullptr, grads ? dq : nullptr, grads ? dk : nullptr, nullptr,
                  m.kv_ptr, m.kv_idx, m.q_ptr, m.q_idx,
                  coef, 1.0f / std::sqrt((float)D),
                  H, Hkv, T, D, Dp, m.block_size, m.n_blocks, m.n_mask_heads};
@@ -348,6 +362,18 @@ Status attn_kl_loss(float* kl, float* dq, float* dk, float coef, const float* q_
   STATUS_TRY(launch<false>(a, dim3((unsigned)tiles, (unsigned)(B * H)), bytes, s));
   if (grads) STATUS_TRY(launch<true>(a, dim3((unsigned)tiles, (unsigned)(B * Hkv)), bytes, s));
   return Status::success();
+}
+
+Status attention_metric_rows(float* kl, float* recall, const float* q_s, const float* k_s, const float* q_t, const float* k_t, const float* lse_t,
+                             int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m, cudaStream_t s) {
+  STATUS_TRY(check_shapes("attention_metrics", B, H, Hkv, T, D, m));
+  if (!kl || !recall || !lse_t) return Status::error("attention_metrics: kl, recall and the teacher's lse are required");
+  const KlArgs a{q_s, k_s, q_t, k_t, lse_t,
+                 kl, nullptr, nullptr, nullptr, nullptr, recall,
+                 m.kv_ptr, m.kv_idx, m.q_ptr, m.q_idx,
+                 0.f, 1.0f / std::sqrt((float)D),
+                 H, Hkv, T, D, ceil_div(D, kSlice) * kSlice, m.block_size, m.n_blocks, m.n_mask_heads};
+  return launch<false>(a, dim3((unsigned)ceil_div(T, kRows), (unsigned)(B * H)), smem_floats(a.Dp) * sizeof(float), s);
 }
 
 }  // namespace cuda_backend

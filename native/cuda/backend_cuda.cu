@@ -53,6 +53,22 @@ void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) fail(std::string("cuda: ") + what + ": " + cudaGetErrorString(err));
 }
 
+// BlockMask::flops_saved (block_mask.cpp): the module needs no engine symbol (build-cuda.mjs
+// checks; the engine dlopens it RTLD_LOCAL) and that method is out of line, so its arithmetic is
+// repeated here in the same order, giving the same number as the CPU backend's metric.
+double mask_flops_saved(const engine::BlockMask& m) {
+  double kept = 0, total = 0;
+  auto tri = [](double n) { return n * (n + 1) / 2; };
+  for (int h = 0; h < m.n_mask_heads; h++)
+    for (int i = 0; i < m.n_blocks; i++) {
+      double rows = m.block_len(i);
+      total += rows * (double)(i * m.block_size) + tri(rows);
+      for (int p = m.kv_ptr[h * m.n_blocks + i]; p < m.kv_ptr[h * m.n_blocks + i + 1]; p++)
+        kept += m.kv_idx[p] == i ? tri(rows) : rows * m.block_len(m.kv_idx[p]);
+    }
+  return total > 0 ? 1.0 - kept / total : 0.0;
+}
+
 // A grow-only device buffer.
 class Scratch {
  public:
@@ -286,13 +302,10 @@ class CudaBackend final : public engine::Backend {
   }
   double attn_kl_loss(float* dq_s, float* dk_s, float grad_scale, const float* q_s, const float* k_s, const float* q_t, const float* k_t,
                       const float* lse_t, int B, int H, int Hkv, int T, int D, const engine::BlockMask& mask) override {
-    check_kl_args(B, H, Hkv, T, D, mask);
-    if (!lse_t) throw std::invalid_argument("attn_kl_loss: the teacher's lse is required");
+    check_kl_args(B, H, Hkv, T, D, mask, lse_t, "attn_kl_loss");
     const bool grads = dq_s && dk_s;  // as the CPU backend: both gradients, or the loss only
     std::lock_guard<std::mutex> lock(mu_);
-    const DeviceBlockLists lists = lists_.get(mask.bits, T, mask.block_size, mask.n_mask_heads, [&](DeviceBlockLists* out) {
-      return upload_block_lists(out, T, mask.block_size, mask.n_mask_heads, mask.kv_ptr, mask.kv_idx, mask.q_ptr, mask.q_idx);
-    });
+    const DeviceBlockLists lists = block_lists(mask);
     const int64_t rows = (int64_t)B * H * T;
     const double inv_rows = 1.0 / (double)rows;  // the loss is a mean over (B, H, T)
     float* kl = rows_.get<float>(rows);
@@ -300,6 +313,22 @@ class CudaBackend final : public engine::Backend {
     check(cuda_backend::attn_kl_loss(kl, grads ? dq_s : nullptr, grads ? dk_s : nullptr, (float)(grad_scale * inv_rows), q_s, k_s, q_t, k_t,
                                      lse_t, stats, B, H, Hkv, T, D, lists, kStream));
     return sum_rows(kl, rows) * inv_rows;
+  }
+  engine::AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const float* q_t, const float* k_t, const float* lse_t, int B,
+                                             int H, int Hkv, int T, int D, const engine::BlockMask& mask) override {
+    check_kl_args(B, H, Hkv, T, D, mask, lse_t, "attention_metrics");
+    std::lock_guard<std::mutex> lock(mu_);
+    const DeviceBlockLists lists = block_lists(mask);
+    const int64_t rows = (int64_t)B * H * T;
+    float* kl = rows_.get<float>(2 * rows);
+    float* recall = kl + rows;
+    check(cuda_backend::attention_metric_rows(kl, recall, q_s, k_s, q_t, k_t, lse_t, B, H, Hkv, T, D, lists, kStream));
+    engine::AttentionMetrics m;  // means over (B, H, T) of rows summed in double in row order, as the CPU
+    m.attn_kl = sum_rows(kl, rows) / (double)rows;
+    m.attn_recall = sum_rows(recall, rows) / (double)rows;
+    m.density = mask.density();
+    m.attn_flops_saved = mask_flops_saved(mask);
+    return m;
   }
   void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
                            bool share_gqa_group) override {
@@ -417,20 +446,27 @@ class CudaBackend final : public engine::Backend {
     return st.ok ? upload_tile_mask(out, host) : st;
   }
 
-  // The CPU's argument checks of attn_kl_loss (attention_metrics.cpp), plus what the device lists need.
-  static void check_kl_args(int B, int H, int Hkv, int T, int D, const engine::BlockMask& mask) {
+  // The CPU's argument checks of attn_kl_loss / attention_metrics (attention_metrics.cpp), plus what
+  // the device lists need; `who` names the method in the messages.
+  static void check_kl_args(int B, int H, int Hkv, int T, int D, const engine::BlockMask& mask, const float* lse_t, const std::string& who) {
     if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
-      throw std::invalid_argument("attn_kl_loss: need B, H, Hkv, T, D >= 1 and H a multiple of Hkv");
-    if (mask.T != T)
-      throw std::invalid_argument("attn_kl_loss: mask built for T=" + std::to_string(mask.T) + ", got T=" + std::to_string(T));
+      throw std::invalid_argument(who + ": need B, H, Hkv, T, D >= 1 and H a multiple of Hkv");
+    if (mask.T != T) throw std::invalid_argument(who + ": mask built for T=" + std::to_string(mask.T) + ", got T=" + std::to_string(T));
     if (mask.n_mask_heads < 1 || H % mask.n_mask_heads != 0 || mask.n_mask_heads % Hkv != 0)
-      throw std::invalid_argument("attn_kl_loss: mask has " + std::to_string(mask.n_mask_heads) + " heads; need H or Hkv");
+      throw std::invalid_argument(who + ": mask has " + std::to_string(mask.n_mask_heads) + " heads; need H or Hkv");
+    if (!lse_t) throw std::invalid_argument(who + ": the teacher's lse is required");
     if (mask.block_size < 16 || mask.block_size % 16 != 0)
-      fail("attn_kl_loss: mask.block_size " + std::to_string(mask.block_size) + " is not supported on CUDA (a multiple of 16)");
-    if (D > 256) fail("attn_kl_loss: head_dim " + std::to_string(D) + " is not supported on CUDA (at most 256)");
+      fail(who + ": mask.block_size " + std::to_string(mask.block_size) + " is not supported on CUDA (a multiple of 16)");
+    if (D > 256) fail(who + ": head_dim " + std::to_string(D) + " is not supported on CUDA (at most 256)");
     const int nb = (T + mask.block_size - 1) / mask.block_size;
     if (mask.n_blocks != nb || mask.bits.size() != (size_t)mask.n_mask_heads * nb * mask.words)
-      fail("attn_kl_loss: the mask's bitmap does not match its T and block size");
+      fail(who + ": the mask's bitmap does not match its T and block size");
+  }
+  // The mask's block lists on the device (cached by content). Caller holds mu_.
+  DeviceBlockLists block_lists(const engine::BlockMask& mask) {
+    return lists_.get(mask.bits, mask.T, mask.block_size, mask.n_mask_heads, [&](DeviceBlockLists* out) {
+      return upload_block_lists(out, mask.T, mask.block_size, mask.n_mask_heads, mask.kv_ptr, mask.kv_idx, mask.q_ptr, mask.q_idx);
+    });
   }
 
   // The CPU's argument checks of the indexer (block_selector.cpp), plus what the kernels need.

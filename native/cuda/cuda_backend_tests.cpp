@@ -409,15 +409,30 @@ struct KlCase {
 // Global block 0, the diagonal and one random block per row: sparse from 4 blocks on.
 engine::BlockMask kl_mask(const KlCase& c, uint64_t seed) { return static_mask(c.T, c.H, c.Hkv, c.block, c.share, 0, 1, seed); }
 
+// A student near its teacher (noise of std `noise`; 0: the teacher itself), as in distillation;
+// the teacher's lse from its dense forward.
+struct KlInputs {
+  size_t nq, nk, nl;
+  std::vector<float> q_s, k_s, q_t, k_t, lse_t;
+};
+KlInputs kl_inputs(const KlCase& c, uint32_t seed, float noise = 0.5f) {
+  KlInputs in;
+  in.nq = (size_t)c.B * c.H * c.T * c.D, in.nk = (size_t)c.B * c.Hkv * c.T * c.D, in.nl = (size_t)c.B * c.H * c.T;
+  in.q_t = randn(in.nq, seed + 1), in.k_t = randn(in.nk, seed + 2);
+  in.q_s = randn(in.nq, seed + 4, noise), in.k_s = randn(in.nk, seed + 5, noise);
+  for (size_t i = 0; i < in.nq; i++) in.q_s[i] = noise > 0 ? in.q_s[i] + in.q_t[i] : in.q_t[i];
+  for (size_t i = 0; i < in.nk; i++) in.k_s[i] = noise > 0 ? in.k_s[i] + in.k_t[i] : in.k_t[i];
+  const auto v_t = randn(in.nk, seed + 3);
+  std::vector<float> out(in.nq);
+  in.lse_t.resize(in.nl);
+  cpu().attention_forward(out.data(), in.lse_t.data(), in.q_t.data(), in.k_t.data(), v_t.data(), c.B, c.H, c.Hkv, c.T, c.D, nullptr);
+  return in;
+}
+
 void attn_kl_case(const KlCase& c, uint32_t seed) {
-  const size_t nq = (size_t)c.B * c.H * c.T * c.D, nk = (size_t)c.B * c.Hkv * c.T * c.D, nl = (size_t)c.B * c.H * c.T;
-  // A student near its teacher, as in distillation; the teacher's lse from its dense forward.
-  const auto q_t = randn(nq, seed + 1), k_t = randn(nk, seed + 2), v_t = randn(nk, seed + 3);
-  auto q_s = randn(nq, seed + 4, 0.5f), k_s = randn(nk, seed + 5, 0.5f);
-  for (size_t i = 0; i < nq; i++) q_s[i] += q_t[i];
-  for (size_t i = 0; i < nk; i++) k_s[i] += k_t[i];
-  std::vector<float> out(nq), lse_t(nl);
-  cpu().attention_forward(out.data(), lse_t.data(), q_t.data(), k_t.data(), v_t.data(), c.B, c.H, c.Hkv, c.T, c.D, nullptr);
+  const KlInputs in = kl_inputs(c, seed);
+  const size_t nq = in.nq, nk = in.nk;
+  const auto &q_s = in.q_s, &k_s = in.k_s, &q_t = in.q_t, &k_t = in.k_t, &lse_t = in.lse_t;
   const engine::BlockMask mask = kl_mask(c, seed);
   std::vector<engine::BlockMask> per_seq;  // one mask per sequence, as top-k masks are
   for (int b = 0; b < c.B; b++) per_seq.push_back(kl_mask(c, seed + 100 + b));
@@ -484,6 +499,77 @@ TEST(cuda_backend_attn_kl_loss_refuses_bad_arguments) {
   const double kl = be.attn_kl_loss(nullptr, nullptr, 1.f, Q.p, K.p, Q.p, K.p, L.p, B, H, Hkv, T, D, m);
   near_scalar(kl, cpu().attn_kl_loss(nullptr, nullptr, 1.f, qh.data(), kh.data(), qh.data(), kh.data(), lse.data(), B, H, Hkv, T, D, m), 1e-4, 0,
               "attn-KL of pure masking");
+}
+
+namespace {
+// Evaluation metrics: fp32 rows on the device summed in double on the host, against the CPU's
+// float64 metric: attn_kl and attn_recall within 1e-5 relative (plus atol for a KL near 0);
+// density and attn_flops_saved are the mask's own host numbers on both sides, so equal.
+engine::AttentionMetrics metrics_on(Backend& be, const KlInputs& in, const KlCase& c, const engine::BlockMask& mask) {
+  F Qs(be, in.q_s), Ks(be, in.k_s), Qt(be, in.q_t), Kt(be, in.k_t), L(be, in.lse_t);
+  return be.attention_metrics(Qs.p, Ks.p, Qt.p, Kt.p, L.p, c.B, c.H, c.Hkv, c.T, c.D, mask);
+}
+engine::AttentionMetrics metrics_match(const KlCase& c, const KlInputs& in, const engine::BlockMask& mask, double kl_atol) {
+  const engine::AttentionMetrics want = metrics_on(cpu(), in, c, mask), got = metrics_on(gpu(), in, c, mask);
+  const std::string w = c.what;
+  near_scalar(got.attn_kl, want.attn_kl, 1e-5, kl_atol, w + ": attn_kl");
+  near_scalar(got.attn_recall, want.attn_recall, 1e-5, 0, w + ": attn_recall");
+  EXPECT_MSG(got.density == want.density && got.attn_flops_saved == want.attn_flops_saved, w << ": density / flops saved");
+  const engine::AttentionMetrics again = metrics_on(gpu(), in, c, mask);  // deterministic
+  EXPECT_MSG(again.attn_kl == got.attn_kl && again.attn_recall == got.attn_recall, w << ": differs between runs");
+  return got;
+}
+}  // namespace
+
+TEST(cuda_backend_attention_metrics_match_cpu) {
+  const KlCase cases[] = {
+      {"metrics block 16 D32 GQA 2 tail", 2, 4, 2, 250, 32, 16, true},
+      {"metrics block 64 D64 H == Hkv tail per-head", 2, 2, 2, 700, 64, 64, false},
+      {"metrics block 128 D64 GQA 2 tail", 1, 4, 2, 1100, 64, 128, true},
+      {"metrics block 128 D32 H == Hkv tail", 1, 3, 3, 600, 32, 128, false},
+  };
+  uint32_t seed = 500;
+  for (const KlCase& c : cases) {
+    const engine::BlockMask mask = kl_mask(c, seed += 10);
+    EXPECT_MSG(mask.density() < 1, c.what << ": the mask should skip blocks");
+    const engine::AttentionMetrics m = metrics_match(c, kl_inputs(c, seed), mask, 0);
+    EXPECT_MSG(m.attn_kl > 0 && m.attn_recall > 0 && m.attn_recall < 1, c.what << ": a sparse student should differ from its teacher");
+  }
+}
+
+// A mask that keeps every causal block without being built dense (its window covers the whole
+// sequence): with the teacher's own q, k every row's KL is 0 up to rounding, clamped at 0 per row
+// on both sides, so the mean is >= 0 exactly and the recall 1. With the teacher's lse 1e-3 low
+// (a bf16 forward's can be) every row is -1e-3 before the clamp: attn_kl exactly 0.
+TEST(cuda_backend_attention_metrics_dense_equivalent_mask) {
+  const KlCase cases[] = {
+      {"metrics dense-equivalent block 16 D64 GQA 2 tail", 1, 4, 2, 200, 64, 16, true},
+      {"metrics dense-equivalent block 64 D32 H == Hkv tail", 2, 2, 2, 300, 32, 64, false},
+  };
+  uint32_t seed = 600;
+  for (const KlCase& c : cases) {
+    const engine::BlockMask mask = static_mask(c.T, c.H, c.Hkv, c.block, c.share, (c.T + c.block - 1) / c.block, 0, seed);
+    EXPECT_MSG(!mask.dense && mask.density() == 1 && mask.flops_saved() == 0, c.what << ": the mask should keep every causal block");
+    const engine::AttentionMetrics same = metrics_match(c, kl_inputs(c, seed += 10, 0.f), mask, 1e-6);
+    EXPECT_MSG(same.attn_kl >= 0 && same.attn_kl < 1e-6, c.what << ": pure masking without masking: KL " << same.attn_kl);
+    near_scalar(same.attn_recall, 1, 1e-5, 0, std::string(c.what) + ": recall of a dense mask");
+    KlInputs low = kl_inputs(c, seed, 0.f);
+    for (float& x : low.lse_t) x -= 1e-3f;
+    EXPECT_MSG(metrics_match(c, low, mask, 0).attn_kl == 0, c.what << ": every row's KL is clamped at 0");
+    const engine::AttentionMetrics near_teacher = metrics_match(c, kl_inputs(c, seed), mask, 0);
+    EXPECT_MSG(near_teacher.attn_kl > 0, c.what << ": a student off its teacher has a positive KL");
+  }
+}
+
+TEST(cuda_backend_attention_metrics_refuses_bad_arguments) {
+  Backend& be = gpu();
+  const int B = 1, H = 2, Hkv = 1, T = 64, D = 32;
+  F q(be, (int64_t)B * H * T * 300), k(be, (int64_t)B * Hkv * T * 300), l(be, (int64_t)B * H * T);
+  const engine::BlockMask m = kl_mask({"", B, H, Hkv, T, D, 16, true}, 1);
+  EXPECT_THROWS_MSG(be.attention_metrics(q.p, k.p, q.p, k.p, l.p, B, H, Hkv, T, 300, m), "head_dim 300");
+  EXPECT_THROWS_MSG(be.attention_metrics(q.p, k.p, q.p, k.p, l.p, B, H, Hkv, T / 2, D, m), "mask built for T=64");
+  EXPECT_THROWS_MSG(be.attention_metrics(q.p, k.p, q.p, k.p, nullptr, B, H, Hkv, T, D, m), "lse is required");
+  EXPECT_THROWS_MSG(be.attention_metrics(q.p, k.p, q.p, k.p, l.p, B, H, 2, T, D, m), "mask has 1 heads");
 }
 
 namespace {

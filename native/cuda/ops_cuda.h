@@ -163,6 +163,11 @@ void free_block_lists(DeviceBlockLists* m);
 // query tile over the key lists, dk per key tile over the transposed lists). D <= 256.
 Status attn_kl_loss(float* kl, float* dq, float* dk, float coef, const float* q_s, const float* k_s, const float* q_t, const float* k_t,
                     const float* lse_t, float* row_stats, int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m, cudaStream_t s);
+// Per-row evaluation metrics of the same layer (native/src/attention_metrics.h attention_metrics),
+// by attn_kl_loss's loss pass: kl (B, H, T) the row KL as above clamped at 0, recall (B, H, T)
+// = sum over the kept keys of exp(t_j - lse_t). Both overwritten; lse_t required.
+Status attention_metric_rows(float* kl, float* recall, const float* q_s, const float* k_s, const float* q_t, const float* k_t, const float* lse_t,
+                             int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m, cudaStream_t s);
 
 // ------------------------------------------------------------------ block selection
 // Parameter-free pooled-key scores (InfLLM-V2 / MoBA) of one sequence, q (H, T, D), k (Hkv, T, D)
