@@ -53,22 +53,6 @@ void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) fail(std::string("cuda: ") + what + ": " + cudaGetErrorString(err));
 }
 
-// BlockMask::flops_saved (block_mask.cpp): the module needs no engine symbol (build-cuda.mjs
-// checks; the engine dlopens it RTLD_LOCAL) and that method is out of line, so its arithmetic is
-// repeated here in the same order, giving the same number as the CPU backend's metric.
-double mask_flops_saved(const engine::BlockMask& m) {
-  double kept = 0, total = 0;
-  auto tri = [](double n) { return n * (n + 1) / 2; };
-  for (int h = 0; h < m.n_mask_heads; h++)
-    for (int i = 0; i < m.n_blocks; i++) {
-      double rows = m.block_len(i);
-      total += rows * (double)(i * m.block_size) + tri(rows);
-      for (int p = m.kv_ptr[h * m.n_blocks + i]; p < m.kv_ptr[h * m.n_blocks + i + 1]; p++)
-        kept += m.kv_idx[p] == i ? tri(rows) : rows * m.block_len(m.kv_idx[p]);
-    }
-  return total > 0 ? 1.0 - kept / total : 0.0;
-}
-
 // A grow-only device buffer.
 class Scratch {
  public:
@@ -327,7 +311,7 @@ class CudaBackend final : public engine::Backend {
     m.attn_kl = sum_rows(kl, rows) / (double)rows;
     m.attn_recall = sum_rows(recall, rows) / (double)rows;
     m.density = mask.density();
-    m.attn_flops_saved = mask_flops_saved(mask);
+    m.attn_flops_saved = mask.flops_saved();
     return m;
   }
   void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,

@@ -89,21 +89,6 @@ std::string validate_mask_spec(const MaskSpec& s) {
   return "";
 }
 
-double BlockMask::flops_saved() const {
-  // Token pairs (q, k) with k <= q: a kept off-diagonal block costs rows * cols, a kept
-  // diagonal block its causal triangle.
-  double kept = 0, total = 0;
-  auto tri = [](double n) { return n * (n + 1) / 2; };
-  for (int h = 0; h < n_mask_heads; h++)
-    for (int i = 0; i < n_blocks; i++) {
-      double rows = block_len(i);
-      total += rows * (double)(i * block_size) + tri(rows);
-      for (int p = kv_ptr[h * n_blocks + i]; p < kv_ptr[h * n_blocks + i + 1]; p++)
-        kept += kv_idx[p] == i ? tri(rows) : rows * block_len(kv_idx[p]);
-    }
-  return total > 0 ? 1.0 - kept / total : 0.0;
-}
-
 BlockMask build_block_mask(const MaskSpec& spec, int T, int H, int Hkv, int layer, const float* block_scores) {
   std::string bad = validate_mask_spec(spec);
   if (!bad.empty()) throw std::invalid_argument(bad);

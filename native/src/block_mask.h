@@ -61,7 +61,21 @@ struct BlockMask {
   // Kept causal block pairs / all causal block pairs (over all mask heads).
   double density() const { return causal_pairs() ? (double)kept_pairs() / (double)causal_pairs() : 1.0; }
   // Share of causal token-pair (q, k) dot products the mask skips (attention FLOPs saved).
-  double flops_saved() const;
+  // Inline so the CUDA module, which links none of the engine, reports it too.
+  double flops_saved() const {
+    // Token pairs (q, k) with k <= q: a kept off-diagonal block costs rows * cols, a kept
+    // diagonal block its causal triangle.
+    double kept = 0, total = 0;
+    auto tri = [](double n) { return n * (n + 1) / 2; };
+    for (int h = 0; h < n_mask_heads; h++)
+      for (int i = 0; i < n_blocks; i++) {
+        const double rows = block_len(i);
+        total += rows * (double)(i * block_size) + tri(rows);
+        for (int p = kv_ptr[h * n_blocks + i]; p < kv_ptr[h * n_blocks + i + 1]; p++)
+          kept += kv_idx[p] == i ? tri(rows) : rows * block_len(kv_idx[p]);
+      }
+    return total > 0 ? 1.0 - kept / total : 0.0;
+  }
   // Work estimates for scheduling the attention passes (tokens x kept blocks):
   // per task (b, h, query block i), index ((b * H) + h) * n_blocks + i, its kept key blocks;
   std::vector<int64_t> query_block_costs(int B, int H) const;
