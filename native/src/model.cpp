@@ -772,14 +772,14 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   Backend& be = *backend_;
   const int N = B * T, C = config_.hidden_size;
   const bool distill = options.distill;
-  if (distill)  // a trainable tensor without its own teacher copy still holds the base weights: keep them
-    for (auto& p : params_)
-      if (p.trainable && p.teacher.empty()) host_access();
+  // A trainable tensor without its own teacher copy still holds the base weights: keep them.
+  const auto needs_teacher_copy = [](const Param& p) { return p.trainable && p.teacher.empty(); };
+  if (distill && std::any_of(params_.begin(), params_.end(), needs_teacher_copy)) host_access();
   zero_grads();
   host_fresh_ = false;  // the gradients change on the backend from here on
   if (distill)
     for (size_t i = 0; i < params_.size(); i++)
-      if (params_[i].trainable && params_[i].teacher.empty()) make_teacher_copy(i);
+      if (needs_teacher_copy(params_[i])) make_teacher_copy(i);
   load_tokens(*acts_, backend_.get(), tokens, B, T);
   const int32_t* inputs = acts_->inputs.data();
   const int32_t* targets = acts_->targets.data();

@@ -49,22 +49,8 @@ inline double dot(const Vec& a, const Vec& b) {
   return s;
 }
 
-// Central finite differences of a scalar function f at x: g[i] = (f(x + h e_i) - f(x - h e_i)) / 2h.
-inline Vec numeric_grad(const std::function<double(const Vec&)>& f, Vec x, double h = 1e-6) {
-  Vec g(x.size());
-  for (size_t i = 0; i < x.size(); i++) {
-    const double keep = x[i];
-    x[i] = keep + h;
-    const double up = f(x);
-    x[i] = keep - h;
-    const double down = f(x);
-    x[i] = keep;
-    g[i] = (up - down) / (2 * h);
-  }
-  return g;
-}
-
-// The same, only at the listed coordinates (for inputs too large to perturb one by one).
+// Central finite differences of a scalar function f at x, at the listed coordinates only:
+// g[n] = (f(x + h e_i) - f(x - h e_i)) / 2h for i = at[n] (all of them for small inputs).
 inline Vec numeric_grad_at(const std::function<double(const Vec&)>& f, Vec x, const std::vector<size_t>& at,
                            double h = 1e-6) {
   Vec g(at.size());
@@ -79,6 +65,13 @@ inline Vec numeric_grad_at(const std::function<double(const Vec&)>& f, Vec x, co
     g[n] = (up - down) / (2 * h);
   }
   return g;
+}
+
+// The same at every coordinate.
+inline Vec numeric_grad(const std::function<double(const Vec&)>& f, Vec x, double h = 1e-6) {
+  std::vector<size_t> all(x.size());
+  for (size_t i = 0; i < all.size(); i++) all[i] = i;
+  return numeric_grad_at(f, std::move(x), all, h);
 }
 
 // ---------------------------------------------------------------------------- gemm

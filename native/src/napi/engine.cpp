@@ -244,6 +244,14 @@ class JobWorker : public Napi::AsyncWorker {
   Finish finish_;
 };
 
+// Queues a worker (libuv owns and deletes it when done) and returns its promise.
+template <typename Worker>
+Napi::Promise queue(Worker* w) {
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
 // ---------------------------------------------------------------------------- NativeModel
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
@@ -436,9 +444,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       auto* w = new ModelWorker(
           info.Env(), box_, [=](Model& m) { *result = m.train_step(batch->tokens.data(), batch->B, batch->T, options); },
           [=](Napi::Env env) -> Napi::Value { return step_result_to_js(env, *result); });
-      auto p = w->promise();
-      w->Queue();
-      return p;
+      return queue(w);
     });
   }
 
@@ -465,9 +471,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             o.Set("grads", g);
             return o;
           });
-      auto p = w->promise();
-      w->Queue();
-      return p;
+      return queue(w);
     });
   }
 
@@ -490,9 +494,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             o.Set("hidden_mse", result->hidden_mse);
             return o;
           });
-      auto p = w->promise();
-      w->Queue();
-      return p;
+      return queue(w);
     });
   }
 
@@ -504,9 +506,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       auto* w = new ModelWorker(
           info.Env(), box_, [=](Model& m) { *result = m.loss(batch->tokens.data(), batch->B, batch->T); },
           [=](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
-      auto p = w->promise();
-      w->Queue();
-      return p;
+      return queue(w);
     });
   }
 
@@ -588,9 +588,7 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
     auto result = std::make_shared<double>(0);
     auto* w = new JobWorker(info.Env(), [=] { *result = engine::bench_gemm_gflops(m, n, k, reps); },
                             [=](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
-    auto p = w->promise();
-    w->Queue();
-    return p;
+    return queue(w);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), e.what());
   }
