@@ -14,7 +14,7 @@ process.on('uncaughtException', (error) => {
 try {
   const { register } = await import('tsx/esm/api');
   register();
-  const { main } = await import('../electron/services/cli.ts');
+  const { main } = await import('../host/cli.ts');
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   console.error(`sparse-studio: ${oneLine(error)}`);

@@ -4,7 +4,7 @@
 import { FILE_METHODS, STUDIO_METHODS, type MenuCommand, type StudioApi } from '../core/api';
 import type { RunEvent } from '../core/events';
 import { IPC_EVENT, IPC_MENU } from '../core/transport';
-import type { InvokeOutcome } from './services/api-call';
+import type { InvokeOutcome } from '../host/api-call';
 
 /** The two IPC operations the bridge needs; preload.ts backs them with ipcRenderer. */
 export interface BridgeIo {

@@ -1,4 +1,4 @@
-// The engine's typed surface, as the runtime (electron/services) sees it. native/index.ts
+// The engine's typed surface, as the runtime (host/) sees it. native/index.ts
 // implements it on top of the addon; nothing else touches the addon directly.
 import type { MaskSpec, ParamKind } from '../core/schema';
 

@@ -4,7 +4,7 @@
 //   electron/preload.ts -> dist/electron/preload.cjs (sandboxed preloads must be one CommonJS file)
 // `electron` stays external (the runtime provides it), and so do native addons (*.node).
 //
-// import.meta.url: the services locate files next to their sources (the engine process entry,
+// import.meta.url: host/ modules locate files next to their sources (the engine process entry,
 // the native addon). In a CommonJS bundle import.meta is empty, so each module's
 // import.meta.url is rewritten to its source file's URL, computed relative to the bundle at run
 // time — the bundle keeps working wherever the project folder is moved.

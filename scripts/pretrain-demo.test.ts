@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import type { Pipeline } from '../core/schema';
 import { validatePipeline } from '../core/validate';
 import { validateModelConfig } from '../native/checkpoint/config';
-import { loadDataset } from '../electron/services/data/dataset';
-import { loadTokenizer } from '../electron/services/data/tokenizer';
+import { loadDataset } from '../host/data/dataset';
+import { loadTokenizer } from '../host/data/tokenizer';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const demo = path.join(root, 'models/demo');

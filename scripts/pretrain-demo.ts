@@ -10,9 +10,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DatasetParams, Pipeline } from '../core/schema';
-import { loadDataset } from '../electron/services/data/dataset';
-import { loadTokenizer } from '../electron/services/data/tokenizer';
-import { unigramScore } from '../electron/services/data/unigram';
+import { loadDataset } from '../host/data/dataset';
+import { loadTokenizer } from '../host/data/tokenizer';
+import { unigramScore } from '../host/data/unigram';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TEMPLATE = path.join(root, 'templates/pretrain-demo.json');

@@ -51,7 +51,7 @@ function buildIfStale() {
     step('building the renderer', process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn']);
   }
   const electronBuilt = Math.min(mtime('dist/electron/main.cjs'), mtime('dist/electron/preload.cjs'));
-  if (electronBuilt === 0 || newestMtime(['electron', 'core', 'native/index.ts', 'scripts/build-electron.mjs']) > electronBuilt) {
+  if (electronBuilt === 0 || newestMtime(['electron', 'host', 'core', 'native/index.ts', 'scripts/build-electron.mjs']) > electronBuilt) {
     step('bundling the Electron main process', process.execPath, [join(root, 'scripts/build-electron.mjs')]);
   }
 }

@@ -9,10 +9,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DatasetParams, Pipeline } from '../core/schema';
-import { loadBrownDocuments } from '../electron/services/data/brown';
-import { countWords, toTokenizerJson, trainBpe } from '../electron/services/data/bpe-trainer';
-import { splitDocuments } from '../electron/services/data/split';
-import { loadTokenizer } from '../electron/services/data/tokenizer';
+import { loadBrownDocuments } from '../host/data/brown';
+import { countWords, toTokenizerJson, trainBpe } from '../host/data/bpe-trainer';
+import { splitDocuments } from '../host/data/split';
+import { loadTokenizer } from '../host/data/tokenizer';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SPECIAL_TOKENS = ['<|endoftext|>'];

@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { engineAvailable } from '../../native/index';
+import { BUILTIN_TRAIN_CONFIG, gemmShapes, trainStepFlops, trainingGemmShapes } from './bench';
+
+const repo = join(import.meta.dirname, '../..');
+const cli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(repo, 'bin/sparse-studio.mjs'), 'bench', ...args], { encoding: 'utf8', cwd: repo });
+  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
+};
+
+describe('bench shapes and flops', () => {
+  it('lists the distinct forward and weight-gradient products of a training step', () => {
+    const shapes = trainingGemmShapes('x', { hidden_size: 8, intermediate_size: 16, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, vocab_size: 10 }, 32);
+    expect(shapes.map((s) => [s.m, s.n, s.k])).toEqual([
+      [32, 8, 8], [32, 4, 8], [32, 16, 8], [32, 8, 16], [32, 10, 8], // q (o has the same shape), kv, gate/up, down, lm_head
+      [8, 8, 32], [4, 8, 32], [16, 8, 32], [8, 16, 32], [10, 8, 32],
+    ]);
+    const all = gemmShapes();
+    expect(all.some((s) => s.m === 1024 && s.n === 4096 && s.k === 128)).toBe(true); // demo LM head, 4 x 256 tokens
+    expect(all.some((s) => s.m === 4096 && s.n === 1024 && s.k === 1024)).toBe(true); // d=1024 q/o, 4096 tokens
+  });
+
+  it('counts 6 flops per weight per token plus causal attention', () => {
+    const c = { ...BUILTIN_TRAIN_CONFIG, num_hidden_layers: 1, vocab_size: 1, intermediate_size: 1, hidden_size: 1, num_attention_heads: 1, num_key_value_heads: 1, head_dim: 1 };
+    // weights: 2 (q, o) + 2 (k, v) + 3 (mlp) + 1 (head) = 8; attention 2*2*(T/2)*1 = 2T per token, x3
+    expect(trainStepFlops(c, 1, 4)).toBe(4 * (6 * 8 + 3 * 8));
+  });
+});
+
+describe.skipIf(!engineAvailable())('sparse-studio bench', () => {
+  it('bench train --json prints one measurement', () => {
+    const r = cli('train', '--json', '--batch', '1', '--seq', '32', '--steps', '1');
+    expect(r.code, r.stderr).toBe(0);
+    const row = JSON.parse(r.stdout);
+    expect(Object.keys(row)).toEqual(['bench', 'tokens_per_s', 'gflops', 'params']);
+    expect(row.bench).toBe('train');
+    expect(row.tokens_per_s).toBeGreaterThan(0);
+    expect(row.gflops).toBeGreaterThan(0);
+    expect(row.params).toBe(4096 * 128 + 4 * (2 * 128 + 2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 384) + 128);
+  });
+
+  it('rejects bad usage with exit 2', () => {
+    for (const args of [['nope'], [], ['train', '--batch', '0'], ['gemm', '--x']]) {
+      const r = cli(...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(/^sparse-studio bench: /);
+    }
+  });
+});

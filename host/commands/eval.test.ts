@@ -1,0 +1,120 @@
+// `sparse-studio eval` end to end: spawns bin/sparse-studio.mjs on tiny checkpoints.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { engineAvailable } from '../../native/index';
+import { loadCheckpoint } from '../../native/checkpoint/load';
+import { referenceLoss } from '../../native/checkpoint/testing/reference';
+import { tinyConfig, writeTinyCheckpoint } from '../../native/checkpoint/testing/tiny';
+import { loadTokenizer } from '../data/tokenizer';
+import { parseTokenIds, windows } from './eval';
+
+const repo = join(import.meta.dirname, '../..');
+const root = mkdtempSync(join(tmpdir(), 'eval-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(repo, 'bin/sparse-studio.mjs'), 'eval', ...args], { encoding: 'utf8', cwd: repo });
+  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
+}
+
+describe('eval helpers', () => {
+  it('cuts overlapping windows that predict every token once', () => {
+    const ids = Array.from({ length: 13 }, (_, i) => i);
+    expect(windows(ids, 5)).toEqual([[0, 1, 2, 3, 4, 5], [5, 6, 7, 8, 9, 10], [10, 11, 12]]);
+    expect(windows([1, 2], 5)).toEqual([[1, 2]]);
+    expect(windows([1], 5)).toEqual([]);
+  });
+
+  it('reads JSON arrays and whitespace-separated ids, naming a bad entry', () => {
+    expect(parseTokenIds('[1, 2,3]', 'f')).toEqual([1, 2, 3]);
+    expect(parseTokenIds(' 4\n5\t6 ', 'f')).toEqual([4, 5, 6]);
+    expect(() => parseTokenIds('1 2 x', 'f')).toThrow('f: token 2 is not an integer ("x")');
+    expect(() => parseTokenIds('[1, 2.5]', 'f')).toThrow('f: token 1 is not an integer (2.5)');
+    expect(() => parseTokenIds('[1, ', 'f')).toThrow(/^f: not a valid JSON array/);
+  });
+});
+
+describe.skipIf(!engineAvailable())('sparse-studio eval', () => {
+  const config = tinyConfig('qwen3', false);
+  const model = join(root, 'tiny');
+  writeTinyCheckpoint(model, config, { seed: 2 });
+  const ids = Array.from({ length: 13 }, (_, i) => (i * 11 + 3) % 37);
+
+  it('gives the mean next-token loss of the float64 reference over the windows (1e-4 relative)', () => {
+    const file = join(root, 'ids.json');
+    writeFileSync(file, JSON.stringify(ids));
+    const r = cli('--model', model, '--token-ids', file, '--seq', '5', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    const weights = loadCheckpoint(model).tensors;
+    let total = 0;
+    for (const w of windows(ids, 5)) total += referenceLoss(config, weights, w, 1, w.length - 1) * (w.length - 1);
+    const want = total / 12;
+    expect(out.tokens).toBe(12);
+    expect(Math.abs(out.loss - want)).toBeLessThanOrEqual(1e-4 * want);
+    expect(out.ppl).toBeCloseTo(Math.exp(out.loss), 10);
+    const plain = join(root, 'ids.txt');
+    writeFileSync(plain, ids.join(' '));
+    expect(JSON.parse(cli('--model', model, '--token-ids', plain, '--seq', '5', '--json').stdout)).toEqual(out);
+    const table = cli('--model', model, '--token-ids', plain, '--seq', '5');
+    expect(table.stdout).toMatch(/^tokens 12 {2}loss \d+\.\d{4} nats {2}ppl \d+\.\d{2}$/);
+  });
+
+  it('tokenises --text-file with the model directory tokenizer.json', () => {
+    const dir = join(root, 'with-tokenizer');
+    writeTinyCheckpoint(dir, { ...config, vocab_size: 4096 }, { seed: 3 });
+    copyFileSync(join(repo, 'models/demo/tokenizer.json'), join(dir, 'tokenizer.json'));
+    const text = join(root, 'text.txt');
+    writeFileSync(text, 'The jury said it did find that many of the voters were not there.');
+    const r = cli('--model', dir, '--text-file', text, '--json');
+    expect(r.stderr).toBe('');
+    const expected = loadTokenizer(join(dir, 'tokenizer.json')).encode('The jury said it did find that many of the voters were not there.').length - 1;
+    expect(JSON.parse(r.stdout).tokens).toBe(expected);
+    expect(expected).toBeGreaterThan(5);
+    const noTokenizer = cli('--model', model, '--text-file', text);
+    expect(noTokenizer.code).toBe(2);
+    expect(noTokenizer.stderr).toMatch(/^sparse-studio eval: .*tokenizer\.json.*$/);
+  });
+
+  it.each([
+    [['--token-ids', 'x'], /--model DIR is required/],
+    [['--model', 'm'], /give exactly one of --token-ids FILE or --text-file FILE/],
+    [['--model', 'm', '--token-ids', 'a', '--text-file', 'b'], /give exactly one of/],
+    [['--model', 'm', '--token-ids', 'a', '--seq', 'abc'], /--seq must be a positive integer, got 'abc'/],
+    [['--model', 'm', '--token-ids', 'a', '--bogus'], /unknown argument '--bogus'/],
+  ])('usage error %j exits 2 with the message and usage', (args, message) => {
+    const r = cli(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(message);
+    expect(r.stderr).toContain('usage: sparse-studio eval');
+  });
+
+  it('reports bad inputs in one line with exit 2', () => {
+    const bad = join(root, 'bad.json');
+    writeFileSync(bad, '[1, 2, 99]');
+    const cases: [string[], RegExp][] = [
+      [['--model', model, '--token-ids', bad], /bad\.json: token 2 = 99 is outside the model's vocabulary \[0, 37\)$/],
+      [['--model', model, '--token-ids', join(root, 'none.json')], /none\.json: cannot read \(ENOENT\)$/],
+      [['--model', model, '--token-ids', bad, '--seq', '65'], /--seq 65 exceeds the model's max_position_embeddings \(64\)$/],
+      [['--model', join(root, 'nowhere'), '--token-ids', bad], /nowhere\/config\.json: cannot read \(ENOENT\)$/],
+    ];
+    const one = join(root, 'one.json');
+    writeFileSync(one, '[5]');
+    cases.push([['--model', model, '--token-ids', one], /one\.json: needs at least 2 tokens to predict one, got 1$/]);
+    const corrupt = join(root, 'corrupt');
+    writeTinyCheckpoint(corrupt, config);
+    writeFileSync(join(corrupt, 'model.safetensors'), Buffer.from([255, 255, 255, 255, 0, 0, 0, 0, 123]));
+    cases.push([['--model', corrupt, '--token-ids', bad], /model\.safetensors: header length \d+ goes beyond the file/]);
+    for (const [args, message] of cases) {
+      const r = cli(...args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.split('\n')).toHaveLength(1);
+      expect(r.stdout).toBe('');
+    }
+  });
+});

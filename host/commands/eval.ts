@@ -1,0 +1,146 @@
+// `sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]`:
+// dense forward of a checkpoint over a token stream; prints {"tokens","loss","ppl"}.
+// The stream is cut into windows of seq+1 tokens that overlap by one, so every token after the
+// first is predicted exactly once; `tokens` counts those predictions and `loss` is their mean
+// cross-entropy in nats (ppl = exp(loss)). Bad input: one line on stderr, exit 2.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const USAGE = 'usage: sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]';
+const MAX_BATCH = 8; // windows evaluated together
+
+class UsageError extends Error {}
+
+interface EvalArgs { model: string; tokenIds?: string; textFile?: string; seq?: number; json: boolean }
+
+export function parseEvalArgs(args: string[]): EvalArgs {
+  const out: Partial<EvalArgs> & { json: boolean } = { json: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--json') out.json = true;
+    else if (a === '--model') out.model = value();
+    else if (a === '--token-ids') out.tokenIds = value();
+    else if (a === '--text-file') out.textFile = value();
+    else if (a === '--seq') {
+      const v = value();
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--seq must be a positive integer, got '${v}'`);
+      out.seq = Number(v);
+    } else throw new UsageError(`unknown argument '${a}'`);
+  }
+  if (!out.model) throw new UsageError('--model DIR is required');
+  if (!out.tokenIds === !out.textFile) throw new UsageError('give exactly one of --token-ids FILE or --text-file FILE');
+  return out as EvalArgs;
+}
+
+/** A JSON array of integers, or whitespace-separated integers. */
+export function parseTokenIds(text: string, file: string): number[] {
+  const trimmed = text.trim();
+  let values: unknown[];
+  if (trimmed.startsWith('[')) {
+    try {
+      values = JSON.parse(trimmed);
+    } catch (e) {
+      throw new UsageError(`${file}: not a valid JSON array (${(e as Error).message})`);
+    }
+    if (!Array.isArray(values)) throw new UsageError(`${file}: expected a JSON array of token ids`);
+  } else {
+    values = trimmed === '' ? [] : trimmed.split(/\s+/).map((s) => (/^-?\d+$/.test(s) ? Number(s) : s));
+  }
+  values.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new UsageError(`${file}: token ${i} is not an integer (${JSON.stringify(v)})`);
+  });
+  return values as number[];
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/** Windows of seq+1 tokens overlapping by one; the last may be shorter. */
+export function windows(ids: number[], seq: number): number[][] {
+  const out: number[][] = [];
+  for (let start = 0; start + 1 < ids.length; start += seq) out.push(ids.slice(start, start + seq + 1));
+  return out;
+}
+
+export async function run(args: string[]): Promise<number> {
+  let parsed: EvalArgs;
+  try {
+    parsed = parseEvalArgs(args);
+  } catch (e) {
+    console.error(`sparse-studio eval: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  // Loaded lazily: a missing addon must not break argument errors or --help.
+  const { engine, ADDON_MISSING } = await import('../../native/index');
+  let model;
+  try {
+    model = await engine.loadModel(parsed.model);
+  } catch (e) {
+    const message = (e as Error).message;
+    console.error(`sparse-studio eval: ${message === ADDON_MISSING ? message : message.split('\n')[0]}`);
+    return 2;
+  }
+  try {
+    const V = model.config.vocab_size;
+    const maxSeq = model.config.max_position_embeddings;
+    const seq = parsed.seq ?? Math.min(maxSeq, 1024);
+    if (seq > maxSeq) throw new UsageError(`--seq ${seq} exceeds the model's max_position_embeddings (${maxSeq})`);
+    let ids: number[];
+    let source: string;
+    if (parsed.tokenIds) {
+      source = parsed.tokenIds;
+      ids = parseTokenIds(readText(source), source);
+    } else {
+      source = parsed.textFile!;
+      const text = readText(source);
+      const { loadTokenizer } = await import('../data/tokenizer');
+      let tokenizer;
+      try {
+        tokenizer = loadTokenizer(join(parsed.model, 'tokenizer.json'));
+      } catch (e) {
+        throw new UsageError((e as Error).message.split('\n')[0]);
+      }
+      ids = tokenizer.encode(text);
+    }
+    ids.forEach((id, i) => {
+      if (id < 0 || id >= V) throw new UsageError(`${source}: token ${i} = ${id} is outside the model's vocabulary [0, ${V})`);
+    });
+    if (ids.length < 2) throw new UsageError(`${source}: needs at least 2 tokens to predict one, got ${ids.length}`);
+
+    const chunks = windows(ids, seq);
+    let total = 0;
+    let count = 0;
+    // Full-length windows go in batches; the shorter tail window runs alone.
+    for (let i = 0; i < chunks.length;) {
+      const T = chunks[i].length - 1;
+      let j = i;
+      while (j < chunks.length && j - i < MAX_BATCH && chunks[j].length - 1 === T) j++;
+      const tokens = Int32Array.from(chunks.slice(i, j).flat());
+      const B = j - i;
+      const loss = await model.loss({ tokens, batch: B, seq: T });
+      total += loss * B * T;
+      count += B * T;
+      i = j;
+    }
+    const loss = total / count;
+    const result = { tokens: count, loss, ppl: Math.exp(loss) };
+    if (parsed.json) console.log(JSON.stringify(result));
+    else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)} nats  ppl ${result.ppl.toFixed(2)}`);
+    return 0;
+  } catch (e) {
+    console.error(`sparse-studio eval: ${(e as Error).message.split('\n')[0]}`);
+    return e instanceof UsageError ? 2 : 1;
+  } finally {
+    model.dispose();
+  }
+}

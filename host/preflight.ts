@@ -1,0 +1,242 @@
+// Preflight: what can be known about a pipeline before it runs, beyond the schema — do the
+// model and data sources exist, does the model's depth match the Model node, will each Train
+// stage fit in memory, do the sequences hold at least one attention block.
+//
+// Design choices:
+// - Never throws on a malformed pipeline: the schema validator reports those; here every
+//   field is read defensively and only checks that can be made are made.
+// - The memory estimate is deliberately simple and conservative (fp32 everything):
+//   params * 4 B * (weights + grads + 2 Adam moments) + activations
+//   batch * seq * hidden * layers * ~20 values * 4 B. It is a guide, not a promise.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { PreflightReport, ValidationProblem } from '../core/api';
+
+export interface PreflightContext {
+  /** Relative model/data paths resolve against this folder (the runner uses its working directory). */
+  baseDir: string;
+  /** 'builtin:demo' is `${modelsDir}/demo`. */
+  modelsDir: string;
+  /** Memory the CPU backend may use; a stage estimated above it is a problem. */
+  totalMemoryBytes: number;
+}
+
+/** The config.json fields the estimate needs (Hugging Face names). */
+export interface ConfigShape {
+  model_type?: string;
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads?: number;
+  head_dim?: number;
+  tie_word_embeddings?: boolean;
+}
+
+const ACTIVATION_VALUES_PER_TOKEN_LAYER_HIDDEN = 20;
+const BYTES_PER_FLOAT = 4;
+/** weights + grads + Adam m + Adam v */
+const PARAM_COPIES = 4;
+
+/** Parameters of a Llama-family decoder (embeddings, attention, SwiGLU MLP, norms, head). */
+export function countParams(c: ConfigShape): number {
+  const heads = c.num_attention_heads;
+  const kvHeads = c.num_key_value_heads ?? heads;
+  const headDim = c.head_dim ?? Math.floor(c.hidden_size / heads);
+  const attention = c.hidden_size * heads * headDim * 2 + c.hidden_size * kvHeads * headDim * 2; // q, o, k, v
+  const mlp = 3 * c.hidden_size * c.intermediate_size; // gate, up, down
+  const norms = 2 * c.hidden_size + (c.model_type === 'qwen3' ? 2 * headDim : 0); // + q/k norms
+  const embeddings = c.vocab_size * c.hidden_size * (c.tie_word_embeddings === false ? 2 : 1);
+  return embeddings + c.num_hidden_layers * (attention + mlp + norms) + c.hidden_size;
+}
+
+export function estimateTrainMemory(c: ConfigShape, batch: number, seqLen: number): { total: number; params: number; activations: number } {
+  const params = countParams(c) * BYTES_PER_FLOAT * PARAM_COPIES;
+  const activations = batch * seqLen * c.hidden_size * c.num_hidden_layers * ACTIVATION_VALUES_PER_TOKEN_LAYER_HIDDEN * BYTES_PER_FLOAT;
+  return { total: params + activations, params, activations };
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+type AnyNode = { id?: unknown; kind?: unknown; params?: Record<string, unknown> };
+
+/** Runs the resource checks; `schemaProblems` (from the validator) are included first. */
+export async function preflightPipeline(pipeline: unknown, schemaProblems: ValidationProblem[], ctx: PreflightContext): Promise<PreflightReport> {
+  const problems: ValidationProblem[] = [...schemaProblems];
+  const notes: Record<string, string> = {};
+  const memoryBytes: Record<string, number> = {};
+  const p = (pipeline ?? {}) as { nodes?: unknown; links?: unknown; backend?: unknown };
+  const indexOf = new Map<AnyNode, number>();
+  (Array.isArray(p.nodes) ? (p.nodes as unknown[]) : []).forEach((n, i) => {
+    if (typeof n === 'object' && n !== null) indexOf.set(n as AnyNode, i);
+  });
+  const nodes = [...indexOf.keys()];
+  const links = Array.isArray(p.links) ? (p.links as { from?: unknown; to?: unknown }[]) : [];
+  const idOf = (n: AnyNode) => (typeof n.id === 'string' ? n.id : undefined);
+  const problem = (n: AnyNode, field: string, message: string) =>
+    problems.push({ path: `nodes[${indexOf.get(n)}].params.${field}`, message, ...(idOf(n) ? { node: idOf(n) } : {}) });
+
+  let config: ConfigShape | null = null;
+  for (const node of nodes.filter((n) => n.kind === 'model')) {
+    const found = await checkModelNode(node, ctx, problem);
+    if (found) {
+      config = config ?? found;
+      if (idOf(node)) notes[idOf(node)!] = `loads: ${found.model_type ?? 'model'}, ${found.num_hidden_layers} layers, ${formatCount(countParams(found))} params`;
+    }
+  }
+
+  for (const node of nodes.filter((n) => n.kind === 'dataset')) {
+    const note = await checkDatasetNode(node, ctx, problem);
+    if (note && idOf(node)) notes[idOf(node)!] = note;
+  }
+
+  const descendants = descendantsByLinks(links);
+  for (const train of nodes.filter((n) => n.kind === 'train')) {
+    const params = train.params ?? {};
+    const curriculum = Array.isArray(params.curriculum) ? (params.curriculum as { seq_len?: unknown }[]) : [];
+    const seqLens = curriculum.map((c) => (typeof c?.seq_len === 'number' ? c.seq_len : NaN));
+    // block size must fit in every sequence length of every stage after the Replace node
+    for (const replace of nodes.filter((n) => n.kind === 'replace')) {
+      const blockSize = (replace.params?.mask as { block_size?: unknown } | undefined)?.block_size;
+      if (typeof blockSize !== 'number' || !idOf(replace) || !idOf(train)) continue;
+      if (!descendants(idOf(replace)!).has(idOf(train)!)) continue;
+      seqLens.forEach((seq, j) => {
+        if (seq < blockSize) problem(train, `curriculum[${j}].seq_len`, `sequence length ${seq} is shorter than block size ${blockSize} of node "${idOf(replace)}"`);
+      });
+    }
+    const batch = params.batch_size;
+    const maxSeq = Math.max(...seqLens.filter(Number.isFinite), 0);
+    if (!config || typeof batch !== 'number' || batch < 1 || maxSeq <= 0 || !idOf(train)) continue;
+    const estimate = estimateTrainMemory(config, batch, maxSeq);
+    memoryBytes[idOf(train)!] = estimate.total;
+    notes[idOf(train)!] = `~${formatBytes(estimate.total)} peak (weights, grads, Adam ${formatBytes(estimate.params)}; activations ${formatBytes(estimate.activations)})`;
+    if (p.backend !== 'cuda' && estimate.total > ctx.totalMemoryBytes) {
+      problem(train, 'batch_size', `estimated peak memory ${formatBytes(estimate.total)} exceeds this machine's ${formatBytes(ctx.totalMemoryBytes)}; lower batch_size or seq_len`);
+    }
+  }
+
+  return { ok: problems.length === 0, problems, notes, memoryBytes };
+}
+
+type Report = (node: AnyNode, field: string, message: string) => void;
+
+/** Resolves the Model node's source to a config.json and checks it; returns the config or null. */
+async function checkModelNode(node: AnyNode, ctx: PreflightContext, problem: Report): Promise<ConfigShape | null> {
+  const source = node.params?.source;
+  if (typeof source !== 'string' || source === '') return null;
+  let dir: string | null;
+  let configPath: string;
+  if (source.startsWith('builtin:')) {
+    const name = source.slice('builtin:'.length);
+    if (name !== 'demo') { problem(node, 'source', `unknown built-in model "${name}" (this build ships builtin:demo)`); return null; }
+    dir = join(ctx.modelsDir, 'demo');
+    configPath = join(dir, 'config.json');
+  } else if (source.startsWith('init:')) {
+    dir = null; // random initialisation: only the config is needed
+    configPath = resolvePath(ctx.baseDir, source.slice('init:'.length));
+  } else {
+    dir = resolvePath(ctx.baseDir, source);
+    if (!(await isDirectory(dir))) { problem(node, 'source', `model directory not found: ${dir}`); return null; }
+    configPath = join(dir, 'config.json');
+  }
+
+  let config: ConfigShape;
+  try {
+    config = parseConfig(await readFile(configPath, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    problem(node, 'source', code === 'ENOENT' ? `no config.json at ${configPath}` : `${configPath}: ${(error as Error).message}`);
+    return null;
+  }
+  const declared = node.params?.num_layers;
+  if (typeof declared === 'number' && declared !== config.num_hidden_layers) {
+    problem(node, 'num_layers', `model has ${config.num_hidden_layers} layers (num_hidden_layers in ${configPath}), node says ${declared}`);
+  }
+  // the runner also needs the tokenizer: next to the config for init:, in the directory otherwise
+  const tokenizer = join(dirname(configPath), 'tokenizer.json');
+  if (!(await exists(tokenizer))) problem(node, 'source', `no tokenizer.json at ${tokenizer}`);
+  if (dir && !(await hasWeights(dir))) problem(node, 'source', `no *.safetensors weights in ${dir}`);
+  return config;
+}
+
+function parseConfig(text: string): ConfigShape {
+  let value: Record<string, unknown>;
+  try { value = JSON.parse(text); } catch { throw new Error('config.json is not valid JSON'); }
+  if (typeof value !== 'object' || value === null) throw new Error('config.json is not an object');
+  for (const field of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads']) {
+    const v = value[field];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${field} must be a positive integer`);
+  }
+  return value as unknown as ConfigShape;
+}
+
+async function checkDatasetNode(node: AnyNode, ctx: PreflightContext, problem: Report): Promise<string | null> {
+  const source = node.params?.source;
+  if (typeof source !== 'string' || source === '') return null;
+  if (source.startsWith('builtin:')) {
+    if (source === 'builtin:brown') return 'Brown Corpus (built-in)';
+    problem(node, 'source', `unknown built-in dataset "${source.slice('builtin:'.length)}" (this build ships builtin:brown)`);
+    return null;
+  }
+  const path = resolvePath(ctx.baseDir, source);
+  try {
+    const s = await stat(path);
+    if (!s.isDirectory()) return `${formatBytes(s.size)} of text`;
+    const files = (await readdir(path)).filter((f) => /\.(txt|jsonl)$/.test(f));
+    if (files.length === 0) { problem(node, 'source', `no .txt or .jsonl files in ${path}`); return null; }
+    return `${files.length} file${files.length === 1 ? '' : 's'}`;
+  } catch {
+    problem(node, 'source', `dataset not found: ${path}`);
+    return null;
+  }
+}
+
+function resolvePath(baseDir: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(baseDir, path);
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try { return (await stat(path)).isDirectory(); } catch { return false; }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try { await stat(path); return true; } catch { return false; }
+}
+
+async function hasWeights(dir: string): Promise<boolean> {
+  try { return (await readdir(dir)).some((f) => f.endsWith('.safetensors')); } catch { return false; }
+}
+
+/** Node ids reachable from a node along links (the stages that run after it). */
+function descendantsByLinks(links: { from?: unknown; to?: unknown }[]): (id: string) => Set<string> {
+  const next = new Map<string, string[]>();
+  for (const l of links) {
+    if (typeof l?.from !== 'string' || typeof l?.to !== 'string') continue;
+    next.set(l.from, [...(next.get(l.from) ?? []), l.to]);
+  }
+  return (start) => {
+    const seen = new Set<string>();
+    const stack = [...(next.get(start) ?? [])];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      stack.push(...(next.get(id) ?? []));
+    }
+    return seen;
+  };
+}
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}

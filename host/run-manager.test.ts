@@ -1,0 +1,62 @@
+// RunManager plumbing with a real engine process: a run that fails at once (its model folder
+// does not exist) still goes through fork, events, the store, list() and get().
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RunManager } from './run-manager';
+import { readRunRecord, RunStore } from './run-store';
+import type { RunEvent } from '../core/events';
+import { tinyPipeline, writeTinyFixture } from './runner/testing/tiny';
+
+const root = mkdtempSync(join(tmpdir(), 'run-manager-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('RunManager', () => {
+  it('records a run that fails in the engine process, then lists and returns it with every event', async () => {
+    const fixture = writeTinyFixture(join(root, 'fixture'));
+    const pipeline = tinyPipeline(fixture);
+    const model = pipeline.nodes.find((n) => n.kind === 'model')!;
+    (model.params as { source: string }).source = join(root, 'no-such-model');
+    const manager = new RunManager({ runsDir: join(root, 'runs'), threads: 1 });
+    const seen: RunEvent[] = [];
+    manager.on('event', (e) => seen.push(e));
+    const id = await manager.start(pipeline);
+    const end = await manager.waitForEnd(id);
+    expect(end.status).toBe('failed');
+    expect(end.reason).toBe('failed');
+    expect(end.message).toBe(`model.source: '${join(root, 'no-such-model')}': ${join(root, 'no-such-model')} is not a directory`);
+
+    const runs = await manager.list();
+    expect(runs.map((r) => [r.id, r.status, r.name])).toEqual([[id, 'failed', 'tiny']]);
+    const detail = await manager.get(id);
+    expect(detail.pipeline.info.name).toBe('tiny');
+    expect(detail.events.map((e) => e.type)).toEqual(seen.map((e) => e.type));
+    expect(detail.events[detail.events.length - 1]).toMatchObject({ type: 'summary', status: 'failed', runId: id });
+    expect(readRunRecord(detail.runDir)).toMatchObject({ status: 'failed', exitReason: 'failed', message: end.message });
+  });
+
+  it('refuses an invalid pipeline before creating anything, and unknown run ids', async () => {
+    const manager = new RunManager({ runsDir: join(root, 'runs2') });
+    await expect(manager.start({ version: 1 } as never)).rejects.toThrow(/^pipeline is invalid: /);
+    expect(await manager.list()).toEqual([]);
+    await expect(manager.get('nope')).rejects.toThrow(`run 'nope': not found in ${join(root, 'runs2')}`);
+    await expect(manager.get('../electron/etc')).rejects.toThrow("run id '../electron/etc' is not valid");
+    await expect(manager.pause('nope')).rejects.toThrow("run 'nope' is not running");
+  });
+
+  it('marks a run whose hosting process died while it ran as crashed', async () => {
+    const fixture = writeTinyFixture(join(root, 'fixture'));
+    const runsDir = join(root, 'runs3');
+    const store = RunStore.create(runsDir, tinyPipeline(fixture), {
+      backend: 'cpu', versions: { studio: 't', node: 'v' }, machine: { platform: 'linux', arch: 'x64', cpus: 1, cpuModel: 'x', totalMemoryBytes: 1 },
+    });
+    // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
+    store.update({ status: 'running', hostPid: 2 ** 22 + 7 });
+    store.close();
+    const manager = new RunManager({ runsDir });
+    const [summary] = await manager.list();
+    expect(summary.status).toBe('crashed');
+    expect(readRunRecord(store.runDir).message).toMatch(/^interrupted: the process that ran it \(pid 4194311\) exited; resume with --resume /);
+  });
+});

@@ -1,0 +1,309 @@
+// Run manager: starts runs in engine processes, feeds their events to the run store and to
+// subscribers, and answers list/get from the store. It outlives every engine process: a
+// crashed engine becomes a 'crashed' run with the last error line, nothing more.
+import { EventEmitter } from 'node:events';
+import { existsSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../core/events';
+import type { RunDetail, RunSummary } from '../core/api';
+import type { Pipeline } from '../core/schema';
+import { validatePipeline } from '../core/validate';
+import { EngineHost, forkEngine, type EngineExit, type EngineSpawner, type ExitReason } from './engine-host';
+import { readJsonl, readRunPipeline, readRunRecord, RunStore, type RunRecord } from './run-store';
+import { startSystemMonitor } from './system-monitor';
+import type { EngineToHost, EventBody } from './runner/messages';
+
+export type Backend = 'auto' | 'cpu' | 'cuda';
+
+export interface StartOptions {
+  backend?: Backend;
+  /** Continue this run directory from its last committed checkpoint. */
+  resumeDir?: string;
+}
+
+export interface RunManagerOptions {
+  runsDir: string;
+  spawn?: EngineSpawner;
+  /** Engine threads per run (fixed, recorded in run.json); default: cores, at most 8. */
+  threads?: number;
+  /** How long cancel waits before SIGKILL. */
+  cancelTimeoutMs?: number;
+}
+
+export interface RunEnd {
+  status: RunStatus;
+  reason: ExitReason;
+  message?: string;
+  runDir: string;
+  stages: StageSummary[];
+  final: Partial<EvalMetrics>;
+}
+
+interface ActiveRun {
+  store: RunStore;
+  host: EngineHost;
+  pipeline: Pipeline;
+  status: RunStatus;
+  lastStep: number;
+  stages: StageSummary[];
+  stopMonitor: () => void;
+  ended: Promise<RunEnd>;
+}
+
+const STATUS_OF_EXIT: Record<ExitReason, RunStatus> = { completed: 'completed', failed: 'failed', cancelled: 'cancelled', crashed: 'crashed', oom: 'crashed' };
+
+export function defaultThreads(): number {
+  const fromEnv = Number(process.env.SPARSE_STUDIO_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
+  readonly runsDir: string;
+  private readonly spawn: EngineSpawner;
+  private readonly threads: number;
+  private readonly cancelTimeoutMs: number;
+  private readonly active = new Map<string, ActiveRun>();
+
+  constructor(opts: RunManagerOptions) {
+    super();
+    this.runsDir = resolve(opts.runsDir);
+    this.spawn = opts.spawn ?? (() => forkEngine());
+    this.threads = opts.threads ?? defaultThreads();
+    this.cancelTimeoutMs = opts.cancelTimeoutMs ?? 5000;
+  }
+
+  /** Validates, creates (or reopens) the run directory and starts the engine; returns the run id. */
+  async start(pipeline: Pipeline, opts: StartOptions = {}): Promise<string> {
+    const problems = validatePipeline(pipeline);
+    if (problems.length) throw new Error(`pipeline is invalid: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+    const backend: Backend = opts.backend ?? pipeline.backend ?? 'auto';
+    let store: RunStore;
+    let resume: { stage: number; path: string } | undefined;
+    if (opts.resumeDir) {
+      const reopened = RunStore.reopenForResume(resolve(opts.resumeDir));
+      store = reopened.store;
+      if (reopened.checkpoint) resume = { stage: reopened.checkpoint.stage, path: reopened.checkpoint.path };
+      pipeline = readRunPipeline(store.runDir);
+    } else {
+      store = RunStore.create(this.runsDir, pipeline, {
+        backend, threads: this.threads,
+        versions: { studio: studioVersion(), node: process.version },
+        machine: { platform: process.platform, arch: process.arch, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryBytes: totalmem() },
+      });
+    }
+    // A resumed run keeps its thread count: the CPU backend is bit-reproducible per count.
+    const threads = opts.resumeDir ? (store.run.threads ?? this.threads) : this.threads;
+    store.update({ status: 'running', threads, backend, hostPid: process.pid });
+    let host: EngineHost;
+    try {
+      host = new EngineHost(this.spawn, this.cancelTimeoutMs);
+    } catch (e) {
+      const message = `engine process could not start: ${(e as Error).message}`;
+      store.update({ status: 'crashed', endedAt: Date.now(), exitReason: 'crashed', message });
+      store.close();
+      throw new Error(message);
+    }
+    const id = store.id;
+    const run: ActiveRun = {
+      store, host, pipeline, status: 'running', lastStep: resume ? (store.run.checkpoints.at(-1)?.step ?? 0) : 0,
+      stages: [...store.run.stages], stopMonitor: () => {}, ended: undefined as unknown as Promise<RunEnd>,
+    };
+    this.active.set(id, run);
+    host.on('message', (m) => this.onEngineMessage(id, run, m));
+    run.ended = host.exited.then((exit) => this.finish(id, run, exit));
+    const pid = host.pid;
+    if (pid !== undefined) {
+      run.stopMonitor = startSystemMonitor({
+        pid, useGpu: backend === 'cuda',
+        onSample: (sample) => this.record(id, run, { type: 'system', sample }),
+        onUnavailable: (reason) => this.record(id, run, { type: 'log', level: 'warn', message: reason }),
+      });
+    }
+    this.record(id, run, { type: 'status', status: 'running', message: resume ? `resuming from ${resume.path}` : undefined });
+    host.start({ pipeline, runDir: store.runDir, backend, threads, resume });
+    return id;
+  }
+
+  /** Resolves when the run's engine process has ended and the store is final. */
+  async waitForEnd(id: string): Promise<RunEnd> {
+    const run = this.active.get(id);
+    if (run) return run.ended;
+    const record = readRunRecord(this.runDir(id));
+    return { status: record.status, reason: (record.exitReason as ExitReason) ?? 'completed', message: record.message, runDir: this.runDir(id), stages: record.stages, final: record.final };
+  }
+
+  /** Process id of a running run's engine (system views, tests). */
+  enginePid(id: string): number | undefined {
+    return this.active.get(id)?.host.pid;
+  }
+
+  async pause(id: string): Promise<void> {
+    const run = this.activeRun(id);
+    if (run.status !== 'running') return;
+    run.host.pause();
+    run.status = 'paused';
+    run.store.update({ status: 'paused' });
+    this.record(id, run, { type: 'status', status: 'paused' });
+  }
+
+  async resume(id: string): Promise<void> {
+    const run = this.activeRun(id);
+    if (run.status !== 'paused') return;
+    run.host.resume();
+    run.status = 'running';
+    run.store.update({ status: 'running' });
+    this.record(id, run, { type: 'status', status: 'running' });
+  }
+
+  async cancel(id: string): Promise<void> {
+    this.activeRun(id).host.cancel();
+  }
+
+  /** Kills every running engine and waits for their runs to be recorded (studio shutdown). */
+  async close(): Promise<void> {
+    const ended = [...this.active.values()].map((run) => { run.host.kill(); return run.ended; });
+    await Promise.all(ended);
+  }
+
+  async list(): Promise<RunSummary[]> {
+    if (!existsSync(this.runsDir)) return [];
+    const ids = readdirSync(this.runsDir).filter((name) => !name.startsWith('.') && existsSync(join(this.runsDir, name, 'run.json')) && statSync(join(this.runsDir, name)).isDirectory());
+    const out: RunSummary[] = [];
+    for (const id of ids.sort().reverse()) {
+      try {
+        const r = this.settleInterrupted(id, readRunRecord(join(this.runsDir, id)));
+        const status = this.active.get(id)?.status ?? r.status;
+        out.push({ id, name: r.name, status, startedAt: r.startedAt, endedAt: r.endedAt, stages: r.stages.length, final: r.final });
+      } catch {
+        // A run directory that cannot be read is left out of the list rather than breaking it.
+      }
+    }
+    return out;
+  }
+
+  async get(id: string): Promise<RunDetail> {
+    const runDir = this.runDir(id);
+    const active = this.active.get(id);
+    active?.store.flush();
+    const record = this.settleInterrupted(id, readRunRecord(runDir));
+    return {
+      id, name: record.name, status: active?.status ?? record.status, startedAt: record.startedAt, endedAt: record.endedAt,
+      stages: record.stages.length, final: record.final, pipeline: readRunPipeline(runDir),
+      events: readJsonl<RunEvent>(join(runDir, 'events.jsonl')), runDir,
+    };
+  }
+
+  runDir(id: string): string {
+    if (!/^[A-Za-z0-9._-]+$/.test(id) || id.startsWith('.')) throw new Error(`run id '${id}' is not valid`);
+    const dir = join(this.runsDir, id);
+    if (!existsSync(join(dir, 'run.json')) && !this.active.has(id)) throw new Error(`run '${id}': not found in ${this.runsDir}`);
+    return this.active.get(id)?.store.runDir ?? dir;
+  }
+
+  /**
+   * A run recorded as live whose hosting process is gone (the studio or CLI was killed) can
+   * never finish: it is marked crashed, once, so lists stop showing it as running.
+   */
+  private settleInterrupted(id: string, record: RunRecord): RunRecord {
+    const live = record.status === 'running' || record.status === 'paused' || record.status === 'pending';
+    if (!live || this.active.has(id) || record.hostPid === undefined || processAlive(record.hostPid)) return record;
+    const message = `interrupted: the process that ran it (pid ${record.hostPid}) exited; resume with --resume ${join(this.runsDir, id)}`;
+    const settled: RunRecord = { ...record, status: 'crashed', exitReason: 'crashed', message };
+    try {
+      writeFileSync(join(this.runsDir, id, 'run.json.tmp'), JSON.stringify(settled, null, 2) + '\n');
+      renameSync(join(this.runsDir, id, 'run.json.tmp'), join(this.runsDir, id, 'run.json'));
+    } catch {
+      // Read-only run folders still list correctly; the fix is just not persisted.
+    }
+    return settled;
+  }
+
+  private activeRun(id: string): ActiveRun {
+    const run = this.active.get(id);
+    if (!run) throw new Error(`run '${id}' is not running`);
+    return run;
+  }
+
+  private onEngineMessage(id: string, run: ActiveRun, message: EngineToHost): void {
+    switch (message.type) {
+      case 'identity': {
+        const { identity } = message;
+        run.store.update({
+          threads: identity.threads,
+          versions: { ...run.store.run.versions, engine: identity.engineVersion },
+          hashes: { ...run.store.run.hashes, model: identity.modelHash, data: identity.dataHash },
+        });
+        break;
+      }
+      case 'stage_summary': {
+        run.stages = [...run.stages.filter((s) => s.stage !== message.summary.stage), message.summary].sort((a, b) => a.stage - b.stage);
+        run.store.update({ stages: run.stages });
+        break;
+      }
+      case 'event': {
+        const event = { ...message.event, runId: id } as RunEvent;
+        if (event.type === 'step') run.lastStep = event.metrics.step + 1;
+        run.store.append(event);
+        if (event.type === 'checkpoint') run.store.commitCheckpoint({ stage: event.stage, path: event.path, step: run.lastStep });
+        this.emit('event', event);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  private finish(id: string, run: ActiveRun, exit: EngineExit): RunEnd {
+    run.stopMonitor();
+    const status = STATUS_OF_EXIT[exit.reason];
+    run.status = status;
+    const final = lastEval(run.store.runDir);
+    if (exit.reason === 'crashed' || exit.reason === 'oom') this.record(id, run, { type: 'log', level: 'error', message: exit.message ?? 'engine process crashed' });
+    this.record(id, run, { type: 'status', status, message: exit.message });
+    this.record(id, run, { type: 'summary', status, runDir: run.store.runDir, stages: run.stages, final });
+    run.store.update({ status, endedAt: Date.now(), exitReason: exit.reason, message: exit.message, stages: run.stages, final });
+    run.store.close();
+    this.active.delete(id);
+    return { status, reason: exit.reason, message: exit.message, runDir: run.store.runDir, stages: run.stages, final };
+  }
+
+  private record(id: string, run: ActiveRun, body: EventBody): void {
+    const event = { ...body, runId: id, time: Date.now() } as RunEvent;
+    run.store.append(event);
+    this.emit('event', event);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The final metrics: the last eval in metrics.jsonl (also right after a resume), per-layer arrays left out. */
+function lastEval(runDir: string): Partial<EvalMetrics> {
+  const lines = readJsonl<{ type: string } & EvalMetrics>(join(runDir, 'metrics.jsonl'));
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (lines[i].type === 'eval') {
+      const { type: _type, per_layer: _perLayer, ...metrics } = lines[i];
+      return metrics;
+    }
+  }
+  return {};
+}
+
+let cachedVersion: string | null = null;
+function studioVersion(): string {
+  if (cachedVersion) return cachedVersion;
+  try {
+    cachedVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    cachedVersion = 'unknown';
+  }
+  return cachedVersion;
+}

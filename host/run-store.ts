@@ -1,0 +1,230 @@
+// Run store: one self-contained directory per run.
+//
+//   runs/<id>/pipeline.json    canonical JSON of the pipeline that ran
+//             run.json         status, versions, hashes, machine, timestamps, committed checkpoints
+//             metrics.jsonl    step and eval metrics only, no wall-clock: byte-identical across
+//                              reproducible runs
+//             events.jsonl     every event with its time (the monitor redraws from it)
+//             system.jsonl     system samples (once a second)
+//             checkpoints/stage-<n>/   written by the engine process (model, optimizer, state.json)
+//
+// Design choices:
+// - Appends are buffered and flushed at least every second and at every stage boundary, so a
+//   killed engine (or a killed studio) loses at most a second of events.
+// - A checkpoint counts as committed only once the store has flushed every metric line before
+//   it and recorded the line count in run.json; --resume truncates metrics.jsonl to that count.
+// - Readers tolerate a torn last line (the writer may have died mid-append).
+// - run.json is replaced atomically (write to a temp name, then rename).
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../core/events';
+import type { Pipeline } from '../core/schema';
+import { canonicalJson } from '../core/canonical';
+
+export interface CommittedCheckpoint {
+  /** 0-based stage the checkpoint closes. */
+  stage: number;
+  /** Relative to the run directory. */
+  path: string;
+  /** Global optimiser steps done when it was written. */
+  step: number;
+  /** metrics.jsonl lines that precede it. */
+  metricsLines: number;
+}
+
+export interface RunRecord {
+  id: string;
+  name: string;
+  status: RunStatus;
+  startedAt: number;
+  endedAt?: number;
+  /** Last error or log line when the run failed or crashed. */
+  message?: string;
+  /** How the engine process ended: completed, failed, cancelled, crashed, oom. */
+  exitReason?: string;
+  backend: string;
+  /** Engine threads (fixed per run: the CPU backend is bit-reproducible for a fixed count). */
+  threads?: number;
+  versions: { studio: string; node: string; engine?: string };
+  /** Process that hosts the run (studio, serve or CLI): a 'running' run whose host is gone was interrupted. */
+  hostPid?: number;
+  hashes: { pipeline: string; model?: string; data?: string };
+  machine: { platform: string; arch: string; cpus: number; cpuModel: string; totalMemoryBytes: number };
+  checkpoints: CommittedCheckpoint[];
+  stages: StageSummary[];
+  final: Partial<EvalMetrics>;
+  resumes: number;
+}
+
+const FLUSH_INTERVAL_MS = 1000;
+const BOUNDARY_EVENTS = new Set<RunEvent['type']>(['stage_start', 'stage_end', 'checkpoint', 'status', 'summary', 'gate']);
+
+/** Sortable run id: UTC timestamp to the millisecond plus 6 random hex digits. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('T', '-').replace('Z', '');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Parses a JSONL file; a torn (unparseable) last line is dropped, a bad line elsewhere is an error. */
+export function readJsonl<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  const lines = readFileSync(file, 'utf8').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  const out: T[] = [];
+  lines.forEach((line, i) => {
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      if (i !== lines.length - 1) throw new Error(`${file}: line ${i + 1} is not valid JSON`);
+    }
+  });
+  return out;
+}
+
+export function readRunRecord(runDir: string): RunRecord {
+  const file = join(runDir, 'run.json');
+  if (!existsSync(file)) throw new Error(`${file}: no such file (not a run directory)`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export function readRunPipeline(runDir: string): Pipeline {
+  const file = join(runDir, 'pipeline.json');
+  if (!existsSync(file)) throw new Error(`${file}: no such file (not a run directory)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as Pipeline;
+}
+
+/** The metric line a step/eval event becomes: its metrics and kind, nothing wall-clock. */
+export function metricLine(event: RunEvent): string | null {
+  if (event.type === 'step' || event.type === 'eval') return JSON.stringify({ type: event.type, ...event.metrics });
+  return null;
+}
+
+export class RunStore {
+  private eventBuf: string[] = [];
+  private metricBuf: string[] = [];
+  private systemBuf: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private record: RunRecord;
+  /** metrics.jsonl lines written or buffered so far. */
+  metricsLines: number;
+
+  private constructor(readonly runDir: string, record: RunRecord, metricsLines: number) {
+    this.record = record;
+    this.metricsLines = metricsLines;
+  }
+
+  /** Creates runs/<id>/ with pipeline.json and run.json. */
+  static create(runsDir: string, pipeline: Pipeline, init: Omit<RunRecord, 'id' | 'name' | 'status' | 'startedAt' | 'checkpoints' | 'stages' | 'final' | 'resumes' | 'hashes'> & { hashes?: Partial<RunRecord['hashes']> }): RunStore {
+    const id = newRunId();
+    const runDir = join(runsDir, id);
+    mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+    const pipelineText = canonicalJson(pipeline);
+    writeFileSync(join(runDir, 'pipeline.json'), pipelineText + '\n');
+    const record: RunRecord = {
+      ...init, id, name: pipeline.info?.name ?? id, status: 'pending', startedAt: Date.now(),
+      hashes: { pipeline: sha256(pipelineText), ...init.hashes }, checkpoints: [], stages: [], final: {}, resumes: 0,
+    };
+    const store = new RunStore(runDir, record, 0);
+    store.writeRecord();
+    for (const f of ['events.jsonl', 'metrics.jsonl', 'system.jsonl']) writeFileSync(join(runDir, f), '');
+    return store;
+  }
+
+  /**
+   * Reopens a run to resume it from its last committed checkpoint: metrics.jsonl is cut back to
+   * that checkpoint (a torn tail included), later checkpoints are forgotten. Returns null as
+   * the checkpoint when none was committed (the run restarts from the beginning).
+   */
+  static reopenForResume(runDir: string): { store: RunStore; checkpoint: CommittedCheckpoint | null } {
+    const record = readRunRecord(runDir);
+    const checkpoint = record.checkpoints.length ? record.checkpoints[record.checkpoints.length - 1] : null;
+    const keep = checkpoint ? checkpoint.metricsLines : 0;
+    truncateLines(join(runDir, 'metrics.jsonl'), keep);
+    truncateTornTail(join(runDir, 'events.jsonl'));
+    truncateTornTail(join(runDir, 'system.jsonl'));
+    const stages = checkpoint ? record.stages.filter((s) => s.stage <= checkpoint.stage) : [];
+    const reopened: RunRecord = { ...record, status: 'pending', endedAt: undefined, message: undefined, exitReason: undefined, stages, final: {}, resumes: record.resumes + 1 };
+    const store = new RunStore(runDir, reopened, keep);
+    store.writeRecord();
+    return { store, checkpoint };
+  }
+
+  get id(): string { return this.record.id; }
+  get run(): Readonly<RunRecord> { return this.record; }
+
+  append(event: RunEvent): void {
+    const line = JSON.stringify(event);
+    if (event.type === 'system') this.systemBuf.push(JSON.stringify({ time: event.time, ...event.sample }));
+    this.eventBuf.push(line);
+    const metric = metricLine(event);
+    if (metric !== null) { this.metricBuf.push(metric); this.metricsLines += 1; }
+    if (BOUNDARY_EVENTS.has(event.type)) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
+  }
+
+  /** Records a checkpoint the engine has finished writing (after flushing the lines before it). */
+  commitCheckpoint(checkpoint: Omit<CommittedCheckpoint, 'metricsLines'>): void {
+    this.flush();
+    this.record.checkpoints.push({ ...checkpoint, metricsLines: this.metricsLines });
+    this.writeRecord();
+  }
+
+  update(patch: Partial<RunRecord>): void {
+    this.record = { ...this.record, ...patch };
+    this.writeRecord();
+  }
+
+  flush(): void {
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    const write = (name: string, buf: string[]) => {
+      if (buf.length) appendFileSync(join(this.runDir, name), buf.join('\n') + '\n');
+      buf.length = 0;
+    };
+    write('metrics.jsonl', this.metricBuf);
+    write('events.jsonl', this.eventBuf);
+    write('system.jsonl', this.systemBuf);
+  }
+
+  close(): void { this.flush(); }
+
+  private writeRecord(): void {
+    const file = join(this.runDir, 'run.json');
+    writeFileSync(file + '.tmp', JSON.stringify(this.record, null, 2) + '\n');
+    renameSync(file + '.tmp', file);
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Keeps the first `keep` complete lines of a file. */
+function truncateLines(file: string, keep: number): void {
+  if (!existsSync(file)) { writeFileSync(file, ''); return; }
+  const text = readFileSync(file, 'utf8');
+  let offset = 0;
+  for (let i = 0; i < keep; i++) {
+    const nl = text.indexOf('\n', offset);
+    if (nl < 0) throw new Error(`${file}: has fewer than ${keep} complete lines; cannot resume from its checkpoint`);
+    offset = nl + 1;
+  }
+  cutAt(file, Buffer.byteLength(text.slice(0, offset)));
+}
+
+/** Drops a torn (unterminated) last line so later appends start on a fresh line. */
+function truncateTornTail(file: string): void {
+  if (!existsSync(file)) return;
+  const text = readFileSync(file, 'utf8');
+  if (text === '' || text.endsWith('\n')) return;
+  cutAt(file, Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1)));
+}
+
+function cutAt(file: string, bytes: number): void {
+  const fd = openSync(file, 'r+');
+  try { ftruncateSync(fd, bytes); } finally { closeSync(fd); }
+}

@@ -1,0 +1,488 @@
+// The pipeline executor: runs a validated pipeline stage by stage on the engine.
+//
+// Design choices:
+// - Stages come from core/order.ts (each Train node with the operations before it and the Gate
+//   after it), so the runner and the editor agree on what a stage is.
+// - Everything a stage changes is recorded as data (model-state.ts); a stage-end checkpoint
+//   stores it with the weights, and rollback/--resume rebuild the model on a fresh base
+//   (the dense teacher stays the original weights).
+// - Reproducible by construction: training batches are keyed by the global step, validation
+//   batches by index, the engine runs a fixed thread count, and nothing here reads the clock
+//   or an unseeded random source. Two runs of one file give byte-identical metrics.jsonl.
+// - Failures are outcomes, not exceptions: a NaN loss, a failed gate with 'stop', or an engine
+//   error end the run 'failed' with one clear message; the last good checkpoint stays on disk.
+import { join } from 'node:path';
+import type { DatasetParams, GateParams, Pipeline, PipelineNode, TrainParams, NodeOf } from '../../core/schema';
+import type { EvalMetrics, StageSummary } from '../../core/events';
+import { stagesOf, trailingOps, type Stage } from '../../core/order';
+import { canonicalJson } from '../../core/canonical';
+import type { BackendChoice, Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../native/engine-api';
+import { aggregateEval } from './eval-metrics';
+import { judgeGate } from './gate';
+import { learningRateAt } from './lr-schedule';
+import { maxSeqLen, seqLenAt } from './curriculum';
+import { PlateauTracker } from './plateau';
+import { stepBackSparsity } from './sparsity-step';
+import { applyModelState, cloneModelState, initialModelState, setMask, type ModelState } from './model-state';
+import { applyStageOp, describeLayers, NO_OVERRIDES, type StageOverrides } from './stage-ops';
+import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
+import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
+import { exportModel, type MaskArrays } from './export';
+import { choosePlacement, pipelineMasks, precisionNote } from './placement';
+import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
+
+/** The data engineer's dataset contract (host/data). */
+export interface TokenDataset {
+  vocabSize: number;
+  trainTokens: number;
+  validationTokens: number;
+  contentHash: string;
+  trainBatch(step: number, batch: number, seq: number): Batch;
+  validationBatch(index: number, batch: number, seq: number): Batch;
+}
+
+export type DatasetLoader = (params: DatasetParams, tokenizerJsonPath: string,
+  options: { cacheDir?: string; maxSeq?: number; onLog?: (line: string) => void }) => TokenDataset | Promise<TokenDataset>;
+
+export interface RunControl {
+  readonly cancelled: boolean;
+  /** Resolves at once unless the run is paused; then when it is resumed or cancelled. */
+  waitWhilePaused(): Promise<void>;
+}
+
+export interface ExecuteOptions {
+  runDir: string;
+  threads: number;
+  backend: string;
+  /** Token cache folder; the data layer's default when absent. */
+  cacheDir?: string;
+  resume?: ResumePoint;
+}
+
+export interface ExecutorDeps {
+  engine: EngineApi;
+  loadDataset: DatasetLoader;
+  emit: (event: EngineEvent) => void;
+  control: RunControl;
+  /** Reports what the run uses (for run.json), once the model and data are loaded. */
+  identify?: (identity: RunIdentity) => void;
+  /** Called after each stage with its summary (the host keeps them in run.json). */
+  onStageSummary?: (summary: StageSummary) => void;
+  /** FlexAttention arrays of a mask (native/mask.ts); without it Export writes no mask arrays. */
+  maskArrays?: MaskArrays;
+}
+
+export interface RunOutcome {
+  status: 'completed' | 'failed' | 'cancelled';
+  message?: string;
+  stages: StageSummary[];
+  final: Partial<EvalMetrics>;
+}
+
+type StageResult = { ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string };
+
+export async function executePipeline(pipeline: Pipeline, options: ExecuteOptions, deps: ExecutorDeps): Promise<RunOutcome> {
+  const run = new PipelineExecutor(pipeline, options, deps);
+  try {
+    return await run.execute();
+  } catch (e) {
+    const message = (e as Error).message;
+    deps.emit({ type: 'log', time: Date.now(), level: 'error', message });
+    return run.outcome('failed', message);
+  } finally {
+    run.dispose();
+  }
+}
+
+class PipelineExecutor {
+  private readonly byId: Map<string, PipelineNode>;
+  private readonly datasets = new Map<string, TokenDataset>();
+  private source!: ResolvedModel;
+  private model: EngineModel | null = null;
+  /** Backend and precision of every model this run loads (chosen once, in execute()). */
+  private placement: BackendChoice = { backend: 'cpu' };
+  private state!: ModelState;
+  private globalStep = 0;
+  private lastLr = 0;
+  /** Checkpoint of the last completed stage, relative to the run directory (null: none yet). */
+  private lastCheckpoint: string | null = null;
+  private readonly summaries: StageSummary[] = [];
+  private final: Partial<EvalMetrics> = {};
+  /** > 0 while recomputing earlier stages: nothing is emitted or written. */
+  private silent = 0;
+
+  constructor(private readonly pipeline: Pipeline, private readonly options: ExecuteOptions, private readonly deps: ExecutorDeps) {
+    this.byId = new Map(pipeline.nodes.map((n) => [n.id, n]));
+  }
+
+  outcome(status: RunOutcome['status'], message?: string): RunOutcome {
+    return { status, message, stages: this.summaries, final: this.final };
+  }
+
+  dispose(): void {
+    this.model?.dispose();
+    this.model = null;
+  }
+
+  async execute(): Promise<RunOutcome> {
+    const modelNode = this.pipeline.nodes.find((n): n is NodeOf<'model'> => n.kind === 'model');
+    if (!modelNode) throw new Error('nodes: the pipeline has no Model node');
+    this.source = resolveModelSource(modelNode.params.source);
+    const cuda = this.deps.engine.info().cuda;
+    if (this.options.backend === 'cuda' && !cuda.available) {
+      throw new Error(`backend: cuda requested but ${cuda.compiled ? (cuda.reason ?? 'no CUDA device is available') : 'this engine was built without CUDA'}`);
+    }
+    const stages = stagesOf(this.pipeline);
+    const { placement, note } = choosePlacement({
+      requested: this.options.backend, cudaAvailable: cuda.available,
+      precisions: stages.map((s) => (this.node(s.train) as NodeOf<'train'>).params.precision),
+      masks: pipelineMasks(this.pipeline),
+    });
+    this.placement = placement;
+    if (note) this.log('info', note);
+    let firstStage = 0;
+
+    const resume = this.options.resume;
+    if (resume) {
+      const dir = join(this.options.runDir, resume.path);
+      const saved = readCheckpointState(dir);
+      this.state = saved.modelState;
+      this.globalStep = saved.step;
+      this.lastLr = saved.lr;
+      this.lastCheckpoint = resume.path;
+      await this.rebuildModel(this.state, resume.path);
+      firstStage = resume.stage + 1;
+      this.log('info', `resumed from ${resume.path} (stage ${resume.stage + 1} done, global step ${saved.step})`);
+    } else {
+      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
+      this.state = initialModelState(this.model.config.num_hidden_layers);
+    }
+    const depth = this.model!.config.num_hidden_layers;
+    if (depth !== modelNode.params.num_layers) {
+      throw new Error(`${modelNode.id}.num_layers: the pipeline says ${modelNode.params.num_layers} layers, the model has ${depth}`);
+    }
+    await this.identify(stages);
+
+    for (const stage of stages.slice(firstStage)) {
+      const result = await this.runStage(stage);
+      if (!result.ok) return this.outcome(result.status, result.message);
+    }
+    for (const id of trailingOps(this.pipeline)) await this.applyOp(this.node(id), stages.length, NO_OVERRIDES);
+    return this.outcome('completed');
+  }
+
+  private async identify(stages: Stage[]): Promise<void> {
+    if (!this.deps.identify) return;
+    const info = this.deps.engine.info();
+    const firstData = stages.find((s) => s.dataset)?.dataset;
+    const dataHash = firstData ? (await this.dataset(firstData)).contentHash : '';
+    this.deps.identify({
+      engineVersion: info.version, threads: this.options.threads, backend: this.placement.backend ?? 'cpu', simd: info.simd,
+      modelHash: await modelContentHash(this.source, this.pipeline.seed), dataHash,
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // stages
+
+  private async runStage(stage: Stage): Promise<StageResult> {
+    const train = this.node(stage.train) as NodeOf<'train'>;
+    const gate = stage.gate ? (this.node(stage.gate) as NodeOf<'gate'>) : null;
+    if (!stage.dataset) throw new Error(`${train.id}: no Dataset node is linked to this Train node`);
+    const data = await this.dataset(stage.dataset);
+    const gateData = gate ? await this.dataset(stage.gateDataset ?? stage.dataset) : data;
+    const distill = stage.distill ? distillWeights(this.node(stage.distill) as NodeOf<'distill'>) : null;
+    const evalShape = { batch: train.params.batch_size, seq: maxSeqLen(train.params.curriculum) };
+    const startState = cloneModelState(this.state);
+    const startCheckpoint = this.lastCheckpoint;
+
+    // loss_increase compares with the validation loss before the stage changed anything.
+    let startLoss = NaN;
+    if (gate && gate.params.checks.some((c) => c.metric === 'loss_increase')) {
+      startLoss = (await this.evaluate(gateData, gate.params.eval_batches, evalShape, stage.index)).loss;
+      this.log('info', `${stage.name}: validation loss at stage start ${startLoss.toFixed(4)}`);
+    }
+
+    let lrMultiplier = 1;
+    let overrides: StageOverrides = NO_OVERRIDES;
+    for (let attempt = 1; ; attempt++) {
+      this.emit({ type: 'stage_start', stage: stage.index, node: train.id, name: stage.name, steps: train.params.steps });
+      if (attempt > 1) {
+        this.state = cloneModelState(startState);
+        await this.rebuildModel(this.state, startCheckpoint);
+      }
+      for (const id of stage.ops) await this.applyOp(this.node(id), stage.index, overrides);
+      this.log('info', precisionNote(train.id, train.params.precision, this.model!.backend));
+
+      const trained = await this.train(stage, train, distill, lrMultiplier, data, evalShape);
+      if (!trained.ok) {
+        this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: 'failed' });
+        this.summarize(stage, 'failed', attempt, trained.last ?? {});
+        return trained;
+      }
+      let metrics = trained.last;
+      let status: StageSummary['status'] = 'done';
+      if (gate) {
+        // The stage's closing evaluation already measured exactly this (same data, batches, step).
+        const reuse = metrics && metrics.step === this.globalStep && gateData === data && gate.params.eval_batches === train.params.eval_batches;
+        if (!reuse || !metrics) {
+          metrics = await this.evaluate(gateData, gate.params.eval_batches, evalShape, stage.index);
+          this.emit({ type: 'eval', metrics });
+          this.final = metrics;
+        }
+        const verdict = judgeGate(gate.params, metrics, Number.isNaN(startLoss) ? metrics.loss : startLoss, { stage: stage.index, node: gate.id, attempt });
+        this.emit({ type: 'gate', verdict });
+        const failedChecks = verdict.checks.filter((c) => !c.passed).map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
+        status = verdict.passed ? 'passed' : 'failed';
+        if (!verdict.passed && verdict.action !== 'continue') {
+          this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: 'failed' });
+          if (verdict.action === 'stop') {
+            this.summarize(stage, 'failed', attempt, metrics);
+            const message = `${gate.id}: gate failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${failedChecks}`;
+            this.log('error', message);
+            return { ok: false, status: 'failed', message };
+          }
+          const retry = this.planRetry(gate.params, verdict.action as 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze', lrMultiplier, overrides);
+          lrMultiplier = retry.lrMultiplier;
+          overrides = retry.overrides;
+          this.log('warn', `${gate.id}: gate failed (${failedChecks}); ${retry.description}, retry ${attempt} of ${gate.params.max_retries}`);
+          continue;
+        }
+        if (!verdict.passed) this.log('warn', `${gate.id}: gate failed (${failedChecks}); continuing as configured`);
+      }
+      if (this.silent) {
+        this.lastCheckpoint = checkpointRelPath(stage.index); // written by the run being recomputed
+        return { ok: true };
+      }
+      const path = await writeCheckpoint(this.model!, this.options.runDir, { stage: stage.index, step: this.globalStep, lr: this.lastLr, modelState: this.state });
+      this.lastCheckpoint = path;
+      this.emit({ type: 'checkpoint', stage: stage.index, path });
+      this.summarize(stage, status, attempt, metrics ?? {});
+      this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status });
+      return { ok: true };
+    }
+  }
+
+  private planRetry(gate: GateParams, action: 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze', lrMultiplier: number, overrides: StageOverrides) {
+    switch (action) {
+      case 'decay_lr_retry':
+        return { lrMultiplier: lrMultiplier * gate.lr_factor, overrides, description: `restoring the stage start and retraining with LR x${fmt(lrMultiplier * gate.lr_factor)}` };
+      case 'rollback_sparsity':
+        return { lrMultiplier, overrides: { ...overrides, skipReplace: true }, description: 'restoring the stage start, keeping the previous masks of the stage\'s layers, retraining' };
+      case 'refreeze':
+        return { lrMultiplier, overrides: { ...overrides, skipUnfreeze: true }, description: 'restoring the stage start, keeping the stage\'s layers frozen, retraining' };
+    }
+  }
+
+  private summarize(stage: Stage, status: StageSummary['status'], attempts: number, metrics: Partial<EvalMetrics>): void {
+    if (this.silent) return;
+    const summary: StageSummary = { stage: stage.index, node: stage.train, name: stage.name, status, attempts, metrics: stripPerLayer(metrics) };
+    const i = this.summaries.findIndex((s) => s.stage === stage.index);
+    if (i >= 0) this.summaries[i] = summary; else this.summaries.push(summary);
+    this.deps.onStageSummary?.(summary);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // training
+
+  private async train(stage: Stage, train: NodeOf<'train'>, distill: DistillWeights | null, lrMultiplier: number, data: TokenDataset, evalShape: { batch: number; seq: number }):
+    Promise<({ ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string }) & { last: EvalMetrics | null }> {
+    const p: TrainParams = train.params;
+    const plateau = new PlateauTracker(p.plateau_patience);
+    let plateauMultiplier = 1;
+    let last: EvalMetrics | null = null;
+    for (let i = 0; i < p.steps; i++) {
+      await this.deps.control.waitWhilePaused();
+      if (this.deps.control.cancelled) return { ok: false, status: 'cancelled', message: `cancelled at step ${this.globalStep}`, last };
+      const seq = seqLenAt(p.curriculum, i);
+      const lr = learningRateAt(p, i, lrMultiplier * plateauMultiplier);
+      const batch = data.trainBatch(this.globalStep, p.batch_size, seq);
+      const stopStage = (what: string) => {
+        const kept = this.lastCheckpoint ? `the last good checkpoint ${this.lastCheckpoint} is kept` : 'no stage had completed, so there is no checkpoint';
+        const message = `${train.id}: ${what} at stage step ${i} (global step ${this.globalStep}, lr ${lr}); stage stopped, ${kept}`;
+        this.log('error', message);
+        return { ok: false as const, status: 'failed' as const, message, last };
+      };
+      let r: StepResult;
+      try {
+        r = await this.model!.trainStep(batch, {
+          lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill,
+        });
+      } catch (e) {
+        // The engine refuses a non-finite step itself ("training diverged: ..."); other errors end the stage the same way.
+        return stopStage((e as Error).message);
+      }
+      if (r.skipped) {
+        // fp16 gradient overflow: the engine left the weights as they were and halved its loss scale.
+        this.log('warn', `${train.id} step ${i}: fp16 gradients overflowed at loss scale ${r.loss_scale}; update skipped, scale now ${this.model!.backend.lossScale}`);
+      } else {
+        if (!Number.isFinite(r.loss)) return stopStage(`loss is ${r.loss}`);
+        if (!Number.isFinite(r.grad_norm)) return stopStage(`gradient norm is ${r.grad_norm}`);
+        this.lastLr = lr;
+        this.emit({ type: 'step', metrics: {
+          stage: stage.index, step: this.globalStep, stage_step: i, loss: r.loss, task_loss: r.task_loss, attn_kl_loss: r.attn_kl_loss,
+          logit_kl_loss: r.logit_kl_loss, hidden_mse_loss: r.hidden_mse_loss, lr, grad_norm: r.grad_norm,
+          tokens: batch.batch * batch.seq, density: r.density, seq_len: seq,
+        } });
+      }
+      this.globalStep += 1;
+
+      const atEnd = i === p.steps - 1;
+      if (!(atEnd || (p.eval_every > 0 && (i + 1) % p.eval_every === 0))) continue;
+      last = await this.evaluate(data, p.eval_batches, evalShape, stage.index);
+      this.emit({ type: 'eval', metrics: last });
+      this.final = last;
+      if (!atEnd && plateau.observe(last.loss)) {
+        if (p.plateau_action === 'decay_lr') {
+          plateauMultiplier *= p.plateau_factor;
+          this.log('warn', `${train.id}: plateau (no validation-loss improvement for ${p.plateau_patience} evaluations); LR x${p.plateau_factor} -> ${learningRateAt(p, i + 1, lrMultiplier * plateauMultiplier)}`);
+        } else {
+          this.stepBackSparsity(stage, train.id, p.plateau_patience);
+        }
+      }
+    }
+    return { ok: true, last };
+  }
+
+  /** Plateau action 'step_back_sparsity': makes the stage's replaced layers denser. */
+  private stepBackSparsity(stage: Stage, trainId: string, patience: number): void {
+    const replacedHere = stage.ops.map((id) => this.node(id)).filter((n): n is NodeOf<'replace'> => n.kind === 'replace');
+    const layers = new Set<number>();
+    for (const r of replacedHere) for (let l = r.params.layers[0] - 1; l < r.params.layers[1]; l++) if (this.state.masks[l]) layers.add(l);
+    if (layers.size === 0) this.state.masks.forEach((m, l) => { if (m) layers.add(l); });
+    if (layers.size === 0) {
+      this.log('warn', `${trainId}: plateau (no improvement for ${patience} evaluations) but no block-sparse layer to step back`);
+      return;
+    }
+    const changes = new Set<string>();
+    for (const l of [...layers].sort((a, b) => a - b)) {
+      const { mask, change } = stepBackSparsity(this.state.masks[l]!);
+      setMask(this.model!, this.state, l, mask);
+      changes.add(change);
+    }
+    this.log('warn', `${trainId}: plateau (no validation-loss improvement for ${patience} evaluations); stepped sparsity back on ${describeLayers([...layers])}: ${[...changes].join('; ')}`);
+  }
+
+  private async evaluate(data: TokenDataset, batches: number, shape: { batch: number; seq: number }, stage: number): Promise<EvalMetrics> {
+    const results = [];
+    for (let i = 0; i < batches; i++) results.push(await this.model!.evaluate(data.validationBatch(i, shape.batch, shape.seq)));
+    return aggregateEval(results, { stage, step: this.globalStep });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // operations, model rebuilds, data
+
+  private async applyOp(node: PipelineNode, stage: number, overrides: StageOverrides): Promise<void> {
+    if (node.kind === 'export') {
+      if (this.silent) return;
+      const dir = await exportModel(this.model!, this.state, node.params, { runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays });
+      this.log('info', `${node.id}: exported to ${dir}`);
+      return;
+    }
+    if (node.kind === 'distill') {
+      this.log('info', `${node.id}: distillation from the dense base (task ${node.params.task_weight}, attn_kl ${node.params.attn_kl_weight}, logit_kl ${node.params.logit_kl_weight}, hidden_mse ${node.params.hidden_mse_weight})`);
+      return;
+    }
+    const line = applyStageOp(this.model!, this.state, node, stage, overrides);
+    if (line) this.log('info', line);
+  }
+
+  /**
+   * A fresh base model with `state` replayed and the weights/optimiser of a checkpoint (if any).
+   * The teacher must stay the original base, so checkpoint weights go in through loadTrainable.
+   * An engine without it gets the checkpoint by recomputing the stages up to it instead (exact,
+   * since every stage is deterministic, only slower).
+   */
+  private async rebuildModel(state: ModelState, checkpoint: string | null): Promise<void> {
+    this.dispose();
+    const dir = checkpoint ? join(this.options.runDir, checkpoint) : null;
+    const model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
+    if (dir && !model.loadTrainable) {
+      model.dispose();
+      await this.recomputeTo(readCheckpointState(dir), state);
+      return;
+    }
+    this.model = model;
+    applyModelState(model, state);
+    if (dir) {
+      await model.loadTrainable!(join(dir, MODEL_DIR));
+      await model.loadOptimizer(join(dir, OPTIMIZER_FILE));
+    }
+  }
+
+  /** Reruns stages 0..saved.stage silently from the base; the result must match the checkpoint. */
+  private async recomputeTo(saved: CheckpointState, state: ModelState): Promise<void> {
+    this.log('warn', `engine has no loadTrainable: recomputing stages 1-${saved.stage + 1} to rebuild ${checkpointRelPath(saved.stage)} with the original teacher`);
+    const kept = { summaries: [...this.summaries], final: this.final, lastCheckpoint: this.lastCheckpoint };
+    this.silent += 1;
+    try {
+      this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
+      this.state = initialModelState(this.model.config.num_hidden_layers);
+      this.globalStep = 0;
+      this.lastCheckpoint = null;
+      for (const stage of stagesOf(this.pipeline).slice(0, saved.stage + 1)) {
+        const result = await this.runStage(stage);
+        if (!result.ok) throw new Error(`recomputing stage ${stage.index + 1} did not reproduce the run: ${result.message}`);
+      }
+    } finally {
+      this.silent -= 1;
+      this.summaries.splice(0, this.summaries.length, ...kept.summaries);
+      this.final = kept.final;
+      this.lastCheckpoint = kept.lastCheckpoint;
+    }
+    if (this.globalStep !== saved.step || canonicalJson(this.state) !== canonicalJson(state)) {
+      throw new Error(`${checkpointRelPath(saved.stage)}: recomputing the stages did not reproduce the checkpoint (step ${this.globalStep} vs ${saved.step})`);
+    }
+  }
+
+  private async dataset(id: string): Promise<TokenDataset> {
+    const cached = this.datasets.get(id);
+    if (cached) return cached;
+    const node = this.node(id);
+    if (node.kind !== 'dataset') throw new Error(`${id}: expected a Dataset node, found ${node.kind}`);
+    const data = await this.deps.loadDataset(node.params, this.source.tokenizer, {
+      cacheDir: this.options.cacheDir, maxSeq: this.longestSeq(id), onLog: (line) => this.log('info', `${id}: ${line}`),
+    });
+    const vocab = this.model?.config.vocab_size;
+    if (vocab !== undefined && data.vocabSize > vocab) throw new Error(`${id}: the tokenizer has ${data.vocabSize} tokens but the model's vocab_size is ${vocab}`);
+    this.datasets.set(id, data);
+    return data;
+  }
+
+  /** Longest sequence any Train node fed by this dataset asks for (checked by the data layer at load). */
+  private longestSeq(datasetId: string): number | undefined {
+    const lengths = stagesOf(this.pipeline)
+      .filter((s) => s.dataset === datasetId || s.gateDataset === datasetId)
+      .map((s) => maxSeqLen((this.node(s.train) as NodeOf<'train'>).params.curriculum));
+    return lengths.length ? Math.max(...lengths) : undefined;
+  }
+
+  private node(id: string): PipelineNode {
+    const node = this.byId.get(id);
+    if (!node) throw new Error(`links: no node with id '${id}'`);
+    return node;
+  }
+
+  private emit(event: EventBody): void {
+    if (this.silent) return;
+    this.deps.emit({ ...event, time: Date.now() } as EngineEvent);
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string): void {
+    this.emit({ type: 'log', level, message });
+  }
+}
+
+function distillWeights(node: NodeOf<'distill'>): DistillWeights {
+  const p = node.params;
+  return { task: p.task_weight, attn_kl: p.attn_kl_weight, logit_kl: p.logit_kl_weight, hidden_mse: p.hidden_mse_weight, temperature: p.temperature };
+}
+
+function stripPerLayer(m: Partial<EvalMetrics>): Partial<EvalMetrics> {
+  const { per_layer: _perLayer, ...rest } = m;
+  return rest;
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x);
+}

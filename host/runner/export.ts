@@ -1,0 +1,89 @@
+// Export node: a Hugging Face directory of the current student.
+//   config.json         the engine's config plus a `sparse_attention` block (per layer: dense, or
+//                       block-sparse with its mask spec)
+//   model.safetensors   the weights (engine.save)
+//   tokenizer.json      copied from the base model
+//   sparse_masks.safetensors   (flex_masks) int32 FlexAttention BlockMask arrays per sparse
+//                       layer for `mask_seq_len` tokens, shaped as BlockMask.from_kv_blocks
+//                       takes them: layers.<i>.kv_num_blocks (1, H, Q), layers.<i>.kv_indices
+//                       (1, H, Q, K), layers.<i>.q_num_blocks (1, H, K), layers.<i>.q_indices (1, H, K, Q)
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { ExportParams, MaskSpec } from '../../core/schema';
+import type { EngineModel } from '../../native/engine-api';
+import type { ModelState } from './model-state';
+
+/** FlexAttention BlockMask arrays of one layer's mask (row-major int32). */
+export interface FlexBlockMask {
+  heads: number;
+  qBlocks: number;
+  kvBlocks: number;
+  kv_num_blocks: Int32Array;  // (1, heads, qBlocks)
+  kv_indices: Int32Array;     // (1, heads, qBlocks, kvBlocks), padded
+  q_num_blocks: Int32Array;   // (1, heads, kvBlocks)
+  q_indices: Int32Array;      // (1, heads, kvBlocks, qBlocks), padded
+}
+
+/** Builds a layer's FlexAttention arrays (native/mask.ts supplies the real one). */
+export type MaskArrays = (mask: MaskSpec, where: { layer: number; seqLen: number; heads: number; kvHeads: number }) => FlexBlockMask;
+
+export const MASKS_FILE = 'sparse_masks.safetensors';
+
+export async function exportModel(model: EngineModel, state: ModelState, params: ExportParams,
+  ctx: { runDir: string; tokenizer: string; maskArrays?: MaskArrays }): Promise<string> {
+  const dir = isAbsolute(params.path) ? params.path : resolve(ctx.runDir, params.path);
+  // Never clear the folder (it may be a user's model directory); replace only the files we write.
+  mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, MASKS_FILE), { force: true });
+  await model.save(dir);
+  if (resolve(ctx.tokenizer) !== resolve(dir, 'tokenizer.json')) copyFileSync(ctx.tokenizer, join(dir, 'tokenizer.json'));
+
+  const configFile = join(dir, 'config.json');
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  const sparse: Record<string, unknown> = {
+    format: 'sparse-studio/1',
+    layers: state.masks.map((mask, layer) => (mask ? { layer, attention: 'block_sparse', mask } : { layer, attention: 'dense' })),
+  };
+  if (params.flex_masks && state.masks.some((m) => m)) {
+    if (!ctx.maskArrays) throw new Error('export.flex_masks: this engine build cannot produce FlexAttention mask arrays');
+    const heads = model.config.num_attention_heads;
+    const kvHeads = model.config.num_key_value_heads;
+    const tensors: { name: string; shape: number[]; data: Int32Array }[] = [];
+    state.masks.forEach((mask, layer) => {
+      if (!mask) return;
+      const m = ctx.maskArrays!(mask, { layer, seqLen: params.mask_seq_len, heads, kvHeads });
+      tensors.push(
+        { name: `layers.${layer}.kv_num_blocks`, shape: [1, m.heads, m.qBlocks], data: m.kv_num_blocks },
+        { name: `layers.${layer}.kv_indices`, shape: [1, m.heads, m.qBlocks, m.kvBlocks], data: m.kv_indices },
+        { name: `layers.${layer}.q_num_blocks`, shape: [1, m.heads, m.kvBlocks], data: m.q_num_blocks },
+        { name: `layers.${layer}.q_indices`, shape: [1, m.heads, m.kvBlocks, m.qBlocks], data: m.q_indices },
+      );
+    });
+    writeFileSync(join(dir, MASKS_FILE), encodeInt32Safetensors(tensors, { mask_seq_len: String(params.mask_seq_len) }));
+    sparse.flex_masks = {
+      file: MASKS_FILE, mask_seq_len: params.mask_seq_len, layout: 'torch.nn.attention.flex_attention.BlockMask.from_kv_blocks',
+      mask_mod: 'causal', static_only: state.masks.some((m) => m && m.topk_blocks > 0),
+    };
+  }
+  config.sparse_attention = sparse;
+  writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n');
+  return dir;
+}
+
+/** safetensors with int32 tensors: 8-byte little-endian header length, JSON header, raw data. */
+export function encodeInt32Safetensors(tensors: { name: string; shape: number[]; data: Int32Array }[], metadata?: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    const expected = t.shape.reduce((a, b) => a * b, 1);
+    if (expected !== t.data.length) throw new Error(`${t.name}: shape [${t.shape}] needs ${expected} values, has ${t.data.length}`);
+    header[t.name] = { dtype: 'I32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8); // keep the data 8-byte aligned
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([head, Buffer.from(json), ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
+}

@@ -1,0 +1,49 @@
+// Gate checks and the on-failure decision. Metric values come from one evaluation over the
+// gate's validation batches; loss_increase compares the student's validation loss with the
+// one measured at the start of the stage ((loss - start) / start, so 0.05 = 5% worse).
+import type { GateCheck, GateMetric, GateParams } from '../../core/schema';
+import type { EvalMetrics, GateVerdict } from '../../core/events';
+
+export function gateMetricValue(metric: GateMetric, metrics: EvalMetrics, stageStartLoss: number): number {
+  switch (metric) {
+    case 'loss_increase':
+      return stageStartLoss > 0 ? (metrics.loss - stageStartLoss) / stageStartLoss : 0;
+    case 'attn_kl': case 'attn_recall': case 'out_cos': case 'logit_kl': case 'ppl_ratio': case 'density':
+      return metrics[metric];
+    default:
+      throw new Error(`gate: unknown metric '${String(metric)}'`);
+  }
+}
+
+export function checkPasses(check: GateCheck, value: number): boolean {
+  if (!Number.isFinite(value)) return false;
+  switch (check.op) {
+    case '<': return value < check.threshold;
+    case '<=': return value <= check.threshold;
+    case '>': return value > check.threshold;
+    case '>=': return value >= check.threshold;
+    default: throw new Error(`gate: unknown comparison '${String(check.op)}'`);
+  }
+}
+
+/**
+ * Judges one gate attempt (1-based). On failure the configured policy applies while retries
+ * remain; after max_retries failed retries the run stops. 'continue' and 'stop' never retry.
+ */
+export function judgeGate(
+  params: GateParams, metrics: EvalMetrics, stageStartLoss: number,
+  where: { stage: number; node: string; attempt: number },
+): GateVerdict {
+  const checks = params.checks.map((c) => {
+    const value = gateMetricValue(c.metric, metrics, stageStartLoss);
+    return { metric: c.metric, op: c.op, threshold: c.threshold, value, passed: checkPasses(c, value) };
+  });
+  const passed = checks.every((c) => c.passed);
+  let action: GateVerdict['action'] = 'none';
+  if (!passed) {
+    const retries = where.attempt - 1;
+    const retrying = params.on_fail === 'rollback_sparsity' || params.on_fail === 'decay_lr_retry' || params.on_fail === 'refreeze';
+    action = retrying && retries >= params.max_retries ? 'stop' : params.on_fail;
+  }
+  return { stage: where.stage, node: where.node, passed, checks, action, attempt: where.attempt };
+}

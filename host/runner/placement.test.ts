@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import type { Pipeline } from '../../core/schema';
+import { choosePlacement, cudaMaskProblem, pipelineMasks, precisionNote } from './placement';
+
+const template = (name: string) => JSON.parse(readFileSync(new URL(`../../templates/${name}.json`, import.meta.url), 'utf8')) as Pipeline;
+
+describe('choosePlacement', () => {
+  const on = (requested: string, cudaAvailable: boolean, precisions: ('fp32' | 'bf16' | 'fp16')[], blockSize = 64) =>
+    choosePlacement({ requested, cudaAvailable, precisions, masks: [{ node: 's1-replace', blockSize }] });
+  it('runs on the CPU in fp32 unless CUDA is asked for or auto finds a GPU', () => {
+    expect(on('cpu', true, ['bf16'])).toEqual({ placement: { backend: 'cpu', precision: 'fp32' } });
+    expect(on('auto', false, ['bf16'])).toEqual({ placement: { backend: 'cpu', precision: 'fp32' } });
+  });
+  it('takes the first Train node\'s precision on CUDA', () => {
+    expect(on('auto', true, ['fp16', 'bf16'])).toEqual({ placement: { backend: 'cuda', precision: 'fp16' } });
+    expect(on('cuda', true, ['fp32'], 128)).toEqual({ placement: { backend: 'cuda', precision: 'fp32' } });
+    expect(on('cuda', true, [])).toEqual({ placement: { backend: 'cuda', precision: 'bf16' } });
+  });
+  it('keeps auto on the CPU, with a reason, when a mask block does not suit the CUDA kernels', () => {
+    expect(on('auto', true, ['bf16'], 16)).toEqual({
+      placement: { backend: 'cpu', precision: 'fp32' },
+      note: 'backend: auto stays on the cpu: s1-replace.mask.block_size is 16; the CUDA attention kernels take 64 or 128',
+    });
+    expect(on('auto', false, ['bf16'], 16)).toEqual({ placement: { backend: 'cpu', precision: 'fp32' } });
+  });
+  it('refuses cuda for such a pipeline in one line naming the node', () => {
+    expect(() => on('cuda', true, ['bf16'], 32)).toThrow(
+      'backend: cuda cannot run this pipeline: s1-replace.mask.block_size is 32; the CUDA attention kernels take 64 or 128 (run it with --backend cpu)');
+  });
+});
+
+describe('cudaMaskProblem', () => {
+  it('names the first Replace node whose blocks the CUDA kernels cannot take', () => {
+    expect(cudaMaskProblem(pipelineMasks(template('seed-progressive')))).toBe('s1-replace.mask.block_size is 16; the CUDA attention kernels take 64 or 128');
+    expect(cudaMaskProblem(pipelineMasks(template('minicpm41-infllmv2')))).toBeUndefined();
+  });
+});
+
+describe('precisionNote', () => {
+  const cpu = { name: 'cpu' as const, device: '2 threads, avx2', precision: 'fp32' as const, lossScale: 65536 };
+  const gpu = { name: 'cuda' as const, device: 'NVIDIA H200', precision: 'bf16' as const, lossScale: 65536 };
+  it('says the CPU computes in fp32 whatever was asked', () => {
+    expect(precisionNote('t1', 'fp32', cpu)).toBe('t1: precision fp32 on the cpu backend');
+    expect(precisionNote('t1', 'bf16', cpu)).toBe('t1: precision bf16 requested; computed in fp32 on the cpu backend');
+  });
+  it('names the GPU and any precision the run could not honour', () => {
+    expect(precisionNote('t1', 'bf16', gpu)).toBe('t1: precision bf16 on cuda (NVIDIA H200)');
+    expect(precisionNote('t2', 'fp16', gpu)).toBe('t2: precision fp16 requested; this run computes in bf16 on cuda (NVIDIA H200) (the first Train node sets the run\'s precision)');
+  });
+});

@@ -1,0 +1,52 @@
+// Where a run computes: the backend (auto picks CUDA when the engine has a usable GPU and the
+// pipeline's masks suit its kernels) and the precision, chosen once per run because one model
+// serves every stage. The first Train node's precision decides; a later stage asking for another
+// is told so in its log line.
+import type { NodeOf, Pipeline } from '../../core/schema';
+import type { BackendChoice, BackendInfo, Precision } from '../../native/engine-api';
+
+/** Mask block sizes the CUDA attention kernels take (tiles of 64 tokens). */
+export const CUDA_BLOCK_SIZES: readonly number[] = [64, 128];
+
+export interface PlacementInput {
+  requested: string;
+  cudaAvailable: boolean;
+  /** Train nodes' precisions, in execution order. */
+  precisions: Precision[];
+  /** Every block-sparse mask the pipeline sets, with the node that sets it. */
+  masks: { node: string; blockSize: number }[];
+}
+
+/** Every block-sparse mask a pipeline sets (its Replace nodes). */
+export function pipelineMasks(pipeline: Pipeline): PlacementInput['masks'] {
+  return pipeline.nodes.filter((n): n is NodeOf<'replace'> => n.kind === 'replace').map((n) => ({ node: n.id, blockSize: n.params.mask.block_size }));
+}
+
+/** Why the CUDA kernels cannot run these masks, naming the node; undefined when they can. */
+export function cudaMaskProblem(masks: PlacementInput['masks']): string | undefined {
+  const unsuited = masks.find((m) => !CUDA_BLOCK_SIZES.includes(m.blockSize));
+  return unsuited && `${unsuited.node}.mask.block_size is ${unsuited.blockSize}; the CUDA attention kernels take ${CUDA_BLOCK_SIZES.join(' or ')}`;
+}
+
+/** The run's backend and precision, and a line to log when auto had to stay on the CPU. */
+export function choosePlacement(input: PlacementInput): { placement: BackendChoice; note?: string } {
+  const why = cudaMaskProblem(input.masks);
+  if (input.requested === 'cuda' && why) throw new Error(`backend: cuda cannot run this pipeline: ${why} (run it with --backend cpu)`);
+  const useCuda = input.requested === 'cuda' || (input.requested === 'auto' && input.cudaAvailable && !why);
+  if (!useCuda) {
+    const note = input.requested === 'auto' && input.cudaAvailable && why ? `backend: auto stays on the cpu: ${why}` : undefined;
+    return { placement: { backend: 'cpu', precision: 'fp32' }, note };
+  }
+  return { placement: { backend: 'cuda', precision: input.precisions[0] ?? 'bf16' } };
+}
+
+/** The log line a stage prints about its precision. */
+export function precisionNote(trainId: string, requested: Precision, backend: BackendInfo): string {
+  if (backend.name === 'cpu') {
+    return requested === 'fp32' ? `${trainId}: precision fp32 on the cpu backend`
+      : `${trainId}: precision ${requested} requested; computed in fp32 on the cpu backend`;
+  }
+  const where = `on cuda (${backend.device})`;
+  if (requested === backend.precision) return `${trainId}: precision ${requested} ${where}`;
+  return `${trainId}: precision ${requested} requested; this run computes in ${backend.precision} ${where} (the first Train node sets the run's precision)`;
+}

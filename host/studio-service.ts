@@ -1,0 +1,124 @@
+// The StudioApi implementation behind both transports (Electron IPC and `serve`).
+//
+// Design choices:
+// - Plain Node, no Electron: native dialogs come in through `dialogs` from main.ts; without
+//   them (serve) the file methods are simply absent and the page uploads/downloads instead.
+// - Runs belong to the RunManager (run-manager.ts); this file only forwards to it and relays
+//   its events. It is created on first use, so listing templates never starts run machinery.
+// - systemInfo is `sparse-studio info`'s report (commands/info.ts), probed once per service:
+//   the page and the CLI describe the machine the same way.
+import { EventEmitter } from 'node:events';
+import { totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../core/api';
+import type { RunEvent } from '../core/events';
+import type { Pipeline } from '../core/schema';
+import { validatePipeline } from '../core/validate';
+import { ApiCallError } from './api-call';
+import { RunManager } from './run-manager';
+import { collectInfo } from './commands/info';
+import { preflightPipeline } from './preflight';
+import { listTemplates, readTemplate } from './templates';
+
+/** What the service needs from run-manager.ts (the runtime engineer's RunManager). */
+export interface RunManagerLike {
+  start(pipeline: Pipeline, opts?: { backend?: 'auto' | 'cpu' | 'cuda' }): Promise<string>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  cancel(id: string): Promise<void>;
+  list(): Promise<RunSummary[]>;
+  get(id: string): Promise<RunDetail>;
+  on(event: 'event', listener: (e: RunEvent) => void): unknown;
+  off(event: 'event', listener: (e: RunEvent) => void): unknown;
+  close?(): Promise<void> | void;
+}
+
+export interface FileDialogs {
+  openPipelineFile(): Promise<OpenedPipelineFile | null>;
+  savePipelineFile(text: string, suggestedName: string): Promise<string | null>;
+}
+
+export interface StudioServiceOptions {
+  runsDir: string;
+  templatesDir: string;
+  /** The studio's folder (holds models/); defaults to the folder above templatesDir. */
+  projectRoot?: string;
+  /** Relative model/data paths resolve here, as the runner resolves them; default: the working directory. */
+  baseDir?: string;
+  /** 'builtin:demo' is `${modelsDir}/demo`; defaults to `${projectRoot}/models`. */
+  modelsDir?: string;
+  /** Electron only: native open/save dialogs. */
+  dialogs?: FileDialogs;
+  /** Builds the run manager; default: run-manager.ts's RunManager on runsDir. */
+  createRunManager?: (opts: { runsDir: string }) => Promise<RunManagerLike>;
+  warn?: (line: string) => void;
+}
+
+export type StudioService = StudioApi & { close(): Promise<void> };
+
+export function createStudioService(options: StudioServiceOptions): StudioService {
+  const projectRoot = options.projectRoot ?? dirname(options.templatesDir);
+  const modelsDir = options.modelsDir ?? join(projectRoot, 'models');
+  const warn = options.warn ?? ((line: string) => console.warn(line));
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  const relay = (event: RunEvent) => events.emit('event', event);
+
+  let manager: Promise<RunManagerLike> | null = null;
+  let systemInfoProbe: Promise<SystemInfo> | null = null;
+  function runManager(): Promise<RunManagerLike> {
+    manager ??= (options.createRunManager ?? defaultRunManager)({ runsDir: options.runsDir }).then((m) => {
+      m.on('event', relay);
+      return m;
+    });
+    return manager;
+  }
+
+  const service: StudioService = {
+    listTemplates: (): Promise<TemplateSummary[]> => listTemplates(options.templatesDir, warn),
+    getTemplate: (id: string): Promise<Pipeline> => readTemplate(options.templatesDir, id),
+    validate: async (pipeline: unknown): Promise<ValidationProblem[]> => validatePipeline(pipeline),
+    preflight: async (pipeline: Pipeline): Promise<PreflightReport> =>
+      preflightPipeline(pipeline, validatePipeline(pipeline), { baseDir: options.baseDir ?? process.cwd(), modelsDir, totalMemoryBytes: totalmem() }),
+    async startRun(pipeline, runOptions) {
+      const problems = validatePipeline(pipeline);
+      if (problems.length > 0) {
+        const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+        throw new ApiCallError('invalid_pipeline', `pipeline is not valid: ${problems[0].path}: ${problems[0].message}${more}`);
+      }
+      const backend = runOptions?.backend;
+      if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
+        throw new ApiCallError('bad_request', `startRun: options.backend must be auto, cpu or cuda, got ${JSON.stringify(backend)}`);
+      }
+      const runId = await (await runManager()).start(pipeline, backend ? { backend } : undefined);
+      return { runId };
+    },
+    pauseRun: async (runId) => (await runManager()).pause(runId),
+    resumeRun: async (runId) => (await runManager()).resume(runId),
+    cancelRun: async (runId) => (await runManager()).cancel(runId),
+    listRuns: async () => (await runManager()).list(),
+    getRun: async (runId) => (await runManager()).get(runId),
+    systemInfo: (): Promise<SystemInfo> => (systemInfoProbe ??= collectInfo()),
+    onRunEvent(listener) {
+      events.on('event', listener);
+      // Subscribing starts the run manager so events of runs started elsewhere arrive too.
+      runManager().catch(() => { /* reported on the first run call */ });
+      return () => { events.off('event', listener); };
+    },
+    async close() {
+      events.removeAllListeners();
+      if (!manager) return;
+      const m = await manager.catch(() => null);
+      if (m) { m.off('event', relay); await m.close?.(); }
+    },
+  };
+  if (options.dialogs) {
+    service.openPipelineFile = () => options.dialogs!.openPipelineFile();
+    service.savePipelineFile = (text, suggestedName) => options.dialogs!.savePipelineFile(text, suggestedName);
+  }
+  return service;
+}
+
+async function defaultRunManager(opts: { runsDir: string }): Promise<RunManagerLike> {
+  return new RunManager(opts);
+}
