@@ -14,6 +14,13 @@ import { GATE_METRICS, NODE_KINDS, PARAM_KINDS } from './schema';
 
 export type PortType = 'model' | 'data';
 
+/**
+ * A kind's part in a stage: 'source' nodes start the graph and belong to no stage, an
+ * 'operation' runs before its stage's training (or after the last stage), 'train' closes a
+ * stage and 'gate' judges the stage of the Train node it follows.
+ */
+export type StageRole = 'source' | 'operation' | 'train' | 'gate';
+
 /** What a field holds; the validator checks the type, the inspector picks its widget by it. */
 export type FieldType =
   | 'number'        // finite float, bounded by min/max
@@ -62,6 +69,8 @@ export interface NodeSpec<K extends NodeKind = NodeKind> {
   inputs: readonly PortType[];
   /** Output port type; null for a terminal node. */
   output: PortType | null;
+  /** Its part in a stage (core/order.ts stagesOf). */
+  role: StageRole;
   defaults: ParamsByKind[K];
   fields: FieldSpecs<ParamsByKind[K]>;
 }
@@ -113,6 +122,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Loads the base model; it is also the frozen dense teacher.',
     inputs: [],
     output: 'model',
+    role: 'source',
     defaults: { source: 'builtin:demo', num_layers: 12, content_hash: '' },
     fields: {
       source: { type: 'model_source', label: 'Source', help: "'builtin:demo', 'init:<config.json>' (random init, seeded by the pipeline seed) or a Hugging Face directory." },
@@ -126,6 +136,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Supplies training and validation batches to Train and Gate nodes.',
     inputs: [],
     output: 'data',
+    role: 'source',
     defaults: { source: 'builtin:brown', format: 'auto', text_field: 'text', validation_fraction: 0.05, seed: 0, content_hash: '' },
     fields: {
       source: { type: 'dataset_source', label: 'Source', help: "'builtin:brown' or a .txt/.jsonl file or a folder of them." },
@@ -142,6 +153,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Stops gradient updates for the chosen parameter kinds.',
     inputs: ['model'],
     output: 'model',
+    role: 'operation',
     defaults: { layers: 'all', kinds: [...BASE_PARAM_KINDS] },
     fields: {
       layers: { type: 'layers_or_all', label: 'Layers', help: `'all' (also embeddings and final norm) or an ${LAYERS_HELP.toLowerCase()}` },
@@ -154,6 +166,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Switches a layer range from dense to block-sparse attention with the given mask.',
     inputs: ['model'],
     output: 'model',
+    role: 'operation',
     defaults: {
       layers: [4, 6],
       mask: { block_size: 64, global_blocks: 2, global_rows: 0, window_blocks: 0, random_blocks: 8, random_seed: 0, topk_blocks: 4, selector: 'indexer', dense_below: 0, share_gqa_group: true },
@@ -169,6 +182,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Sets the loss: task loss plus weighted distillation terms from the dense teacher.',
     inputs: ['model'],
     output: 'model',
+    role: 'operation',
     defaults: { task_weight: 1, attn_kl_weight: 0.2, logit_kl_weight: 0.2, hidden_mse_weight: 0.1, temperature: 1 },
     fields: {
       task_weight: { type: 'number', label: 'Task weight', min: 0, step: 0.05, help: 'Weight of next-token cross-entropy.' },
@@ -184,6 +198,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Lets the chosen parameter kinds of a layer range train again.',
     inputs: ['model'],
     output: 'model',
+    role: 'operation',
     defaults: { layers: [4, 6], kinds: ['q', 'k', 'v'], replaced_only: true },
     fields: {
       layers: { type: 'layers', label: 'Layers', help: LAYERS_HELP },
@@ -197,6 +212,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Runs one stage of optimiser steps on the trainable parameters.',
     inputs: ['model', 'data'],
     output: 'model',
+    role: 'train',
     defaults: {
       steps: 1000, batch_size: 8, curriculum: [{ from_step: 0, seq_len: 1024 }, { from_step: 500, seq_len: 2048 }],
       lr: 1e-4, schedule: 'warmup_cosine', warmup_steps: 50, weight_decay: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8,
@@ -229,6 +245,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Evaluates the stage and passes the model on only if every check holds.',
     inputs: ['model', 'data'],
     output: 'model',
+    role: 'gate',
     defaults: {
       checks: [{ metric: 'attn_kl', op: '<', threshold: 0.1 }, { metric: 'out_cos', op: '>', threshold: 0.95 }],
       on_fail: 'decay_lr_retry', max_retries: 2, lr_factor: 0.7, eval_batches: 8,
@@ -247,6 +264,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     description: 'Writes a Hugging Face directory with the sparse-attention config and masks.',
     inputs: ['model'],
     output: null,
+    role: 'operation',
     defaults: { path: 'export', flex_masks: true, mask_seq_len: 2048 },
     fields: {
       path: { type: 'string', label: 'Directory', help: 'Output directory; relative paths resolve inside the run directory.' },

@@ -7,26 +7,13 @@
 //   validator enforces this), so "the state after node X" is the Model node's fresh state
 //   with X's chain of ancestors applied in order. Export nodes hang off the chain as leaves.
 // - Each Train node is a stage: the operations since the previous stage, then the Train,
-//   then the Gate linked from it. The runtime and the editor's layer strip share this code.
+//   then the Gate linked from it (each kind's role is NODE_SPECS[kind].role). The runtime and
+//   the editor's layer strip share this code; what a node does to the state is model-state.ts.
 //
 // Owned by core/: no Node, DOM or Electron imports here.
-import type { MaskSpec, NodeKind, ParamKind, Pipeline, PipelineNode } from './schema';
-import { PARAM_KINDS } from './schema';
-import { LAYER_PARAM_KINDS } from './nodes';
-
-export interface LayerState {
-  attention: 'dense' | 'sparse';
-  mask?: MaskSpec;
-  /** Id of the Replace node that made this layer sparse. */
-  replacedBy?: string;
-  /** Trainable parameter kinds of this layer, in PARAM_KINDS order. */
-  trainable: ParamKind[];
-}
-
-/** Parameters outside every layer: token embeddings (and the LM head) and the final norm. */
-export interface OutsideState { trainable: ParamKind[] }
-
-export interface ModelState { layers: LayerState[]; outside: OutsideState }
+import type { NodeKind, Pipeline, PipelineNode } from './schema';
+import { NODE_SPECS, type StageRole } from './nodes';
+import { applyNode, initialModelState, type LayerState, type ModelState } from './model-state';
 
 export interface Stage {
   /** 0-based stage index. */
@@ -54,7 +41,7 @@ export function inputsOf(p: Pipeline): Map<string, { model: string[]; data: stri
     const fromKind = kindOf.get(link.from);
     const target = inputs.get(link.to);
     if (!fromKind || !target) continue;
-    (fromKind === 'dataset' ? target.data : target.model).push(link.from);
+    (NODE_SPECS[fromKind].output === 'data' ? target.data : target.model).push(link.from);
   }
   return inputs;
 }
@@ -107,16 +94,18 @@ export function stagesOf(p: Pipeline): Stage[] {
   const gateAfter = new Map<string, string>();
   for (const n of p.nodes) {
     const from = inputs.get(n.id)!.model[0];
-    if (n.kind === 'gate' && from !== undefined && byId.get(from)?.kind === 'train' && !gateAfter.has(from)) gateAfter.set(from, n.id);
+    const fromNode = from === undefined ? undefined : byId.get(from);
+    if (roleOf(n) === 'gate' && fromNode && roleOf(fromNode) === 'train' && !gateAfter.has(fromNode.id)) gateAfter.set(fromNode.id, n.id);
   }
   const stages: Stage[] = [];
   let ops: string[] = [];
   let distill: string | null = null;
   for (const id of executionOrder(p)) {
     const node = byId.get(id)!;
-    if (node.kind === 'model' || node.kind === 'dataset' || node.kind === 'gate') continue;
-    if (node.kind === 'distill') distill = id;
-    if (node.kind !== 'train') {
+    const role = roleOf(node);
+    if (role === 'source' || role === 'gate') continue;
+    if (role === 'operation') {
+      if (node.kind === 'distill') distill = id;
       ops.push(id);
       continue;
     }
@@ -140,8 +129,8 @@ export function stagesOf(p: Pipeline): Stage[] {
 export function trailingOps(p: Pipeline): string[] {
   const byId = nodeIndex(p);
   const order = executionOrder(p);
-  const lastTrain = order.map((id) => byId.get(id)!.kind).lastIndexOf('train');
-  return order.slice(lastTrain + 1).filter((id) => !['model', 'dataset', 'gate'].includes(byId.get(id)!.kind));
+  const roles = order.map((id) => roleOf(byId.get(id)!));
+  return order.slice(roles.lastIndexOf('train') + 1).filter((id) => roleOf(byId.get(id)!) === 'operation');
 }
 
 /** The chain of model-state ancestors of `nodeId`, from the Model node to `nodeId` itself. */
@@ -159,59 +148,6 @@ export function modelChainTo(p: Pipeline, nodeId: string): PipelineNode[] {
   return chain.reverse();
 }
 
-/** Fresh model: every layer dense, every base parameter trainable, no selector yet. */
-export function initialModelState(numLayers: number): ModelState {
-  const layers: LayerState[] = [];
-  const base: ParamKind[] = LAYER_PARAM_KINDS.filter((k) => k !== 'selector');
-  for (let i = 0; i < numLayers; i++) layers.push({ attention: 'dense', trainable: [...base] });
-  return { layers, outside: { trainable: ['norms', 'embeddings'] } };
-}
-
-/** Applies one node to a state in place. Ops that do not change layers (Train, Gate...) are no-ops. */
-export function applyNode(state: ModelState, node: PipelineNode): void {
-  const layerIndices = (range: [number, number]) => {
-    const out: number[] = [];
-    for (let l = Math.max(1, range[0]); l <= Math.min(state.layers.length, range[1]); l++) out.push(l - 1);
-    return out;
-  };
-  switch (node.kind) {
-    case 'freeze': {
-      const { layers, kinds } = node.params;
-      const targets = layers === 'all' ? state.layers.map((_, i) => i) : layerIndices(layers);
-      for (const i of targets) state.layers[i].trainable = state.layers[i].trainable.filter((k) => !kinds.includes(k));
-      if (layers === 'all') state.outside.trainable = state.outside.trainable.filter((k) => !kinds.includes(k));
-      break;
-    }
-    case 'replace': {
-      const { layers, mask } = node.params;
-      for (const i of layerIndices(layers)) {
-        const layer = state.layers[i];
-        layer.attention = 'sparse';
-        layer.mask = structuredClone(mask);
-        layer.replacedBy = node.id;
-        // A trainable indexer is a new part: it trains from the start ("train only the new parts").
-        const kinds: ParamKind[] = layer.trainable.filter((k) => k !== 'selector');
-        if (mask.selector === 'indexer') kinds.push('selector');
-        layer.trainable = sortKinds(kinds);
-      }
-      break;
-    }
-    case 'unfreeze': {
-      const { layers, kinds, replaced_only } = node.params;
-      for (const i of layerIndices(layers)) {
-        const layer = state.layers[i];
-        if (replaced_only && layer.attention !== 'sparse') continue;
-        // Only kinds the layer has: embeddings live outside layers, a selector needs an indexer.
-        const available = kinds.filter((k) => k !== 'embeddings' && (k !== 'selector' || layer.mask?.selector === 'indexer'));
-        layer.trainable = sortKinds([...new Set([...layer.trainable, ...available])]);
-      }
-      break;
-    }
-    default:
-      break;
-  }
-}
-
 /** Per-layer state (index = 0-based layer) after applying the chain up to and including `nodeId`. */
 export function modelStateAfter(p: Pipeline, nodeId: string): LayerState[] {
   return fullModelStateAfter(p, nodeId).layers;
@@ -222,18 +158,14 @@ export function fullModelStateAfter(p: Pipeline, nodeId: string): ModelState {
   const model = p.nodes.find((n) => n.kind === 'model');
   if (!model || model.kind !== 'model') throw new Error('pipeline has no Model node');
   const state = initialModelState(model.params.num_layers);
-  if (nodeKindOf(p, nodeId) === 'dataset') return state;
+  const kind = nodeKindOf(p, nodeId);
+  if (kind !== undefined && NODE_SPECS[kind].output === 'data') return state; // a Dataset is off the model chain
   for (const node of modelChainTo(p, nodeId)) applyNode(state, node);
   return state;
 }
 
-/** True when any parameter would receive gradient updates in this state. */
-export function hasTrainable(state: ModelState): boolean {
-  return state.outside.trainable.length > 0 || state.layers.some((l) => l.trainable.length > 0);
-}
-
-function sortKinds(kinds: ParamKind[]): ParamKind[] {
-  return PARAM_KINDS.filter((k) => kinds.includes(k));
+function roleOf(node: PipelineNode): StageRole {
+  return NODE_SPECS[node.kind].role;
 }
 
 function nodeIndex(p: Pipeline): Map<string, PipelineNode> {

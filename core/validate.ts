@@ -14,7 +14,8 @@ import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from './schema';
 import { GATE_METRICS, NODE_KINDS, PARAM_KINDS, PIPELINE_VERSION } from './schema';
 import { GATE_METRIC_SPECS, MASK_FIELDS, NODE_SPECS, isNodeKind } from './nodes';
 import type { FieldSpec } from './nodes';
-import { applyNode, compareIds, hasTrainable, initialModelState } from './order';
+import { compareIds } from './order';
+import { applyNode, hasTrainable, initialModelState } from './model-state';
 
 export const TOP_LEVEL_FIELDS = ['version', 'info', 'seed', 'backend', 'nodes', 'links', 'layout'] as const;
 const OPTIONAL_TOP_LEVEL = new Set(['layout']);

@@ -1,23 +1,27 @@
 // Stage checkpoints: checkpoints/stage-<n>/ holds the student (engine.save: config.json +
 // model.safetensors), the optimiser state and state.json (what the runtime needs to rebuild
-// the model on a fresh base: masks, freeze/unfreeze log, global step, LR). Written under a
-// temporary name and renamed, so a directory named stage-<n> is always complete.
+// the model on a fresh base: per-layer state, freeze/unfreeze log, global step, LR). Written
+// under a temporary name and renamed, so a directory named stage-<n> is always complete.
+// Format 2 stores core's ModelState; format 1 (masks + log only) is still read.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EngineModel } from '../../native/engine-api';
-import type { ModelState } from './model-state';
+import { fromLegacyModelState, type LegacyModelState, type RunModelState } from './model-state';
 
 export interface CheckpointState {
-  format: 'sparse-studio-checkpoint/1';
+  format: typeof CHECKPOINT_FORMAT;
   /** 0-based stage the checkpoint closes. */
   stage: number;
   /** Global optimiser steps done. */
   step: number;
   /** Last learning rate used. */
   lr: number;
-  modelState: ModelState;
+  modelState: RunModelState;
 }
+
+export const CHECKPOINT_FORMAT = 'sparse-studio-checkpoint/2';
+const LEGACY_FORMAT = 'sparse-studio-checkpoint/1';
 
 export const MODEL_DIR = 'model';
 export const OPTIMIZER_FILE = 'optimizer.bin';
@@ -36,7 +40,7 @@ export async function writeCheckpoint(model: EngineModel, runDir: string, state:
   try {
     await model.save(join(tmp, MODEL_DIR));
     await model.saveOptimizer(join(tmp, OPTIMIZER_FILE));
-    const body: CheckpointState = { format: 'sparse-studio-checkpoint/1', ...state };
+    const body: CheckpointState = { format: CHECKPOINT_FORMAT, ...state };
     writeFileSync(join(tmp, STATE_FILE), JSON.stringify(body, null, 2) + '\n');
     if (existsSync(final)) rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
@@ -50,12 +54,15 @@ export async function writeCheckpoint(model: EngineModel, runDir: string, state:
 export function readCheckpointState(dir: string): CheckpointState {
   const file = join(dir, STATE_FILE);
   if (!existsSync(file)) throw new Error(`${file}: no such file (incomplete checkpoint)`);
-  let state: CheckpointState;
+  let state: Omit<CheckpointState, 'format'> & { format: string };
   try {
-    state = JSON.parse(readFileSync(file, 'utf8')) as CheckpointState;
+    state = JSON.parse(readFileSync(file, 'utf8')) as typeof state;
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  if (state.format !== 'sparse-studio-checkpoint/1') throw new Error(`${file}: format: expected 'sparse-studio-checkpoint/1'`);
-  return state;
+  if (state.format === LEGACY_FORMAT) {
+    return { ...state, format: CHECKPOINT_FORMAT, modelState: fromLegacyModelState(state.modelState as unknown as LegacyModelState) };
+  }
+  if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${file}: format: expected '${CHECKPOINT_FORMAT}'`);
+  return state as CheckpointState;
 }

@@ -3,7 +3,9 @@
 // Design choices:
 // - Stages come from core/order.ts (each Train node with the operations before it and the Gate
 //   after it), so the runner and the editor agree on what a stage is.
-// - Everything a stage changes is recorded as data (model-state.ts); a stage-end checkpoint
+// - What a node does to the model is core/model-state.ts's nodeEffect (the editor's layer strip
+//   shows the same); every change is played on the engine and recorded as data
+//   (model-state.ts); a stage-end checkpoint
 //   stores it with the weights, and rollback/--resume rebuild the model on a fresh base
 //   (the dense teacher stays the original weights).
 // - Reproducible by construction: training batches are keyed by the global step, validation
@@ -23,8 +25,8 @@ import { learningRateAt } from './lr-schedule';
 import { maxSeqLen, seqLenAt } from './curriculum';
 import { PlateauTracker } from './plateau';
 import { stepBackSparsity } from './sparsity-step';
-import { applyModelState, cloneModelState, initialModelState, setMask, type ModelState } from './model-state';
-import { applyStageOp, describeLayers, NO_OVERRIDES, type StageOverrides } from './stage-ops';
+import { describeLayers, nodeEffect, NO_OVERRIDES, type StageOverrides } from '../../core/model-state';
+import { applyChanges, cloneRunModelState, initialRunModelState, replayModelState, type RunModelState } from './model-state';
 import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
 import { exportModel, type MaskArrays } from './export';
@@ -101,7 +103,7 @@ class PipelineExecutor {
   private model: EngineModel | null = null;
   /** Backend and precision of every model this run loads (chosen once, in execute()). */
   private placement: BackendChoice = { backend: 'cpu' };
-  private state!: ModelState;
+  private state!: RunModelState;
   private globalStep = 0;
   private lastLr = 0;
   /** Checkpoint of the last completed stage, relative to the run directory (null: none yet). */
@@ -155,7 +157,7 @@ class PipelineExecutor {
       this.log('info', `resumed from ${resume.path} (stage ${resume.stage + 1} done, global step ${saved.step})`);
     } else {
       this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
-      this.state = initialModelState(this.model.config.num_hidden_layers);
+      this.state = initialRunModelState(this.model.config.num_hidden_layers);
     }
     const depth = this.model!.config.num_hidden_layers;
     if (depth !== modelNode.params.num_layers) {
@@ -193,7 +195,7 @@ class PipelineExecutor {
     const gateData = gate ? await this.dataset(stage.gateDataset ?? stage.dataset) : data;
     const distill = stage.distill ? distillWeights(this.node(stage.distill) as NodeOf<'distill'>) : null;
     const evalShape = { batch: train.params.batch_size, seq: maxSeqLen(train.params.curriculum) };
-    const startState = cloneModelState(this.state);
+    const startState = cloneRunModelState(this.state);
     const startCheckpoint = this.lastCheckpoint;
 
     // loss_increase compares with the validation loss before the stage changed anything.
@@ -208,7 +210,7 @@ class PipelineExecutor {
     for (let attempt = 1; ; attempt++) {
       this.emit({ type: 'stage_start', stage: stage.index, node: train.id, name: stage.name, steps: train.params.steps });
       if (attempt > 1) {
-        this.state = cloneModelState(startState);
+        this.state = cloneRunModelState(startState);
         await this.rebuildModel(this.state, startCheckpoint);
       }
       for (const id of stage.ops) await this.applyOp(this.node(id), stage.index, overrides);
@@ -348,16 +350,16 @@ class PipelineExecutor {
   private stepBackSparsity(stage: Stage, trainId: string, patience: number): void {
     const replacedHere = stage.ops.map((id) => this.node(id)).filter((n): n is NodeOf<'replace'> => n.kind === 'replace');
     const layers = new Set<number>();
-    for (const r of replacedHere) for (let l = r.params.layers[0] - 1; l < r.params.layers[1]; l++) if (this.state.masks[l]) layers.add(l);
-    if (layers.size === 0) this.state.masks.forEach((m, l) => { if (m) layers.add(l); });
+    for (const r of replacedHere) for (let l = r.params.layers[0] - 1; l < r.params.layers[1]; l++) if (this.state.layers[l].mask) layers.add(l);
+    if (layers.size === 0) this.state.layers.forEach((s, l) => { if (s.mask) layers.add(l); });
     if (layers.size === 0) {
       this.log('warn', `${trainId}: plateau (no improvement for ${patience} evaluations) but no block-sparse layer to step back`);
       return;
     }
     const changes = new Set<string>();
     for (const l of [...layers].sort((a, b) => a - b)) {
-      const { mask, change } = stepBackSparsity(this.state.masks[l]!);
-      setMask(this.model!, this.state, l, mask);
+      const { mask, change } = stepBackSparsity(this.state.layers[l].mask!);
+      applyChanges(this.model!, this.state, [{ type: 'attention', layer: l, mask }], stage.index);
       changes.add(change);
     }
     this.log('warn', `${trainId}: plateau (no validation-loss improvement for ${patience} evaluations); stepped sparsity back on ${describeLayers([...layers])}: ${[...changes].join('; ')}`);
@@ -372,19 +374,32 @@ class PipelineExecutor {
   // ---------------------------------------------------------------------------------------
   // operations, model rebuilds, data
 
+  /** One of a stage's operations (or one after the last stage); stages run Train and Gate themselves. */
   private async applyOp(node: PipelineNode, stage: number, overrides: StageOverrides): Promise<void> {
-    if (node.kind === 'export') {
-      if (this.silent) return;
-      const dir = await exportModel(this.model!, this.state, node.params, { runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays });
-      this.log('info', `${node.id}: exported to ${dir}`);
-      return;
+    switch (node.kind) {
+      case 'export': {
+        if (this.silent) return;
+        const dir = await exportModel(this.model!, this.state, node.params, { runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays });
+        this.log('info', `${node.id}: exported to ${dir}`);
+        return;
+      }
+      case 'distill':
+        this.log('info', `${node.id}: distillation from the dense base (task ${node.params.task_weight}, attn_kl ${node.params.attn_kl_weight}, logit_kl ${node.params.logit_kl_weight}, hidden_mse ${node.params.hidden_mse_weight})`);
+        return;
+      case 'freeze':
+      case 'replace':
+      case 'unfreeze': {
+        const effect = nodeEffect(this.state, node, overrides)!;
+        applyChanges(this.model!, this.state, effect.changes, stage);
+        this.log('info', effect.summary);
+        return;
+      }
+      case 'model':
+      case 'dataset':
+      case 'train':
+      case 'gate':
+        throw new Error(`${node.id}: a ${node.kind} node is not a stage operation`);
     }
-    if (node.kind === 'distill') {
-      this.log('info', `${node.id}: distillation from the dense base (task ${node.params.task_weight}, attn_kl ${node.params.attn_kl_weight}, logit_kl ${node.params.logit_kl_weight}, hidden_mse ${node.params.hidden_mse_weight})`);
-      return;
-    }
-    const line = applyStageOp(this.model!, this.state, node, stage, overrides);
-    if (line) this.log('info', line);
   }
 
   /**
@@ -393,7 +408,7 @@ class PipelineExecutor {
    * An engine without it gets the checkpoint by recomputing the stages up to it instead (exact,
    * since every stage is deterministic, only slower).
    */
-  private async rebuildModel(state: ModelState, checkpoint: string | null): Promise<void> {
+  private async rebuildModel(state: RunModelState, checkpoint: string | null): Promise<void> {
     this.dispose();
     const dir = checkpoint ? join(this.options.runDir, checkpoint) : null;
     const model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
@@ -403,7 +418,7 @@ class PipelineExecutor {
       return;
     }
     this.model = model;
-    applyModelState(model, state);
+    replayModelState(model, state);
     if (dir) {
       await model.loadTrainable!(join(dir, MODEL_DIR));
       await model.loadOptimizer(join(dir, OPTIMIZER_FILE));
@@ -411,13 +426,13 @@ class PipelineExecutor {
   }
 
   /** Reruns stages 0..saved.stage silently from the base; the result must match the checkpoint. */
-  private async recomputeTo(saved: CheckpointState, state: ModelState): Promise<void> {
+  private async recomputeTo(saved: CheckpointState, state: RunModelState): Promise<void> {
     this.log('warn', `engine has no loadTrainable: recomputing stages 1-${saved.stage + 1} to rebuild ${checkpointRelPath(saved.stage)} with the original teacher`);
     const kept = { summaries: [...this.summaries], final: this.final, lastCheckpoint: this.lastCheckpoint };
     this.silent += 1;
     try {
       this.model = await loadBaseModel(this.deps.engine, this.source, this.pipeline.seed, this.options.threads, this.placement);
-      this.state = initialModelState(this.model.config.num_hidden_layers);
+      this.state = initialRunModelState(this.model.config.num_hidden_layers);
       this.globalStep = 0;
       this.lastCheckpoint = null;
       for (const stage of stagesOf(this.pipeline).slice(0, saved.stage + 1)) {

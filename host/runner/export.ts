@@ -11,7 +11,7 @@ import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ExportParams, MaskSpec } from '../../core/schema';
 import type { EngineModel } from '../../native/engine-api';
-import type { ModelState } from './model-state';
+import { masksOf, type ModelState } from '../../core/model-state';
 
 /** FlexAttention BlockMask arrays of one layer's mask (row-major int32). */
 export interface FlexBlockMask {
@@ -40,16 +40,17 @@ export async function exportModel(model: EngineModel, state: ModelState, params:
 
   const configFile = join(dir, 'config.json');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+  const masks = masksOf(state);
   const sparse: Record<string, unknown> = {
     format: 'sparse-studio/1',
-    layers: state.masks.map((mask, layer) => (mask ? { layer, attention: 'block_sparse', mask } : { layer, attention: 'dense' })),
+    layers: masks.map((mask, layer) => (mask ? { layer, attention: 'block_sparse', mask } : { layer, attention: 'dense' })),
   };
-  if (params.flex_masks && state.masks.some((m) => m)) {
+  if (params.flex_masks && masks.some((m) => m)) {
     if (!ctx.maskArrays) throw new Error('export.flex_masks: this engine build cannot produce FlexAttention mask arrays');
     const heads = model.config.num_attention_heads;
     const kvHeads = model.config.num_key_value_heads;
     const tensors: { name: string; shape: number[]; data: Int32Array }[] = [];
-    state.masks.forEach((mask, layer) => {
+    masks.forEach((mask, layer) => {
       if (!mask) return;
       const m = ctx.maskArrays!(mask, { layer, seqLen: params.mask_seq_len, heads, kvHeads });
       tensors.push(
@@ -62,7 +63,7 @@ export async function exportModel(model: EngineModel, state: ModelState, params:
     writeFileSync(join(dir, MASKS_FILE), encodeInt32Safetensors(tensors, { mask_seq_len: String(params.mask_seq_len) }));
     sparse.flex_masks = {
       file: MASKS_FILE, mask_seq_len: params.mask_seq_len, layout: 'torch.nn.attention.flex_attention.BlockMask.from_kv_blocks',
-      mask_mod: 'causal', static_only: state.masks.some((m) => m && m.topk_blocks > 0),
+      mask_mod: 'causal', static_only: masks.some((m) => m && m.topk_blocks > 0),
     };
   }
   config.sparse_attention = sparse;

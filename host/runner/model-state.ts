@@ -1,68 +1,70 @@
-// What the pipeline has done to the engine's model so far, as plain data: per-layer attention
-// masks and the ordered log of freeze/unfreeze calls. It goes
-// into each checkpoint's state.json and is replayed onto a freshly loaded base model on
-// rollback and --resume, so the teacher (the frozen base) is always the original weights.
+// What the pipeline has done to the engine's model so far, as plain data: core's ModelState
+// (per-layer attention and trainable parameters) plus the ordered log of the trainability calls
+// made on the engine. It goes into each checkpoint's state.json and is replayed onto a freshly
+// loaded base model on rollback and --resume, so the teacher (the frozen base) is always the
+// original weights. The calls are replayed as made, not re-derived from the state, because
+// unfreezing copies the teacher's tensors first.
 //
-// Layer ranges in the schema are 1-based inclusive; everything here is 0-based (engine/HF).
-import type { LayerRange, MaskSpec } from '../../core/schema';
-import type { EngineModel, ParamSelection } from '../../native/engine-api';
+// What each node changes is core/model-state.ts's nodeEffect; this module plays changes on the
+// engine. Layer indices here are 0-based (engine/HF).
+import { applyChange, initialModelState, masksOf, type ModelChange, type ModelState, type ParamSelection } from '../../core/model-state';
+import type { EngineModel } from '../../native/engine-api';
 
 export interface TrainableOp {
   selection: ParamSelection;
   trainable: boolean;
-  /** 0-based stage that issued it (refreeze undoes a stage's unfreezes). */
+  /** 0-based stage that issued it. */
   stage: number;
 }
 
-export interface ModelState {
-  /** Per 0-based layer: the block-sparse mask, or null for dense attention. */
-  masks: (MaskSpec | null)[];
+/** core's ModelState with the engine calls that produced its trainability, in order. */
+export interface RunModelState extends ModelState {
   trainableOps: TrainableOp[];
 }
 
-export function initialModelState(numLayers: number): ModelState {
-  return { masks: Array.from({ length: numLayers }, () => null), trainableOps: [] };
+export function initialRunModelState(numLayers: number): RunModelState {
+  return { ...initialModelState(numLayers), trainableOps: [] };
 }
 
-export function cloneModelState(state: ModelState): ModelState {
-  return JSON.parse(JSON.stringify(state)) as ModelState;
+export function cloneRunModelState(state: RunModelState): RunModelState {
+  return JSON.parse(JSON.stringify(state)) as RunModelState;
 }
 
-/** 1-based inclusive [first, last] -> 0-based indices, checked against the model depth. */
-export function layerIndices(range: LayerRange, numLayers: number, field = 'layers'): number[] {
-  const [first, last] = range;
-  if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last < first || last > numLayers) {
-    throw new Error(`${field}: range [${first}, ${last}] is outside the model's layers 1-${numLayers}`);
+/** Plays changes on the engine, in order, and records them in `state`. */
+export function applyChanges(model: EngineModel, state: RunModelState, changes: readonly ModelChange[], stage: number): void {
+  for (const change of changes) {
+    switch (change.type) {
+      case 'attention':
+        model.setAttention(change.layer, change.mask);
+        break;
+      case 'trainable':
+        model.setTrainable(change.selection, change.trainable);
+        state.trainableOps.push({ selection: change.selection, trainable: change.trainable, stage });
+        break;
+    }
+    applyChange(state, change);
   }
-  return Array.from({ length: last - first + 1 }, (_, i) => first - 1 + i);
-}
-
-/** Layers that currently have block-sparse attention. */
-export function replacedLayers(state: ModelState): number[] {
-  return state.masks.flatMap((m, i) => (m ? [i] : []));
-}
-
-/** Applies a freeze/unfreeze to the engine and records it. */
-export function setTrainable(model: EngineModel, state: ModelState, op: TrainableOp): void {
-  if (op.selection.layers !== 'all' && op.selection.layers.length === 0) return;
-  if (op.selection.kinds.length === 0) return;
-  model.setTrainable(op.selection, op.trainable);
-  state.trainableOps.push(op);
-}
-
-/** Sets one layer's attention on the engine and records it. */
-export function setMask(model: EngineModel, state: ModelState, layer: number, mask: MaskSpec | null): void {
-  model.setAttention(layer, mask);
-  state.masks[layer] = mask ? { ...mask } : null;
 }
 
 /** Replays a recorded state onto a freshly loaded (dense, fully trainable) base model. */
-export function applyModelState(model: EngineModel, state: ModelState): void {
-  state.masks.forEach((mask, layer) => { if (mask) model.setAttention(layer, mask); });
+export function replayModelState(model: EngineModel, state: RunModelState): void {
+  masksOf(state).forEach((mask, layer) => { if (mask) model.setAttention(layer, mask); });
   for (const op of state.trainableOps) model.setTrainable(op.selection, op.trainable);
 }
 
-/** The unfreezes a stage issued, as selections (refreeze undoes exactly these). */
-export function unfreezesOfStage(state: ModelState, stage: number): ParamSelection[] {
-  return state.trainableOps.filter((op) => op.stage === stage && op.trainable).map((op) => op.selection);
+/** The state.json of checkpoints written before the runner shared core's ModelState. */
+export interface LegacyModelState {
+  masks: (ModelState['layers'][number]['mask'] | null)[];
+  trainableOps: TrainableOp[];
+}
+
+/** Rebuilds the full state from a legacy record (masks first: a selector needs its indexer). */
+export function fromLegacyModelState(legacy: LegacyModelState): RunModelState {
+  const state = initialRunModelState(legacy.masks.length);
+  legacy.masks.forEach((mask, layer) => { if (mask) applyChange(state, { type: 'attention', layer, mask }); });
+  for (const op of legacy.trainableOps) {
+    applyChange(state, { type: 'trainable', selection: op.selection, trainable: op.trainable });
+    state.trainableOps.push(op);
+  }
+  return state;
 }

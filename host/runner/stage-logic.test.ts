@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { stepBackSparsity } from './sparsity-step';
-import { describeLayers } from './stage-ops';
-import { layerIndices } from './model-state';
+import { describeLayers, layerIndices } from '../../core/model-state';
 import { aggregateEval } from './eval-metrics';
 import { encodeInt32Safetensors } from './export';
-import type { MaskSpec } from '../../core/schema';
+import type { MaskSpec, ParamKind } from '../../core/schema';
+import { fromLegacyModelState } from './model-state';
 import type { EvalResult } from '../../native/engine-api';
 
 const mask: MaskSpec = { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 1, random_blocks: 4, random_seed: 7, topk_blocks: 0, selector: 'none', dense_below: 0, share_gqa_group: true };
@@ -75,5 +75,22 @@ describe('encodeInt32Safetensors', () => {
   });
   it('refuses data that does not fill its shape', () => {
     expect(() => encodeInt32Safetensors([{ name: 'x', shape: [3], data: new Int32Array(2) }])).toThrow('x: shape [3] needs 3 values, has 2');
+  });
+});
+
+describe('checkpoint model state', () => {
+  it('reads a format-1 record (masks + trainable calls) into core\'s model state, keeping the calls to replay', () => {
+    const legacy = {
+      masks: [null, { ...mask, selector: 'indexer' as const, topk_blocks: 2 }],
+      trainableOps: [
+        { selection: { layers: 'all' as const, kinds: ['q', 'k', 'v', 'o', 'mlp', 'norms', 'embeddings'] as ParamKind[] }, trainable: false, stage: 0 },
+        { selection: { layers: [1], kinds: ['selector'] as ParamKind[] }, trainable: true, stage: 0 },
+        { selection: { layers: [1], kinds: ['q'] as ParamKind[] }, trainable: true, stage: 0 },
+      ],
+    };
+    const state = fromLegacyModelState(legacy);
+    expect(state.layers.map((l) => [l.attention, l.trainable.join('+')])).toEqual([['dense', ''], ['sparse', 'q+selector']]);
+    expect(state.outside.trainable).toEqual([]);
+    expect(state.trainableOps).toEqual(legacy.trainableOps);
   });
 });

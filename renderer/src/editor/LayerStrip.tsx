@@ -1,7 +1,9 @@
 // The model's layers after the selected node (or after the whole pipeline): which are dense
-// or block-sparse, and which are frozen or trainable (core/order.ts modelStateAfter).
+// or block-sparse, and which are frozen or trainable (core/order.ts modelStateAfter, which
+// applies each node as core/model-state.ts says: the same code the runner uses).
 import { useMemo } from 'react';
-import { executionOrder, modelStateAfter, type LayerState } from '../../../core/order';
+import { executionOrder, modelStateAfter } from '../../../core/order';
+import type { LayerState } from '../../../core/model-state';
 import { selectPipeline, selectSelection } from '../stores/graph-store';
 import { useGraph } from '../app/studio-context';
 
