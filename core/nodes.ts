@@ -274,6 +274,30 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
   },
 };
 
+/** Why no link can go from a `from` node to a `to` node, judged by their kinds' ports alone. */
+export type PortRefusal =
+  | { end: 'from'; problem: 'no_output' }
+  | { end: 'to'; problem: 'no_input' }
+  | { end: 'to'; problem: 'wrong_port'; port: PortType };
+
+/**
+ * The port rule of a link, for the editor's connection check and the validator alike: the
+ * source's output type must be one of the target's inputs. Returns the port the link carries.
+ */
+export function linkPort(fromKind: NodeKind, toKind: NodeKind): { ok: true; port: PortType } | ({ ok: false } & PortRefusal) {
+  const port = NODE_SPECS[fromKind].output;
+  if (port === null) return { ok: false, end: 'from', problem: 'no_output' };
+  const inputs = NODE_SPECS[toKind].inputs;
+  if (inputs.length === 0) return { ok: false, end: 'to', problem: 'no_input' };
+  if (!inputs.includes(port)) return { ok: false, end: 'to', problem: 'wrong_port', port };
+  return { ok: true, port };
+}
+
+/** Kinds with an input of this type, in NODE_KINDS order (for messages: "only train and gate do"). */
+export function kindsTaking(port: PortType): NodeKind[] {
+  return NODE_KINDS.filter((k) => NODE_SPECS[k].inputs.includes(port));
+}
+
 /** A deep copy of a kind's defaults, safe to edit. */
 export function defaultParams<K extends NodeKind>(kind: K): ParamsByKind[K] {
   return structuredClone(NODE_SPECS[kind].defaults);

@@ -12,8 +12,8 @@
 import type { ValidationProblem } from './api';
 import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from './schema';
 import { GATE_METRICS, NODE_KINDS, PARAM_KINDS, PIPELINE_VERSION } from './schema';
-import { GATE_METRIC_SPECS, MASK_FIELDS, NODE_SPECS, isNodeKind } from './nodes';
-import type { FieldSpec } from './nodes';
+import { GATE_METRIC_SPECS, MASK_FIELDS, NODE_SPECS, isNodeKind, kindsTaking, linkPort } from './nodes';
+import type { FieldSpec, PortRefusal } from './nodes';
 import { compareIds } from './order';
 import { applyNode, hasTrainable, initialModelState } from './model-state';
 
@@ -431,20 +431,34 @@ function checkLinks(problems: Problems, value: unknown, byId: ReadonlyMap<string
     const key = JSON.stringify([link.from, link.to]);
     if (seen.has(key)) { problems.add(at, `duplicate of links[${seen.get(key)}] ('${link.from}' -> '${link.to}')`, link.to); return; }
     seen.set(key, index);
-    const fromKind = byId.get(link.from)!.node.kind;
-    const toKind = byId.get(link.to)!.node.kind;
-    if (NODE_SPECS[fromKind].output === null) {
-      problems.add(childPath(at, 'from'), `${NODE_SPECS[fromKind].label} node '${link.from}' has no output`, link.from); return;
-    }
-    if (NODE_SPECS[toKind].inputs.length === 0) {
-      problems.add(childPath(at, 'to'), `${NODE_SPECS[toKind].label} node '${link.to}' takes no input`, link.to); return;
-    }
-    if (fromKind === 'dataset' && toKind !== 'train' && toKind !== 'gate') {
-      problems.add(childPath(at, 'to'), `data from Dataset '${link.from}' can only go to a Train or Gate node, not ${NODE_SPECS[toKind].label} '${link.to}'`, link.to); return;
+    const from = NODE_SPECS[byId.get(link.from)!.node.kind];
+    const to = NODE_SPECS[byId.get(link.to)!.node.kind];
+    const rule = linkPort(from.kind, to.kind);
+    if (!rule.ok) {
+      const id = rule.end === 'from' ? link.from : link.to;
+      problems.add(childPath(at, rule.end), portMessage(rule, from.label, link.from, to.label, link.to), id);
+      return;
     }
     usable.push({ link, index });
   });
   return usable;
+}
+
+function portMessage(refusal: PortRefusal, fromLabel: string, from: string, toLabel: string, to: string): string {
+  switch (refusal.problem) {
+    case 'no_output': return `${fromLabel} node '${from}' has no output`;
+    case 'no_input': return `${toLabel} node '${to}' takes no input`;
+    case 'wrong_port': {
+      const takers = kindsTaking(refusal.port).map((k) => NODE_SPECS[k].label).join(' or ');
+      const what = refusal.port === 'data' ? `data from ${fromLabel} '${from}'` : `the model state of ${fromLabel} '${from}'`;
+      return `${what} can only go to a ${takers} node, not ${toLabel} '${to}'`;
+    }
+  }
+}
+
+/** Terminal kinds (no output, like Export) hang off the model chain instead of continuing it. */
+function isLeaf(kind: NodeKind): boolean {
+  return NODE_SPECS[kind].output === null;
 }
 
 /** Finds one cycle among the links; returns the index of a link on it and the node ids around it. */
@@ -492,10 +506,10 @@ function checkGraph(problems: Problems, nodes: readonly IndexedNode[], links: re
   const connected = new Set<string>();
   for (const { link } of links) {
     connected.add(link.from).add(link.to);
-    if (kindOf.get(link.from) === 'dataset') dataIn.get(link.to)!.push(link.from);
+    if (NODE_SPECS[kindOf.get(link.from)!].output === 'data') dataIn.get(link.to)!.push(link.from);
     else {
       modelIn.get(link.to)!.push(link.from);
-      if (kindOf.get(link.to) !== 'export') chainOut.get(link.from)!.push(link.to);
+      if (!isLeaf(kindOf.get(link.to)!)) chainOut.get(link.from)!.push(link.to);
     }
   }
   const quote = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ');
@@ -558,16 +572,16 @@ function checkChain(problems: Problems, nodes: readonly IndexedNode[], links: re
   const byId = new Map(nodes.map((n) => [n.node.id, n]));
   const next = new Map<string, string>();
   for (const { link } of links) {
-    if (byId.get(link.from)!.node.kind !== 'dataset' && byId.get(link.to)!.node.kind !== 'export') next.set(link.from, link.to);
+    if (NODE_SPECS[byId.get(link.from)!.node.kind].output !== 'data' && !isLeaf(byId.get(link.to)!.node.kind)) next.set(link.from, link.to);
   }
-  const exportsOf = new Map<string, string[]>();
+  const leavesOf = new Map<string, string[]>();
   for (const { link } of links) {
-    if (byId.get(link.to)!.node.kind === 'export') exportsOf.set(link.from, [...(exportsOf.get(link.from) ?? []), link.to]);
+    if (isLeaf(byId.get(link.to)!.node.kind)) leavesOf.set(link.from, [...(leavesOf.get(link.from) ?? []), link.to]);
   }
   const chain: IndexedNode[] = [];
   for (let id: string | undefined = model.node.id; id !== undefined; id = next.get(id)) {
     chain.push(byId.get(id)!);
-    for (const e of exportsOf.get(id) ?? []) chain.push(byId.get(e)!);
+    for (const e of leavesOf.get(id) ?? []) chain.push(byId.get(e)!);
   }
   const state = initialModelState(numLayers);
   const replacedBy = new Map<number, string>();

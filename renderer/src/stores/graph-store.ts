@@ -7,12 +7,13 @@
 // - Every edit replaces the pipeline immutably, so undo/redo is a stack of snapshots that
 //   share unchanged nodes. Drags are gestures: intermediate positions are transient and the
 //   whole drag is one undo step.
-// - Connections are checked by the port types of core/nodes.ts: a model-state output may only
-//   enter a model input, a Dataset only a data input, one link per input, no cycles.
+// - Connections are checked by the port rule of core/nodes.ts (linkPort, which the validator
+//   uses too): a model-state output may only enter a model input, a Dataset only a data input;
+//   then one link per input, no cycles.
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from '../../../core/schema';
 import { PIPELINE_VERSION } from '../../../core/schema';
-import { NODE_SPECS, defaultParams, type PortType } from '../../../core/nodes';
+import { NODE_SPECS, defaultParams, kindsTaking, linkPort, type PortType } from '../../../core/nodes';
 import { executionOrder } from '../../../core/order';
 
 export interface Position { x: number; y: number }
@@ -86,11 +87,13 @@ export function checkConnection(p: Pipeline, from: string, to: string): ConnectC
   const target = p.nodes.find((n) => n.id === to);
   if (!source || !target) return { ok: false, reason: 'both ends must be nodes of this pipeline' };
   if (from === to) return { ok: false, reason: 'a node cannot feed itself' };
-  const type = linkType(source.kind);
-  if (type === null) return { ok: false, reason: `${source.kind} has no output` };
-  if (!NODE_SPECS[target.kind].inputs.includes(type)) {
-    return { ok: false, reason: type === 'data' ? `${target.kind} takes no data input (only train and gate do)` : `${target.kind} takes no model-state input` };
+  const rule = linkPort(source.kind, target.kind);
+  if (!rule.ok) {
+    if (rule.problem === 'no_output') return { ok: false, reason: `${source.kind} has no output` };
+    const port = linkType(source.kind)!;
+    return { ok: false, reason: port === 'data' ? `${target.kind} takes no data input (only ${kindsTaking('data').join(' and ')} do)` : `${target.kind} takes no model-state input` };
   }
+  const type = rule.port;
   if (p.links.some((l) => l.from === from && l.to === to)) return { ok: false, reason: 'these nodes are already linked' };
   const kindOf = new Map(p.nodes.map((n) => [n.id, n.kind] as const));
   const taken = p.links.some((l) => l.to === to && linkType(kindOf.get(l.from) ?? 'model') === type);
