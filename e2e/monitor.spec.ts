@@ -1,6 +1,6 @@
 // The run monitor on a real run (serve -> RunManager -> engine): charts receive points, stages
-// pass with gate verdicts, pause/resume act, and a reload mid-run reconnects and redraws every
-// point so far.
+// pass with gate verdicts, pause/resume act (always: the pause is sent before the first step),
+// and a reload mid-run reconnects and redraws every point so far.
 import { join } from 'node:path';
 import { expect, test } from './support/studio';
 import { PROJECT_ROOT } from './support/renderer-build';
@@ -16,9 +16,21 @@ test('a run streams into the monitor, survives a reload, pauses, resumes and com
   const runId = await startRun(page);
   expect(runId).toBeTruthy();
 
+  // Pause at once: the engine is still loading the model and data, so the pause lands before
+  // (or, on a very fast machine, within) the first steps and the run cannot have ended.
+  await page.getByRole('button', { name: 'pause', exact: true }).click();
+  await expect.poll(() => runStatus(page), { timeout: 30_000 }).toBe('paused');
+  await page.waitForTimeout(2000); // a step already in flight when the pause arrived finishes first
+  const pointsWhenPaused = await chartPoints(page, 'loss');
+  await page.waitForTimeout(3000);
+  expect(await chartPoints(page, 'loss')).toBe(pointsWhenPaused); // no training while paused
+  await expect(page.getByRole('button', { name: 'resume', exact: true })).toBeEnabled();
+  await page.getByRole('button', { name: 'resume', exact: true }).click();
+  await expect.poll(() => runStatus(page), { timeout: 30_000 }).toBe('running');
+
   // Points arrive on the loss chart while the run goes.
   await waitForPoints(page, 'loss');
-  await expect.poll(() => chartPoints(page, 'loss'), { timeout: 180_000 }).toBeGreaterThan(2);
+  await expect.poll(() => chartPoints(page, 'loss'), { timeout: 180_000 }).toBeGreaterThan(Math.max(2, pointsWhenPaused));
   for (const metric of CHARTS) await expect(page.getByRole('figure', { name: metric, exact: true })).toBeVisible();
   await expect(page.getByRole('figure', { name: 'system', exact: true })).toContainText(/CPU|GPU/);
 
@@ -29,21 +41,6 @@ test('a run streams into the monitor, survives a reload, pauses, resumes and com
   await expect.poll(async () => Number((await page.getByText(/\d+ events/).textContent())?.match(/(\d+) events/)?.[1] ?? 0), { timeout: 30_000 })
     .toBeGreaterThanOrEqual(eventsBefore);
   expect(await chartPoints(page, 'loss')).toBeGreaterThan(2);
-
-  // Pause and resume (when the run is still going).
-  if ((await runStatus(page)) === 'running') {
-    await page.getByRole('button', { name: 'pause', exact: true }).click();
-    await expect.poll(() => runStatus(page), { timeout: 60_000 }).toMatch(/paused|completed|failed/);
-    if ((await runStatus(page)) === 'paused') {
-      const step = async () => (await page.getByText(/step \d+/).first().textContent())!.match(/step (\d+)/)![1];
-      await page.waitForTimeout(1500); // the step in flight when pause arrived finishes first
-      const pausedAt = await step();
-      await page.waitForTimeout(2500);
-      expect(await step()).toBe(pausedAt); // training stops while paused (system samples go on)
-      await page.getByRole('button', { name: 'resume', exact: true }).click();
-      await expect.poll(() => runStatus(page), { timeout: 60_000 }).toMatch(/running|completed/);
-    }
-  }
 
   // Completion: every stage reached its end with a gate verdict.
   await expect.poll(() => runStatus(page), { timeout: 420_000, intervals: [2000] }).toMatch(/completed|failed/);
