@@ -1,5 +1,5 @@
 // Run events: what the engine process emits, the run store keeps (events.jsonl,
-// metrics.jsonl) and the renderer draws. Metric names follow ARCHITECTURE.md (Metrics).
+// metrics.jsonl) and the renderer draws. Metric names and definitions: docs/metrics.md.
 
 export type RunStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'crashed';
 

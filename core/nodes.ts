@@ -2,7 +2,7 @@
 // description. The renderer's palette and inspector and the validator all read this one table.
 //
 // Design choices:
-// - Defaults are SEED-PLAN.md's numbers (stage 1 of the progressive schedule where a node
+// - Defaults are the seed plan's numbers (docs/method.md) (stage 1 of the progressive schedule where a node
 //   belongs to a stage); templates copy and change them, code never hard-codes them elsewhere.
 // - A field's spec is both a UI hint (label, unit, step, help) and a validation rule (type,
 //   bounds, options): the inspector can never offer a value the validator rejects.

@@ -3,10 +3,10 @@
 // Design choices:
 // - Nodes are operations on a model state; links fix the order. A link from a Dataset node
 //   carries data (it must end at a Train or Gate node); every other link carries the model state.
-// - Layer ranges are 1-based and inclusive, as SEED-PLAN.md writes them ("layers 4-6 of 12").
+// - Layer ranges are 1-based and inclusive, as the seed plan writes them (docs/method.md) ("layers 4-6 of 12").
 //   The engine converts to 0-based Hugging Face indices (model.layers.3 ... model.layers.5).
 // - Every hyper-parameter is explicit in the file so a run is reproducible from it alone.
-// - Defaults come from SEED-PLAN.md; they live in `defaultParams` and nowhere else.
+// - Defaults are the seed plan's (docs/method.md); they live in `defaultParams` and nowhere else.
 //
 // Owned by core/: no Node, DOM or Electron imports here.
 

@@ -62,7 +62,7 @@ export interface BackendInfo { name: BackendName; device: string; precision: Pre
 export interface EvalResult {
   /** Mean next-token cross-entropy (nats) of the student and of the dense teacher. */
   loss: number; loss_teacher: number;
-  /** Per 0-based layer; null for dense layers. Definitions: ARCHITECTURE.md (Metrics). */
+  /** Per 0-based layer; null for dense layers. Definitions: docs/metrics.md. */
   attn_kl: (number | null)[]; attn_recall: (number | null)[]; density: (number | null)[];
   logit_kl: number; out_cos: number; hidden_mse: number;
 }

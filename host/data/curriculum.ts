@@ -1,5 +1,5 @@
 // Sequence lengths: buckets at multiples of the attention block size and a short-to-long
-// curriculum over them (SEED-PLAN.md, "Data"). Block-aligned lengths keep every block full,
+// curriculum over them (docs/method.md). Block-aligned lengths keep every block full,
 // so block-sparse masks cover whole blocks and no compute is spent on padding.
 import type { CurriculumStep } from '../../core/schema';
 import { DataError } from './errors';

@@ -1,4 +1,4 @@
-// Turns the engine's per-batch EvalResults into one EvalMetrics record (ARCHITECTURE.md,
+// Turns the engine's per-batch EvalResults into one EvalMetrics record (docs/metrics.md,
 // Metrics). Batches are averaged with equal weight (all have the same shape); perplexities
 // come from the mean losses; layer means run over replaced layers only (dense layers are null).
 import type { EvalMetrics, PerLayer } from '../../core/events';

@@ -1,4 +1,4 @@
-// Plateau rule (SEED-PLAN.md): when validation loss has not improved for `patience`
+// Plateau rule (docs/method.md): when validation loss has not improved for `patience`
 // evaluations, act (decay the LR or step the sparsity back), then start counting again.
 export class PlateauTracker {
   private best = Infinity;

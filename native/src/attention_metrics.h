@@ -1,5 +1,5 @@
-// Attention-distribution metrics and the attention-KL distillation loss, as ARCHITECTURE.md
-// (Metrics) defines them, for one layer:
+// Attention-distribution metrics and the attention-KL distillation loss, as docs/metrics.md
+// defines them, for one layer:
 //   P_student = softmax of the student's q.k/sqrt(D) over the keys its mask keeps (causal),
 //   P_teacher = dense causal softmax of the teacher's q.k/sqrt(D).
 //   attn_kl     = mean over batch, heads and query positions of KL(P_student || P_teacher)
