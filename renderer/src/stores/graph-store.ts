@@ -140,6 +140,7 @@ export function setIn<T>(obj: T, path: (string | number)[], value: unknown): T {
 }
 
 /**
+ * The editor's one auto-layout (on load of a file without positions, and the Auto-layout command).
  * Left-to-right layout in execution order, one row per stage: a stage's operations, its Train
  * and its Gate read left to right like a row of the seed plan's table, and the next stage starts
  * the next row. Model nodes sit in column 0 of the first row, Dataset nodes below them.
@@ -147,21 +148,32 @@ export function setIn<T>(obj: T, path: (string | number)[], value: unknown): T {
 export function layeredLayout(p: Pipeline): Record<string, Position> {
   let order: string[];
   try { order = executionOrder(p); } catch { order = p.nodes.map((n) => n.id); }
-  const kindOf = new Map(p.nodes.map((n) => [n.id, n.kind] as const));
-  const gated = new Set(p.links.filter((l) => kindOf.get(l.from) === 'train' && kindOf.get(l.to) === 'gate').map((l) => l.from));
+  const specOf = new Map(p.nodes.map((n) => [n.id, NODE_SPECS[n.kind]] as const));
+  const gated = new Set(p.links.filter((l) => specOf.get(l.from)?.role === 'train' && specOf.get(l.to)?.role === 'gate').map((l) => l.from));
   const positions: Record<string, Position> = {};
   const at = (col: number, row: number): Position => ({ x: col * LAYOUT_SPACING.x, y: row * LAYOUT_SPACING.y });
+  const isData = (id: string) => specOf.get(id)?.output === 'data';
   let sources = 0;
   let row = 0;
   let col = 1;
   for (const id of order) {
-    const kind = kindOf.get(id);
-    if (kind === 'dataset') continue;
-    if (kind === 'model') { positions[id] = at(0, sources++); continue; }
-    positions[id] = at(col++, row);
-    if (kind === 'gate' || (kind === 'train' && !gated.has(id))) { row++; col = 1; }
+    const spec = specOf.get(id);
+    if (!spec || isData(id)) continue;
+    switch (spec.role) {
+      case 'source':
+        positions[id] = at(0, sources++);
+        break;
+      case 'operation':
+        positions[id] = at(col++, row);
+        break;
+      case 'train':
+      case 'gate':
+        positions[id] = at(col++, row);
+        if (spec.role === 'gate' || !gated.has(id)) { row++; col = 1; }
+        break;
+    }
   }
-  for (const id of order) if (kindOf.get(id) === 'dataset') positions[id] = at(0, sources++ + 0.4);
+  for (const id of order) if (isData(id)) positions[id] = at(0, sources++ + 0.4);
   return positions;
 }
 
