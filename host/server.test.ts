@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { startServer, type StudioServer } from './server';
+import { hostHeaders, startServer, type StudioServer } from './server';
 import { createStudioService, type StudioService } from './studio-service';
 
 const root = mkdtempSync(join(tmpdir(), 'server-test-'));
@@ -209,5 +209,37 @@ describe('serve: listening', () => {
   it('fails with EADDRINUSE on a taken port and leaves the service usable', async () => {
     await expect(startServer({ host: '127.0.0.1', port: server.port, token: TOKEN, rendererDir, api: service })).rejects.toMatchObject({ code: 'EADDRINUSE' });
     expect(await service.listTemplates()).toHaveLength(1);
+  });
+});
+
+describe('serve: Host and Origin allow-list (DNS rebinding)', () => {
+  it('answers only loopback names and the --host value with the bound port, with or without a token', async () => {
+    for (const s of [server, open]) {
+      const path = s === server ? `/?token=${TOKEN}` : '/';
+      expect((await get(s.port, path, { host: `evil.example:${s.port}` })).status).toBe(421);
+      expect((await get(s.port, path, { host: `127.0.0.1:${s.port + 1}` })).status).toBe(421);
+      for (const host of [`127.0.0.1:${s.port}`, `localhost:${s.port}`, `LOCALHOST:${s.port}`, `[::1]:${s.port}`]) {
+        expect((await get(s.port, path, { host })).status, host).toBe(200);
+      }
+    }
+  });
+
+  it('refuses a rebound page on the socket even when Origin and Host agree', async () => {
+    const url = `ws://127.0.0.1:${open.port}/api`;
+    expect(await refusedStatus(url, { Host: `evil.example:${open.port}`, Origin: `http://evil.example:${open.port}` })).toBe(421);
+    expect(await refusedStatus(url, { Origin: `http://evil.example:${open.port}` })).toBe(403);
+    expect(await refusedStatus(url, { Origin: `https://127.0.0.1:${open.port}` })).toBe(403);
+    expect(await refusedStatus(url, { Origin: 'null' })).toBe(403);
+    const client = await connect(url, { Origin: `http://localhost:${open.port}` });
+    expect((await client.call({ id: 1, method: 'listTemplates', args: [] })).result).toHaveLength(1);
+    client.ws.close();
+  });
+
+  it('adds the machine\'s own addresses when listening on every interface', () => {
+    expect(hostHeaders('127.0.0.1', 7788)).toEqual(new Set(['127.0.0.1:7788', 'localhost:7788', '[::1]:7788']));
+    expect(hostHeaders('::1', 7788).has('[::1]:7788')).toBe(true);
+    expect(hostHeaders('studio.lan', 7788).has('studio.lan:7788')).toBe(true);
+    expect(hostHeaders('0.0.0.0', 7788).has('127.0.0.1:7788')).toBe(true);
+    expect(hostHeaders('127.0.0.1', 80).has('localhost')).toBe(true);
   });
 });

@@ -8,12 +8,15 @@
 // - Binds 127.0.0.1 unless told otherwise; port 0 asks the OS for a free port.
 // - Every socket message goes through the same checks as Electron IPC (api-call.ts); a
 //   malformed message gets an error reply, never a dropped connection or a crashed server.
-// - A socket whose Origin is another site is refused (cross-site WebSocket hijacking).
+// - Host is allow-listed on every request and socket (loopback names or the --host value, with
+//   the bound port), and a socket's Origin must be one of those: a page on a rebound DNS name
+//   (evil.example -> 127.0.0.1) is refused even with --no-token.
 // - Sockets are pinged; one that misses a pong is dropped, so a dead SSH tunnel does not keep
 //   a ghost subscriber (the page reconnects and re-fetches on its side).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { StudioApi } from '../core/api';
@@ -56,9 +59,11 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
   const { token, api, rendererDir } = options;
   let cookieName = 'sparse_studio_token';
 
+  let allowedHosts = new Set<string>();
   const server: Server = createServer((req, res) => {
     const url = requestUrl(req);
     if (!url) return sendText(res, 400, 'bad request');
+    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) return sendText(res, 421, 'misdirected request: unknown Host header');
     const auth = authorize(req, url, token, cookieName);
     if (auth === 'denied') return sendText(res, 401, 'unauthorized: open the URL that `sparse-studio serve` printed (it carries ?token=)');
     if (url.pathname === API_PATH) return sendText(res, 426, 'the API speaks WebSocket', { Upgrade: 'websocket' });
@@ -75,8 +80,9 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
     socket.on('error', () => socket.destroy());
     const url = requestUrl(req);
     if (!url || url.pathname !== API_PATH) return refuseUpgrade(socket, 404, 'Not Found');
+    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) return refuseUpgrade(socket, 421, 'Misdirected Request');
     if (authorize(req, url, token, cookieName) === 'denied') return refuseUpgrade(socket, 401, 'Unauthorized');
-    if (!sameOrigin(req)) return refuseUpgrade(socket, 403, 'Forbidden');
+    if (!originAllowed(req.headers.origin, allowedHosts)) return refuseUpgrade(socket, 403, 'Forbidden');
     sockets.handleUpgrade(req, socket, head, (ws) => sockets.emit('connection', ws, req));
   });
 
@@ -126,7 +132,9 @@ export async function startServer(options: ServerOptions): Promise<StudioServer>
       server.once('error', rejectListen);
       server.listen(options.port, options.host, () => {
         server.off('error', rejectListen);
-        cookieName = `sparse_studio_token_${(server.address() as AddressInfo).port}`;
+        const boundPort = (server.address() as AddressInfo).port;
+        cookieName = `sparse_studio_token_${boundPort}`;
+        allowedHosts = hostHeaders(options.host, boundPort);
         resolveListen();
       });
     });
@@ -186,11 +194,28 @@ function readCookie(header: string | undefined, name: string): string | undefine
   return undefined;
 }
 
-/** A browser sends Origin on WebSocket handshakes; it must be this server's own host. */
-function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  if (!origin) return true; // not a browser (CLI clients, tests)
-  try { return new URL(origin).host === req.headers.host; } catch { return false; }
+/**
+ * The Host headers this server answers: loopback names and the --host value, with the bound
+ * port. Listening on every interface (0.0.0.0, ::) adds the machine's own addresses.
+ */
+export function hostHeaders(host: string, port: number): Set<string> {
+  const names = new Set(['127.0.0.1', 'localhost', '[::1]', bracketed(host)]);
+  if (host === '0.0.0.0' || host === '::') {
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.add(bracketed(a.address));
+  }
+  const withPort = [...names].map((name) => `${name}:${port}`);
+  return new Set(port === 80 ? [...withPort, ...names] : withPort); // browsers omit the default port
+}
+
+const bracketed = (host: string) => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host);
+
+/** A browser sends Origin on WebSocket handshakes; it must name an allowed host over http. */
+function originAllowed(origin: string | undefined, allowedHosts: Set<string>): boolean {
+  if (origin === undefined) return true; // not a browser (CLI clients, tests)
+  try {
+    const url = new URL(origin);
+    return url.protocol === 'http:' && allowedHosts.has(url.host);
+  } catch { return false; }
 }
 
 function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
