@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunManager } from './run-manager';
+import type { EngineChild } from './engine-host';
+import type { EngineToHost, HostToEngine } from './runner/messages';
 import { readRunRecord, RunStore } from './run-store';
 import type { RunEvent } from '../core/events';
 import { tinyPipeline, writeTinyFixture } from './runner/testing/tiny';
@@ -59,4 +61,41 @@ describe('RunManager', () => {
     expect(summary.status).toBe('crashed');
     expect(readRunRecord(store.runDir).message).toMatch(/^interrupted: the process that ran it \(pid 4194311\) exited; resume with --resume /);
   });
+
+  it('fails only the run whose folder cannot be written; the manager and other runs go on', async () => {
+    const fixture = writeTinyFixture(join(root, 'fixture'));
+    const engines: FakeEngine[] = [];
+    const manager = new RunManager({ runsDir: join(root, 'runs4'), threads: 1, spawn: () => { const e = new FakeEngine(); engines.push(e); return e; } });
+    const seen: RunEvent[] = [];
+    manager.on('event', (e) => seen.push(e));
+    const broken = await manager.start(tinyPipeline(fixture));
+    const healthy = await manager.start(tinyPipeline(fixture));
+    rmSync(join(root, 'runs4', broken), { recursive: true }); // the folder is gone mid-run
+    // A stage boundary flushes at once; the write fails inside the engine's message handler.
+    engines[0].say({ type: 'event', event: { type: 'stage_start', time: 1, stage: 0, name: 's', totalSteps: 1 } as never });
+    const end = await manager.waitForEnd(broken);
+    expect(end.status).toBe('failed');
+    expect(end.message).toMatch(new RegExp(`^cannot write to the run folder ${join(root, 'runs4', broken)}: ENOENT`));
+    expect(seen.some((e) => e.runId === broken && e.type === 'log' && e.level === 'error' && /cannot write/.test(e.message))).toBe(true);
+    // The other run still records and finishes.
+    engines[1].say({ type: 'done', status: 'completed', stages: [], final: {} });
+    engines[1].exit();
+    expect((await manager.waitForEnd(healthy)).status).toBe('completed');
+    expect(readRunRecord(join(root, 'runs4', healthy)).status).toBe('completed');
+    expect((await manager.list()).map((r) => r.id)).toEqual([healthy]);
+  });
 });
+
+/** An engine process stand-in the test drives by hand (no child process). */
+class FakeEngine implements EngineChild {
+  readonly pid = undefined;
+  readonly sent: HostToEngine[] = [];
+  private onMsg: ((m: EngineToHost) => void) | null = null;
+  private onEnd: ((code: number | null, signal: string | null) => void) | null = null;
+  send(message: HostToEngine): void { this.sent.push(message); }
+  onMessage(listener: (m: EngineToHost) => void): void { this.onMsg = listener; }
+  onExit(listener: (code: number | null, signal: string | null) => void): void { this.onEnd = listener; }
+  kill(signal: 'SIGTERM' | 'SIGKILL'): void { setImmediate(() => this.onEnd?.(null, signal)); }
+  say(message: EngineToHost): void { this.onMsg?.(message); }
+  exit(): void { setImmediate(() => this.onEnd?.(0, null)); }
+}

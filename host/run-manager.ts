@@ -111,6 +111,11 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       stages: [...store.run.stages], stopMonitor: () => {}, ended: undefined as unknown as Promise<RunEnd>,
     };
     this.active.set(id, run);
+    // The run cannot be recorded any more: stop its engine; finish() reports why.
+    store.onWriteError = (error) => {
+      this.emit('event', { type: 'log', level: 'error', message: error.message, runId: id, time: Date.now() } as RunEvent);
+      host.kill();
+    };
     host.on('message', (m) => this.onEngineMessage(id, run, m));
     run.ended = host.exited.then((exit) => this.finish(id, run, exit));
     const pid = host.pid;
@@ -255,8 +260,10 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     }
   }
 
-  private finish(id: string, run: ActiveRun, exit: EngineExit): RunEnd {
+  private finish(id: string, run: ActiveRun, engineExit: EngineExit): RunEnd {
     run.stopMonitor();
+    const writeError = run.store.writeError;
+    const exit: EngineExit = writeError ? { ...engineExit, reason: 'failed', message: writeError.message } : engineExit;
     const status = STATUS_OF_EXIT[exit.reason];
     run.status = status;
     const final = lastEval(run.store.runDir);
@@ -287,7 +294,8 @@ function processAlive(pid: number): boolean {
 
 /** The final metrics: the last eval in metrics.jsonl (also right after a resume), per-layer arrays left out. */
 function lastEval(runDir: string): Partial<EvalMetrics> {
-  const lines = readJsonl<{ type: string } & EvalMetrics>(join(runDir, 'metrics.jsonl'));
+  let lines: ({ type: string } & EvalMetrics)[];
+  try { lines = readJsonl(join(runDir, 'metrics.jsonl')); } catch { return {}; } // an unreadable folder has no final metrics
   for (let i = lines.length - 1; i >= 0; i--) {
     if (lines[i].type === 'eval') {
       const { type: _type, per_layer: _perLayer, ...metrics } = lines[i];

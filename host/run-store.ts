@@ -15,6 +15,9 @@
 //   it and recorded the line count in run.json; --resume truncates metrics.jsonl to that count.
 // - Readers tolerate a torn last line (the writer may have died mid-append).
 // - run.json is replaced atomically (write to a temp name, then rename).
+// - Once the run is going, a failed write (disk full, folder removed) never throws into the
+//   caller's event loop: the store reports it once through onWriteError and skips later writes,
+//   so the run manager fails that run and the server goes on.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -112,6 +115,9 @@ export class RunStore {
   private record: RunRecord;
   /** metrics.jsonl lines written or buffered so far. */
   metricsLines: number;
+  /** Told once, when a write to the run folder first fails; later writes are skipped. */
+  onWriteError: ((error: Error) => void) | null = null;
+  private writeFailure: Error | null = null;
 
   private constructor(readonly runDir: string, record: RunRecord, metricsLines: number) {
     this.record = record;
@@ -171,23 +177,36 @@ export class RunStore {
   commitCheckpoint(checkpoint: Omit<CommittedCheckpoint, 'metricsLines'>): void {
     this.flush();
     this.record.checkpoints.push({ ...checkpoint, metricsLines: this.metricsLines });
-    this.writeRecord();
+    this.guarded(() => this.writeRecord());
   }
 
   update(patch: Partial<RunRecord>): void {
     this.record = { ...this.record, ...patch };
-    this.writeRecord();
+    this.guarded(() => this.writeRecord());
   }
 
   flush(): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     const write = (name: string, buf: string[]) => {
-      if (buf.length) appendFileSync(join(this.runDir, name), buf.join('\n') + '\n');
+      if (buf.length) this.guarded(() => appendFileSync(join(this.runDir, name), buf.join('\n') + '\n'));
       buf.length = 0;
     };
     write('metrics.jsonl', this.metricBuf);
     write('events.jsonl', this.eventBuf);
     write('system.jsonl', this.systemBuf);
+  }
+
+  /** The first failed write, if any. */
+  get writeError(): Error | null { return this.writeFailure; }
+
+  private guarded(write: () => void): void {
+    if (this.writeFailure) return;
+    try {
+      write();
+    } catch (e) {
+      this.writeFailure = new Error(`cannot write to the run folder ${this.runDir}: ${(e as Error).message}`);
+      this.onWriteError?.(this.writeFailure);
+    }
   }
 
   close(): void { this.flush(); }
