@@ -2,8 +2,9 @@
 //
 // Design choices:
 // - Three passes, each only over what the previous one found well-formed: shape (types,
-//   fields and ranges, driven by NODE_SPECS), graph (links, ports, cycles), then meaning
-//   (layer ranges against the model, replacing twice, what is trainable at each Train).
+//   fields and ranges, driven by NODE_SPECS: validate-fields.ts), graph (links, ports by
+//   linkPort, cycles), then meaning (layer ranges against the model, replacing twice, what is
+//   trainable at each Train, with nodes applied as core/model-state.ts says).
 // - Never throws, whatever the input; a value the first pass rejects is not re-reported
 //   by later passes.
 // - Messages are one line and name the expected form, so the CLI can print them as-is.
@@ -11,11 +12,14 @@
 // Owned by core/: no Node, DOM or Electron imports here.
 import type { ValidationProblem } from './api';
 import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from './schema';
-import { GATE_METRICS, NODE_KINDS, PARAM_KINDS, PIPELINE_VERSION } from './schema';
-import { GATE_METRIC_SPECS, MASK_FIELDS, NODE_SPECS, isNodeKind, kindsTaking, linkPort } from './nodes';
+import { NODE_KINDS, PIPELINE_VERSION } from './schema';
+import { NODE_SPECS, isNodeKind, kindsTaking, linkPort } from './nodes';
 import type { FieldSpec, PortRefusal } from './nodes';
 import { compareIds } from './order';
-import { applyNode, hasTrainable, initialModelState } from './model-state';
+import { applyNode, hasTrainable, initialModelState, layerRangeOf, type ModelState } from './model-state';
+import { Problems, ROOT_PATH, checkField, checkFields, checkNumber, checkObject, checkParamsTogether, childPath, describeType, isRecord } from './validate-fields';
+
+export { childPath, describeType, ROOT_PATH } from './validate-fields';
 
 export const TOP_LEVEL_FIELDS = ['version', 'info', 'seed', 'backend', 'nodes', 'links', 'layout'] as const;
 const OPTIONAL_TOP_LEVEL = new Set(['layout']);
@@ -23,310 +27,6 @@ const INFO_FIELDS = ['name', 'author', 'description'] as const;
 const NODE_FIELDS = ['id', 'kind', 'label', 'params'] as const;
 const LINK_FIELDS = ['from', 'to'] as const;
 const MAX_SEED = 4294967295;
-
-class Problems {
-  readonly list: ValidationProblem[] = [];
-  add(path: string, message: string, node?: string): void {
-    this.list.push(node === undefined ? { path, message } : { path, message, node });
-  }
-}
-
-/** `base.key`, or `base["odd key"]` when the key is not an identifier. */
-export function childPath(base: string, key: string | number): string {
-  if (typeof key === 'number') return `${base}[${key}]`;
-  const part = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSON.stringify(key);
-  if (base === '') return part.startsWith('"') ? `[${part}]` : part;
-  return part.startsWith('"') ? `${base}[${part}]` : `${base}.${part}`;
-}
-
-/** Path shown for the document itself. */
-export const ROOT_PATH = '$';
-
-export function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value);
-  if (typeof value === 'number') return Number.isFinite(value) ? `the number ${value}` : String(value);
-  return `a ${typeof value} (${String(value)})`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Reports fields outside `known` and missing required ones; returns false if any are missing. */
-function checkFields(problems: Problems, path: string, value: Record<string, unknown>, known: readonly string[],
-  optional: ReadonlySet<string>, node?: string): boolean {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) problems.add(childPath(path, key), `unknown field '${key}' (expected one of: ${known.join(', ')})`, node);
-  }
-  let complete = true;
-  for (const key of known) {
-    if (!(key in value) && !optional.has(key)) {
-      problems.add(childPath(path, key), 'missing required field', node);
-      complete = false;
-    }
-  }
-  return complete;
-}
-
-function rangeText(spec: FieldSpec): string {
-  const lo = spec.min === undefined ? null : `${spec.minExclusive ? '>' : '>='} ${spec.min}`;
-  const hi = spec.max === undefined ? null : `${spec.maxExclusive ? '<' : '<='} ${spec.max}`;
-  if (lo && hi) return `in ${spec.minExclusive ? '(' : '['}${spec.min}, ${spec.max}${spec.maxExclusive ? ')' : ']'}`;
-  return lo ?? hi ?? 'finite';
-}
-
-function inRange(spec: FieldSpec, n: number): boolean {
-  if (spec.min !== undefined && (spec.minExclusive ? n <= spec.min : n < spec.min)) return false;
-  if (spec.max !== undefined && (spec.maxExclusive ? n >= spec.max : n > spec.max)) return false;
-  return true;
-}
-
-function checkNumber(problems: Problems, path: string, value: unknown, spec: FieldSpec, node?: string): boolean {
-  const integer = spec.type === 'integer';
-  if (typeof value !== 'number') {
-    problems.add(path, `expected ${integer ? 'an integer' : 'a number'}, got ${describeType(value)}`, node);
-    return false;
-  }
-  if (!Number.isFinite(value)) {
-    problems.add(path, `must be a finite number (got ${value})`, node);
-    return false;
-  }
-  if (integer && !Number.isInteger(value)) {
-    problems.add(path, `must be a whole number (got ${value})`, node);
-    return false;
-  }
-  if (spec.powerOfTwo && (value < 1 || (value & (value - 1)) !== 0 || !inRange(spec, value))) {
-    problems.add(path, `must be a power of two ${rangeText(spec)} (got ${value})`, node);
-    return false;
-  }
-  if (!inRange(spec, value)) {
-    problems.add(path, `must be ${rangeText(spec)} (got ${value})`, node);
-    return false;
-  }
-  return true;
-}
-
-function checkLayerRange(problems: Problems, path: string, value: unknown, node?: string): boolean {
-  if (!Array.isArray(value) || value.length !== 2) {
-    problems.add(path, `expected a layer range [first, last], got ${describeType(value)}`, node);
-    return false;
-  }
-  for (let i = 0; i < 2; i++) {
-    const v = value[i];
-    if (typeof v !== 'number' || !Number.isInteger(v)) {
-      problems.add(childPath(path, i), `expected a whole layer number, got ${describeType(v)}`, node);
-      return false;
-    }
-    if (v < 1) {
-      problems.add(childPath(path, i), `layers are numbered from 1 (got ${v})`, node);
-      return false;
-    }
-  }
-  if (value[0] > value[1]) {
-    problems.add(path, `range is reversed: first ${value[0]} > last ${value[1]}`, node);
-    return false;
-  }
-  return true;
-}
-
-function checkKinds(problems: Problems, path: string, value: unknown, options: readonly string[], node?: string): boolean {
-  if (!Array.isArray(value) || value.length === 0) {
-    problems.add(path, `expected a non-empty list of parameter kinds (${options.join(', ')}), got ${describeType(value)}`, node);
-    return false;
-  }
-  let ok = true;
-  value.forEach((k, i) => {
-    if (typeof k !== 'string' || !options.includes(k)) {
-      const known = typeof k === 'string' && (PARAM_KINDS as readonly string[]).includes(k);
-      problems.add(childPath(path, i), `${known ? `parameter kind '${k}' does not apply here` : `unknown parameter kind ${describeType(k)}`} (expected one of: ${options.join(', ')})`, node);
-      ok = false;
-    } else if (value.indexOf(k) !== i) {
-      problems.add(childPath(path, i), `'${k}' is listed twice`, node);
-      ok = false;
-    }
-  });
-  return ok;
-}
-
-function checkSource(problems: Problems, path: string, value: unknown, builtins: readonly string[], allowInit: boolean, node?: string): boolean {
-  if (typeof value !== 'string' || value.trim() === '') {
-    problems.add(path, `expected ${builtins.map((b) => `'${b}'`).join(' or ')}${allowInit ? ", 'init:<config.json>'" : ''} or a path, got ${describeType(value)}`, node);
-    return false;
-  }
-  if (value.startsWith('builtin:') && !builtins.includes(value)) {
-    problems.add(path, `unknown built-in '${value}' (this build has: ${builtins.join(', ')})`, node);
-    return false;
-  }
-  if (value.startsWith('init:')) {
-    if (!allowInit) {
-      problems.add(path, "'init:' sources are for models only", node);
-      return false;
-    }
-    if (value.slice('init:'.length).trim() === '') {
-      problems.add(path, "'init:' needs the path of a config.json after it", node);
-      return false;
-    }
-  }
-  return true;
-}
-
-function checkCurriculum(problems: Problems, path: string, value: unknown, node?: string): boolean {
-  if (!Array.isArray(value) || value.length === 0) {
-    problems.add(path, `expected a non-empty list of {from_step, seq_len}, got ${describeType(value)}`, node);
-    return false;
-  }
-  let ok = true;
-  let previous = -1;
-  value.forEach((entry, i) => {
-    const at = childPath(path, i);
-    if (!isRecord(entry)) {
-      problems.add(at, `expected {from_step, seq_len}, got ${describeType(entry)}`, node);
-      ok = false;
-      return;
-    }
-    if (!checkFields(problems, at, entry, ['from_step', 'seq_len'], new Set(), node)) { ok = false; return; }
-    const stepOk = checkNumber(problems, childPath(at, 'from_step'), entry.from_step, { type: 'integer', label: '', help: '', min: 0 }, node);
-    const lenOk = checkNumber(problems, childPath(at, 'seq_len'), entry.seq_len, { type: 'integer', label: '', help: '', min: 2 }, node);
-    if (!stepOk || !lenOk) { ok = false; return; }
-    const from = entry.from_step as number;
-    if (i === 0 && from !== 0) {
-      problems.add(childPath(at, 'from_step'), `the curriculum must start at step 0 (got ${from})`, node);
-      ok = false;
-    } else if (i > 0 && from <= previous) {
-      problems.add(childPath(at, 'from_step'), `must be sorted: step ${from} does not come after ${previous}`, node);
-      ok = false;
-    }
-    previous = from;
-  });
-  return ok;
-}
-
-function checkGateChecks(problems: Problems, path: string, value: unknown, node?: string): boolean {
-  if (!Array.isArray(value) || value.length === 0) {
-    problems.add(path, `a Gate needs at least one check {metric, op, threshold}, got ${Array.isArray(value) ? 'an empty list' : describeType(value)}`, node);
-    return false;
-  }
-  let ok = true;
-  value.forEach((check, i) => {
-    const at = childPath(path, i);
-    if (!isRecord(check)) {
-      problems.add(at, `expected {metric, op, threshold}, got ${describeType(check)}`, node);
-      ok = false;
-      return;
-    }
-    if (!checkFields(problems, at, check, ['metric', 'op', 'threshold'], new Set(), node)) { ok = false; return; }
-    const metric = check.metric;
-    if (typeof metric !== 'string' || !(GATE_METRICS as readonly string[]).includes(metric)) {
-      problems.add(childPath(at, 'metric'), `unknown metric ${describeType(metric)} (expected one of: ${GATE_METRICS.join(', ')})`, node);
-      ok = false;
-      return;
-    }
-    if (typeof check.op !== 'string' || !['<', '<=', '>', '>='].includes(check.op)) {
-      problems.add(childPath(at, 'op'), `expected one of <, <=, >, >=, got ${describeType(check.op)}`, node);
-      ok = false;
-    }
-    const m = GATE_METRIC_SPECS[metric as keyof typeof GATE_METRIC_SPECS];
-    const spec: FieldSpec = { type: 'number', label: '', help: '', min: m.min, ...(Number.isFinite(m.max) ? { max: m.max } : {}) };
-    if (typeof check.threshold === 'number' && Number.isFinite(check.threshold) && !inRange(spec, check.threshold)) {
-      problems.add(childPath(at, 'threshold'), `${metric} threshold must be ${rangeText(spec)}, the metric's range (got ${check.threshold})`, node);
-      ok = false;
-    } else if (!checkNumber(problems, childPath(at, 'threshold'), check.threshold, spec, node)) {
-      ok = false;
-    }
-  });
-  return ok;
-}
-
-function checkField(problems: Problems, path: string, value: unknown, spec: FieldSpec, node?: string): boolean {
-  switch (spec.type) {
-    case 'number':
-    case 'integer':
-      return checkNumber(problems, path, value, spec, node);
-    case 'string':
-      if (typeof value !== 'string') { problems.add(path, `expected a string, got ${describeType(value)}`, node); return false; }
-      if (!spec.allowEmpty && value.trim() === '') { problems.add(path, 'must not be empty', node); return false; }
-      return true;
-    case 'boolean':
-      if (typeof value !== 'boolean') { problems.add(path, `expected true or false, got ${describeType(value)}`, node); return false; }
-      return true;
-    case 'enum':
-      if (typeof value !== 'string' || !spec.options!.includes(value)) {
-        problems.add(path, `expected one of: ${spec.options!.join(', ')}; got ${describeType(value)}`, node);
-        return false;
-      }
-      return true;
-    case 'layers':
-      return checkLayerRange(problems, path, value, node);
-    case 'layers_or_all':
-      return value === 'all' || (typeof value === 'string'
-        ? (problems.add(path, `expected 'all' or a layer range [first, last], got ${describeType(value)}`, node), false)
-        : checkLayerRange(problems, path, value, node));
-    case 'kinds':
-      return checkKinds(problems, path, value, spec.options ?? PARAM_KINDS, node);
-    case 'mask':
-      return checkMask(problems, path, value, node);
-    case 'curriculum':
-      return checkCurriculum(problems, path, value, node);
-    case 'checks':
-      return checkGateChecks(problems, path, value, node);
-    case 'model_source':
-      return checkSource(problems, path, value, ['builtin:demo'], true, node);
-    case 'dataset_source':
-      return checkSource(problems, path, value, ['builtin:brown'], false, node);
-    case 'hash':
-      if (typeof value !== 'string' || !(value === '' || /^[0-9a-f]{64}$/.test(value))) {
-        problems.add(path, `expected '' or a sha256 of 64 lowercase hex digits, got ${describeType(value)}`, node);
-        return false;
-      }
-      return true;
-  }
-}
-
-/** Checks an object against a field table; returns true when every field is well-formed. */
-function checkObject(problems: Problems, path: string, value: unknown, fields: Record<string, FieldSpec>, what: string, node?: string): value is Record<string, unknown> {
-  if (!isRecord(value)) {
-    problems.add(path, `expected ${what} object, got ${describeType(value)}`, node);
-    return false;
-  }
-  let ok = checkFields(problems, path, value, Object.keys(fields), new Set(), node);
-  for (const [key, spec] of Object.entries(fields)) {
-    if (key in value && !checkField(problems, childPath(path, key), value[key], spec, node)) ok = false;
-  }
-  return ok;
-}
-
-function checkMask(problems: Problems, path: string, value: unknown, node?: string): boolean {
-  if (!checkObject(problems, path, value, MASK_FIELDS as Record<string, FieldSpec>, 'a mask', node)) return false;
-  if (value.selector === 'none' && (value.topk_blocks as number) > 0) {
-    problems.add(childPath(path, 'topk_blocks'), `top-k blocks need a selector: set selector to 'pooled' or 'indexer', or topk_blocks to 0`, node);
-    return false;
-  }
-  if (value.selector !== 'none' && value.topk_blocks === 0) {
-    problems.add(childPath(path, 'topk_blocks'), `selector '${value.selector}' picks no blocks with topk_blocks 0: set it >= 1 or selector to 'none'`, node);
-    return false;
-  }
-  return true;
-}
-
-/** Checks between fields of one node, after each field is known to be well-formed. */
-function checkParamsTogether(problems: Problems, path: string, node: PipelineNode): void {
-  if (node.kind === 'train') {
-    const { steps, curriculum, warmup_steps } = node.params;
-    curriculum.forEach((c, i) => {
-      if (c.from_step >= steps) problems.add(childPath(childPath(childPath(path, 'curriculum'), i), 'from_step'), `step ${c.from_step} is past the stage's ${steps} steps`, node.id);
-    });
-    if (warmup_steps > steps) problems.add(childPath(path, 'warmup_steps'), `warm-up of ${warmup_steps} steps is longer than the stage's ${steps} steps`, node.id);
-  }
-  if (node.kind === 'distill') {
-    const p = node.params;
-    if (p.task_weight + p.attn_kl_weight + p.logit_kl_weight + p.hidden_mse_weight === 0) {
-      problems.add(path, 'every loss weight is 0: nothing would be trained', node.id);
-    }
-  }
-}
 
 function checkInfo(problems: Problems, value: unknown): void {
   if (!isRecord(value)) { problems.add('info', `expected an object {name, author, description}, got ${describeType(value)}`); return; }
@@ -535,7 +235,7 @@ function checkGraph(problems: Problems, nodes: readonly IndexedNode[], links: re
     if (next.length > 1) {
       problems.add(at, `model state of '${node.id}' flows on to ${next.length} nodes (${quote(next)}); it may continue to one node (plus Export nodes)`, node.id);
     }
-    if (node.kind === 'gate' && models.length === 1 && kindOf.get(models[0]) !== 'train') {
+    if (NODE_SPECS[node.kind].role === 'gate' && models.length === 1 && NODE_SPECS[kindOf.get(models[0])!].role !== 'train') {
       problems.add(at, `Gate '${node.id}' must follow a Train node directly (its input is ${NODE_SPECS[kindOf.get(models[0])!].label} '${models[0]}')`, node.id);
     }
   }
@@ -554,8 +254,9 @@ function checkLayerRanges(problems: Problems, nodes: readonly IndexedNode[]): Se
   if (!model || model.node.kind !== 'model') return beyond;
   const numLayers = model.node.params.num_layers;
   for (const { node, index, paramsOk } of nodes) {
-    if (!paramsOk || (node.kind !== 'freeze' && node.kind !== 'replace' && node.kind !== 'unfreeze') || node.params.layers === 'all') continue;
-    const [first, last] = node.params.layers;
+    const range = paramsOk ? layerRangeOf(node) : null;
+    if (range === null || range === 'all') continue;
+    const [first, last] = range;
     if (last > numLayers) {
       problems.add(childPath(childPath(childPath('nodes', index), 'params'), 'layers'), `layer ${last} is past the model's ${numLayers} layers (range ${first}-${last})`, node.id);
       beyond.add(node.id);
@@ -584,33 +285,48 @@ function checkChain(problems: Problems, nodes: readonly IndexedNode[], links: re
     for (const e of leavesOf.get(id) ?? []) chain.push(byId.get(e)!);
   }
   const state = initialModelState(numLayers);
-  const replacedBy = new Map<number, string>();
   for (const { node, index, paramsOk } of chain) {
     if (!paramsOk || beyondModel.has(node.id)) return; // later state depends on this node; stop rather than guess
-    const at = childPath(childPath(childPath('nodes', index), 'params'), 'layers');
-    if (node.kind === 'replace') {
-      const [first, last] = node.params.layers;
-      for (let l = first; l <= last; l++) {
-        if (replacedBy.has(l)) {
-          problems.add(at, `layer ${l} was already replaced by '${replacedBy.get(l)}'; replace each layer once`, node.id);
-          return;
-        }
-      }
-      for (let l = first; l <= last; l++) replacedBy.set(l, node.id);
-    }
-    if (node.kind === 'unfreeze' && node.params.replaced_only) {
-      const [first, last] = node.params.layers;
-      for (let l = first; l <= last; l++) {
-        if (!replacedBy.has(l)) {
-          problems.add(at, `layer ${l} is not replaced before this node, but replaced_only is set: replace it earlier or narrow the range`, node.id);
-          return;
-        }
-      }
+    const problem = chainProblem(state, node);
+    if (problem) {
+      const at = childPath('nodes', index);
+      problems.add(problem.inLayers ? childPath(childPath(at, 'params'), 'layers') : at, problem.message, node.id);
+      if (problem.inLayers) return;
     }
     applyNode(state, node);
-    if (node.kind === 'train' && !hasTrainable(state)) {
-      problems.add(childPath('nodes', index), `nothing is trainable at Train '${node.id}': every parameter is frozen (add an Unfreeze, or a Replace with selector 'indexer')`, node.id);
+  }
+}
+
+/** What the chain walk finds wrong with a node, given the model state before it. */
+function chainProblem(state: ModelState, node: PipelineNode): { message: string; inLayers: boolean } | null {
+  switch (node.kind) {
+    case 'replace': {
+      const [first, last] = node.params.layers;
+      for (let l = first; l <= last; l++) {
+        const layer = state.layers[l - 1];
+        if (layer.attention === 'sparse') return { message: `layer ${l} was already replaced by '${layer.replacedBy}'; replace each layer once`, inLayers: true };
+      }
+      return null;
     }
+    case 'unfreeze': {
+      const [first, last] = node.params.layers;
+      for (let l = first; node.params.replaced_only && l <= last; l++) {
+        if (state.layers[l - 1].attention !== 'sparse') {
+          return { message: `layer ${l} is not replaced before this node, but replaced_only is set: replace it earlier or narrow the range`, inLayers: true };
+        }
+      }
+      return null;
+    }
+    case 'train':
+      if (hasTrainable(state)) return null;
+      return { message: `nothing is trainable at Train '${node.id}': every parameter is frozen (add an Unfreeze, or a Replace with selector 'indexer')`, inLayers: false };
+    case 'model':
+    case 'dataset':
+    case 'freeze':
+    case 'distill':
+    case 'gate':
+    case 'export':
+      return null;
   }
 }
 
