@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { engineAvailable } from '../../native/index';
 import { loadCheckpoint } from '../../native/checkpoint/load';
+import { readSafetensors, writeSafetensors } from '../../native/checkpoint/safetensors';
 import { referenceLoss } from '../../native/checkpoint/testing/reference';
 import { tinyConfig, writeTinyCheckpoint } from '../../native/checkpoint/testing/tiny';
 import { loadTokenizer } from '../data/tokenizer';
@@ -116,5 +117,21 @@ describe.skipIf(!engineAvailable())('sparse-studio eval', () => {
       expect(r.stderr.split('\n')).toHaveLength(1);
       expect(r.stdout).toBe('');
     }
+  });
+
+  it('exits 1 with one line, not a null loss, when the weights hold NaN', () => {
+    const broken = join(root, 'nan-weights');
+    writeTinyCheckpoint(broken, config, { seed: 3 });
+    const file = join(broken, 'model.safetensors');
+    const tensors = [...readSafetensors(file)].map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
+    tensors.find((t) => t.name === 'model.norm.weight')!.data[0] = Number.NaN;
+    writeSafetensors(file, tensors);
+    const ids = join(root, 'nan-ids.json');
+    writeFileSync(ids, '[1, 2, 3, 4]');
+    const r = cli('--model', broken, '--token-ids', ids, '--json');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/nan-weights: the model's loss is NaN/);
+    expect(r.stderr.split('\n')).toHaveLength(1);
   });
 });

@@ -133,6 +133,8 @@ export async function run(args: string[]): Promise<number> {
       i = j;
     }
     const loss = total / count;
+    // NaN or infinite weights give a non-finite loss: that is a broken model, not a result.
+    if (!Number.isFinite(loss)) throw new Error(`${parsed.model}: the model's loss is ${loss} (its weights hold NaN or infinite values?)`);
     const result = { tokens: count, loss, ppl: Math.exp(loss) };
     if (parsed.json) console.log(JSON.stringify(result));
     else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)} nats  ppl ${result.ppl.toFixed(2)}`);
