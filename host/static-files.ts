@@ -27,7 +27,10 @@ const MIME_TYPES: Record<string, string> = {
   '.wasm': 'application/wasm',
 };
 
-/** The page's Content-Security-Policy; Electron sets the same one (electron/main.ts). */
+/**
+ * The page's Content-Security-Policy; Electron sets the same one (electron/main.ts), and the
+ * page's own meta tag (renderer/index.html) repeats it for a page opened from disk.
+ */
 export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'";
 

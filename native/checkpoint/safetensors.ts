@@ -3,7 +3,7 @@
 // Reading is strict (every structural fault is a one-line CheckpointError naming the file and
 // tensor) and goes through a file descriptor, so a multi-GB shard never becomes one Buffer.
 // F32, F16 and BF16 are widened to Float32Array; writing always produces F32.
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { CheckpointError } from './config';
 
 export interface TensorInfo { dtype: string; shape: number[]; begin: number; end: number }
@@ -36,7 +36,7 @@ export function parseHeader(headerText: string, dataBytes: number, file: string)
     const e = entry as Record<string, unknown>;
     if (typeof e !== 'object' || e === null) throw new CheckpointError(`${file}: tensor ${name}: entry must be an object`);
     const dtype = e.dtype;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw new CheckpointError(`${file}: tensor ${name}: unsupported dtype ${JSON.stringify(dtype)} (supported: F32, F16, BF16)`);
     }
     const shape = e.shape;
@@ -108,12 +108,15 @@ export class SafetensorsFile {
   static open(file: string): SafetensorsFile {
     let fd: number;
     try {
-      fd = openSync(file, 'r');
+      // Non-blocking, so a FIFO in a model folder cannot hang the open; only regular files pass.
+      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
       throw new CheckpointError(`${file}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
     try {
-      const size = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) throw new CheckpointError(`${file}: not a regular file`);
+      const size = stat.size;
       if (size < 8) throw new CheckpointError(`${file}: too short for a safetensors header (${size} bytes)`);
       const lenBuf = Buffer.alloc(8);
       readSync(fd, lenBuf, 0, 8, 0);
@@ -122,7 +125,13 @@ export class SafetensorsFile {
       if (headerLen > MAX_HEADER) throw new CheckpointError(`${file}: header length ${headerLen} exceeds ${MAX_HEADER} bytes`);
       const headerBuf = Buffer.alloc(headerLen);
       readSync(fd, headerBuf, 0, headerLen, 8);
-      const { tensors, metadata } = parseHeader(headerBuf.toString('utf8'), size - 8 - headerLen, file);
+      let headerText: string;
+      try {
+        headerText = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBuf);
+      } catch {
+        throw new CheckpointError(`${file}: header is not valid UTF-8`);
+      }
+      const { tensors, metadata } = parseHeader(headerText, size - 8 - headerLen, file);
       return new SafetensorsFile(file, fd, tensors, metadata, 8 + headerLen);
     } catch (e) {
       closeSync(fd);
