@@ -8,6 +8,7 @@
 // What each node changes is core/model-state.ts's nodeEffect; this module plays changes on the
 // engine. Layer indices here are 0-based (engine/HF).
 import { applyChange, initialModelState, masksOf, type ModelChange, type ModelState, type ParamSelection } from '../../core/model-state';
+import type { MaskSpec } from '../../core/schema';
 import type { EngineModel } from '../../native/engine-api';
 
 export interface TrainableOp {
@@ -54,7 +55,7 @@ export function replayModelState(model: EngineModel, state: RunModelState): void
 
 /** The state.json of checkpoints written before the runner shared core's ModelState. */
 export interface LegacyModelState {
-  masks: (ModelState['layers'][number]['mask'] | null)[];
+  masks: (MaskSpec | null)[];
   trainableOps: TrainableOp[];
 }
 

@@ -5,6 +5,10 @@ import { aggregateEval } from './eval-metrics';
 import { encodeInt32Safetensors } from './export';
 import type { MaskSpec, ParamKind } from '../../core/schema';
 import { fromLegacyModelState } from './model-state';
+import { readCheckpointState, STATE_FILE } from './checkpoint';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EvalResult } from '../../native/engine-api';
 
 const mask: MaskSpec = { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 1, random_blocks: 4, random_seed: 7, topk_blocks: 0, selector: 'none', dense_below: 0, share_gqa_group: true };
@@ -92,5 +96,19 @@ describe('checkpoint model state', () => {
     expect(state.layers.map((l) => [l.attention, l.trainable.join('+')])).toEqual([['dense', ''], ['sparse', 'q+selector']]);
     expect(state.outside.trainable).toEqual([]);
     expect(state.trainableOps).toEqual(legacy.trainableOps);
+  });
+
+  it('reads a format-1 state.json from disk as format 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));
+    try {
+      const legacy = { masks: [null, mask], trainableOps: [{ selection: { layers: [1], kinds: ['q'] }, trainable: true, stage: 0 }] };
+      writeFileSync(join(dir, STATE_FILE), JSON.stringify({ format: 'sparse-studio-checkpoint/1', stage: 0, step: 4, lr: 0.001, modelState: legacy }));
+      const read = readCheckpointState(dir);
+      expect([read.format, read.step, read.modelState.layers[1].attention, read.modelState.trainableOps.length]).toEqual(['sparse-studio-checkpoint/2', 4, 'sparse', 1]);
+      writeFileSync(join(dir, STATE_FILE), JSON.stringify({ format: 'sparse-studio-checkpoint/9' }));
+      expect(() => readCheckpointState(dir)).toThrow("format: expected 'sparse-studio-checkpoint/2'");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
