@@ -1,7 +1,8 @@
 // Run events: what the engine process emits, the run store keeps (events.jsonl,
 // metrics.jsonl) and the renderer draws. Metric names and definitions: docs/metrics.md.
 
-export type RunStatus = 'pending' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'crashed';
+/** queued: waiting for a free run slot (the run manager starts at most N engines at once). */
+export type RunStatus = 'pending' | 'queued' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'crashed';
 
 /** Per-layer numbers; index i is 0-based layer i (null where not applicable, e.g. dense layers). */
 export type PerLayer = (number | null)[];

@@ -21,8 +21,8 @@ commands:
                                      run a pipeline; --json prints one JSON event per line
   eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]
                                      dense forward of a checkpoint: tokens, loss, ppl
-  serve [--host 127.0.0.1] [--port 7788]
-                                     the studio in a browser (prints the URL with its token)
+  serve [--host 127.0.0.1] [--port 7788] [--no-token] [--max-runs N]
+                                     the studio in a browser (prints the URL with its token); runs beyond --max-runs queue
   bench gemm|attention|train [--json]
                                      engine measurements, one JSON object per measurement
 

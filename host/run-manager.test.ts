@@ -65,7 +65,7 @@ describe('RunManager', () => {
   it('fails only the run whose folder cannot be written; the manager and other runs go on', async () => {
     const fixture = writeTinyFixture(join(root, 'fixture'));
     const engines: FakeEngine[] = [];
-    const manager = new RunManager({ runsDir: join(root, 'runs4'), threads: 1, spawn: () => { const e = new FakeEngine(); engines.push(e); return e; } });
+    const manager = new RunManager({ runsDir: join(root, 'runs4'), threads: 1, maxRuns: 2, spawn: () => { const e = new FakeEngine(); engines.push(e); return e; } });
     const seen: RunEvent[] = [];
     manager.on('event', (e) => seen.push(e));
     const broken = await manager.start(tinyPipeline(fixture));
@@ -83,6 +83,46 @@ describe('RunManager', () => {
     expect((await manager.waitForEnd(healthy)).status).toBe('completed');
     expect(readRunRecord(join(root, 'runs4', healthy)).status).toBe('completed');
     expect((await manager.list()).map((r) => r.id)).toEqual([healthy]);
+  });
+});
+
+describe('RunManager: run slots', () => {
+  it('queues runs beyond maxRuns, starts them in order as slots free, and cancels a queued one without an engine', async () => {
+    const fixture = writeTinyFixture(join(root, 'fixture'));
+    const engines: FakeEngine[] = [];
+    const runsDir = join(root, 'runs5');
+    const manager = new RunManager({ runsDir, threads: 1, maxRuns: 1, spawn: () => { const e = new FakeEngine(); engines.push(e); return e; } });
+    const statuses: string[] = [];
+    manager.on('event', (e) => { if (e.type === 'status') statuses.push(`${e.runId}:${e.status}`); });
+    const first = await manager.start(tinyPipeline(fixture));
+    const second = await manager.start(tinyPipeline(fixture));
+    const third = await manager.start(tinyPipeline(fixture));
+    expect(engines).toHaveLength(1);
+    const byId = async () => Object.fromEntries((await manager.list()).map((r) => [r.id, r.status]));
+    expect(await byId()).toEqual({ [first]: 'running', [second]: 'queued', [third]: 'queued' });
+    expect(readRunRecord(join(runsDir, second)).status).toBe('queued');
+
+    await manager.cancel(third);
+    expect((await manager.waitForEnd(third)).status).toBe('cancelled');
+    expect(readRunRecord(join(runsDir, third))).toMatchObject({ status: 'cancelled', message: 'cancelled before it started' });
+    await manager.pause(second); // a queued run has nothing to pause
+    expect((await byId())[second]).toBe('queued');
+
+    engines[0].say({ type: 'done', status: 'completed', stages: [], final: {} });
+    engines[0].exit();
+    expect((await manager.waitForEnd(first)).status).toBe('completed');
+    await new Promise((r) => setImmediate(r));
+    expect(engines).toHaveLength(2); // the freed slot went to the oldest queued run
+    expect(engines[1].sent[0]).toMatchObject({ type: 'start', runDir: join(runsDir, second) });
+    expect((await byId())[second]).toBe('running');
+    engines[1].say({ type: 'done', status: 'completed', stages: [], final: {} });
+    engines[1].exit();
+    expect((await manager.waitForEnd(second)).status).toBe('completed');
+    expect(statuses).toEqual([`${first}:running`, `${second}:queued`, `${third}:queued`, `${third}:cancelled`, `${first}:completed`, `${second}:running`, `${second}:completed`]);
+  });
+
+  it('refuses a slot count that is not a positive integer', () => {
+    expect(() => new RunManager({ runsDir: join(root, 'runs6'), maxRuns: 0 })).toThrow('maxRuns must be a positive integer, got 0');
   });
 });
 

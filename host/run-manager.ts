@@ -1,6 +1,8 @@
 // Run manager: starts runs in engine processes, feeds their events to the run store and to
 // subscribers, and answers list/get from the store. It outlives every engine process: a
 // crashed engine becomes a 'crashed' run with the last error line, nothing more.
+// At most `maxRuns` engines run at once (default one per machine: two runs on the same cores
+// only slow each other); later runs wait as 'queued' and start in order as slots free.
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -29,6 +31,8 @@ export interface RunManagerOptions {
   threads?: number;
   /** How long cancel waits before SIGKILL. */
   cancelTimeoutMs?: number;
+  /** Runs whose engines may run at once; later ones queue. Default $SPARSE_STUDIO_MAX_RUNS, else 1. */
+  maxRuns?: number;
 }
 
 export interface RunEnd {
@@ -42,16 +46,24 @@ export interface RunEnd {
 
 interface ActiveRun {
   store: RunStore;
-  host: EngineHost;
+  /** null while the run is queued. */
+  host: EngineHost | null;
   pipeline: Pipeline;
   status: RunStatus;
   lastStep: number;
   stages: StageSummary[];
   stopMonitor: () => void;
   ended: Promise<RunEnd>;
+  settle: (end: RunEnd) => void;
+  launch: { backend: Backend; threads: number; resume?: { stage: number; path: string } };
 }
 
 const STATUS_OF_EXIT: Record<ExitReason, RunStatus> = { completed: 'completed', failed: 'failed', cancelled: 'cancelled', crashed: 'crashed', oom: 'crashed' };
+
+export function defaultMaxRuns(): number {
+  const fromEnv = Number(process.env.SPARSE_STUDIO_MAX_RUNS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 1;
+}
 
 export function defaultThreads(): number {
   const fromEnv = Number(process.env.SPARSE_STUDIO_THREADS);
@@ -65,6 +77,9 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
   private readonly threads: number;
   private readonly cancelTimeoutMs: number;
   private readonly active = new Map<string, ActiveRun>();
+  private readonly maxRuns: number;
+  /** Ids of queued runs, oldest first. */
+  private readonly queue: string[] = [];
 
   constructor(opts: RunManagerOptions) {
     super();
@@ -72,6 +87,8 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     this.spawn = opts.spawn ?? (() => forkEngine());
     this.threads = opts.threads ?? defaultThreads();
     this.cancelTimeoutMs = opts.cancelTimeoutMs ?? 5000;
+    this.maxRuns = opts.maxRuns ?? defaultMaxRuns();
+    if (!Number.isInteger(this.maxRuns) || this.maxRuns < 1) throw new Error(`maxRuns must be a positive integer, got ${this.maxRuns}`);
   }
 
   /** Validates, creates (or reopens) the run directory and starts the engine; returns the run id. */
@@ -95,6 +112,40 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     }
     // A resumed run keeps its thread count: the CPU backend is bit-reproducible per count.
     const threads = opts.resumeDir ? (store.run.threads ?? this.threads) : this.threads;
+    const id = store.id;
+    let settle!: (end: RunEnd) => void;
+    const ended = new Promise<RunEnd>((resolveEnd) => { settle = resolveEnd; });
+    const run: ActiveRun = {
+      store, host: null, pipeline, status: 'queued', lastStep: resume ? (store.run.checkpoints.at(-1)?.step ?? 0) : 0,
+      stages: [...store.run.stages], stopMonitor: () => {}, ended, settle, launch: { backend, threads, resume },
+    };
+    this.active.set(id, run);
+    // The run cannot be recorded any more: stop its engine; finish() reports why.
+    store.onWriteError = (error) => {
+      this.emit('event', { type: 'log', level: 'error', message: error.message, runId: id, time: Date.now() } as RunEvent);
+      run.host?.kill();
+    };
+    if (this.engines() >= this.maxRuns) {
+      this.queue.push(id);
+      store.update({ status: 'queued', threads, backend, hostPid: process.pid });
+      this.record(id, run, { type: 'status', status: 'queued', message: `queued: ${this.engines()} of ${this.maxRuns} run slots in use` });
+      return id;
+    }
+    this.launch(id, run);
+    return id;
+  }
+
+  /** Engines started and not yet ended. */
+  private engines(): number {
+    let n = 0;
+    for (const run of this.active.values()) if (run.host) n += 1;
+    return n;
+  }
+
+  /** Starts a run's engine; throws (the run recorded as crashed) when the process cannot start. */
+  private launch(id: string, run: ActiveRun): void {
+    const { store } = run;
+    const { backend, threads, resume } = run.launch;
     store.update({ status: 'running', threads, backend, hostPid: process.pid });
     let host: EngineHost;
     try {
@@ -103,21 +154,17 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       const message = `engine process could not start: ${(e as Error).message}`;
       store.update({ status: 'crashed', endedAt: Date.now(), exitReason: 'crashed', message });
       store.close();
+      this.active.delete(id);
+      run.settle({ status: 'crashed', reason: 'crashed', message, runDir: store.runDir, stages: run.stages, final: {} });
       throw new Error(message);
     }
-    const id = store.id;
-    const run: ActiveRun = {
-      store, host, pipeline, status: 'running', lastStep: resume ? (store.run.checkpoints.at(-1)?.step ?? 0) : 0,
-      stages: [...store.run.stages], stopMonitor: () => {}, ended: undefined as unknown as Promise<RunEnd>,
-    };
-    this.active.set(id, run);
-    // The run cannot be recorded any more: stop its engine; finish() reports why.
-    store.onWriteError = (error) => {
-      this.emit('event', { type: 'log', level: 'error', message: error.message, runId: id, time: Date.now() } as RunEvent);
-      host.kill();
-    };
+    run.host = host;
+    run.status = 'running';
     host.on('message', (m) => this.onEngineMessage(id, run, m));
-    run.ended = host.exited.then((exit) => this.finish(id, run, exit));
+    void host.exited.then((exit) => {
+      run.settle(this.finish(id, run, exit));
+      this.startQueued();
+    });
     const pid = host.pid;
     if (pid !== undefined) {
       run.stopMonitor = startSystemMonitor({
@@ -127,8 +174,29 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       });
     }
     this.record(id, run, { type: 'status', status: 'running', message: resume ? `resuming from ${resume.path}` : undefined });
-    host.start({ pipeline, runDir: store.runDir, backend, threads, resume });
-    return id;
+    host.start({ pipeline: run.pipeline, runDir: store.runDir, backend, threads, resume });
+  }
+
+  /** Starts queued runs, oldest first, while slots are free. */
+  private startQueued(): void {
+    while (this.queue.length > 0 && this.engines() < this.maxRuns) {
+      const id = this.queue.shift()!;
+      const run = this.active.get(id);
+      if (!run) continue;
+      try { this.launch(id, run); } catch { /* recorded as crashed by launch */ }
+    }
+  }
+
+  /** Ends a run that never started (cancelled while queued, or the studio closing). */
+  private dropQueued(id: string, run: ActiveRun, message: string): void {
+    this.queue.splice(this.queue.indexOf(id), 1);
+    run.status = 'cancelled';
+    this.record(id, run, { type: 'status', status: 'cancelled', message });
+    this.record(id, run, { type: 'summary', status: 'cancelled', runDir: run.store.runDir, stages: run.stages, final: {} });
+    run.store.update({ status: 'cancelled', endedAt: Date.now(), exitReason: 'cancelled', message });
+    run.store.close();
+    this.active.delete(id);
+    run.settle({ status: 'cancelled', reason: 'cancelled', message, runDir: run.store.runDir, stages: run.stages, final: {} });
   }
 
   /** Resolves when the run's engine process has ended and the store is final. */
@@ -141,12 +209,12 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
 
   /** Process id of a running run's engine (system views, tests). */
   enginePid(id: string): number | undefined {
-    return this.active.get(id)?.host.pid;
+    return this.active.get(id)?.host?.pid ?? undefined;
   }
 
   async pause(id: string): Promise<void> {
     const run = this.activeRun(id);
-    if (run.status !== 'running') return;
+    if (run.status !== 'running' || !run.host) return;
     run.host.pause();
     run.status = 'paused';
     run.store.update({ status: 'paused' });
@@ -155,7 +223,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
 
   async resume(id: string): Promise<void> {
     const run = this.activeRun(id);
-    if (run.status !== 'paused') return;
+    if (run.status !== 'paused' || !run.host) return;
     run.host.resume();
     run.status = 'running';
     run.store.update({ status: 'running' });
@@ -163,12 +231,15 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
   }
 
   async cancel(id: string): Promise<void> {
-    this.activeRun(id).host.cancel();
+    const run = this.activeRun(id);
+    if (run.host) run.host.cancel();
+    else this.dropQueued(id, run, 'cancelled before it started');
   }
 
   /** Kills every running engine and waits for their runs to be recorded (studio shutdown). */
   async close(): Promise<void> {
-    const ended = [...this.active.values()].map((run) => { run.host.kill(); return run.ended; });
+    for (const id of [...this.queue]) this.dropQueued(id, this.active.get(id)!, 'the studio closed before it started');
+    const ended = [...this.active.values()].map((run) => { run.host?.kill(); return run.ended; });
     await Promise.all(ended);
   }
 
@@ -212,7 +283,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
    * never finish: it is marked crashed, once, so lists stop showing it as running.
    */
   private settleInterrupted(id: string, record: RunRecord): RunRecord {
-    const live = record.status === 'running' || record.status === 'paused' || record.status === 'pending';
+    const live = record.status === 'running' || record.status === 'paused' || record.status === 'pending' || record.status === 'queued';
     if (!live || this.active.has(id) || record.hostPid === undefined || processAlive(record.hostPid)) return record;
     const message = `interrupted: the process that ran it (pid ${record.hostPid}) exited; resume with --resume ${join(this.runsDir, id)}`;
     const settled: RunRecord = { ...record, status: 'crashed', exitReason: 'crashed', message };

@@ -50,7 +50,9 @@ export interface StudioServiceOptions {
   /** Electron only: native open/save dialogs. */
   dialogs?: FileDialogs;
   /** Builds the run manager; default: run-manager.ts's RunManager on runsDir. */
-  createRunManager?: (opts: { runsDir: string }) => Promise<RunManagerLike>;
+  createRunManager?: (opts: { runsDir: string; maxRuns?: number }) => Promise<RunManagerLike>;
+  /** Runs whose engines may run at once; later ones queue (default: run-manager.ts's). */
+  maxRuns?: number;
   warn?: (line: string) => void;
 }
 
@@ -67,7 +69,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
   let manager: Promise<RunManagerLike> | null = null;
   let systemInfoProbe: Promise<SystemInfo> | null = null;
   function runManager(): Promise<RunManagerLike> {
-    manager ??= (options.createRunManager ?? defaultRunManager)({ runsDir: options.runsDir }).then((m) => {
+    manager ??= (options.createRunManager ?? defaultRunManager)({ runsDir: options.runsDir, maxRuns: options.maxRuns }).then((m) => {
       m.on('event', relay);
       return m;
     });
@@ -119,6 +121,6 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
   return service;
 }
 
-async function defaultRunManager(opts: { runsDir: string }): Promise<RunManagerLike> {
+async function defaultRunManager(opts: { runsDir: string; maxRuns?: number }): Promise<RunManagerLike> {
   return new RunManager(opts);
 }

@@ -9,6 +9,7 @@ describe('serve arguments', () => {
   it('reads --host, --port (also --flag=value) and --no-token', () => {
     expect(parseServeArgs(['--host', '0.0.0.0', '--port', '0', '--no-token'])).toEqual({ host: '0.0.0.0', port: 0, token: false });
     expect(parseServeArgs(['--port=9000', '--host=::1'])).toEqual({ host: '::1', port: 9000, token: true });
+    expect(parseServeArgs(['--max-runs', '3'])).toEqual({ host: '127.0.0.1', port: 7788, token: true, maxRuns: 3 });
   });
 
   it('refuses bad values and unknown flags with one line naming the flag', () => {
@@ -18,6 +19,8 @@ describe('serve arguments', () => {
     expect(() => parseServeArgs(['--port'])).toThrow('--port needs a value');
     expect(() => parseServeArgs(['--host', ''])).toThrow('--host needs a value');
     expect(() => parseServeArgs(['--tokn'])).toThrow('unknown argument "--tokn"');
+    expect(() => parseServeArgs(['--max-runs', '0'])).toThrow('--max-runs must be an integer 1-64, got "0"');
+    expect(() => parseServeArgs(['--max-runs=2.5'])).toThrow('--max-runs must be an integer 1-64, got "2.5"');
     expect(() => parseServeArgs(['--no-token=1'])).toThrow('unknown argument "--no-token=1"');
   });
 
@@ -30,7 +33,7 @@ describe('serve arguments', () => {
       spy.mockRestore();
     }
     expect(lines).toEqual(['sparse-studio serve: --port must be an integer 0-65535 (0 = any free port), got "abc"',
-      'usage: sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token]']);
+      'usage: sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token] [--max-runs N]']);
   });
 });
 

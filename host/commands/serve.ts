@@ -1,4 +1,4 @@
-// `sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token]`: the studio in a browser.
+// `sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token] [--max-runs N]`: the studio in a browser.
 // Prints exactly one line on stdout, the page URL with its token, then serves until
 // interrupted. Runs go to $SPARSE_STUDIO_RUNS, else ./runs.
 import { existsSync } from 'node:fs';
@@ -8,9 +8,10 @@ import { newToken, startServer, type StudioServer } from '../server';
 import { createStudioService } from '../studio-service';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const USAGE = 'usage: sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token]';
+const USAGE = 'usage: sparse-studio serve [--host 127.0.0.1] [--port 7788] [--no-token] [--max-runs N]';
 
-export interface ServeOptions { host: string; port: number; token: boolean }
+/** maxRuns: runs whose engines may run at once (later ones queue); undefined: the run manager's default. */
+export interface ServeOptions { host: string; port: number; token: boolean; maxRuns?: number }
 
 /** Parses serve's flags; throws one line naming the bad flag. */
 export function parseServeArgs(args: string[]): ServeOptions {
@@ -29,6 +30,10 @@ export function parseServeArgs(args: string[]): ServeOptions {
       const port = Number(text);
       if (!/^\d+$/.test(text) || port > 65535) throw new Error(`--port must be an integer 0-65535 (0 = any free port), got "${text}"`);
       options.port = port;
+    } else if (flag === '--max-runs') {
+      const text = value();
+      if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 64) throw new Error(`--max-runs must be an integer 1-64, got "${text}"`);
+      options.maxRuns = Number(text);
     } else if (flag === '--no-token' && inline === undefined) options.token = false;
     else throw new Error(`unknown argument "${arg}"`);
   }
@@ -79,7 +84,7 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const runsDir = resolve(process.env.SPARSE_STUDIO_RUNS || 'runs');
-  const service = createStudioService({ runsDir, templatesDir: join(PROJECT_ROOT, 'templates'), projectRoot: PROJECT_ROOT });
+  const service = createStudioService({ runsDir, templatesDir: join(PROJECT_ROOT, 'templates'), projectRoot: PROJECT_ROOT, maxRuns: options.maxRuns });
   let server: StudioServer;
   try {
     server = await startServer({ host: options.host, port: options.port, token: options.token ? newToken() : null, rendererDir, api: service });

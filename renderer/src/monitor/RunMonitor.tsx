@@ -73,7 +73,7 @@ export function RunMonitor() {
           {status === 'paused'
             ? <button onClick={() => void act('resume')} disabled={busy} aria-label="resume">Resume</button>
             : <button onClick={() => void act('pause')} disabled={busy || !live} aria-label="pause">Pause</button>}
-          <button className="danger" onClick={() => void act('cancel')} disabled={busy || !(live || status === 'paused')} aria-label="cancel">Cancel</button>
+          <button className="danger" onClick={() => void act('cancel')} disabled={busy || !(live || status === 'paused' || status === 'queued')} aria-label="cancel">Cancel</button>
           <button onClick={() => { if (pipeline) { graph.getState().load(pipeline); session.getState().setView('editor'); } }} disabled={!pipeline} aria-label="open pipeline in editor">Open pipeline</button>
         </div>
       </div>

@@ -178,7 +178,7 @@ export function createMonitorStore(): MonitorStore {
         if (change.status) { status = change.status; message = change.message ?? message; }
       }
       // The summary is authoritative over a status event replayed from the log.
-      if (detail.status !== 'running' && detail.status !== 'pending') status = detail.status;
+      if (detail.status !== 'running' && detail.status !== 'pending' && detail.status !== 'queued') status = detail.status;
       set({ runId: detail.id, status, statusMessage: message, pipeline: detail.pipeline, data, version: get().version + 1 });
     },
     ingest(events) {

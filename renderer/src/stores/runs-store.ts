@@ -37,7 +37,7 @@ export function createRunsStore(api: Pick<StudioApi, 'listRuns' | 'getRun'>): St
     },
     async fetchDetail(id) {
       const cached = get().details[id];
-      if (cached && cached.status !== 'running' && cached.status !== 'pending' && cached.status !== 'paused') return cached;
+      if (cached && cached.status !== 'running' && cached.status !== 'pending' && cached.status !== 'queued' && cached.status !== 'paused') return cached;
       const detail = await api.getRun(id);
       set({ details: { ...get().details, [id]: detail } });
       return detail;
