@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { engine } from '../native/index';
+import { validateModelConfig } from '../native/checkpoint/config';
 import { countParams, estimateTrainMemory, formatBytes, preflightPipeline, type ConfigShape } from './preflight';
 
 // The shipped demo model's shape (models/demo/config.json).
@@ -46,6 +48,21 @@ describe('memory estimate', () => {
     expect(countParams(demo)).toBe(524_288 + 12 * (16_384 + 16_384 + 16_384 + 147_456 + 256) + 128);
     expect(countParams({ ...demo, tie_word_embeddings: false }) - countParams(demo)).toBe(4096 * 128);
     expect(countParams({ ...demo, model_type: 'qwen3' }) - countParams(demo)).toBe(12 * 2 * 32);
+  });
+
+  it('counts what the engine builds: an omitted tie_word_embeddings is untied for llama, tied for minicpm', () => {
+    const { tie_word_embeddings: _, ...untold } = demo;
+    expect(countParams(untold)).toBe(countParams({ ...demo, tie_word_embeddings: false }));
+    expect(countParams({ ...untold, model_type: 'minicpm' })).toBe(countParams(demo));
+    for (const config of [untold, { ...untold, model_type: 'qwen3' }, { ...untold, model_type: 'minicpm' }]) {
+      const model = engine.createModel(validateModelConfig(config), { seed: 1 });
+      expect(countParams(config)).toBe(model.numParams);
+      model.dispose();
+    }
+  });
+
+  it('names the file and field of a config the engine refuses', () => {
+    expect(() => countParams({ ...demo, model_type: 'gpt2' }, 'x/config.json')).toThrow(/^x\/config\.json: model_type: must be one of llama, qwen3, minicpm/);
   });
 
   it('adds four fp32 copies of the weights and ~20 activations per token, layer and channel', () => {

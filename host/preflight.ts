@@ -11,6 +11,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { PreflightReport, ValidationProblem } from '../core/api';
+import { engineAvailable as engineLayoutAvailable } from '../native/addon';
+import { expectedTensors, validateModelConfig } from '../native/checkpoint/config';
 
 export interface PreflightContext {
   /** Relative model/data paths resolve against this folder (the runner uses its working directory). */
@@ -39,16 +41,14 @@ const BYTES_PER_FLOAT = 4;
 /** weights + grads + Adam m + Adam v */
 const PARAM_COPIES = 4;
 
-/** Parameters of a Llama-family decoder (embeddings, attention, SwiGLU MLP, norms, head). */
-export function countParams(c: ConfigShape): number {
-  const heads = c.num_attention_heads;
-  const kvHeads = c.num_key_value_heads ?? heads;
-  const headDim = c.head_dim ?? Math.floor(c.hidden_size / heads);
-  const attention = c.hidden_size * heads * headDim * 2 + c.hidden_size * kvHeads * headDim * 2; // q, o, k, v
-  const mlp = 3 * c.hidden_size * c.intermediate_size; // gate, up, down
-  const norms = 2 * c.hidden_size + (c.model_type === 'qwen3' ? 2 * headDim : 0); // + q/k norms
-  const embeddings = c.vocab_size * c.hidden_size * (c.tie_word_embeddings === false ? 2 : 1);
-  return embeddings + c.num_hidden_layers * (attention + mlp + norms) + c.hidden_size;
+/**
+ * Parameters of the model a config.json describes: the tensors the engine's layout holds for it,
+ * with the family's defaults (an omitted tie_word_embeddings is untied for llama). Throws a
+ * one-line error naming the field of a config the engine refuses, or when the addon is not built.
+ */
+export function countParams(c: ConfigShape, file = 'config.json'): number {
+  const layout = expectedTensors(validateModelConfig(c, file));
+  return layout.reduce((sum, t) => sum + t.shape.reduce((n, d) => n * d, 1), 0);
 }
 
 export function estimateTrainMemory(c: ConfigShape, batch: number, seqLen: number): { total: number; params: number; activations: number } {
@@ -86,10 +86,11 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
   let config: ConfigShape | null = null;
   for (const node of nodes.filter((n) => n.kind === 'model')) {
     const found = await checkModelNode(node, ctx, problem);
-    if (found) {
-      config = config ?? found;
-      if (idOf(node)) notes[idOf(node)!] = `loads: ${found.model_type ?? 'model'}, ${found.num_hidden_layers} layers, ${formatCount(countParams(found))} params`;
-    }
+    if (!found) continue;
+    // Without the engine addon the layout, so the size, is unknown: no size note, no memory check.
+    const params = engineLayoutAvailable() ? formatCount(countParams(found)) : null;
+    if (params !== null) config = config ?? found;
+    if (idOf(node)) notes[idOf(node)!] = `loads: ${found.model_type ?? 'model'}, ${found.num_hidden_layers} layers${params === null ? '' : `, ${params} params`}`;
   }
 
   for (const node of nodes.filter((n) => n.kind === 'dataset')) {
@@ -153,6 +154,12 @@ async function checkModelNode(node: AnyNode, ctx: PreflightContext, problem: Rep
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     problem(node, 'source', code === 'ENOENT' ? `no config.json at ${configPath}` : `${configPath}: ${(error as Error).message}`);
+    return null;
+  }
+  try {
+    validateModelConfig(config, configPath);
+  } catch (error) {
+    problem(node, 'source', (error as Error).message); // names the file and the field
     return null;
   }
   const declared = node.params?.num_layers;

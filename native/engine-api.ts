@@ -1,10 +1,12 @@
 // The engine's typed surface, as the runtime (host/) sees it. native/index.ts
-// implements it on top of the addon; nothing else touches the addon directly.
+// implements it on top of the addon (native/addon.ts); nothing outside native/ touches the addon.
 import type { MaskSpec, ParamKind } from '../core/schema';
+import type { ModelType } from './checkpoint/families';
 
 /** The subset of a Hugging Face config.json the engine reads (snake_case as in the file). */
 export interface ModelConfig {
-  model_type: 'llama' | 'qwen3' | 'minicpm';
+  /** The family (native/checkpoint/families.ts); only a label to the engine. */
+  model_type: ModelType;
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -16,7 +18,7 @@ export interface ModelConfig {
   rope_theta: number;
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
-  /** minicpm only */
+  /** μP scaling (families.ts scale_defaults: minicpm) */
   scale_emb?: number;
   scale_depth?: number;
   dim_model_base?: number;

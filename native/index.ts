@@ -13,71 +13,15 @@ import type {
   StepOptions, StepResult,
 } from './engine-api';
 import { PRECISIONS } from './engine-api';
+import { ADDON_MISSING, addon, loadAddon, type NativeBackendOptions, type NativeModelHandle, type NativeTensorInfo } from './addon';
+import { withFeatures } from './checkpoint/families';
 import { validateModelConfig } from './checkpoint/config';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint/load';
 import { readSafetensors, SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
 
-export const ADDON_MISSING = 'engine addon not built: run npm install (node-gyp)';
-
-interface NativeTensorInfo { name: string; kind: ParamKind; layer: number; shape: number[]; trainable: boolean }
-interface NativeModelHandle {
-  numParams(): number;
-  tensors(): NativeTensorInfo[];
-  initRandom(seed: number): void;
-  /** studentOnly: the teacher keeps its weights (the tensor gets its own teacher copy if needed). */
-  setTensor(name: string, data: Float32Array, studentOnly?: boolean): void;
-  getTensor(name: string): Float32Array;
-  getTeacherTensor(name: string): Float32Array;
-  setTrainable(layers: number[], kinds: string[], trainable: boolean): void;
-  setAttention(layer: number, mask: MaskSpec | null): void;
-  trainStep(tokens: Int32Array, batch: number, seq: number, options: StepOptions): Promise<StepResult>;
-  computeGradients(tokens: Int32Array, batch: number, seq: number, options: StepOptions): Promise<{ result: StepResult; grads: Record<string, Float32Array> }>;
-  evaluate(tokens: Int32Array, batch: number, seq: number): Promise<EvalResult>;
-  loss(tokens: Int32Array, batch: number, seq: number): Promise<number>;
-  getOptimizerState(): Record<string, { step: number; m: Float32Array; v: Float32Array }>;
-  setOptimizerState(name: string, step: number, m: Float32Array, v: Float32Array): void;
-  backend(): BackendInfo;
-  dispose(): void;
-}
-interface NativeBackendOptions { backend: BackendName; precision: Precision; cudaModule?: string }
-interface Addon {
-  NativeModel: new (config: ModelConfig, options?: NativeBackendOptions) => NativeModelHandle;
-  engineInfo(): { threads: number; simd: string };
-  setThreads(n: number): void;
-  benchGemm(m: number, n: number, k: number, reps: number): Promise<number>;
-  cudaInfo?: () => CudaInfo;
-  nvmlRead?: () => NvmlReading;
-}
+export { ADDON_MISSING, engineAvailable } from './addon';
 
 const require = createRequire(import.meta.url);
-// SPARSE_STUDIO_ADDON points at another build of the addon (packaged apps, tests of the unbuilt case).
-const ADDON_PATH = process.env.SPARSE_STUDIO_ADDON || new URL('./build/Release/sparse_engine.node', import.meta.url).pathname;
-
-let cached: Addon | null | undefined;
-function loadAddon(): Addon | null {
-  if (cached !== undefined) return cached;
-  cached = null;
-  if (existsSync(ADDON_PATH)) {
-    try {
-      const a = require(ADDON_PATH) as Partial<Addon>;
-      if (typeof a.NativeModel === 'function') cached = a as Addon;
-    } catch {
-      cached = null; // a stale or foreign binary: report it as not built
-    }
-  }
-  return cached;
-}
-
-function addon(): Addon {
-  const a = loadAddon();
-  if (!a) throw new Error(ADDON_MISSING);
-  return a;
-}
-
-/** True when the addon is built and loads. */
-export function engineAvailable(): boolean {
-  return loadAddon() !== null;
-}
 
 const VERSION: string = (require('../package.json') as { version: string }).version;
 
@@ -396,7 +340,7 @@ function createModel(config: ModelConfig, options: { seed: number; threads?: num
   const valid = validateModelConfig(config, 'config');
   if (!options || !Number.isInteger(options.seed) || options.seed < 0) throw new Error(`seed: must be a non-negative integer, got ${options?.seed}`);
   setThreads(options.threads);
-  const handle = new a.NativeModel(valid, backendOptions(options));
+  const handle = new a.NativeModel(withFeatures(valid), backendOptions(options));
   handle.initRandom(options.seed);
   return new NativeEngineModel(valid, handle);
 }
@@ -408,7 +352,7 @@ async function loadModel(dir: string, options?: { threads?: number } & BackendCh
   const { config, tensors } = loadCheckpoint(dir);
   const selectorFile = join(dir, SELECTOR_FILE);
   const selectors = existsSync(selectorFile) ? new Map([...readSafetensors(selectorFile)].map(([k, t]) => [k, t.data])) : new Map<string, Float32Array>();
-  const handle = new a.NativeModel(config, native);
+  const handle = new a.NativeModel(withFeatures(config), native);
   try {
     for (const [name, data] of tensors) handle.setTensor(name, data);
   } catch (e) {

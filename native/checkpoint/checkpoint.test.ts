@@ -2,7 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync, unlinkSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointError, expectedTensors, readModelConfig, validateModelConfig } from './config';
+import { PARAM_KINDS } from '../../core/schema';
+import { addon } from '../addon';
+import { engine } from '../index';
+import { CheckpointError, expectedTensors, MODEL_TYPES, readModelConfig, validateModelConfig } from './config';
 import { loadCheckpoint, saveCheckpoint } from './load';
 import { encodeSafetensors, readSafetensors, SafetensorsFile } from './safetensors';
 import { encodeAs, randomTensors, tinyConfig, writeTinyCheckpoint } from './testing/tiny';
@@ -54,6 +57,24 @@ describe('config.json', () => {
     writeTinyCheckpoint(dir, tinyConfig('llama', false));
     writeFileSync(join(dir, 'config.json'), '{"model_type": ');
     expect(() => readModelConfig(dir)).toThrow(/config\.json: not valid JSON/);
+  });
+});
+
+describe('tensor layout', () => {
+  it('is the engine model\'s tensors, for every family, tied and untied', () => {
+    for (const type of MODEL_TYPES) {
+      for (const tied of [false, true]) {
+        const config = tinyConfig(type, tied);
+        const model = engine.createModel(config, { seed: 1 });
+        expect(expectedTensors(config)).toEqual(model.tensors().map(({ name, shape }) => ({ name, shape })));
+        model.dispose();
+      }
+    }
+    expect(expectedTensors(tinyConfig('qwen3', false)).filter((t) => t.name.endsWith('.q_norm.weight'))).toHaveLength(2);
+  });
+
+  it('has one list of parameter kinds: the engine\'s, which the pipeline schema repeats', () => {
+    expect(addon().paramKinds()).toEqual([...PARAM_KINDS]);
   });
 });
 

@@ -2,9 +2,11 @@
 // engine uses is checked here, once, at the boundary; errors are one line naming file and field.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { addon } from '../addon';
 import type { ModelConfig } from '../engine-api';
+import { family, MODEL_TYPES, type ModelType, type ScaleFields, withFeatures } from './families';
 
-export const MODEL_TYPES = ['llama', 'qwen3', 'minicpm'] as const;
+export { MODEL_TYPES };
 
 export class CheckpointError extends Error {
   constructor(message: string) {
@@ -62,10 +64,11 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(file, '(root)', 'must be a JSON object');
   const r = raw as Raw;
   const modelType = r.model_type;
-  if (!MODEL_TYPES.includes(modelType as (typeof MODEL_TYPES)[number])) {
+  if (!MODEL_TYPES.includes(modelType as ModelType)) {
     fail(file, 'model_type', `must be one of ${MODEL_TYPES.join(', ')}, got ${JSON.stringify(modelType)}`);
   }
-  const type = modelType as ModelConfig['model_type'];
+  const type = modelType as ModelType;
+  const fam = family(type);
   const hidden = positiveInt(r, file, 'hidden_size');
   const heads = positiveInt(r, file, 'num_attention_heads');
   const kvHeads = positiveInt(r, file, 'num_key_value_heads', heads);
@@ -73,7 +76,7 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
   const headDimDefault = hidden % heads === 0 ? hidden / heads : undefined;
   const headDim = positiveInt(r, file, 'head_dim', headDimDefault);
   if (headDim % 2 !== 0) fail(file, 'head_dim', `must be even for RoPE, got ${headDim}`);
-  const tie = r.tie_word_embeddings ?? (type === 'minicpm');
+  const tie = r.tie_word_embeddings ?? fam.tie_word_embeddings;
   if (typeof tie !== 'boolean') fail(file, 'tie_word_embeddings', 'must be true or false');
   const act = r.hidden_act ?? 'silu';
   if (act !== 'silu') fail(file, 'hidden_act', `only silu (SwiGLU) is supported, got ${JSON.stringify(act)}`);
@@ -92,10 +95,10 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
     tie_word_embeddings: tie,
     rope_scaling: validateRopeScaling(r, file, headDim),
   };
-  if (type === 'minicpm') {
-    config.scale_emb = positiveNumber(r, file, 'scale_emb', 1);
-    config.scale_depth = positiveNumber(r, file, 'scale_depth', 1);
-    config.dim_model_base = positiveNumber(r, file, 'dim_model_base', hidden);
+  if (fam.scale_defaults) {
+    for (const [field, fallback] of Object.entries(fam.scale_defaults(hidden))) {
+      config[field as keyof ScaleFields] = positiveNumber(r, file, field, fallback);
+    }
   }
   return config;
 }
@@ -120,36 +123,16 @@ export function readModelConfig(dir: string): ModelConfig {
 
 /** The config.json the engine writes on save: the HF fields plus `architectures`. */
 export function configToJson(config: ModelConfig): Record<string, unknown> {
-  const arch = { llama: 'LlamaForCausalLM', qwen3: 'Qwen3ForCausalLM', minicpm: 'MiniCPMForCausalLM' }[config.model_type];
-  const out: Record<string, unknown> = { architectures: [arch], hidden_act: 'silu', torch_dtype: 'float32', ...config };
+  const out: Record<string, unknown> = { architectures: [family(config.model_type).architecture], hidden_act: 'silu', torch_dtype: 'float32', ...config };
   if (out.rope_scaling === undefined) out.rope_scaling = null;
   return out;
 }
 
-/** Name and shape of every tensor a checkpoint of this config holds (HF naming), in model order. */
+/**
+ * Name and shape of every tensor a checkpoint of this config holds (HF naming), in model order.
+ * The C++ model owns the layout (native/src/model.h tensor_layout, which also builds the model),
+ * so the checkpoint reader, writer and preflight cannot disagree with it; this asks the addon.
+ */
 export function expectedTensors(config: ModelConfig): { name: string; shape: number[] }[] {
-  const { hidden_size: C, intermediate_size: F, vocab_size: V, num_attention_heads: H, num_key_value_heads: Hkv, head_dim: D } = config;
-  const out: { name: string; shape: number[] }[] = [{ name: 'model.embed_tokens.weight', shape: [V, C] }];
-  for (let l = 0; l < config.num_hidden_layers; l++) {
-    const p = `model.layers.${l}.`;
-    out.push(
-      { name: p + 'input_layernorm.weight', shape: [C] },
-      { name: p + 'self_attn.q_proj.weight', shape: [H * D, C] },
-      { name: p + 'self_attn.k_proj.weight', shape: [Hkv * D, C] },
-      { name: p + 'self_attn.v_proj.weight', shape: [Hkv * D, C] },
-    );
-    if (config.model_type === 'qwen3') {
-      out.push({ name: p + 'self_attn.q_norm.weight', shape: [D] }, { name: p + 'self_attn.k_norm.weight', shape: [D] });
-    }
-    out.push(
-      { name: p + 'self_attn.o_proj.weight', shape: [C, H * D] },
-      { name: p + 'post_attention_layernorm.weight', shape: [C] },
-      { name: p + 'mlp.gate_proj.weight', shape: [F, C] },
-      { name: p + 'mlp.up_proj.weight', shape: [F, C] },
-      { name: p + 'mlp.down_proj.weight', shape: [C, F] },
-    );
-  }
-  out.push({ name: 'model.norm.weight', shape: [C] });
-  if (!config.tie_word_embeddings) out.push({ name: 'lm_head.weight', shape: [V, C] });
-  return out;
+  return addon().tensorLayout(withFeatures(config)).map(({ name, shape }) => ({ name, shape }));
 }

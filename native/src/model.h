@@ -1,4 +1,4 @@
-// Llama-family decoder (llama, qwen3 with QK-norm, minicpm with embedding/depth/logit scaling):
+// Llama-family decoder (features per family: QK-norm, embedding / residual / logit scales):
 // forward, backward, training step with optional distillation from the frozen dense teacher,
 // and evaluation. Design choices:
 // - Parameters are named and shaped as in Hugging Face checkpoints and grouped by kind
@@ -34,33 +34,52 @@
 
 namespace engine {
 
-// Mirrors native/engine-api.ts ModelConfig (validated in TypeScript, checked again here).
+enum class MlpKind { swiglu };
+
+// Mirrors native/engine-api.ts ModelConfig plus the family's features, which
+// native/checkpoint/families.ts resolves from config.json; the model asks features, never
+// model_type (a label, written back on save).
 struct ModelConfig {
-  std::string model_type = "llama";  // "llama" | "qwen3" | "minicpm"
+  std::string model_type = "llama";
   int vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0;
   int num_heads = 0, num_kv_heads = 0, head_dim = 0;
   float rms_norm_eps = 1e-6f;
   double rope_theta = 10000;
   int max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
-  // minicpm only (1 / hidden_size elsewhere, which makes them no-ops)
-  float scale_emb = 1, scale_depth = 1, dim_model_base = 0;
   RopeScaling rope_scaling;
 
-  bool qk_norm() const { return model_type == "qwen3"; }
-  bool minicpm() const { return model_type == "minicpm"; }
-  // Multiplier of each residual branch: scale_depth / sqrt(L) for minicpm, else 1.
-  float residual_scale() const;
-  // Divisor of the final hidden state before the LM head: hidden_size / dim_model_base for minicpm.
-  float logit_divisor() const;
+  bool qk_norm = false;  // RMSNorm over each head of q and k before RoPE
+  MlpKind mlp = MlpKind::swiglu;
+  float embedding_scale = 1;  // multiplies the embeddings
+  float residual_scale = 1;   // multiplies each residual branch
+  float logit_divisor = 1;    // divides the final hidden state before the LM head
+
   // Throws std::invalid_argument naming the first bad field.
   void validate() const;
 };
 
 enum class ParamKind { q, k, v, o, mlp, norms, embeddings, selector };
+constexpr int kParamKinds = 8;
 const char* param_kind_name(ParamKind kind);
 // Throws std::invalid_argument for an unknown name.
 ParamKind param_kind_from_name(const std::string& name);
+
+// What a tensor is for inside its layer (or globally), so the model finds it without names.
+enum class TensorRole { embed, final_norm, lm_head, ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down };
+
+struct TensorSpec {
+  std::string name;  // Hugging Face checkpoint name
+  ParamKind kind;
+  int layer = -1;    // -1 for embeddings, final norm and LM head
+  std::vector<int64_t> shape;
+  TensorRole role;
+};
+
+// Every tensor of a Hugging Face checkpoint of this config, in checkpoint order: the one
+// definition of the layout (the Model constructor, expectedTensors and preflight's parameter
+// count all read it, the latter two through the binding's tensorLayout).
+std::vector<TensorSpec> tensor_layout(const ModelConfig& config);
 
 struct Param {
   std::string name;
@@ -102,7 +121,7 @@ struct EvalResult {
   double logit_kl = 0, out_cos = 0, hidden_mse = 0;
 };
 
-struct Activations;  // model.cpp
+struct Activations;  // model_acts.h
 
 class Model {
  public:
@@ -184,12 +203,21 @@ class Model {
   // Forward over inputs (B, T); `teacher` selects the teacher weights. Fills acts.
   void forward(Activations& acts, const int32_t* tokens, int B, int T, bool teacher) const;
   void backward(Activations& acts, const float* dhidden, const int32_t* tokens, int B, int T);
+  // One branch of layer l each (model_pass.cpp): out = x + residual_scale * branch(norm(x)).
+  // Backward turns the gradient w.r.t. out (grads.dres) into the gradient w.r.t. x in place.
+  void attention_forward(Activations& acts, int l, const float* x, float* out, bool teacher) const;
+  void mlp_forward(Activations& acts, int l, const float* x, float* out, bool teacher) const;
+  void attention_backward(Activations& acts, int l, struct BackwardBuffers& grads);
+  void mlp_backward(Activations& acts, int l, struct BackwardBuffers& grads);
   // Runs the LM head chunk by chunk: CE (and logit KL vs teacher hidden when given), fills
   // dhidden (N, C) unless null. Returns {ce, logit_kl}.
   // targets in backend memory; gradients scaled by grad_scale (the fp16 loss scale).
   std::pair<double, double> lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* targets, int B,
                                          int T, float* dhidden, const DistillWeights* w, bool teacher_weights,
                                          float grad_scale = 1);
+  // Mean squared difference of the student's and teacher's final hidden states; adds its
+  // gradient (weight * grad_scale) to dhidden when weight != 0.
+  double hidden_mse(float* dhidden, float weight, float grad_scale);
   void zero_grads();
   const Param& embed() const { return params_[embed_index_]; }
   const Param& lm_head() const;
@@ -202,7 +230,7 @@ class Model {
     size_t ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down;
     size_t idx_q = SIZE_MAX, idx_k = SIZE_MAX, idx_h = SIZE_MAX;  // indexer selector, when added
   };
-  std::vector<LayerParams> layers_;  // indices into params_; q_norm/k_norm only for qwen3
+  std::vector<LayerParams> layers_;  // indices into params_; q_norm/k_norm only with qk_norm
   RopeTable rope_;  // built for the longest sequence seen so far
   void ensure_rope(int T);
   std::vector<std::optional<MaskSpec>> attention_;  // per layer; empty = dense

@@ -9,10 +9,12 @@
 
 namespace fixtures {
 
-// 16 channels, 4 heads over 2 KV heads, intermediate 24, context 128.
+// 16 channels, 4 heads over 2 KV heads, intermediate 24, context 128. `type` labels the config;
+// qwen3 turns on QK-norm (the feature its family adds; minicpm's scales are set by the tests).
 inline engine::ModelConfig tiny_config(const std::string& type, int vocab, int layers, int head_dim, bool tied) {
   engine::ModelConfig c;
   c.model_type = type;
+  c.qk_norm = type == "qwen3";
   c.vocab_size = vocab;
   c.hidden_size = 16;
   c.intermediate_size = 24;

@@ -17,9 +17,10 @@ namespace {
 ModelConfig tiny(const std::string& type, bool tied) {
   ModelConfig c = fixtures::tiny_config(type, 23, 2, type == "qwen3" ? 8 : 4, tied);
   if (type == "minicpm") {
-    c.scale_emb = 2.0f;
-    c.scale_depth = 1.4f;
-    c.dim_model_base = 8;
+    // scale_emb 2, scale_depth 1.4, dim_model_base 8
+    c.embedding_scale = 2.0f;
+    c.residual_scale = 1.4f / std::sqrt((float)c.num_layers);
+    c.logit_divisor = (float)c.hidden_size / 8;
   }
   return c;
 }

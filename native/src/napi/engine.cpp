@@ -16,89 +16,15 @@
 #include "../optimizer.h"
 #include "../ops.h"
 #include "../parallel.h"
+#include "args.h"
+#include "config_arg.h"
 #include "mask_spec_arg.h"
 #include "registry.h"
 
 namespace {
 
 using engine::Model;
-
-// ---------------------------------------------------------------------------- argument helpers
-
-Napi::Object object_arg(const Napi::Value& v, const char* what) {
-  if (!v.IsObject()) throw std::invalid_argument(std::string(what) + ": must be an object");
-  return v.As<Napi::Object>();
-}
-
-double number_field(const Napi::Object& o, const char* field, const char* what) {
-  Napi::Value v = o.Get(field);
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(what) + "." + field + ": must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-double number_field_or(const Napi::Object& o, const char* field, double fallback, const char* what) {
-  Napi::Value v = o.Get(field);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  return number_field(o, field, what);
-}
-
-int int_arg(const Napi::Value& v, const char* what) {
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(what) + ": must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != std::floor(d) || std::fabs(d) > 2147483647.0) throw std::invalid_argument(std::string(what) + ": must be an integer");
-  return (int)d;
-}
-
-std::vector<float> float_list(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) throw std::invalid_argument(std::string(what) + ": must be an array of numbers");
-  auto a = v.As<Napi::Array>();
-  std::vector<float> out(a.Length());
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value x = a.Get(i);
-    if (!x.IsNumber()) throw std::invalid_argument(std::string(what) + ": must be an array of numbers");
-    out[i] = x.As<Napi::Number>().FloatValue();
-  }
-  return out;
-}
-
-engine::ModelConfig config_from(const Napi::Object& o) {
-  engine::ModelConfig c;
-  Napi::Value type = o.Get("model_type");
-  if (!type.IsString()) throw std::invalid_argument("config.model_type: must be a string");
-  c.model_type = type.As<Napi::String>().Utf8Value();
-  c.vocab_size = int_arg(o.Get("vocab_size"), "config.vocab_size");
-  c.hidden_size = int_arg(o.Get("hidden_size"), "config.hidden_size");
-  c.intermediate_size = int_arg(o.Get("intermediate_size"), "config.intermediate_size");
-  c.num_layers = int_arg(o.Get("num_hidden_layers"), "config.num_hidden_layers");
-  c.num_heads = int_arg(o.Get("num_attention_heads"), "config.num_attention_heads");
-  c.num_kv_heads = int_arg(o.Get("num_key_value_heads"), "config.num_key_value_heads");
-  c.head_dim = int_arg(o.Get("head_dim"), "config.head_dim");
-  c.rms_norm_eps = (float)number_field(o, "rms_norm_eps", "config");
-  c.rope_theta = number_field(o, "rope_theta", "config");
-  c.max_position_embeddings = int_arg(o.Get("max_position_embeddings"), "config.max_position_embeddings");
-  Napi::Value tie = o.Get("tie_word_embeddings");
-  if (!tie.IsBoolean()) throw std::invalid_argument("config.tie_word_embeddings: must be a boolean");
-  c.tie_word_embeddings = tie.As<Napi::Boolean>().Value();
-  c.scale_emb = (float)number_field_or(o, "scale_emb", 1, "config");
-  c.scale_depth = (float)number_field_or(o, "scale_depth", 1, "config");
-  c.dim_model_base = (float)number_field_or(o, "dim_model_base", c.hidden_size, "config");
-  Napi::Value rs = o.Get("rope_scaling");
-  if (rs.IsObject()) {
-    auto r = rs.As<Napi::Object>();
-    Napi::Value kind = r.Get("rope_type");
-    if (!kind.IsString() || kind.As<Napi::String>().Utf8Value() != "longrope")
-      throw std::invalid_argument("config.rope_scaling.rope_type: only longrope is supported");
-    c.rope_scaling.kind = engine::RopeScaling::longrope;
-    c.rope_scaling.short_factor = float_list(r.Get("short_factor"), "config.rope_scaling.short_factor");
-    c.rope_scaling.long_factor = float_list(r.Get("long_factor"), "config.rope_scaling.long_factor");
-    c.rope_scaling.original_max_position_embeddings =
-        int_arg(r.Get("original_max_position_embeddings"), "config.rope_scaling.original_max_position_embeddings");
-    c.rope_scaling.attention_factor = number_field_or(r, "attention_factor", 0, "config.rope_scaling");
-    // MiniCPM's own code builds its cache for max_position_embeddings, so it always uses long factors.
-    c.rope_scaling.select_seq = c.max_position_embeddings;
-  }
-  return c;
-}
+using namespace napi_args;
 
 engine::StepOptions step_options_from(const Napi::Object& o) {
   engine::StepOptions s;
@@ -278,7 +204,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info), box_(std::make_shared<ModelBox>()) {
     guard(info, [&] {
-      const engine::ModelConfig config = config_from(object_arg(info[0], "config"));
+      const engine::ModelConfig config = model_config_from(info[0]);
       box_->model = std::make_unique<Model>(config, backend_from(info[1]));
       return info.Env().Undefined();
     });
@@ -571,8 +497,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   try {
-    int n = int_arg(info[0], "threads");
-    if (n < 1 || n > 1024) throw std::invalid_argument("threads: must be in [1, 1024]");
+    int n = int_arg(info[0], "threads", 1, 1024);
     engine::ThreadPool::get().set_threads(n);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), e.what());

@@ -4,14 +4,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "args.h"
+
 namespace {
-int int_field(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw std::invalid_argument(std::string("mask.") + key + ": must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (d != std::floor(d) || std::fabs(d) > 2147483647.0) throw std::invalid_argument(std::string("mask.") + key + ": must be an integer");
-  return (int)d;
-}
+int int_field(const Napi::Object& o, const char* key) { return napi_args::int_field(o, key, "mask"); }
 }  // namespace
 
 engine::MaskSpec mask_spec_from(const Napi::Value& value) {

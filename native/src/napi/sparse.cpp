@@ -19,26 +19,16 @@
 #include "../block_selector.h"
 #include "../blocksparse_attention.h"
 #include "../ops.h"
+#include "args.h"
 #include "mask_spec_arg.h"
 #include "registry.h"
 
 namespace {
 
-int int_field(const Napi::Object& o, const char* key, const char* where) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(where) + "." + key + ": must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != (double)(int64_t)d || d < -2147483648.0 || d > 2147483647.0)
-    throw std::invalid_argument(std::string(where) + "." + key + ": must be an integer");
-  return (int)d;
-}
+// Sizes and indices are never negative.
+int size_arg(const Napi::Value& v, const char* name) { return napi_args::int_arg(v, name, 0); }
 
-int int_arg(const Napi::Value& v, const char* name) {
-  if (!v.IsNumber()) throw std::invalid_argument(std::string(name) + ": must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != (double)(int64_t)d || d < 0 || d > 2147483647.0) throw std::invalid_argument(std::string(name) + ": must be a non-negative integer");
-  return (int)d;
-}
+using napi_args::int_field;
 
 Napi::Int32Array int32s(Napi::Env env, const std::vector<int32_t>& v) {
   Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
@@ -93,8 +83,8 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Fn&& fn) {
 Napi::Value MaskBuild(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     engine::MaskSpec spec = mask_spec_from(info[0]);
-    const int T = int_arg(info[1], "seq"), H = int_arg(info[2], "heads"), Hkv = int_arg(info[3], "kvHeads");
-    const int layer = int_arg(info[4], "layer");
+    const int T = size_arg(info[1], "seq"), H = size_arg(info[2], "heads"), Hkv = size_arg(info[3], "kvHeads");
+    const int layer = size_arg(info[4], "layer");
     const float* scores = nullptr;
     if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
       if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -118,7 +108,7 @@ Napi::Value MaskFromBits(const Napi::CallbackInfo& info) {
       throw std::invalid_argument("bits: must be a BigUint64Array");
     Napi::BigUint64Array a = info[0].As<Napi::BigUint64Array>();
     std::vector<uint64_t> bits(a.Data(), a.Data() + a.ElementLength());
-    const int T = int_arg(info[1], "seq"), bs = int_arg(info[2], "blockSize"), heads = int_arg(info[3], "nMaskHeads");
+    const int T = size_arg(info[1], "seq"), bs = size_arg(info[2], "blockSize"), heads = size_arg(info[3], "nMaskHeads");
     engine::BlockMask m = engine::block_mask_from_bits(bits, T, bs, heads);
     return mask_to_js(info.Env(), m, heads);
   });
@@ -136,8 +126,8 @@ const float* floats_arg(const Napi::Value& v, size_t want, const char* name) {
 
 Napi::Value PooledBlockScores(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const int H = int_arg(info[2], "heads"), Hkv = int_arg(info[3], "kvHeads"), T = int_arg(info[4], "seq");
-    const int D = int_arg(info[5], "dim"), bs = int_arg(info[6], "blockSize");
+    const int H = size_arg(info[2], "heads"), Hkv = size_arg(info[3], "kvHeads"), T = size_arg(info[4], "seq");
+    const int D = size_arg(info[5], "dim"), bs = size_arg(info[6], "blockSize");
     if (!info[7].IsBoolean()) throw std::invalid_argument("shared: must be a boolean");
     const bool shared = info[7].As<Napi::Boolean>().Value();
     if (H < 1 || Hkv < 1 || T < 1 || D < 1 || bs < 1 || H % Hkv != 0)

@@ -1,0 +1,98 @@
+// Evaluation: the student's loss, and its distance from the dense teacher (logit KL, hidden
+// states, per-layer attention metrics of the block-sparse layers).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "model.h"
+#include "model_acts.h"
+
+namespace engine {
+
+double Model::loss(const int32_t* tokens, int B, int T) {
+  check_tokens(tokens, B, T);
+  ensure_rope(T);
+  sync_device();
+  load_tokens(*acts_, backend_.get(), tokens, B, T);
+  forward(*acts_, acts_->inputs.data(), B, T, false);
+  return lm_head_loss(acts_->hidden.data(), nullptr, acts_->targets.data(), B, T, nullptr, nullptr, false).first;
+}
+
+EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
+  check_tokens(tokens, B, T);
+  ensure_rope(T);
+  sync_device();
+  const int N = B * T, C = config_.hidden_size, L = config_.num_layers;
+  load_tokens(*acts_, backend_.get(), tokens, B, T);
+  const int32_t* inputs = acts_->inputs.data();
+  const int32_t* targets = acts_->targets.data();
+  forward(*acts_, inputs, B, T, false);
+  // While no tensor has its own teacher copy and every layer is dense, the teacher is the student.
+  bool teacher_differs = false;
+  for (auto& p : params_) teacher_differs |= !p.teacher.empty();
+  for (auto& a : attention_) teacher_differs |= a.has_value();
+  if (teacher_differs) forward(*teacher_acts_, inputs, B, T, true);
+  const Activations& teacher = teacher_differs ? *teacher_acts_ : *acts_;
+  EvalResult r;
+  DistillWeights unit;  // logit KL at temperature 1
+  auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), teacher_differs ? teacher.hidden.data() : nullptr, targets, B, T,
+                                nullptr, &unit, false);
+  r.loss = ce;
+  r.logit_kl = lkl;
+  r.loss_teacher =
+      teacher_differs ? lm_head_loss(teacher.hidden.data(), nullptr, targets, B, T, nullptr, nullptr, true).first : ce;
+  std::vector<float> s1, s2;
+  const float* hs = host_view(acts_->hidden.data(), (int64_t)N * C, s1);
+  const float* ht = host_view(teacher.hidden.data(), (int64_t)N * C, s2);
+  double mse = 0, cos_sum = 0;
+  for (int n = 0; n < N; n++) {
+    double dot = 0, ns = 0, nt = 0;
+    for (int i = 0; i < C; i++) {
+      const double s = hs[(size_t)n * C + i], t = ht[(size_t)n * C + i];
+      dot += s * t; ns += s * s; nt += t * t;
+      mse += (s - t) * (s - t);
+    }
+    cos_sum += dot / std::max(std::sqrt(ns * nt), 1e-12);
+  }
+  r.out_cos = cos_sum / N;
+  r.hidden_mse = mse / ((double)N * C);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.attn_kl.assign(L, nan);
+  r.attn_recall.assign(L, nan);
+  r.density.assign(L, nan);
+  const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  for (int l = 0; l < L; l++) {
+    const LayerActs& la = acts_->layers[l];
+    const LayerActs& lt = teacher.layers[l];
+    if (la.masks.empty()) continue;
+    double kl = 0, recall = 0, density = 0;
+    for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
+      const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
+      AttentionMetrics m = backend_->attention_metrics(la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo,
+                                                       lt.k.data() + ko, lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
+      const double share = (double)bb / B;
+      kl += m.attn_kl * share;
+      recall += m.attn_recall * share;
+      density += m.density * share;
+    });
+    r.attn_kl[l] = kl;
+    r.attn_recall[l] = recall;
+    r.density[l] = density;
+  }
+  return r;
+}
+
+double Model::train_flops(int B, int T) const {
+  // 6 * params-in-matmuls per token (forward 2, backward 4) plus attention's 2 * 2 * T * H * D per
+  // token forward (QK^T and PV, causal half), times 3 for forward + backward.
+  const ModelConfig& c = config_;
+  const double C = c.hidden_size, F = c.intermediate_size, HD = (double)c.num_heads * c.head_dim,
+               KD = (double)c.num_kv_heads * c.head_dim;
+  const double per_layer = C * HD * 2 + C * KD * 2 + 3 * C * F;
+  const double matmul_params = c.num_layers * per_layer + (double)c.vocab_size * C;
+  const double tokens = (double)B * T;
+  const double attn = c.num_layers * 2.0 * 2.0 * (T / 2.0) * HD;
+  return tokens * (6 * matmul_params + 3 * attn);
+}
+
+}  // namespace engine

@@ -1,0 +1,130 @@
+// Losses of a training step: the LM head's cross-entropy and logit KL (chunked over rows), and
+// the distillation losses against the dense teacher: hidden-state MSE, attention KL of the
+// block-sparse layers and the block indexers' warm-up KL.
+#include <algorithm>
+
+#include "model.h"
+#include "model_acts.h"
+
+namespace engine {
+
+std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* teacher_hidden, const int32_t* targets,
+                                              int B, int T, float* dhidden, const DistillWeights* dw,
+                                              bool teacher_weights, float grad_scale) {
+  Backend& be = *backend_;
+  Backend* bp = backend_.get();
+  const int N = B * T, C = config_.hidden_size, V = config_.vocab_size;
+  const float inv_div = 1.0f / config_.logit_divisor;
+  const Param& head = params_[lm_head_index_];
+  const float* W = dev_weights(lm_head_index_, teacher_weights);
+  const float* W_teacher = dev_weights(lm_head_index_, true);
+  float* dW = (dhidden && head.trainable && !teacher_weights) ? dev_grad(lm_head_index_) : nullptr;
+  const float task_w = dw ? dw->task : 1.0f;
+  const float kl_w = (dw && teacher_hidden) ? dw->logit_kl : 0.0f;
+  const float temp = dw ? dw->temperature : 1.0f;
+  const bool want_kl = teacher_hidden != nullptr;
+  // Rows per chunk: about 4M logits at a time.
+  const int R = std::max(1, std::min(N, (int)((int64_t)(1 << 22) / V)));
+  Buf xs(bp, (int64_t)R * C), xt, logits(bp, (int64_t)R * V), tlogits, dlogits, dxs;
+  if (dhidden) {
+    dlogits.resize(bp, (int64_t)R * V);
+    dxs.resize(bp, (int64_t)R * C);
+  }
+  if (want_kl) {
+    xt.resize(bp, (int64_t)R * C);
+    tlogits.resize(bp, (int64_t)R * V);
+  }
+  double ce_sum = 0, kl_sum = 0;
+  for (int r0 = 0; r0 < N; r0 += R) {
+    const int rows = std::min(R, N - r0);
+    be.scale(xs.data(), hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
+    be.matmul_forward(logits.data(), xs.data(), W, rows, C, V);
+    // cross_entropy returns the mean over the chunk; dscale makes its gradient a share of the mean
+    // over all N rows (every target is valid: the model checked them).
+    const double ce = be.cross_entropy(dhidden ? dlogits.data() : nullptr, logits.data(), targets + r0, rows, V,
+                                       task_w * (float)rows / (float)N * grad_scale);
+    ce_sum += ce * rows;
+    if (want_kl) {
+      // KL(teacher || student) of softmax(z / temp); gradient w.r.t. student logits T * (ps - pt) / N.
+      be.scale(xt.data(), teacher_hidden + (size_t)r0 * C, inv_div, (int64_t)rows * C);
+      be.matmul_forward(tlogits.data(), xt.data(), W_teacher, rows, C, V);
+      const bool add_grad = dhidden && kl_w != 0;
+      kl_sum += be.logit_kl(add_grad ? dlogits.data() : nullptr, logits.data(), tlogits.data(), rows, V, temp,
+                            add_grad ? kl_w * temp / N * grad_scale : 0.0f);
+    }
+    if (!dhidden) continue;
+    be.fill(dxs.data(), 0.0f, (int64_t)rows * C);
+    be.matmul_backward(dxs.data(), dW, dlogits.data(), xs.data(), W, rows, C, V);
+    // dW got the gradient w.r.t. W from scaled inputs, which is what we want (logits = (h/div) W^T).
+    be.scale(dhidden + (size_t)r0 * C, dxs.data(), inv_div, (int64_t)rows * C);
+  }
+  const double t2 = (double)temp * temp;
+  return {ce_sum / N, want_kl ? t2 * kl_sum / N : 0.0};
+}
+
+double Model::hidden_mse(float* dhidden, float weight, float grad_scale) {
+  Backend& be = *backend_;
+  const int N = acts_->B * acts_->T, C = config_.hidden_size;
+  // On the backend: nothing comes down but the sum.
+  Buf diff(backend_.get(), (int64_t)N * C);  // hs - ht
+  be.add_scaled(diff.data(), acts_->hidden.data(), teacher_acts_->hidden.data(), -1.0f, diff.size());
+  const double loss = be.sum_squares(diff.data(), diff.size()) / ((double)N * C);
+  if (weight != 0) {
+    const float g = 2.0f * weight / ((float)N * C);
+    be.add_scaled(dhidden, dhidden, diff.data(), g * grad_scale, diff.size());
+  }
+  return loss;
+}
+
+double Model::attention_kl(float weight) {
+  Activations& s = *acts_;
+  Activations& t = *teacher_acts_;
+  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  int n_sparse = 0;
+  for (int l = 0; l < config_.num_layers; l++) n_sparse += !s.layers[l].masks.empty();
+  if (n_sparse == 0) return 0;
+  double total = 0;
+  for (int l = 0; l < config_.num_layers; l++) {
+    LayerActs& la = s.layers[l];
+    const LayerActs& lt = t.layers[l];
+    if (la.masks.empty()) continue;
+    if (weight != 0) {
+      la.dq_kl.resize(backend_.get(), la.q.size());
+      la.dk_kl.resize(backend_.get(), la.k.size());
+    }
+    double layer_kl = 0;
+    for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
+      const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
+      const double share = (double)bb / B;  // this call's share of the batch mean
+      const float g = (float)(weight * share / n_sparse);
+      layer_kl += share * backend_->attn_kl_loss(weight != 0 ? la.dq_kl.data() + qo : nullptr,
+                                                 weight != 0 ? la.dk_kl.data() + ko : nullptr, g, la.q.data() + qo,
+                                                 la.k.data() + ko, lt.q.data() + qo, lt.k.data() + ko,
+                                                 lt.lse.data() + lo, bb, H, Hkv, T, D, mask);
+    });
+    total += layer_kl;
+  }
+  return total / n_sparse;
+}
+
+double Model::indexer_loss(float grad_scale) {
+  Activations& s = *acts_;
+  Activations& t = *teacher_acts_;
+  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  double total = 0;
+  int n = 0;
+  for (int l = 0; l < config_.num_layers; l++) {
+    const LayerParams& lp = layers_[l];
+    if (!attention_[l] || attention_[l]->selector != MaskSpec::Indexer || lp.idx_q == SIZE_MAX) continue;
+    if (!params_[lp.idx_q].trainable && !params_[lp.idx_k].trainable && !params_[lp.idx_h].trainable) continue;
+    const LayerActs& lt = t.layers[l];
+    total += backend_->indexer_loss(dev_grad(lp.idx_q), dev_grad(lp.idx_k), dev_grad(lp.idx_h), grad_scale,
+                                    s.layers[l].ln1.data(), dev_weights(lp.idx_q, false), dev_weights(lp.idx_k, false),
+                                    dev_weights(lp.idx_h, false), lt.q.data(), lt.k.data(), lt.lse.data(),
+                                    indexer_shape_, B, H, Hkv, T, D, attention_[l]->block_size);
+    n++;
+  }
+  return n ? total / n : 0;
+}
+
+}  // namespace engine
