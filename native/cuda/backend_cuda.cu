@@ -19,7 +19,7 @@
 //   that is a multiple of 16, cached by content like the tile lists); per-row KL comes down and
 //   is summed on the host. Pooled block scores are computed on the device and downloaded, since
 //   the mask builder that takes them runs on the host.
-// - The trainable block indexer (indexer.cu): scores, the teacher's block-attention target and the
+// - The trainable block indexer (block_selector.cu): scores, the teacher's block-attention target and the
 //   warm-up KL with its weight gradients all on the device in fp32 (cuBLAS at fp32 compute
 //   whatever the backend's precision); only the small score map and the per-row losses come down.
 // - Grow-only scratch buffers; the old buffer is freed only after the device is idle.
