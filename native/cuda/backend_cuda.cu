@@ -19,9 +19,13 @@
 //   that is a multiple of 16, cached by content like the tile lists); per-row KL comes down and
 //   is summed on the host. Pooled block scores are computed on the device and downloaded, since
 //   the mask builder that takes them runs on the host.
-// - The trainable block indexer (indexer.cu): scores, the teacher's block-attention target and the
-//   warm-up KL with its weight gradients all on the device in fp32 (cuBLAS at fp32 compute
-//   whatever the backend's precision); only the small score map and the per-row losses come down.
+// - The trainable block indexer (block_selector.cu): scores, the teacher's block-attention target
+//   and the warm-up KL with its weight gradients all on the device in fp32 (cuBLAS at fp32
+//   compute whatever the backend's precision); only the small score map and the per-row losses
+//   come down.
+// - Argument checks the CPU ops make are the CPU's own (native/src/op_checks.h, inline), so both
+//   backends refuse the same calls with the same std::invalid_argument; what only the CUDA
+//   kernels need (head dims, block sizes) throws std::runtime_error here.
 // - Grow-only scratch buffers; the old buffer is freed only after the device is idle.
 // - Reductions that return a number (cross-entropy, logit KL) download per-row values and sum
 //   them on the host in double in row order, as the CPU backend does.
@@ -38,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "op_checks.h"
 #include "ops_cuda.h"
 
 namespace cuda_backend {
@@ -171,9 +176,7 @@ class CudaBackend final : public engine::Backend {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<int32_t> host(N);
     download(host.data(), tokens, (int64_t)N * sizeof(int32_t));
-    for (int n = 0; n < N; n++)
-      if (host[n] < 0)
-        throw std::invalid_argument("embedding_backward: tokens[" + std::to_string(n) + "] = " + std::to_string(host[n]) + " is negative");
+    engine::check_tokens(host.data(), N, "embedding_backward");
     std::vector<int32_t> csr;
     const int U = embedding_csr(&csr, host.data(), N);
     int32_t* dcsr = csr_.get<int32_t>((int64_t)csr.size());
@@ -204,11 +207,11 @@ class CudaBackend final : public engine::Backend {
     if (dweight) check(gemm_f32(true, false, OC, C, N, 1.f, dout, OC, inp, C, 1.f, dweight, C, compute_, kStream));
   }
   void rope_forward(float* x, int B, int T, int H, int D, const engine::RopeArrays& rope) override {
-    check_rope(T, D, rope);
+    check_rope(T, D, rope, "rope_forward");
     check(cuda_backend::rope_forward(x, rope.cos, rope.sin, B, T, H, D, kStream));
   }
   void rope_backward(float* dx, int B, int T, int H, int D, const engine::RopeArrays& rope) override {
-    check_rope(T, D, rope);
+    check_rope(T, D, rope, "rope_backward");
     check(cuda_backend::rope_backward(dx, rope.cos, rope.sin, B, T, H, D, kStream));
   }
   void to_heads(float* out, const float* x, int B, int T, int H, int D) override {
@@ -220,10 +223,10 @@ class CudaBackend final : public engine::Backend {
 
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int H, int Hkv, int T, int D,
                          const engine::BlockMask* mask) override {
-    const int Dp = padded_head_dim(B, H, Hkv, T, D);
+    const int Dp = padded_head_dim(B, H, Hkv, T, D, mask, "attention_forward");
     if (B == 0 || T == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    const DeviceTileMask m = tile_mask(mask, T, H);
+    const DeviceTileMask m = tile_mask(mask, T);
     const int64_t rq = (int64_t)B * H * T, rk = (int64_t)B * Hkv * T;
     bf16 *qp = q_.get<bf16>(rq * Dp), *kp = k_.get<bf16>(rk * Dp), *vp = v_.get<bf16>(rk * Dp), *op = out_.get<bf16>(rq * Dp);
     check(pack_rows_bf16(qp, q, rq, D, Dp, q_scale(D, Dp), kStream));
@@ -234,10 +237,10 @@ class CudaBackend final : public engine::Backend {
   }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
                           const float* out, const float* lse, int B, int H, int Hkv, int T, int D, const engine::BlockMask* mask) override {
-    const int Dp = padded_head_dim(B, H, Hkv, T, D);
+    const int Dp = padded_head_dim(B, H, Hkv, T, D, mask, "attention_backward");
     if (B == 0 || T == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    const DeviceTileMask m = tile_mask(mask, T, H);
+    const DeviceTileMask m = tile_mask(mask, T);
     const int64_t rq = (int64_t)B * H * T, rk = (int64_t)B * Hkv * T;
     const float s = q_scale(D, Dp);
     bf16 *qp = q_.get<bf16>(rq * Dp), *kp = k_.get<bf16>(rk * Dp), *vp = v_.get<bf16>(rk * Dp);
@@ -273,6 +276,9 @@ class CudaBackend final : public engine::Backend {
   double cross_entropy(float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
     if (N <= 0) return 0;
     std::lock_guard<std::mutex> lock(mu_);
+    std::vector<int32_t> host(N);  // the kernel would read logits[target] past the row
+    download(host.data(), targets, (int64_t)N * sizeof(int32_t));
+    engine::check_targets(host.data(), N, V, "cross_entropy");
     float* losses = rows_.get<float>(N);
     check(cuda_backend::cross_entropy(losses, dlogits, logits, targets, N, V, N, dscale, kStream));
     return sum_rows(losses, N) / N;
@@ -316,9 +322,8 @@ class CudaBackend final : public engine::Backend {
   }
   void pooled_block_scores(float* scores_host, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
                            bool share_gqa_group) override {
-    if (T < 1) throw std::invalid_argument("pooled_block_scores: seq_len must be >= 1");
-    if (block_size < 1) throw std::invalid_argument("pooled_block_scores: block_size must be >= 1");
-    if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("pooled_block_scores: H must be a multiple of Hkv");
+    engine::check_selector_args(T, block_size, "pooled_block_scores");
+    engine::check_selector_heads(H, Hkv, "pooled_block_scores");
     std::lock_guard<std::mutex> lock(mu_);
     const int nb = (T + block_size - 1) / block_size;
     const int64_t n = (int64_t)(share_gqa_group ? Hkv : H) * nb * nb;
@@ -343,8 +348,8 @@ class CudaBackend final : public engine::Backend {
                       int Hkv, int T, int D, int block_size) override {
     check_indexer_args(shape, T, block_size, "indexer_loss");
     if (B < 1 || D < 1) throw std::invalid_argument("indexer_loss: need B, D >= 1");
-    if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("teacher_block_attention: H must be a multiple of Hkv");
-    if (!lse_t) throw std::invalid_argument("indexer_loss: the teacher's lse is required");
+    engine::check_selector_heads(H, Hkv, "teacher_block_attention");
+    engine::check_teacher_lse(lse_t, "indexer_loss");
     const bool grads = dw_q || dw_k || dw_h;
     std::lock_guard<std::mutex> lock(mu_);
     const int nb = (T + block_size - 1) / block_size, rows = B * nb;
@@ -396,31 +401,31 @@ class CudaBackend final : public engine::Backend {
     return p;
   }
 
-  static void check_rope(int T, int D, const engine::RopeArrays& rope) {
-    if (!rope.cos || !rope.sin) fail("rope: the RoPE table has no device arrays");
-    if (D % 2 != 0) fail("rope: head_dim " + std::to_string(D) + " must be even");
-    if (rope.table && (rope.table->head_dim != D || T > rope.table->max_seq))
-      fail("rope: the table is (" + std::to_string(rope.table->max_seq) + ", " + std::to_string(rope.table->head_dim) + "), asked for T " +
-           std::to_string(T) + " and head_dim " + std::to_string(D));
+  // The CPU's shape check against the host table, plus what the kernel needs.
+  static void check_rope(int T, int D, const engine::RopeArrays& rope, const char* who) {
+    if (!rope.cos || !rope.sin) fail(std::string(who) + ": the RoPE table has no device arrays");
+    if (rope.table) engine::check_rope_shape(T, D, *rope.table, who);
+    if (D % 2 != 0) fail(std::string(who) + ": head_dim " + std::to_string(D) + " must be even");
   }
 
-  // The kernels' head dim for D, after checking the shapes.
-  static int padded_head_dim(int B, int H, int Hkv, int T, int D) {
+  // The kernels' head dim for D, after the CPU's checks (dense, or block-sparse with a mask) and
+  // what the kernels need.
+  static int padded_head_dim(int B, int H, int Hkv, int T, int D, const engine::BlockMask* mask, const char* who) {
+    if (mask) engine::check_blocksparse_args(B, H, Hkv, T, D, *mask);
+    else engine::check_attention_heads(H, Hkv, who);
     if (D <= 0 || D > 128) fail("attention: head_dim " + std::to_string(D) + " is not supported by the CUDA attention kernels (at most 128)");
-    if (B < 0 || T < 0 || H <= 0 || Hkv <= 0 || H % Hkv != 0)
-      fail("attention: heads " + std::to_string(H) + " must be a positive multiple of kv heads " + std::to_string(Hkv));
+    if (B < 0 || T < 0) fail(std::string(who) + ": B " + std::to_string(B) + " and T " + std::to_string(T) + " must not be negative");
     return D <= 64 ? 64 : 128;
   }
   static float q_scale(int D, int Dp) { return D == Dp ? 1.f : std::sqrt((float)Dp / (float)D); }
 
-  DeviceTileMask tile_mask(const engine::BlockMask* mask, int T, int H) {
+  // The mask's tile lists on the device (cached by content); its T and heads are checked already
+  // (padded_head_dim). Caller holds mu_.
+  DeviceTileMask tile_mask(const engine::BlockMask* mask, int T) {
     if (!mask || mask->dense)  // every causal pair: the dense tile lists (no bits, block_size 64, one mask head)
       return masks_.get({}, T, 64, 1, [T](DeviceTileMask* out) { return upload_tiles(out, {}, T, 64, 1); });
     if (mask->block_size != 64 && mask->block_size != 128)
       fail("mask.block_size " + std::to_string(mask->block_size) + ": the CUDA attention kernels support block sizes 64 and 128");
-    if (mask->T != T) fail("attention: the mask was built for T = " + std::to_string(mask->T) + ", not " + std::to_string(T));
-    if (mask->n_mask_heads <= 0 || H % mask->n_mask_heads != 0)
-      fail("attention: mask heads " + std::to_string(mask->n_mask_heads) + " must divide heads " + std::to_string(H));
     return masks_.get(mask->bits, T, mask->block_size, mask->n_mask_heads,
                       [&](DeviceTileMask* out) { return upload_tiles(out, mask->bits, T, mask->block_size, mask->n_mask_heads); });
   }
@@ -430,15 +435,11 @@ class CudaBackend final : public engine::Backend {
     return st.ok ? upload_tile_mask(out, host) : st;
   }
 
-  // The CPU's argument checks of attn_kl_loss / attention_metrics (attention_metrics.cpp), plus what
-  // the device lists need; `who` names the method in the messages.
+  // The CPU's argument checks of attn_kl_loss / attention_metrics, plus what the device lists need
+  // (the lse is required on CUDA for both); `who` names the method in the messages.
   static void check_kl_args(int B, int H, int Hkv, int T, int D, const engine::BlockMask& mask, const float* lse_t, const std::string& who) {
-    if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
-      throw std::invalid_argument(who + ": need B, H, Hkv, T, D >= 1 and H a multiple of Hkv");
-    if (mask.T != T) throw std::invalid_argument(who + ": mask built for T=" + std::to_string(mask.T) + ", got T=" + std::to_string(T));
-    if (mask.n_mask_heads < 1 || H % mask.n_mask_heads != 0 || mask.n_mask_heads % Hkv != 0)
-      throw std::invalid_argument(who + ": mask has " + std::to_string(mask.n_mask_heads) + " heads; need H or Hkv");
-    if (!lse_t) throw std::invalid_argument(who + ": the teacher's lse is required");
+    engine::check_attention_kl_args(B, H, Hkv, T, D, mask, who.c_str());
+    engine::check_teacher_lse(lse_t, who.c_str());
     if (mask.block_size < 16 || mask.block_size % 16 != 0)
       fail(who + ": mask.block_size " + std::to_string(mask.block_size) + " is not supported on CUDA (a multiple of 16)");
     if (D > 256) fail(who + ": head_dim " + std::to_string(D) + " is not supported on CUDA (at most 256)");
@@ -453,13 +454,10 @@ class CudaBackend final : public engine::Backend {
     });
   }
 
-  // The CPU's argument checks of the indexer (block_selector.cpp), plus what the kernels need.
+  // The CPU's argument checks of the indexer (the kernels' own limits are checked at launch).
   static void check_indexer_args(const engine::IndexerShape& s, int T, int block_size, const char* who) {
-    if (s.C < 1 || s.Hi < 1 || s.Di < 1)
-      throw std::invalid_argument("indexer: C, Hi and Di must be >= 1, got C=" + std::to_string(s.C) + " Hi=" + std::to_string(s.Hi) +
-                                  " Di=" + std::to_string(s.Di));
-    if (T < 1) throw std::invalid_argument(std::string(who) + ": seq_len must be >= 1");
-    if (block_size < 1) throw std::invalid_argument(std::string(who) + ": block_size must be >= 1");
+    engine::check_indexer_shape(s);
+    engine::check_selector_args(T, block_size, who);
   }
 
   // The indexer's device buffers, carved from two grow-only scratch arrays: floats xbar (rows, C),

@@ -219,7 +219,7 @@ TEST(cuda_backend_rope_matches_cpu) {
   const engine::RopeTable table = engine::rope_table(64, 16, 10000.0, engine::RopeScaling{});
   F X(gpu(), 64 * 32), cs(gpu(), table.cos), sn(gpu(), table.sin);
   const engine::RopeArrays rope{&table, cs.p, sn.p};
-  EXPECT_THROWS_MSG(gpu().rope_forward(X.p, 1, 32, 1, 64, rope), "rope: the table is (16, 64)");
+  EXPECT_THROWS_MSG(gpu().rope_forward(X.p, 1, 32, 1, 64, rope), "rope_forward: x has T = 32, D = 64 but the table has max_seq = 16");
 }
 
 TEST(cuda_backend_head_transposes_match_cpu_exactly) {
@@ -313,7 +313,7 @@ TEST(cuda_backend_attention_refuses_what_it_cannot_run) {
   EXPECT_THROWS_MSG(be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 160, nullptr), "head_dim 160");
   spec.block_size = 64;
   const engine::BlockMask m64 = engine::build_block_mask(spec, 2 * T, H, Hkv, 0, nullptr);
-  EXPECT_THROWS_MSG(be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 64, &m64), "the mask was built for T = 256");
+  EXPECT_THROWS_MSG(be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 64, &m64), "mask built for T=256, got T=128");
   // Still usable after refusing.
   be.attention_forward(o.p, l.p, q.p, k.p, k.p, B, H, Hkv, T, 64, nullptr);
   auto lse = l.get();
@@ -358,6 +358,12 @@ TEST(cuda_backend_cross_entropy_matches_cpu) {
       },
       {"dlogits", "dlogits in place", "logits untouched"}, {1e-4});
   for (int i = 0; i < 3; i++) near_scalar(loss[1][i], loss[0][i], 1e-4, 0, "cross-entropy loss " + std::to_string(i));
+  // The CPU op's target check (op_checks.h), before any kernel reads past a row.
+  auto bad = targets;
+  bad[5] = V;
+  F Z(gpu(), z);
+  I tg(gpu(), bad);
+  EXPECT_THROWS_MSG(gpu().cross_entropy(nullptr, Z.p, tg.p, N, V, 1.f), "targets[5] = 517 is outside the vocabulary");
 }
 
 TEST(cuda_backend_logit_kl_matches_cpu) {

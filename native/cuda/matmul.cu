@@ -159,6 +159,7 @@ __global__ void sgemm_kernel(bool trans_a, bool trans_b, int M, int N, int K, fl
   }
 }
 
+// ================================================================== launchers
 Status check_gemm(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, int ldc) {
   if (M < 0 || N < 0 || K < 0) return Status::error("gemm: negative dimension");
   const int a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;

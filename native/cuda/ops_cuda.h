@@ -22,7 +22,7 @@
 
 namespace cuda_backend {
 
-// ------------------------------------------------------------------ device and libraries
+// ------------------------------------------------------------------ device and libraries (matmul.cu)
 struct DeviceInfo {
   bool available = false;
   int count = 0;
@@ -37,23 +37,9 @@ const char* compiled_archs();
 // fallback (fp32 inputs) are used.
 bool cublas_available();
 
-// ------------------------------------------------------------------ elementwise / norms
+// ------------------------------------------------------------------ elementwise (elementwise.cu)
 void f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
 void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
-// out (N, C) = inp * rstd * weight; rstd (N) when not null. fp32.
-Status rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps, cudaStream_t s);
-// Accumulates (+=) into dinp (N, C) and dweight (C), each skipped when null. dweight: column
-// sums in double over fixed row chunks, added in order (deterministic); needs `scratch` of
-// rmsnorm_backward_scratch(N, C) doubles (unused when dweight is null).
-Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C,
-                        double* scratch, cudaStream_t s);
-int64_t rmsnorm_backward_scratch(int N, int C);
-// In place, x (B, T, H, D), rotate-half; cos/sin tables (T, D) on the device.
-Status rope_forward(float* x, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
-Status rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
-Status swiglu_forward(float* out, const float* gate, const float* up, int64_t n, cudaStream_t s);
-// Overwrites dgate and dup; every array may alias any other (each element is read before written).
-Status swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n, cudaStream_t s);
 // x[i] = value.
 Status fill(float* x, float value, int64_t n, cudaStream_t s);
 // out = a + s * b; out = x * s. Elementwise, so out may alias any input.
@@ -62,6 +48,33 @@ Status scale(float* out, const float* x, float scale, int64_t n, cudaStream_t s)
 // x (B, T, H, D) -> out (B, H, T, D) (to_heads), and back (from_heads). out must not alias x.
 Status to_heads(float* out, const float* x, int B, int T, int H, int D, cudaStream_t s);
 Status from_heads(float* out, const float* x, int B, int T, int H, int D, cudaStream_t s);
+// Attention head-dim padding: src (rows, D) fp32 -> dst (rows, Dp) bf16 times s, zeros in the
+// padding; and back: src (rows, Dp) bf16 or fp32 -> dst (rows, D) fp32 times s (padding dropped).
+Status pack_rows_bf16(__nv_bfloat16* dst, const float* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
+Status unpack_rows_bf16(float* dst, const __nv_bfloat16* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
+Status unpack_rows_f32(float* dst, const float* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
+
+// ------------------------------------------------------------------ norms (rmsnorm.cu)
+// out (N, C) = inp * rstd * weight; rstd (N) when not null. fp32.
+Status rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C, float eps, cudaStream_t s);
+// Accumulates (+=) into dinp (N, C) and dweight (C), each skipped when null. dweight: column
+// sums in double over fixed row chunks, added in order (deterministic); needs `scratch` of
+// rmsnorm_backward_scratch(N, C) doubles (unused when dweight is null).
+Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C,
+                        double* scratch, cudaStream_t s);
+int64_t rmsnorm_backward_scratch(int N, int C);
+
+// ------------------------------------------------------------------ rope (rope.cu)
+// In place, x (B, T, H, D), rotate-half; cos/sin tables (T, D) on the device.
+Status rope_forward(float* x, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
+Status rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
+
+// ------------------------------------------------------------------ swiglu (swiglu.cu)
+Status swiglu_forward(float* out, const float* gate, const float* up, int64_t n, cudaStream_t s);
+// Overwrites dgate and dup; every array may alias any other (each element is read before written).
+Status swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n, cudaStream_t s);
+
+// ------------------------------------------------------------------ embedding (embedding.cu)
 // out (N, C) = table[tokens[n]] (a negative id gives a zero row instead of a wild read).
 Status embedding_forward(float* out, const int32_t* tokens, const float* table, int N, int C, cudaStream_t s);
 // dtable (V, C) += dout (N, C) by token, from a host-built CSR (see embedding_csr): one CTA per
@@ -72,18 +85,17 @@ Status embedding_backward(float* dtable, const float* dout, const int32_t* csr, 
 // Host side of embedding_backward: csr = [distinct tokens ascending | ptr | positions ascending
 // within a token]; returns U. Negative ids are the caller's to reject.
 int embedding_csr(std::vector<int32_t>* csr, const int32_t* tokens, int N);
+
+// ------------------------------------------------------------------ cross-entropy and logit KL (cross_entropy.cu)
+// Fused softmax cross-entropy. losses (N) per row (0 for ignored, target < 0); dlogits (N, V) =
+// (softmax - onehot) * dscale / valid_count (may alias logits; null = forward only).
+Status cross_entropy(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, int valid_count, float dscale, cudaStream_t s);
 // Logit distillation, one CTA per row i: lps = log_softmax(zs / temp), lpt = log_softmax(zt / temp),
 // kl[i] = sum_j exp(lpt_j) (lpt_j - lps_j); when dlogits is not null, dlogits[i, j] +=
 // gscale * (exp(lps_j) - exp(lpt_j)). dlogits may alias zs or zt (each element read before written).
 Status logit_kl(float* kl, float* dlogits, const float* zs, const float* zt, int N, int V, float temp, float gscale, cudaStream_t s);
-// Attention head-dim padding: src (rows, D) fp32 -> dst (rows, Dp) bf16 times s, zeros in the
-// padding; and back: src (rows, Dp) bf16 or fp32 -> dst (rows, D) fp32 times s (padding dropped).
-Status pack_rows_bf16(__nv_bfloat16* dst, const float* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
-Status unpack_rows_bf16(float* dst, const __nv_bfloat16* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
-Status unpack_rows_f32(float* dst, const float* src, int64_t rows, int D, int Dp, float s, cudaStream_t st);
-// Fused softmax cross-entropy. losses (N) per row (0 for ignored, target < 0); dlogits (N, V) =
-// (softmax - onehot) * dscale / valid_count (may alias logits; null = forward only).
-Status cross_entropy(float* losses, float* dlogits, const float* logits, const int* targets, int N, int V, int valid_count, float dscale, cudaStream_t s);
+
+// ------------------------------------------------------------------ optimiser (adamw.cu)
 // Fused AdamW on fp32 master weights; writes the bf16 copy when param_bf16 != null.
 // grad_scale multiplies the gradient (clip factor / (1 / loss scale)); a non-finite gradient
 // anywhere sets *found_inf (device int) and the caller skips the step (fp16 loss scaling).
@@ -92,7 +104,7 @@ Status check_finite(int* found_inf, const float* x, int64_t n, cudaStream_t s);
 // out (1) = sum of squares (fp32 partials, deterministic two-pass reduction).
 Status sum_squares(float* out, const float* x, int64_t n, float* scratch /* >= 1024 floats */, cudaStream_t s);
 
-// ------------------------------------------------------------------ matrix products
+// ------------------------------------------------------------------ matrix products (matmul.cu)
 // out (N, OC) fp32 = inp (N, C) bf16 @ weight (OC, C)^T bf16. fp32 accumulate.
 Status matmul_forward_bf16(float* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight, int N, int C, int OC, cudaStream_t s);
 // Our own wmma kernel, always (for tests against cuBLAS and as the fallback).
@@ -110,8 +122,8 @@ Status gemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 Status gemm_f32_fallback(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                          float beta, float* C, int ldc, cudaStream_t s);
 
-// ------------------------------------------------------------------ attention
-// Tile lists of a block mask at 64-token tiles (see blocksparse_attention.cu): per
+// ------------------------------------------------------------------ attention (blocksparse_attention.cu)
+// Tile lists of a block mask at 64-token tiles: per
 // (mask head, query tile) the key tiles ascending, and the transposed lists.
 struct TileMask {
   int T = 0, n_tiles = 0, n_mask_heads = 0;
@@ -135,7 +147,7 @@ Status blocksparse_attention_forward(__nv_bfloat16* out, float* lse, const __nv_
 // scratch: B*H*T floats (rowsum(dout * out)).
 Status blocksparse_attention_backward(float* dq, float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse, float* scratch, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s);
 
-// ------------------------------------------------------------------ attention-KL distillation
+// ------------------------------------------------------------------ attention-KL distillation and metrics (attention_metrics.cu)
 // A block mask's CSR lists on the device at the mask's own block size (any multiple of 16 —
 // masks use powers of two in [16, 256]), in one allocation: per (mask head, query block) row r
 // the kept key blocks kv_idx[kv_ptr[r] .. kv_ptr[r + 1]) ascending, and per (mask head, key
@@ -169,7 +181,7 @@ Status attn_kl_loss(float* kl, float* dq, float* dk, float coef, const float* q_
 Status attention_metric_rows(float* kl, float* recall, const float* q_s, const float* k_s, const float* q_t, const float* k_t, const float* lse_t,
                              int B, int H, int Hkv, int T, int D, const DeviceBlockLists& m, cudaStream_t s);
 
-// ------------------------------------------------------------------ block selection
+// ------------------------------------------------------------------ block selection (block_selector.cu)
 // Parameter-free pooled-key scores (InfLLM-V2 / MoBA) of one sequence, q (H, T, D), k (Hkv, T, D)
 // fp32: score(i, j) = sum over the mask head's query heads of mean over the queries of block i
 // of q . mean(k of block j). share_gqa_group: scores (Hkv, nb, nb), a mask head per GQA group;
@@ -177,8 +189,8 @@ Status attention_metric_rows(float* kl, float* recall, const float* q_s, const f
 Status pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
                            bool share_gqa_group, cudaStream_t s);
 
-// ------------------------------------------------------------------ trainable block indexer
-// The indexer of native/src/block_selector.h (b) on the device, fp32 (see indexer.cu). Shapes:
+// ------------------------------------------------------------------ trainable block indexer (block_selector.cu)
+// The indexer of native/src/block_selector.h (b) on the device, fp32. Shapes:
 // nb = ceil(T / block_size) (the tail block is short), HD = Hi * Di, and rows = B * nb
 // (sequence, block) pairs; weights as on the CPU: w_q (HD, C), w_k (Di, C), w_h (Hi). Hi <= 64.
 // Pooled input and projections of x (B, T, C): xbar (rows, C) the block means, qi (rows, HD) =

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "op_checks.h"
 #include "ops.h"
 #include "parallel.h"
 #include "simd.h"
@@ -25,12 +26,6 @@ namespace engine {
 namespace {
 
 constexpr int TILE = 64;  // query and key tile size (equal, so causal tiles line up)
-
-void check_heads(int H, int Hkv, const char* op) {
-  if (H <= 0 || Hkv <= 0 || H % Hkv != 0)
-    throw std::invalid_argument(std::string(op) + ": query heads H = " + std::to_string(H) +
-                                " must be a positive multiple of key/value heads Hkv = " + std::to_string(Hkv));
-}
 
 // Calls fn(bh, tile) for every (head, tile) unit, pairing tiles i and n-1-i for balance.
 template <typename Fn>
@@ -181,7 +176,7 @@ void dkdv_tile(float* dk, float* dv, const float* dout, const float* q, const fl
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int H, int Hkv,
                        int T, int D) {
-  check_heads(H, Hkv, "attention_forward");
+  check_attention_heads(H, Hkv, "attention_forward");
   if (B <= 0 || T <= 0 || D <= 0) return;
   const int group = H / Hkv, tiles = (T + TILE - 1) / TILE;
   for_each_tile_pair(B * H, tiles, [&](int bh, int tile) {
@@ -193,7 +188,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, int B, int H, int Hkv, int T, int D) {
-  check_heads(H, Hkv, "attention_backward");
+  check_attention_heads(H, Hkv, "attention_backward");
   if (B <= 0 || T <= 0 || D <= 0) return;
   const int group = H / Hkv, tiles = (T + TILE - 1) / TILE;
   // delta (B, H, T) = rowsum(dout * out): the softmax Jacobian's correction term per query row.

@@ -20,6 +20,7 @@
 
 #include "blocksparse_attention.h"
 #include "gemm.h"
+#include "op_checks.h"
 #include "parallel.h"
 
 namespace engine {
@@ -27,17 +28,6 @@ namespace engine {
 namespace {
 
 using namespace blocksparse_detail;
-
-void check_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask, const char* who) {
-  if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
-    throw std::invalid_argument(std::string(who) + ": need B, H, Hkv, T, D >= 1 and H a multiple of Hkv");
-  if (mask.T != T)
-    throw std::invalid_argument(std::string(who) + ": mask built for T=" + std::to_string(mask.T) + ", got T=" +
-                                std::to_string(T));
-  if (H % mask.n_mask_heads != 0 || mask.n_mask_heads % Hkv != 0)
-    throw std::invalid_argument(std::string(who) + ": mask has " + std::to_string(mask.n_mask_heads) +
-                                " heads; need H or Hkv");
-}
 
 // Scores of one query block against a list of key spans, stored span after span: chunk c is
 // (rows, cols_c) row-major at offset[c].
@@ -69,7 +59,7 @@ int span_cols(const Span& sp, int bs, int T) { return std::min(T, (sp.last_block
 AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const float* q_t, const float* k_t,
                                    const float* lse_t, int B, int H, int Hkv, int T, int D, const BlockMask& mask,
                                    double* kl_rows, double* recall_rows) {
-  check_args(B, H, Hkv, T, D, mask, "attention_metrics");
+  check_attention_kl_args(B, H, Hkv, T, D, mask, "attention_metrics");
   const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
   const float scale = 1.0f / std::sqrt((float)D);
   std::vector<int32_t> all_blocks(nb);
@@ -162,8 +152,8 @@ AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const flo
 // ---------------------------------------------------------------------------- distillation loss
 double attn_kl_loss(float* dq_s, float* dk_s, const float* q_s, const float* k_s, const float* q_t, const float* k_t,
                     const float* lse_t, int B, int H, int Hkv, int T, int D, const BlockMask& mask) {
-  check_args(B, H, Hkv, T, D, mask, "attn_kl_loss");
-  if (!lse_t) throw std::invalid_argument("attn_kl_loss: the teacher's lse is required");
+  check_attention_kl_args(B, H, Hkv, T, D, mask, "attn_kl_loss");
+  check_teacher_lse(lse_t, "attn_kl_loss");
   if (!dq_s != !dk_s) throw std::invalid_argument("attn_kl_loss: pass both dq_s and dk_s, or neither");
   const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
   const float scale = 1.0f / std::sqrt((float)D);

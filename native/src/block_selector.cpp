@@ -11,6 +11,7 @@
 
 #include "blocksparse_attention.h"
 #include "gemm.h"
+#include "op_checks.h"
 #include "parallel.h"
 
 namespace engine {
@@ -33,11 +34,6 @@ std::vector<double> block_means(const float* x, int T, int C, int block_size) {
     for (int c = 0; c < C; c++) row[c] /= (t1 - t0);
   }
   return pooled;
-}
-
-void check_selector_args(int T, int block_size, const char* who) {
-  if (T < 1) throw std::invalid_argument(std::string(who) + ": seq_len must be >= 1");
-  if (block_size < 1) throw std::invalid_argument(std::string(who) + ": block_size must be >= 1");
 }
 
 // Indexer activations for one sequence: xbar (nb, C) pooled input, qi (nb, Hi*Di), kj (nb, Di),
@@ -87,19 +83,13 @@ double score_of(const IndexerActs& z, const float* w_h, int Hi, int i, int j) {
   return s;
 }
 
-void check_indexer_shape(const IndexerShape& s) {
-  if (s.C < 1 || s.Hi < 1 || s.Di < 1)
-    throw std::invalid_argument("indexer: C, Hi and Di must be >= 1, got C=" + std::to_string(s.C) + " Hi=" +
-                                std::to_string(s.Hi) + " Di=" + std::to_string(s.Di));
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------- pooled keys
 void pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D, int block_size,
                          bool share_gqa_group) {
   check_selector_args(T, block_size, "pooled_block_scores");
-  if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("pooled_block_scores: H must be a multiple of Hkv");
+  check_selector_heads(H, Hkv, "pooled_block_scores");
   const int nb = blocks_of(T, block_size), group = H / Hkv;
   const int n_heads = share_gqa_group ? Hkv : H;
   // Pooled queries per head and pooled keys per KV head; by linearity the mean over queries of
@@ -220,7 +210,7 @@ void teacher_block_attention(float* target, const float* q, const float* k, cons
                              int D, int block_size) {
   using namespace blocksparse_detail;
   check_selector_args(T, block_size, "teacher_block_attention");
-  if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument("teacher_block_attention: H must be a multiple of Hkv");
+  check_selector_heads(H, Hkv, "teacher_block_attention");
   const int nb = blocks_of(T, block_size), group = H / Hkv;
   const float scale = 1.0f / std::sqrt((float)D);
   std::vector<int32_t> all_blocks(nb);

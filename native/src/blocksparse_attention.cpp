@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "op_checks.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -169,18 +170,6 @@ void run_scheduled(const std::vector<int64_t>& cost, const std::function<void(in
 namespace {
 using namespace blocksparse_detail;
 
-void check_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask) {
-  if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1)
-    throw std::invalid_argument("blocksparse_attention: B, H, Hkv, T, D must be >= 1");
-  if (H % Hkv != 0) throw std::invalid_argument("blocksparse_attention: H must be a multiple of Hkv");
-  if (mask.T != T)
-    throw std::invalid_argument("blocksparse_attention: mask built for T=" + std::to_string(mask.T) + ", got T=" +
-                                std::to_string(T));
-  if (mask.n_mask_heads < 1 || H % mask.n_mask_heads != 0 || mask.n_mask_heads % Hkv != 0)
-    throw std::invalid_argument("blocksparse_attention: mask has " + std::to_string(mask.n_mask_heads) +
-                                " heads; need H or Hkv (H=" + std::to_string(H) + ", Hkv=" + std::to_string(Hkv) + ")");
-}
-
 struct Scratch {
   std::vector<float> s, dp, o, m, l, acc_a, acc_b;
   void reserve(int D) {
@@ -217,7 +206,7 @@ void probabilities(float* P, const float* Q, const float* K, const float* lse, i
 // ---------------------------------------------------------------------------- forward
 void blocksparse_attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B,
                                    int H, int Hkv, int T, int D, const BlockMask& mask) {
-  check_args(B, H, Hkv, T, D, mask);
+  check_blocksparse_args(B, H, Hkv, T, D, mask);
   const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
   const float scale = 1.0f / std::sqrt((float)D);
   // task = (b, h, i)
@@ -269,7 +258,7 @@ void blocksparse_attention_forward(float* out, float* lse, const float* q, const
 void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                     const float* k, const float* v, const float* out, const float* lse, int B, int H,
                                     int Hkv, int T, int D, const BlockMask& mask) {
-  check_args(B, H, Hkv, T, D, mask);
+  check_blocksparse_args(B, H, Hkv, T, D, mask);
   const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
   const float scale = 1.0f / std::sqrt((float)D);
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "op_checks.h"
 #include "ops.h"
 #include "parallel.h"
 #include "simd.h"
@@ -95,13 +96,9 @@ void row_softmax_scaled(SimdLevel level, float* dx, const float* x, int V, float
 
 // Shared body: losses (N) per row (0 for ignored rows); dlogits written when non-null.
 float cross_entropy_impl(float* dlogits, const float* logits, const int* targets, int N, int V, float dscale) {
+  check_targets(targets, N, V, "cross_entropy");
   int valid = 0;
-  for (int n = 0; n < N; n++) {
-    if (targets[n] >= V)
-      throw std::invalid_argument("cross_entropy: targets[" + std::to_string(n) + "] = " + std::to_string(targets[n]) +
-                                  " is outside the vocabulary (V = " + std::to_string(V) + ")");
-    valid += targets[n] >= 0;
-  }
+  for (int n = 0; n < N; n++) valid += targets[n] >= 0;
   std::vector<double> losses(N, 0.0);
   const float k = valid ? dscale / (float)valid : 0.0f;
   const SimdLevel level = simd();

@@ -4,21 +4,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "op_checks.h"
 #include "ops.h"
 #include "parallel.h"
 
 namespace engine {
-
-namespace {
-// The table's row count is not passed in, so only negative ids can be caught here; the model
-// checks ids against V before calling.
-void check_tokens(const int* tokens, int N, const char* op) {
-  for (int n = 0; n < N; n++)
-    if (tokens[n] < 0)
-      throw std::invalid_argument(std::string(op) + ": tokens[" + std::to_string(n) + "] = " +
-                                  std::to_string(tokens[n]) + " is negative");
-}
-}  // namespace
 
 // out (N, C) = table[tokens[n]]
 void embedding_forward(float* out, const int* tokens, const float* table, int N, int C) {

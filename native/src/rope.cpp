@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "op_checks.h"
 #include "ops.h"
 #include "parallel.h"
 
@@ -77,13 +78,6 @@ RopeTable rope_table(int head_dim, int max_seq, double theta, const RopeScaling&
 
 namespace {
 
-void check_shape(int T, int D, const RopeTable& t, const char* op) {
-  if (D != t.head_dim || T > t.max_seq)
-    throw std::invalid_argument(std::string(op) + ": x has T = " + std::to_string(T) + ", D = " + std::to_string(D) +
-                                " but the table has max_seq = " + std::to_string(t.max_seq) +
-                                ", head_dim = " + std::to_string(t.head_dim));
-}
-
 // Rotates every head of every (b, t) row by the table at position t; sign = +1 forward, -1 backward
 // (the transpose of a rotation is the rotation by the negated angle).
 void rotate(float* x, int B, int T, int H, int D, const RopeTable& t, float sign) {
@@ -109,13 +103,13 @@ void rotate(float* x, int B, int T, int H, int D, const RopeTable& t, float sign
 
 // x (B, T, H, D) in place
 void rope_forward(float* x, int B, int T, int H, int D, const RopeTable& t) {
-  check_shape(T, D, t, "rope_forward");
+  check_rope_shape(T, D, t, "rope_forward");
   rotate(x, B, T, H, D, t, 1.0f);
 }
 
 // dx (B, T, H, D) in place: dL/dx = R^T dL/dout
 void rope_backward(float* dx, int B, int T, int H, int D, const RopeTable& t) {
-  check_shape(T, D, t, "rope_backward");
+  check_rope_shape(T, D, t, "rope_backward");
   rotate(dx, B, T, H, D, t, -1.0f);
 }
 

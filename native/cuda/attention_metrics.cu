@@ -22,6 +22,8 @@
 //   KL at 0, as the CPU's metric does; the loss's arithmetic is the same either way.
 // - Deterministic, no atomics: each output element has one owner thread and a fixed order of
 //   additions; dq and dk are overwritten, every element (zero where no kept pair reaches it).
+// Shapes: B batch, H query heads, Hkv KV heads, T tokens, D head dim; q_s, q_t (B, H, T, D), k_s, k_t
+// (B, Hkv, T, D), lse_t, kl, recall (B, H, T); blocks of bs tokens, nb = ceil(T / bs) of them.
 #include <cmath>
 
 #include "ops_cuda.h"
@@ -40,6 +42,7 @@ constexpr int kCLd = kSlice + 1;  // padded column-slice rows
 constexpr int kGLd = kCols + 1;   // padded gradient-coefficient rows
 constexpr int kMaxD = 256;
 
+// ================================================================== kernels
 struct KlArgs {
   const float *q_s, *k_s, *q_t, *k_t, *lse_t;
   float *kl, *lse_s, *mu, *dq, *dk;  // lse_s, mu, dq, dk: null for the loss only
@@ -289,6 +292,7 @@ __global__ void __launch_bounds__(kThreads) attn_kl_kernel(KlArgs a) {
   }
 }
 
+// ================================================================== launchers
 template <bool kKeyRows>
 Status launch(const KlArgs& a, dim3 grid, size_t bytes, cudaStream_t s) {
   if (bytes > 48 * 1024) CUDA_TRY(cudaFuncSetAttribute(attn_kl_kernel<kKeyRows>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
