@@ -51,12 +51,13 @@ export function checkCurriculum(curriculum: CurriculumStep[], where = 'curriculu
 
 /** The sequence length in force at `step` (0-based). */
 export function seqLenAt(curriculum: CurriculumStep[], step: number): number {
+  if (curriculum.length === 0) throw new DataError('DATA_BAD_PARAMS', 'curriculum: needs at least one entry');
   let seq = curriculum[0].seq_len;
   for (const c of curriculum) if (c.from_step <= step) seq = c.seq_len;
   return seq;
 }
 
-/** The longest sequence a curriculum asks for (what the data must be able to fill). */
+/** The longest sequence a curriculum asks for (what the data must fill; sizes evaluation batches and memory estimates). */
 export function maxSeqLen(curriculum: CurriculumStep[]): number {
-  return Math.max(...curriculum.map((c) => c.seq_len));
+  return curriculum.reduce((m, c) => Math.max(m, c.seq_len), 0);
 }

@@ -22,7 +22,7 @@ import type { BackendChoice, Batch, DistillWeights, EngineApi, EngineModel, Step
 import { aggregateEval } from './eval-metrics';
 import { judgeGate } from './gate';
 import { learningRateAt } from './lr-schedule';
-import { maxSeqLen, seqLenAt } from './curriculum';
+import { maxSeqLen, seqLenAt } from '../data/curriculum';
 import { PlateauTracker } from './plateau';
 import { stepBackSparsity } from './sparsity-step';
 import { describeLayers, nodeEffect, NO_OVERRIDES, type StageOverrides } from '../../core/model-state';

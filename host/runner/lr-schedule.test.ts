@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { learningRateAt } from './lr-schedule';
-import { seqLenAt, maxSeqLen } from './curriculum';
+import { seqLenAt, maxSeqLen } from '../data/curriculum';
 import { PlateauTracker } from './plateau';
 
 describe('learningRateAt', () => {

@@ -11,6 +11,7 @@ inline engine::ModelConfig decoder_config(const std::string& type, int vocab, in
                                           int kv_heads, int head_dim, int max_positions) {
   engine::ModelConfig c;
   c.model_type = type;
+  c.qk_norm = type == "qwen3";  // the family table lives in TS (native/checkpoint/families.ts); tests set the feature
   c.vocab_size = vocab;
   c.hidden_size = hidden;
   c.intermediate_size = intermediate;

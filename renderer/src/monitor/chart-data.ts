@@ -98,6 +98,7 @@ export const CHARTS: ChartSpec[] = [
     { key: 'density', label: 'density (train)', color: colorAt(4), smooth: false },
     { key: 'eval_density', label: 'density (eval)', color: colorAt(1), smooth: false },
   ] },
+  { id: 'out_cos', title: 'Output cosine (student vs teacher)', lines: () => [{ key: 'out_cos', label: 'out_cos', color: colorAt(0), smooth: false }] },
   { id: 'ppl_ratio', title: 'Perplexity ratio (teacher / student)', lines: () => [{ key: 'ppl_ratio', label: 'ppl_ratio', color: colorAt(6), smooth: false }] },
   { id: 'lr', title: 'Learning rate', lines: () => [{ key: 'lr', label: 'lr', color: colorAt(7), smooth: false }] },
   { id: 'grad_norm', title: 'Gradient norm (before clipping)', lines: () => [{ key: 'grad_norm', label: 'grad_norm', color: colorAt(3) }] },
