@@ -209,7 +209,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
 
   /** Process id of a running run's engine (system views, tests). */
   enginePid(id: string): number | undefined {
-    return this.active.get(id)?.host?.pid ?? undefined;
+    return this.active.get(id)?.host?.pid;
   }
 
   async pause(id: string): Promise<void> {
