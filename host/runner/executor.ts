@@ -11,6 +11,8 @@
 // - Reproducible by construction: training batches are keyed by the global step, validation
 //   batches by index, the engine runs a fixed thread count, and nothing here reads the clock
 //   or an unseeded random source. Two runs of one file give byte-identical metrics.jsonl.
+// - The pipeline seed drives the init of an `init:` model, the data split and order and the
+//   random mask blocks; a Dataset seed or mask random_seed other than 0 overrides it there.
 // - Failures are outcomes, not exceptions: a NaN loss, a failed gate with 'stop', or an engine
 //   error end the run 'failed' with one clear message; the last good checkpoint stays on disk.
 import { join } from 'node:path';
@@ -18,6 +20,7 @@ import type { DatasetParams, GateParams, Pipeline, PipelineNode, TrainParams, No
 import type { EvalMetrics, StageSummary } from '../../core/events';
 import { stagesOf, trailingOps, type Stage } from '../../core/order';
 import { canonicalJson } from '../../core/canonical';
+import { resolveSeeds } from '../../core/seeds';
 import type { BackendChoice, Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../native/engine-api';
 import { aggregateEval } from './eval-metrics';
 import { judgeGate } from './gate';
@@ -84,7 +87,8 @@ export interface RunOutcome {
 type StageResult = { ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string };
 
 export async function executePipeline(pipeline: Pipeline, options: ExecuteOptions, deps: ExecutorDeps): Promise<RunOutcome> {
-  const run = new PipelineExecutor(pipeline, options, deps);
+  // Node seeds of 0 follow the pipeline seed (core/seeds.ts): the run sees the resolved values.
+  const run = new PipelineExecutor(resolveSeeds(pipeline), options, deps);
   try {
     return await run.execute();
   } catch (e) {

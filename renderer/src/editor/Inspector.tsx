@@ -10,6 +10,7 @@ import { useGraph, useStudio } from '../app/studio-context';
 import { Field, FieldRow, NumberInput } from './fields';
 import { MaskHeatmap } from './MaskHeatmap';
 import { useValidation } from './use-validation';
+import { effectiveSeed, seedUses } from '../../../core/seeds';
 
 /** Problems whose path is `prefix` or lies under it. */
 export function problemsAt(problems: ValidationProblem[], prefix: string): string[] {
@@ -37,6 +38,7 @@ function NodeForm({ node, index, problems }: { node: PipelineNode; index: number
   const other = mine.filter((p) => !p.path.startsWith(paramsPrefix + '.'));
   const fields = spec.fields as Record<string, FieldSpec>;
   const params = node.params as unknown as Record<string, unknown>;
+  const pipelineSeed = useGraph((s) => selectPipeline(s).seed);
   return (
     <div className="node-form" aria-label={`${node.kind} settings`}>
       <div className="form-head">
@@ -58,21 +60,27 @@ function NodeForm({ node, index, problems }: { node: PipelineNode; index: number
             <fieldset key={name} className="mask-fields" aria-label="mask">
               <legend>Mask</legend>
               {Object.entries(MASK_FIELDS as Record<string, FieldSpec>).map(([m, mSpec]) => (
-                <Field key={m} name={m} spec={mSpec} value={mask?.[m]}
-                  errors={problemsAt(problems, `${paramsPrefix}.mask.${m}`)}
-                  onChange={(v, path = []) => graph.getState().setParam(node.id, ['mask', m, ...path], v)} />
+                <div key={m}>
+                  <Field name={m} spec={mSpec} value={mask?.[m]}
+                    errors={problemsAt(problems, `${paramsPrefix}.mask.${m}`)}
+                    onChange={(v, path = []) => graph.getState().setParam(node.id, ['mask', m, ...path], v)} />
+                  {m === 'random_seed' && <SeedNote own={mask?.[m]} pipelineSeed={pipelineSeed} />}
+                </div>
               ))}
             </fieldset>
           );
         }
         return (
-          <Field key={name} name={name} spec={fieldSpec} value={params[name]}
-            errors={problemsAt(problems, `${paramsPrefix}.${name}`)}
-            onChange={(v, path = []) => graph.getState().setParam(node.id, [name, ...path], v)} />
+          <div key={name}>
+            <Field name={name} spec={fieldSpec} value={params[name]}
+              errors={problemsAt(problems, `${paramsPrefix}.${name}`)}
+              onChange={(v, path = []) => graph.getState().setParam(node.id, [name, ...path], v)} />
+            {node.kind === 'dataset' && name === 'seed' && <SeedNote own={params[name]} pipelineSeed={pipelineSeed} />}
+          </div>
         );
       })}
       {node.kind === 'replace' && Array.isArray(node.params.layers) && (
-        <MaskHeatmap mask={node.params.mask} layer={Number(node.params.layers[0]) || 1} />
+        <MaskHeatmap mask={{ ...node.params.mask, random_seed: effectiveSeed(Number(node.params.mask.random_seed) || 0, pipelineSeed) }} layer={Number(node.params.layers[0]) || 1} />
       )}
     </div>
   );
@@ -94,7 +102,33 @@ function IdField({ id }: { id: string }) {
   );
 }
 
-const SEED_SPEC: FieldSpec = { type: 'integer', label: 'Seed', min: 0, max: 4294967295, step: 1, help: 'Seed of initialisation, data order and random mask blocks.' };
+const SEED_SPEC: FieldSpec = { type: 'integer', label: 'Seed', min: 0, max: 4294967295, step: 1, help: 'Seed of initialisation, data order and random mask blocks; a node seed other than 0 overrides it for that node.' };
+
+/** Under a node's own seed: whether it follows the pipeline seed or overrides it. */
+function SeedNote({ own, pipelineSeed }: { own: unknown; pipelineSeed: number }) {
+  const value = Number(own);
+  return (
+    <p className="hint seed-note" aria-label="seed note">
+      {value === 0 ? `0 follows the pipeline seed (now ${pipelineSeed}).` : `Overrides the pipeline seed (${pipelineSeed}) for this node.`}
+    </p>
+  );
+}
+
+/** What the pipeline seed controls, node by node, and where a node seed overrides it. */
+function SeedUses() {
+  const pipeline = useGraph(selectPipeline);
+  const uses = seedUses(pipeline);
+  if (uses.length === 0) return <p className="hint">Nothing in this pipeline is random.</p>;
+  return (
+    <ul className="seed-uses" aria-label="what the seeds control">
+      {uses.map((u) => (
+        <li key={u.nodeId + u.what}>
+          <code>{u.nodeId}</code> {u.what}: {u.follows ? <>pipeline seed <b>{u.effective}</b></> : <>own seed <b>{u.effective}</b> (overrides)</>}
+        </li>
+      ))}
+    </ul>
+  );
+}
 const BACKEND_SPEC: FieldSpec = { type: 'enum', label: 'Backend', options: ['auto', 'cpu', 'cuda'], help: "Preferred backend; the CLI's --backend overrides it." };
 
 function PipelineSettings({ problems }: { problems: ValidationProblem[] }) {
@@ -116,6 +150,7 @@ function PipelineSettings({ problems }: { problems: ValidationProblem[] }) {
       <FieldRow name="seed" spec={SEED_SPEC} errors={problemsAt(problems, 'seed')}>
         <NumberInput label="seed" value={pipeline.seed} spec={SEED_SPEC} onChange={(v) => setTop(graph, 'seed', v)} />
       </FieldRow>
+      <SeedUses />
       <Field name="backend" spec={BACKEND_SPEC} value={pipeline.backend} errors={problemsAt(problems, 'backend')} onChange={(v) => setTop(graph, 'backend', v)} />
       {top.filter((p) => p.path !== 'seed' && p.path !== 'backend').map((p, i) => <div key={i} className="field-error" role="alert">{p.path}: {p.message}</div>)}
     </div>
