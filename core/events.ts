@@ -63,7 +63,7 @@ export interface SystemSample {
 export type RunEvent = { runId: string; time: number } & (
   | { type: 'status'; status: RunStatus; message?: string }
   | { type: 'stage_start'; stage: number; node: string; name: string; steps: number }
-  | { type: 'stage_end'; stage: number; node: string; status: 'passed' | 'failed' | 'done' }
+  | { type: 'stage_end'; stage: number; node: string; status: 'passed' | 'failed' | 'done' | 'cancelled' }
   | { type: 'step'; metrics: StepMetrics }
   | { type: 'eval'; metrics: EvalMetrics }
   | { type: 'gate'; verdict: GateVerdict }
@@ -77,7 +77,7 @@ export interface StageSummary {
   stage: number;
   node: string;
   name: string;
-  status: 'passed' | 'failed' | 'done' | 'skipped';
+  status: 'passed' | 'failed' | 'done' | 'skipped' | 'cancelled';
   attempts: number;
   metrics: Partial<EvalMetrics>;
 }

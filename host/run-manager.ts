@@ -232,7 +232,10 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
 
   async cancel(id: string): Promise<void> {
     const run = this.activeRun(id);
-    if (run.host) run.host.cancel();
+    if (run.host) {
+      this.record(id, run, { type: 'log', level: 'info', message: 'cancel requested; the run stops before its next step' });
+      run.host.cancel();
+    }
     else this.dropQueued(id, run, 'cancelled before it started');
   }
 

@@ -222,8 +222,9 @@ class PipelineExecutor {
 
       const trained = await this.train(stage, train, distill, lrMultiplier, data, evalShape);
       if (!trained.ok) {
-        this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: 'failed' });
-        this.summarize(stage, 'failed', attempt, trained.last ?? {});
+        // A cancelled stage says cancelled (event, summary, run.json), not failed.
+        this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: trained.status });
+        this.summarize(stage, trained.status, attempt, trained.last ?? {});
         return trained;
       }
       let metrics = trained.last;
@@ -299,7 +300,12 @@ class PipelineExecutor {
     let last: EvalMetrics | null = null;
     for (let i = 0; i < p.steps; i++) {
       await this.deps.control.waitWhilePaused();
-      if (this.deps.control.cancelled) return { ok: false, status: 'cancelled', message: `cancelled at step ${this.globalStep}`, last };
+      if (this.deps.control.cancelled) {
+        // Steps are numbered from 0, as the charts and the monitor header count them.
+        const message = this.globalStep > 0 ? `cancelled after step ${this.globalStep - 1}` : 'cancelled before the first step';
+        this.log('warn', `${train.id}: ${message}`);
+        return { ok: false, status: 'cancelled', message, last };
+      }
       const seq = seqLenAt(p.curriculum, i);
       const lr = learningRateAt(p, i, lrMultiplier * plateauMultiplier);
       const batch = data.trainBatch(this.globalStep, p.batch_size, seq);

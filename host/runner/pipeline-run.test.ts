@@ -125,7 +125,18 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
   it('cancels a running run', async () => {
     const r = await runToEnd(tinyPipeline(fixture), (e, m, id) => { if (e.type === 'step' && e.metrics.step === 1) void m.cancel(id); });
     expect(r.end.status).toBe('cancelled');
-    expect(ofType(r.events, 'step').length).toBeLessThan(8);
+    const steps = ofType(r.events, 'step');
+    expect(steps.length).toBeLessThan(8);
+    // Cancelled everywhere, not failed: the stage end, the stage summary in run.json, the log.
+    expect(ofType(r.events, 'stage_end').map((e) => e.status)).toEqual(['cancelled']);
+    const record = readRunRecord(r.runDir);
+    expect(record).toMatchObject({ status: 'cancelled', exitReason: 'cancelled' });
+    expect(record.stages.map((s) => s.status)).toEqual(['cancelled']);
+    const logs = ofType(r.events, 'log').map((e) => e.message);
+    expect(logs).toContain('cancel requested; the run stops before its next step');
+    // One step number: the message names the last step the charts drew.
+    expect(r.end.message).toBe(`cancelled after step ${steps[steps.length - 1].metrics.step}`);
+    expect(logs).toContain(`a5-train: ${r.end.message}`);
   });
 
   it('stops a stage whose loss turns NaN and keeps the last good checkpoint', async () => {

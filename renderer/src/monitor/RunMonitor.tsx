@@ -15,7 +15,29 @@ export function RunFollower() {
     if (!runId) return;
     return followRun(studio.connection, studio.monitor, runId, { onError: (m) => studio.session.getState().notify(m, 'error') });
   }, [studio, runId]);
+  // The status bar follows the run: a live run that ends (or a queued one that starts) says so.
+  useEffect(() => studio.monitor.subscribe((state, prev) => {
+    if (!state.runId || state.runId !== prev.runId || state.status === prev.status || !prev.status) return;
+    const notice = runNotice(state.runId, prev.status, state.status, state.statusMessage);
+    if (notice) studio.session.getState().notify(notice.text, notice.tone);
+  }), [studio]);
   return null;
+}
+
+const LIVE = new Set(['pending', 'queued', 'running', 'paused']);
+
+/** The status-bar line for a followed run's status change (null: nothing worth saying). */
+export function runNotice(runId: string, from: string, to: string | null, message: string): { text: string; tone: 'info' | 'error' } | null {
+  if (!to || !LIVE.has(from)) return null;
+  const why = message ? `: ${message}` : '';
+  switch (to) {
+    case 'running': return from === 'queued' ? { text: `Run ${runId} left the queue and is running`, tone: 'info' } : null;
+    case 'completed': return { text: `Run ${runId} completed`, tone: 'info' };
+    case 'cancelled': return { text: `Run ${runId} cancelled${why}`, tone: 'info' };
+    case 'failed': return { text: `Run ${runId} failed${why}`, tone: 'error' };
+    case 'crashed': return { text: `Run ${runId} crashed${why}`, tone: 'error' };
+    default: return null;
+  }
 }
 
 export function RunMonitor() {
@@ -65,7 +87,7 @@ export function RunMonitor() {
       <div className="monitor-head">
         <div>
           <h2 className="run-title">{pipeline?.info.name ?? 'Run'} <code>{activeRunId}</code></h2>
-          <div className="muted">{status ? <span className={`pill ${status}`} aria-label="run status">{status}</span> : 'loading…'} {message && <span>{message}</span>} · step {Math.max(0, lastStep)} · {data.eventCount} events</div>
+          <div className="muted">{status ? <span className={`pill ${status}`} aria-label="run status">{status}</span> : 'loading…'} {message && <span aria-label="status message">{message}</span>} · <span aria-label="last step">{lastStep >= 0 ? `step ${lastStep}` : 'no step yet'}</span> · {data.eventCount} events</div>
         </div>
         <div className="grow" />
         <ChartControls />

@@ -27,7 +27,7 @@ export interface StageSpan {
   endStep: number | null;
   startTime: number;
   endTime: number | null;
-  status: 'running' | 'passed' | 'failed' | 'done';
+  status: 'running' | 'passed' | 'failed' | 'done' | 'cancelled';
   verdicts: GateVerdict[];
 }
 
