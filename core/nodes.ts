@@ -100,16 +100,44 @@ export const LAYER_PARAM_KINDS: readonly ParamKind[] = PARAM_KINDS.filter((k) =>
 /** Base-model parameters: everything but the block selector, which the conversion adds. */
 export const BASE_PARAM_KINDS: readonly ParamKind[] = PARAM_KINDS.filter((k) => k !== 'selector');
 
+/**
+ * Upper bounds of the numeric fields, sized for the largest real use with room to spare:
+ * a 10M-step stage, 4096 sequences a step, 1M-token sequences (2^20), 10k evaluation batches.
+ * Past them a value is a typo (1e15 steps, a 2^40 mask) that would only hang or exhaust a run.
+ */
+export const LIMITS = {
+  /** steps, warmup_steps, eval_every, curriculum from_step. */
+  steps: 10_000_000,
+  /** batch_size, sequences per step. */
+  batch: 4096,
+  /** curriculum seq_len, export mask_seq_len, mask dense_below, in tokens. */
+  seqLen: 1 << 20,
+  /** Blocks of a mask (window, global, random, top-k): a 2^20 sequence holds 2^16 blocks of 16. */
+  blocks: 1 << 16,
+  /** eval_batches of Train and Gate. */
+  evalBatches: 10_000,
+  /** plateau_patience, in evaluations. */
+  patience: 10_000,
+  /** Gate max_retries. */
+  retries: 100,
+  /** Loss weights, temperature and gradient clip. */
+  weight: 1e6,
+  /** Learning rate, weight decay and Adam epsilon. */
+  rate: 10,
+  /** Entries of a curriculum or of a Gate's checks. */
+  listEntries: 256,
+} as const;
+
 export const MASK_FIELDS: FieldSpecs<MaskSpec> = {
   block_size: { type: 'integer', label: 'Block size', unit: 'tokens', min: 16, max: 256, powerOfTwo: true, options: ['16', '32', '64', '128', '256'], help: 'Tokens per block; a power of two in [16, 256].' },
-  global_blocks: { type: 'integer', label: 'Global blocks', unit: 'blocks', min: 0, step: 1, help: 'First N key blocks every query block sees (attention sinks).' },
-  global_rows: { type: 'integer', label: 'Global rows', unit: 'blocks', min: 0, step: 1, help: 'First N query blocks see every earlier key block (BigBird global rows).' },
-  window_blocks: { type: 'integer', label: 'Window', unit: 'blocks', min: 0, step: 1, help: 'Key blocks before the diagonal each query block sees; the diagonal is always kept.' },
-  random_blocks: { type: 'integer', label: 'Random blocks', unit: 'blocks', min: 0, step: 1, help: 'Extra causal key blocks per query block drawn at random (seeded).' },
+  global_blocks: { type: 'integer', label: 'Global blocks', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'First N key blocks every query block sees (attention sinks).' },
+  global_rows: { type: 'integer', label: 'Global rows', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'First N query blocks see every earlier key block (BigBird global rows).' },
+  window_blocks: { type: 'integer', label: 'Window', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'Key blocks before the diagonal each query block sees; the diagonal is always kept.' },
+  random_blocks: { type: 'integer', label: 'Random blocks', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'Extra causal key blocks per query block drawn at random (seeded).' },
   random_seed: { type: 'integer', label: 'Random seed', min: 0, max: 4294967295, step: 1, help: 'Seed of the random blocks (per layer and head).' },
-  topk_blocks: { type: 'integer', label: 'Top-k blocks', unit: 'blocks', min: 0, step: 1, help: 'Key blocks per query block picked by the block selector; 0 = none.' },
+  topk_blocks: { type: 'integer', label: 'Top-k blocks', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'Key blocks per query block picked by the block selector; 0 = none.' },
   selector: { type: 'enum', label: 'Selector', options: ['none', 'pooled', 'indexer'], help: 'none; pooled = parameter-free mean-pooled keys (InfLLM-V2); indexer = trainable scorer (DSA).' },
-  dense_below: { type: 'integer', label: 'Dense below', unit: 'tokens', min: 0, step: 64, help: 'Sequences shorter than this stay dense (short/long switch).' },
+  dense_below: { type: 'integer', label: 'Dense below', unit: 'tokens', min: 0, max: LIMITS.seqLen, step: 64, help: 'Sequences shorter than this stay dense (short/long switch).' },
   share_gqa_group: { type: 'boolean', label: 'Share per GQA group', help: 'One mask per key/value group (true) or per query head (false).' },
 };
 
@@ -185,11 +213,11 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     role: 'operation',
     defaults: { task_weight: 1, attn_kl_weight: 0.2, logit_kl_weight: 0.2, hidden_mse_weight: 0.1, temperature: 1 },
     fields: {
-      task_weight: { type: 'number', label: 'Task weight', min: 0, step: 0.05, help: 'Weight of next-token cross-entropy.' },
-      attn_kl_weight: { type: 'number', label: 'Attention KL weight', min: 0, step: 0.05, help: 'Weight of KL(student || teacher) of attention rows; the plan uses 0.1-0.3.' },
-      logit_kl_weight: { type: 'number', label: 'Logit KL weight', min: 0, step: 0.05, help: 'Weight of KL(teacher || student) of next-token distributions; the plan uses 0.1-0.3.' },
-      hidden_mse_weight: { type: 'number', label: 'Hidden MSE weight', min: 0, step: 0.05, help: 'Weight of the final hidden-state MSE.' },
-      temperature: { type: 'number', label: 'Temperature', min: 0, minExclusive: true, step: 0.1, help: 'Softmax temperature of the logit KL.' },
+      task_weight: { type: 'number', label: 'Task weight', min: 0, max: LIMITS.weight, step: 0.05, help: 'Weight of next-token cross-entropy.' },
+      attn_kl_weight: { type: 'number', label: 'Attention KL weight', min: 0, max: LIMITS.weight, step: 0.05, help: 'Weight of KL(student || teacher) of attention rows; the plan uses 0.1-0.3.' },
+      logit_kl_weight: { type: 'number', label: 'Logit KL weight', min: 0, max: LIMITS.weight, step: 0.05, help: 'Weight of KL(teacher || student) of next-token distributions; the plan uses 0.1-0.3.' },
+      hidden_mse_weight: { type: 'number', label: 'Hidden MSE weight', min: 0, max: LIMITS.weight, step: 0.05, help: 'Weight of the final hidden-state MSE.' },
+      temperature: { type: 'number', label: 'Temperature', min: 0, minExclusive: true, max: LIMITS.weight, step: 0.1, help: 'Softmax temperature of the logit KL.' },
     },
   },
   unfreeze: {
@@ -220,21 +248,21 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
       plateau_patience: 3, plateau_action: 'decay_lr', plateau_factor: 0.7,
     },
     fields: {
-      steps: { type: 'integer', label: 'Steps', min: 1, step: 10, help: 'Optimiser steps in this stage.' },
-      batch_size: { type: 'integer', label: 'Batch size', unit: 'sequences', min: 1, step: 1, help: 'Sequences per step.' },
+      steps: { type: 'integer', label: 'Steps', min: 1, max: LIMITS.steps, step: 10, help: 'Optimiser steps in this stage.' },
+      batch_size: { type: 'integer', label: 'Batch size', unit: 'sequences', min: 1, max: LIMITS.batch, step: 1, help: 'Sequences per step.' },
       curriculum: { type: 'curriculum', label: 'Sequence length', help: 'Short sequences first: each entry applies from its step on; the first starts at step 0.' },
-      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, step: 1e-5, help: 'Peak learning rate; the plan decays it about 20% per stage.' },
+      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, max: LIMITS.rate, step: 1e-5, help: 'Peak learning rate; the plan decays it about 20% per stage.' },
       schedule: { type: 'enum', label: 'Schedule', options: ['constant', 'cosine', 'warmup_cosine'], help: 'Learning-rate schedule within the stage.' },
-      warmup_steps: { type: 'integer', label: 'Warm-up steps', min: 0, step: 10, help: 'Linear warm-up (warmup_cosine only); at most the stage steps.' },
-      weight_decay: { type: 'number', label: 'Weight decay', min: 0, step: 0.01, help: 'AdamW decoupled weight decay.' },
+      warmup_steps: { type: 'integer', label: 'Warm-up steps', min: 0, max: LIMITS.steps, step: 10, help: 'Linear warm-up (warmup_cosine only); at most the stage steps.' },
+      weight_decay: { type: 'number', label: 'Weight decay', min: 0, max: LIMITS.rate, step: 0.01, help: 'AdamW decoupled weight decay.' },
       beta1: { type: 'number', label: 'Beta 1', min: 0, max: 1, maxExclusive: true, step: 0.01, help: 'AdamW first-moment decay.' },
       beta2: { type: 'number', label: 'Beta 2', min: 0, max: 1, maxExclusive: true, step: 0.001, help: 'AdamW second-moment decay.' },
-      eps: { type: 'number', label: 'Epsilon', min: 0, minExclusive: true, help: 'AdamW denominator epsilon.' },
-      grad_clip: { type: 'number', label: 'Gradient clip', min: 0, step: 0.1, help: 'Global gradient-norm clip; 0 = off.' },
+      eps: { type: 'number', label: 'Epsilon', min: 0, minExclusive: true, max: LIMITS.rate, help: 'AdamW denominator epsilon.' },
+      grad_clip: { type: 'number', label: 'Gradient clip', min: 0, max: LIMITS.weight, step: 0.1, help: 'Global gradient-norm clip; 0 = off.' },
       precision: { type: 'enum', label: 'Precision', options: ['fp32', 'bf16', 'fp16'], help: 'Compute precision; bf16/fp16 keep fp32 master weights.' },
-      eval_every: { type: 'integer', label: 'Evaluate every', unit: 'steps', min: 0, step: 10, help: 'Validation every N steps; 0 = only at the end.' },
-      eval_batches: { type: 'integer', label: 'Eval batches', min: 1, step: 1, help: 'Validation batches per evaluation.' },
-      plateau_patience: { type: 'integer', label: 'Plateau patience', unit: 'evals', min: 0, step: 1, help: 'Evaluations without improvement before the plateau rule acts; 0 = off.' },
+      eval_every: { type: 'integer', label: 'Evaluate every', unit: 'steps', min: 0, max: LIMITS.steps, step: 10, help: 'Validation every N steps; 0 = only at the end.' },
+      eval_batches: { type: 'integer', label: 'Eval batches', min: 1, max: LIMITS.evalBatches, step: 1, help: 'Validation batches per evaluation.' },
+      plateau_patience: { type: 'integer', label: 'Plateau patience', unit: 'evals', min: 0, max: LIMITS.patience, step: 1, help: 'Evaluations without improvement before the plateau rule acts; 0 = off.' },
       plateau_action: { type: 'enum', label: 'Plateau action', options: ['decay_lr', 'step_back_sparsity'], help: 'Decay the learning rate, or step the sparsity back.' },
       plateau_factor: { type: 'number', label: 'Plateau LR factor', min: 0, max: 1, minExclusive: true, maxExclusive: true, step: 0.05, help: 'LR multiplier of the plateau rule (the plan: 0.7).' },
     },
@@ -253,9 +281,9 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     fields: {
       checks: { type: 'checks', label: 'Checks', options: GATE_METRICS, help: 'Every check must hold for the gate to pass.' },
       on_fail: { type: 'enum', label: 'On fail', options: ['rollback_sparsity', 'decay_lr_retry', 'refreeze', 'stop', 'continue'], help: 'What to do when a check fails.' },
-      max_retries: { type: 'integer', label: 'Max retries', min: 0, step: 1, help: 'Retries before the run stops.' },
+      max_retries: { type: 'integer', label: 'Max retries', min: 0, max: LIMITS.retries, step: 1, help: 'Retries before the run stops.' },
       lr_factor: { type: 'number', label: 'Retry LR factor', min: 0, max: 1, minExclusive: true, maxExclusive: true, step: 0.05, help: 'LR multiplier for decay_lr_retry.' },
-      eval_batches: { type: 'integer', label: 'Eval batches', min: 1, step: 1, help: 'Validation batches the gate evaluates.' },
+      eval_batches: { type: 'integer', label: 'Eval batches', min: 1, max: LIMITS.evalBatches, step: 1, help: 'Validation batches the gate evaluates.' },
     },
   },
   export: {
@@ -269,7 +297,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     fields: {
       path: { type: 'string', label: 'Directory', help: 'Output directory; relative paths resolve inside the run directory.' },
       flex_masks: { type: 'boolean', label: 'FlexAttention masks', help: 'Also write the masks as FlexAttention BlockMask arrays.' },
-      mask_seq_len: { type: 'integer', label: 'Mask length', unit: 'tokens', min: 1, step: 64, help: 'Sequence length the exported masks are built for.' },
+      mask_seq_len: { type: 'integer', label: 'Mask length', unit: 'tokens', min: 1, max: LIMITS.seqLen, step: 64, help: 'Sequence length the exported masks are built for.' },
     },
   },
 };

@@ -12,8 +12,18 @@ export type ParseResult =
   | { pipeline: Pipeline; migratedFrom: number | null; migrations: string[] }
   | { problems: ValidationProblem[] };
 
+/**
+ * Largest pipeline text the studio reads, whichever way it comes (file, upload, IPC or
+ * WebSocket call): a large pipeline with its layout is ~100 kB, so 8 MiB is far past any real
+ * one and bounds what a parse and a validation may cost.
+ */
+export const MAX_PIPELINE_BYTES = 8 * 1024 * 1024;
+
 /** `fileName` only shapes messages (an empty file says which file); it is never opened. */
 export function parsePipelineText(text: string, fileName: string): ParseResult {
+  if (text.length > MAX_PIPELINE_BYTES) {
+    return { problems: [{ path: ROOT_PATH, message: `${fileName || 'the pipeline'} is ${text.length} characters; pipelines are at most ${MAX_PIPELINE_BYTES}` }] };
+  }
   if (text.trim() === '') return { problems: [{ path: ROOT_PATH, message: `${fileName || 'the file'} is empty (expected a pipeline JSON object)` }] };
   const parsed = parseJson(text);
   if (!parsed.ok) {

@@ -6,13 +6,24 @@
 import type { ValidationProblem } from './api';
 import type { NodeKind, NodeOf, PipelineNode } from './schema';
 import { GATE_METRICS, PARAM_KINDS } from './schema';
-import { GATE_METRIC_SPECS, MASK_FIELDS } from './nodes';
+import { GATE_METRIC_SPECS, LIMITS, MASK_FIELDS } from './nodes';
 import type { FieldSpec } from './nodes';
+
+/** Problems listed at most; past it one closing "... and N more" problem stands for the rest. */
+export const MAX_PROBLEMS = 100;
 
 export class Problems {
   readonly list: ValidationProblem[] = [];
+  /** Every problem found, listed or not. */
+  count = 0;
   add(path: string, message: string, node?: string): void {
-    this.list.push(node === undefined ? { path, message } : { path, message, node });
+    this.count += 1;
+    if (this.list.length < MAX_PROBLEMS) this.list.push(node === undefined ? { path, message } : { path, message, node });
+  }
+  /** The listed problems, closed by one that counts those left out. */
+  result(): ValidationProblem[] {
+    const more = this.count - this.list.length;
+    return more > 0 ? [...this.list, { path: ROOT_PATH, message: `... and ${more} more problem${more === 1 ? '' : 's'}` }] : this.list;
   }
 }
 
@@ -163,6 +174,10 @@ function checkCurriculum(problems: Problems, path: string, value: unknown, node?
     problems.add(path, `expected a non-empty list of {from_step, seq_len}, got ${describeType(value)}`, node);
     return false;
   }
+  if (value.length > LIMITS.listEntries) {
+    problems.add(path, `at most ${LIMITS.listEntries} entries (got ${value.length})`, node);
+    return false;
+  }
   let ok = true;
   let previous = -1;
   value.forEach((entry, i) => {
@@ -173,8 +188,8 @@ function checkCurriculum(problems: Problems, path: string, value: unknown, node?
       return;
     }
     if (!checkFields(problems, at, entry, ['from_step', 'seq_len'], new Set(), node)) { ok = false; return; }
-    const stepOk = checkNumber(problems, childPath(at, 'from_step'), entry.from_step, { type: 'integer', label: '', help: '', min: 0 }, node);
-    const lenOk = checkNumber(problems, childPath(at, 'seq_len'), entry.seq_len, { type: 'integer', label: '', help: '', min: 2 }, node);
+    const stepOk = checkNumber(problems, childPath(at, 'from_step'), entry.from_step, { type: 'integer', label: '', help: '', min: 0, max: LIMITS.steps }, node);
+    const lenOk = checkNumber(problems, childPath(at, 'seq_len'), entry.seq_len, { type: 'integer', label: '', help: '', min: 2, max: LIMITS.seqLen }, node);
     if (!stepOk || !lenOk) { ok = false; return; }
     const from = entry.from_step as number;
     if (i === 0 && from !== 0) {
@@ -192,6 +207,10 @@ function checkCurriculum(problems: Problems, path: string, value: unknown, node?
 function checkGateChecks(problems: Problems, path: string, value: unknown, node?: string): boolean {
   if (!Array.isArray(value) || value.length === 0) {
     problems.add(path, `a Gate needs at least one check {metric, op, threshold}, got ${Array.isArray(value) ? 'an empty list' : describeType(value)}`, node);
+    return false;
+  }
+  if (value.length > LIMITS.listEntries) {
+    problems.add(path, `at most ${LIMITS.listEntries} checks (got ${value.length})`, node);
     return false;
   }
   let ok = true;

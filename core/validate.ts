@@ -193,7 +193,7 @@ function findCycle(nodes: readonly IndexedNode[], links: readonly IndexedLink[])
 
 /** Graph pass: one Model, every node connected, the right inputs, a model chain without forks or cycles. */
 function checkGraph(problems: Problems, nodes: readonly IndexedNode[], links: readonly IndexedLink[]): boolean {
-  const before = problems.list.length;
+  const before = problems.count;
   const models = nodes.filter((n) => n.node.kind === 'model');
   if (models.length === 0) problems.add('nodes', 'a pipeline needs exactly one Model node (found none)');
   for (const extra of models.slice(1)) {
@@ -244,7 +244,7 @@ function checkGraph(problems: Problems, nodes: readonly IndexedNode[], links: re
     const first = cycle.ids[0];
     problems.add(childPath('links', cycle.linkIndex), `cycle: ${cycle.ids.map((id) => `'${id}'`).join(' -> ')}`, first);
   }
-  return problems.list.length === before;
+  return problems.count === before;
 }
 
 /** Layer ranges that reach past the model's depth; returns the ids of the nodes that do. */
@@ -335,7 +335,7 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
   const problems = new Problems();
   if (!isRecord(value)) {
     problems.add(ROOT_PATH, `a pipeline must be a JSON object, got ${describeType(value)}`);
-    return problems.list;
+    return problems.result();
   }
   const version = value.version;
   if (!('version' in value)) {
@@ -344,10 +344,10 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
     problems.add('version', `expected an integer version, got ${describeType(version)}`);
   } else if (version > PIPELINE_VERSION) {
     problems.add('version', `version ${version} is newer than this build reads (it reads version ${PIPELINE_VERSION} and older); update Sparse Studio`);
-    return problems.list; // fields of a future format are not ours to judge
+    return problems.result(); // fields of a future format are not ours to judge
   } else if (version < PIPELINE_VERSION) {
     problems.add('version', `version ${version} is not read directly (this build reads version ${PIPELINE_VERSION}; importing the file migrates older versions it knows)`);
-    return problems.list;
+    return problems.result();
   }
   checkFields(problems, '', value, TOP_LEVEL_FIELDS, OPTIONAL_TOP_LEVEL);
   if ('info' in value) checkInfo(problems, value.info);
@@ -359,10 +359,10 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
   const links = scan && 'links' in value ? checkLinks(problems, value.links, byId, scan.allIds) : null;
   if ('layout' in value) checkLayout(problems, value.layout, scan?.allIds ?? new Set());
   // A dropped node would make its neighbours look unlinked: fix the nodes first.
-  if (!scan || !scan.complete || !links) return problems.list;
+  if (!scan || !scan.complete || !links) return problems.result();
   const beyondModel = checkLayerRanges(problems, nodes);
   if (checkGraph(problems, nodes, links)) checkChain(problems, nodes, links, beyondModel);
-  return problems.list;
+  return problems.result();
 }
 
 /** Narrowing helper: throws one line with the first problem. */

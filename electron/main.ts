@@ -15,12 +15,13 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { MenuCommand, OpenedPipelineFile } from '../core/api';
 import { IPC_EVENT, IPC_INVOKE, IPC_MENU } from '../core/transport';
+import { MAX_PIPELINE_BYTES } from '../core/parse';
 import { IPC_METHODS, handleApiCall } from '../host/api-call';
 import { CONTENT_SECURITY_POLICY } from '../host/static-files';
 import { createStudioService, type FileDialogs, type StudioService } from '../host/studio-service';
 
 /** Pipeline files above this size are refused (a large pipeline with layout is ~100 kB). */
-const MAX_PIPELINE_FILE_BYTES = 8 * 1024 * 1024;
+const MAX_PIPELINE_FILE_BYTES = MAX_PIPELINE_BYTES;
 
 // The repository in development; the unpacked app folder when packaged (electron-builder.yml).
 const projectRoot = app.getAppPath();

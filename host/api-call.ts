@@ -9,6 +9,7 @@
 // - Arguments must be plain JSON values of bounded size and depth: IPC's structured clone
 //   could otherwise carry Maps, Dates or huge graphs into the service.
 import { FILE_METHODS, STUDIO_METHODS, type FileMethod, type StudioApi, type StudioMethod } from '../core/api';
+import { MAX_PIPELINE_BYTES } from '../core/parse';
 
 export type CallableMethod = StudioMethod | FileMethod;
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -24,8 +25,8 @@ export class ApiCallError extends Error {
 }
 
 export const CALL_LIMITS = {
-  /** Serialized size of all arguments together (a large pipeline with layout is ~100 kB). */
-  maxChars: 8 * 1024 * 1024,
+  /** Serialized size of all arguments together: one pipeline at its largest (core/parse.ts). */
+  maxChars: MAX_PIPELINE_BYTES,
   maxDepth: 64,
   /** Values (objects, arrays and scalars) across all arguments. */
   maxValues: 500_000,

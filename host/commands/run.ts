@@ -6,7 +6,7 @@
 // Exit codes: 0 completed, 1 failed (a gate with on_fail stop, a NaN loss, an engine error),
 // 2 invalid input or usage (problems printed `FILE: path: message`) or no usable engine
 // (addon not built, --backend cuda without CUDA), 3 crashed, 130 cancelled (Ctrl-C).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunEvent, StageSummary, EvalMetrics } from '../../core/events';
 import type { Pipeline } from '../../core/schema';
@@ -15,6 +15,7 @@ import { canonicalJson } from '../../core/canonical';
 import { RunManager, type Backend, type RunEnd } from '../run-manager';
 import { readRunPipeline, readRunRecord } from '../run-store';
 import { cudaMaskProblem, pipelineMasks } from '../runner/placement';
+import { readPipelineText } from '../safe-read';
 
 const USAGE = 'usage: sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR] [--backend auto|cpu|cuda]';
 
@@ -64,14 +65,9 @@ export function parseRunArgs(args: string[]): RunArgs {
 
 /** Reads and validates FILE; returns the pipeline or the problem lines (`FILE: path: message`). */
 export function readPipelineFile(file: string): { pipeline: Pipeline } | { lines: string[] } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { lines: [`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message})`] };
-  }
-  const parsed = parsePipelineText(text, file);
+  const read = readPipelineText(file);
+  if ('error' in read) return { lines: [`${file}: cannot read (${read.error})`] };
+  const parsed = parsePipelineText(read.text, file);
   if ('problems' in parsed) return { lines: parsed.problems.map((p) => `${file}: ${p.path}: ${p.message}`) };
   return { pipeline: parsed.pipeline };
 }

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { MAX_PIPELINE_BYTES } from '../../core/parse';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,5 +99,32 @@ describe('sparse-studio validate', () => {
     const r = runCli(['validate', '--strict', 'templates/quick-demo.json']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^sparse-studio validate: unknown option '--strict'/);
+  });
+
+  it('a file over the pipeline cap: exit 2 at once, nothing parsed', () => {
+    const path = join(dir, 'huge.json');
+    writeFileSync(path, ' '.repeat(MAX_PIPELINE_BYTES + 1));
+    const r = runCli(['validate', path]);
+    expect(r.code).toBe(2);
+    expect(lines(r.stderr)).toEqual([`${path}: cannot read: file is ${MAX_PIPELINE_BYTES + 1} bytes; at most ${MAX_PIPELINE_BYTES} are read (pipelines are at most ${MAX_PIPELINE_BYTES} bytes)`]);
+  });
+
+  it('a FIFO is refused without blocking: exit 2', () => {
+    const fifo = join(dir, 'pipe.json');
+    execFileSync('mkfifo', [fifo]);
+    const r = runCli(['validate', fifo]);
+    expect(r.code).toBe(2);
+    expect(lines(r.stderr)).toEqual([`${fifo}: cannot read: not a regular file`]);
+  });
+
+  it('many problems: at most 100 lines and a closing "... and N more"', () => {
+    const seed = JSON.parse(seedText);
+    seed.layout = { nodes: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`ghost-${i}`, { x: 0, y: 0 }])) };
+    const path = file('many.json', JSON.stringify(seed));
+    const r = runCli(['validate', path]);
+    expect(r.code).toBe(1);
+    const out = lines(r.stderr);
+    expect(out).toHaveLength(101);
+    expect(out.at(-1)).toBe(`${path}: $: ... and 200 more problems`);
   });
 });

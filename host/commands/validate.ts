@@ -2,8 +2,8 @@
 // syntax, migration of older versions, validation).
 // Exit 0: every file valid (`FILE: ok` on stdout). Exit 1: problems, one line each on stderr,
 // `FILE: json.path: message`. Exit 2: a file cannot be read, or bad usage.
-import { readFile } from 'node:fs/promises';
 import { parsePipelineText } from '../../core/parse';
+import { readPipelineText } from '../safe-read';
 
 const USAGE = 'usage: sparse-studio validate FILE...';
 
@@ -12,13 +12,6 @@ function flat(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');
 }
 
-function readError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return 'cannot read: no such file';
-  if (code === 'EISDIR') return 'cannot read: it is a directory';
-  if (code === 'EACCES' || code === 'EPERM') return 'cannot read: permission denied';
-  return `cannot read: ${flat(error instanceof Error ? error.message : String(error))}`;
-}
 
 export async function run(args: string[]): Promise<number> {
   if (args.length === 0) {
@@ -41,14 +34,13 @@ export async function run(args: string[]): Promise<number> {
   }
   let exit = 0;
   for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (error) {
-      console.error(`${file}: ${readError(error)}`);
+    const read = readPipelineText(file);
+    if ('error' in read) {
+      console.error(`${file}: cannot read: ${flat(read.error)}`);
       exit = 2;
       continue;
     }
+    const text = read.text;
     const result = parsePipelineText(text, file);
     if ('pipeline' in result) {
       const note = result.migratedFrom !== null ? ` (version ${result.migratedFrom}, migrates to ${result.pipeline.version} on import)` : '';
