@@ -1,10 +1,12 @@
 // The studio's second pass, as a person meets it: what the seed controls, a readable default
 // view, refused links that say why, runs that queue, cancelled runs that say cancelled.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from '@playwright/test';
 import { expect, test } from './support/studio';
 import { PROJECT_ROOT } from './support/renderer-build';
 import { inspector } from './support/inspector';
+import { openQuickRun, startRun, waitForPoints } from './support/quick-run';
 
 const artifacts = join(PROJECT_ROOT, 'e2e/artifacts');
 const SEED_PLAN = 'Seed plan: progressive block-sparse conversion';
@@ -29,4 +31,60 @@ test('the inspector says which seed controls what', async ({ page, studio }) => 
   await expect(inspector(page).getByLabel('seed note')).toHaveText('0 follows the pipeline seed (now 7).');
   await inspector(page).getByLabel('seed', { exact: true }).fill('42');
   await expect(inspector(page).getByLabel('seed note')).toHaveText('Overrides the pipeline seed (7) for this node.');
+});
+
+test('a second run queues behind the active one, a reload finds the live run, and a cancelled run says cancelled', async ({ page, studio }) => {
+  test.setTimeout(420_000);
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  await page.goto(studio.url);
+  await openQuickRun(page, 30);
+  const first = await startRun(page);
+  await expect(page.getByLabel('run status')).toHaveText('running', { timeout: 60_000 });
+
+  // While it runs, the editor's Run button says a new run will queue, and the monitor shows it queued.
+  await page.getByRole('tab', { name: 'Editor' }).click();
+  const queue = page.getByRole('button', { name: 'queue run', exact: true });
+  await expect(queue).toHaveText('▶ Queue run');
+  await expect(queue).toHaveAccessibleDescription(`Run ${first} is running; a new run waits its turn`);
+  await queue.click();
+  await expect.poll(() => page.url()).not.toContain(encodeURIComponent(first));
+  const second = decodeURIComponent(page.url().split('#/monitor/')[1]);
+  await expect(page.getByLabel('run status')).toHaveText('queued');
+  await expect(page.getByRole('note', { name: 'queued' })).toContainText(`after ${first}`);
+  await expect(page.getByRole('status')).toContainText(`Queued run ${second}`);
+  await page.screenshot({ path: join(artifacts, 'second-pass-queued.png') });
+
+  // A fresh page (no run in its address) monitors the live run, not "No run".
+  await page.goto(studio.url);
+  await page.getByRole('tab', { name: 'Monitor' }).click();
+  await expect(page.getByRole('heading', { name: /No run/ })).toHaveCount(0);
+  await expect(page.locator('.run-title code')).toHaveText(first);
+  await page.reload();
+  await page.getByRole('tab', { name: 'Monitor' }).click();
+  await expect(page.locator('.run-title code')).toHaveText(first);
+
+  // Cancel the queued one from its monitor, then the running one once it has drawn a point.
+  await page.goto(`${studio.url}#/monitor/${encodeURIComponent(second)}`);
+  await expect(page.getByLabel('run status')).toHaveText('queued');
+  await page.getByRole('button', { name: 'cancel', exact: true }).click();
+  await expect(page.getByLabel('run status')).toHaveText('cancelled');
+  await page.goto(`${studio.url}#/monitor/${encodeURIComponent(first)}`);
+  await waitForPoints(page, 'loss');
+  await page.getByRole('button', { name: 'cancel', exact: true }).click();
+  await expect(page.getByLabel('run status')).toHaveText('cancelled', { timeout: 60_000 });
+  await expect(page.getByRole('status')).toContainText(`Run ${first} cancelled: cancelled after step`);
+  const timeline = page.getByRole('region', { name: 'stage timeline' });
+  await expect(timeline.getByLabel(/^stage 1 .*: cancelled$/)).toBeVisible();
+  await expect(timeline.getByText('failed')).toHaveCount(0);
+  const log = page.getByRole('region', { name: 'log' });
+  await expect(log).toContainText('cancel requested');
+  await expect(log).toContainText('s1-train: cancelled after step');
+  // The header's step and the message name the same step.
+  const message = await page.getByLabel('status message').textContent();
+  const step = /after step (\d+)/.exec(message ?? '')![1];
+  await expect(page.getByLabel('last step')).toHaveText(`step ${step}`);
+  await page.screenshot({ path: join(artifacts, 'second-pass-cancelled.png') });
+  const record = JSON.parse(readFileSync(join(studio.runsDir, first, 'run.json'), 'utf8'));
+  expect(record.status).toBe('cancelled');
+  expect(record.stages.map((s: { status: string }) => s.status)).toEqual(['cancelled']);
 });

@@ -6,7 +6,7 @@ import type { StudioApi } from '../../core/api';
 import { connectStudio } from './api/pick';
 import { createStudio, StudioProvider } from './app/studio-context';
 import { App } from './app/App';
-import { formatHash } from './stores/session-store';
+import { formatHash, parseHash } from './stores/session-store';
 import { readDraft, startAutosave } from './autosave';
 
 const root = createRoot(document.getElementById('root')!);
@@ -16,6 +16,11 @@ try {
   studio.session.subscribe((s) => {
     const hash = formatHash(s.view, s.activeRunId);
     if (window.location.hash !== hash) window.history.replaceState(null, '', hash);
+  });
+  // An address typed or pasted by hand (#/monitor/RUN_ID) moves the page there.
+  window.addEventListener('hashchange', () => {
+    const { view, activeRunId } = parseHash(window.location.hash);
+    studio.session.setState(activeRunId ? { view, activeRunId } : { view });
   });
   const draft = readDraft(window.localStorage);
   if (draft) {

@@ -10,6 +10,7 @@ import { createMonitorStore, type MonitorStore } from '../stores/monitor-store';
 import { createRunsStore, type RunsState } from '../stores/runs-store';
 import { createPrefsStore, type PrefsState } from '../stores/prefs-store';
 import { createSessionStore, type SessionState } from '../stores/session-store';
+import { createLiveRunsStore, type LiveRunsState } from '../stores/live-runs';
 
 export interface Studio {
   connection: StudioConnection;
@@ -18,6 +19,8 @@ export interface Studio {
   runs: StoreApi<RunsState>;
   prefs: StoreApi<PrefsState>;
   session: StoreApi<SessionState>;
+  /** Running, paused and queued runs of the whole studio. */
+  live: StoreApi<LiveRunsState>;
 }
 
 export function createStudio(connection: StudioConnection, storage: Storage | null, hash = ''): Studio {
@@ -28,6 +31,7 @@ export function createStudio(connection: StudioConnection, storage: Storage | nu
     runs: createRunsStore(connection.api),
     prefs: createPrefsStore(storage),
     session: createSessionStore(hash),
+    live: createLiveRunsStore(),
   };
 }
 
@@ -48,4 +52,5 @@ export const useGraph = <T,>(selector: (s: import('../stores/graph-store').Graph
 export const useMonitor = <T,>(selector: (s: import('../stores/monitor-store').MonitorState) => T) => useStore(useStudio().monitor, selector);
 export const useRuns = <T,>(selector: (s: RunsState) => T) => useStore(useStudio().runs, selector);
 export const usePrefs = <T,>(selector: (s: PrefsState) => T) => useStore(useStudio().prefs, selector);
+export const useLive = <T,>(selector: (s: LiveRunsState) => T) => useStore(useStudio().live, selector);
 export const useSession = <T,>(selector: (s: SessionState) => T) => useStore(useStudio().session, selector);

@@ -4,7 +4,8 @@ import { useState } from 'react';
 import { ReactFlowProvider } from '@xyflow/react';
 import { selectPipeline, selectRevision } from '../stores/graph-store';
 import { selectShowTemplates } from '../stores/session-store';
-import { useGraph, useSession, useStudio } from '../app/studio-context';
+import { useGraph, useLive, useSession, useStudio } from '../app/studio-context';
+import { selectLiveRuns } from '../stores/live-runs';
 import { CommandButton } from '../app/CommandButton';
 import { Canvas } from './Canvas';
 import { Inspector } from './Inspector';
@@ -26,6 +27,9 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
   const problems = useValidation();
   const [busy, setBusy] = useState<'' | 'preflight' | 'run'>('');
   const empty = pipeline.nodes.length === 0;
+  // One run at a time: while another is live, a new run waits in the server's queue.
+  const live = useLive(selectLiveRuns);
+  const queueing = live.length > 0;
 
   const runPreflight = async () => {
     setBusy('preflight');
@@ -44,7 +48,7 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
     try {
       const { runId } = await connection.api.startRun(graph.getState().pipeline);
       session.getState().followRun(runId);
-      session.getState().notify(`Started run ${runId}`);
+      session.getState().notify(queueing ? `Queued run ${runId}: it starts when ${live.map((r) => r.id).join(', ')} ends` : `Started run ${runId}`);
     } catch (e) {
       session.getState().notify(`could not start the run: ${(e as Error).message}`, 'error');
     } finally { setBusy(''); }
@@ -67,7 +71,9 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
             <span className="grow" />
             <span className={`validity${problems.length ? ' bad' : ''}`} aria-label="validity">{empty ? '' : problems.length ? `${problems.length} problem${problems.length > 1 ? 's' : ''}` : 'valid'}</span>
             <button onClick={() => void runPreflight()} disabled={empty || busy !== ''} aria-label="preflight">{busy === 'preflight' ? 'Checking…' : 'Preflight'}</button>
-            <button className="primary" onClick={() => void startRun()} disabled={empty || busy !== ''} aria-label="run">{busy === 'run' ? 'Starting…' : '▶ Run'}</button>
+            {queueing && <span className="queue-note" id="queue-note">{live.length === 1 ? `Run ${live[0].id} is ${live[0].status}` : `${live.length} runs are active`}; a new run waits its turn</span>}
+            <button className="primary" onClick={() => void startRun()} disabled={empty || busy !== ''} aria-label={queueing ? 'queue run' : 'run'}
+              aria-describedby={queueing ? 'queue-note' : undefined}>{busy === 'run' ? 'Starting…' : queueing ? '▶ Queue run' : '▶ Run'}</button>
           </div>
           <div className="canvas-wrap">
             <Canvas searchRequest={searchRequest} />

@@ -2,8 +2,9 @@
 import { useEffect, useState } from 'react';
 import { selectActiveRunId } from '../stores/session-store';
 import { selectMonitorData, selectMonitorRunId, selectMonitorStatus, selectMonitorStatusMessage, selectMonitorVersion } from '../stores/monitor-store';
-import { useMonitor, useSession, useStudio } from '../app/studio-context';
+import { useLive, useMonitor, useSession, useStudio } from '../app/studio-context';
 import { followRun } from '../stores/follow-run';
+import { runToShow, selectLiveRuns, trackLiveRuns } from '../stores/live-runs';
 import { StageTimeline } from './StageTimeline';
 import { ChartControls, MonitorCharts } from './MonitorCharts';
 
@@ -15,6 +16,17 @@ export function RunFollower() {
     if (!runId) return;
     return followRun(studio.connection, studio.monitor, runId, { onError: (m) => studio.session.getState().notify(m, 'error') });
   }, [studio, runId]);
+  // Live runs of the whole studio; with nothing followed (a reload, a new tab), follow one.
+  useEffect(() => trackLiveRuns(studio.connection, studio.live), [studio]);
+  useEffect(() => {
+    const adopt = () => {
+      if (studio.session.getState().activeRunId) return;
+      const id = runToShow(studio.live.getState().runs);
+      if (id) studio.session.getState().adoptRun(id);
+    };
+    adopt();
+    return studio.live.subscribe(adopt);
+  }, [studio]);
   // The status bar follows the run: a live run that ends (or a queued one that starts) says so.
   useEffect(() => studio.monitor.subscribe((state, prev) => {
     if (!state.runId || state.runId !== prev.runId || state.status === prev.status || !prev.status) return;
@@ -22,6 +34,13 @@ export function RunFollower() {
     if (notice) studio.session.getState().notify(notice.text, notice.tone);
   }), [studio]);
   return null;
+}
+
+/** ' (after r1, r2)': the live runs ahead of `id` in the queue. */
+function aheadOf(runs: { id: string }[], id: string): string {
+  const i = runs.findIndex((r) => r.id === id);
+  const ahead = (i < 0 ? runs : runs.slice(0, i)).map((r) => r.id);
+  return ahead.length ? ` (after ${ahead.join(', ')})` : '';
 }
 
 const LIVE = new Set(['pending', 'queued', 'running', 'paused']);
@@ -50,6 +69,7 @@ export function RunMonitor() {
   useMonitor(selectMonitorVersion);
   const pipeline = useMonitor((s) => s.pipeline);
   const [busy, setBusy] = useState(false);
+  const liveRuns = useLive(selectLiveRuns);
 
   const act = async (what: 'pause' | 'resume' | 'cancel') => {
     if (!runId) return;
@@ -99,6 +119,11 @@ export function RunMonitor() {
           <button onClick={() => { if (pipeline) { graph.getState().load(pipeline); session.getState().setView('editor'); } }} disabled={!pipeline} aria-label="open pipeline in editor">Open pipeline</button>
         </div>
       </div>
+      {status === 'queued' && (
+        <p className="queued-note" role="note" aria-label="queued">
+          Queued: this run starts when a run slot frees{aheadOf(liveRuns, activeRunId)}. Cancel removes it from the queue.
+        </p>
+      )}
       <div className="monitor-body">
         <StageTimeline stages={data.stages} />
         <MonitorCharts />

@@ -19,6 +19,8 @@ export interface SessionState {
   fromScratch: boolean;
   setView(view: View): void;
   followRun(runId: string): void;
+  /** Follows a run without leaving the current view (a live run found after a reload). */
+  adoptRun(runId: string): void;
   setPreflight(report: PreflightReport | null, revision: number): void;
   notify(text: string, tone?: Notice['tone']): void;
   setShowTemplates(show: boolean): void;
@@ -49,6 +51,7 @@ export function createSessionStore(hash = ''): StoreApi<SessionState> {
     fromScratch: false,
     setView: (view) => set({ view }),
     followRun: (runId) => set({ activeRunId: runId, view: 'monitor' }),
+    adoptRun: (runId) => set({ activeRunId: runId }),
     setPreflight: (report, revision) => set({ preflight: report, preflightRevision: revision }),
     notify: (text, tone = 'info') => set({ notice: { text, tone, id: ++noticeId } }),
     setShowTemplates: (show) => set({ showTemplates: show }),
