@@ -13,6 +13,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { PreflightReport, ValidationProblem } from '../core/api';
 import { engineAvailable as engineLayoutAvailable } from '../native/addon';
 import { expectedTensors, validateModelConfig } from '../native/checkpoint/config';
+import { exportPathProblems } from './runner/export';
 
 export interface PreflightContext {
   /** Relative model/data paths resolve against this folder (the runner uses its working directory). */
@@ -122,6 +123,9 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
       problem(train, 'batch_size', `estimated peak memory ${formatBytes(estimate.total)} exceeds this machine's ${formatBytes(ctx.totalMemoryBytes)}; lower batch_size or seq_len`);
     }
   }
+
+  // Preflight answers the page, a client: Export paths follow the client rule (runner/export.ts).
+  problems.push(...exportPathProblems(pipeline, { trusted: false }));
 
   return { ok: problems.length === 0, problems, notes, memoryBytes };
 }

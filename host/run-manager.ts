@@ -15,6 +15,7 @@ import { EngineHost, forkEngine, type EngineExit, type EngineSpawner, type ExitR
 import { readJsonl, readRunPipeline, readRunRecord, RunStore, type RunRecord } from './run-store';
 import { startSystemMonitor } from './system-monitor';
 import type { EngineToHost, EventBody } from './runner/messages';
+import { exportPathProblems } from './runner/export';
 
 export type Backend = 'auto' | 'cpu' | 'cuda';
 
@@ -22,6 +23,11 @@ export interface StartOptions {
   backend?: Backend;
   /** Continue this run directory from its last committed checkpoint. */
   resumeDir?: string;
+  /**
+   * The user typed this run at the command line: an Export node may write to an absolute
+   * path outside the run folder. Left out (a studio client: serve, the page), it may not.
+   */
+  trustedPaths?: boolean;
 }
 
 export interface RunManagerOptions {
@@ -55,7 +61,7 @@ interface ActiveRun {
   stopMonitor: () => void;
   ended: Promise<RunEnd>;
   settle: (end: RunEnd) => void;
-  launch: { backend: Backend; threads: number; resume?: { stage: number; path: string } };
+  launch: { backend: Backend; threads: number; resume?: { stage: number; path: string }; trustedPaths: boolean };
 }
 
 const STATUS_OF_EXIT: Record<ExitReason, RunStatus> = { completed: 'completed', failed: 'failed', cancelled: 'cancelled', crashed: 'crashed', oom: 'crashed' };
@@ -96,6 +102,12 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     const problems = validatePipeline(pipeline);
     if (problems.length) throw new Error(`pipeline is invalid: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
     const backend: Backend = opts.backend ?? pipeline.backend ?? 'auto';
+    const trustedPaths = opts.trustedPaths === true;
+    // Refused before any work: an Export that would write outside the run folder (export.ts).
+    const exportRefusals = opts.resumeDir
+      ? exportPathProblems(readRunPipeline(resolve(opts.resumeDir)), { runDir: resolve(opts.resumeDir), trusted: trustedPaths })
+      : exportPathProblems(pipeline, { trusted: trustedPaths });
+    if (exportRefusals.length) throw new Error(exportRefusals.map((p) => `${p.path}: ${p.message}`).join('; '));
     let store: RunStore;
     let resume: { stage: number; path: string } | undefined;
     if (opts.resumeDir) {
@@ -117,7 +129,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     const ended = new Promise<RunEnd>((resolveEnd) => { settle = resolveEnd; });
     const run: ActiveRun = {
       store, host: null, pipeline, status: 'queued', lastStep: resume ? (store.run.checkpoints.at(-1)?.step ?? 0) : 0,
-      stages: [...store.run.stages], stopMonitor: () => {}, ended, settle, launch: { backend, threads, resume },
+      stages: [...store.run.stages], stopMonitor: () => {}, ended, settle, launch: { backend, threads, resume, trustedPaths },
     };
     this.active.set(id, run);
     // The run cannot be recorded any more: stop its engine; finish() reports why.
@@ -145,7 +157,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
   /** Starts a run's engine; throws (the run recorded as crashed) when the process cannot start. */
   private launch(id: string, run: ActiveRun): void {
     const { store } = run;
-    const { backend, threads, resume } = run.launch;
+    const { backend, threads, resume, trustedPaths } = run.launch;
     store.update({ status: 'running', threads, backend, hostPid: process.pid });
     let host: EngineHost;
     try {
@@ -174,7 +186,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       });
     }
     this.record(id, run, { type: 'status', status: 'running', message: resume ? `resuming from ${resume.path}` : undefined });
-    host.start({ pipeline: run.pipeline, runDir: store.runDir, backend, threads, resume });
+    host.start({ pipeline: run.pipeline, runDir: store.runDir, backend, threads, resume, ...(trustedPaths ? { trustedPaths } : {}) });
   }
 
   /** Starts queued runs, oldest first, while slots are free. */

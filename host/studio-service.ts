@@ -18,6 +18,7 @@ import { ApiCallError } from './api-call';
 import { RunManager } from './run-manager';
 import { collectInfo } from './commands/info';
 import { preflightPipeline } from './preflight';
+import { exportPathProblems } from './runner/export';
 import { listTemplates, readTemplate } from './templates';
 
 /** What the service needs from run-manager.ts (the runtime engineer's RunManager). */
@@ -88,6 +89,9 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
         const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
         throw new ApiCallError('invalid_pipeline', `pipeline is not valid: ${problems[0].path}: ${problems[0].message}${more}`);
       }
+      // A client never names a folder outside the run folder (runner/export.ts has the rule).
+      const refused = exportPathProblems(pipeline, { trusted: false });
+      if (refused.length > 0) throw new ApiCallError('invalid_pipeline', `${refused[0].path}: ${refused[0].message}`);
       const backend = runOptions?.backend;
       if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
         throw new ApiCallError('bad_request', `startRun: options.backend must be auto, cpu or cuda, got ${JSON.stringify(backend)}`);

@@ -128,7 +128,7 @@ export async function run(args: string[]): Promise<number> {
   manager.on('event', (event) => view.onEvent(event));
   let id: string;
   try {
-    id = await manager.start(pipeline, { backend: opts.backend, resumeDir: opts.resume });
+    id = await manager.start(pipeline, { backend: opts.backend, resumeDir: opts.resume, trustedPaths: true });
   } catch (e) {
     console.error(`${opts.file}: ${(e as Error).message}`);
     return EXIT.invalid;

@@ -83,7 +83,7 @@ async function run(port: ParentPort, start: StartMessage, control: Control): Pro
     // in between must not fail a finished run. (If it cannot load, Export reports why.)
     try { sparseAddon(); } catch { /* reported by the Export node that needs it */ }
     const outcome = await executePipeline(start.pipeline, {
-      runDir: start.runDir, threads: start.threads, backend: start.backend, resume: start.resume,
+      runDir: start.runDir, threads: start.threads, backend: start.backend, resume: start.resume, trustedPaths: start.trustedPaths === true,
     }, {
       engine, loadDataset, control, maskArrays: flexMaskArrays,
       emit: (event) => port.post({ type: 'event', event }),

@@ -62,6 +62,8 @@ export interface ExecuteOptions {
   /** Token cache folder; the data layer's default when absent. */
   cacheDir?: string;
   resume?: ResumePoint;
+  /** Export may write outside the run folder (the run came from the command line; export.ts). */
+  trustedPaths?: boolean;
 }
 
 export interface ExecutorDeps {
@@ -389,7 +391,10 @@ class PipelineExecutor {
     switch (node.kind) {
       case 'export': {
         if (this.silent) return;
-        const dir = await exportModel(this.model!, this.state, node.params, { runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays });
+        const dir = await exportModel(this.model!, this.state, node.params, {
+          runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays,
+          trustedPaths: this.options.trustedPaths, where: `nodes[${this.pipeline.nodes.indexOf(node)}].params.path (${node.id})`,
+        });
         this.log('info', `${node.id}: exported to ${dir}`);
         return;
       }

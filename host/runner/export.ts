@@ -7,8 +7,8 @@
 //                       layer for `mask_seq_len` tokens, shaped as BlockMask.from_kv_blocks
 //                       takes them: layers.<i>.kv_num_blocks (1, H, Q), layers.<i>.kv_indices
 //                       (1, H, Q, K), layers.<i>.q_num_blocks (1, H, K), layers.<i>.q_indices (1, H, K, Q)
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ExportParams, MaskSpec } from '../../core/schema';
 import type { EngineModel } from '../../native/engine-api';
 import { masksOf, type ModelState } from '../../core/model-state';
@@ -29,9 +29,75 @@ export type MaskArrays = (mask: MaskSpec, where: { layer: number; seqLen: number
 
 export const MASKS_FILE = 'sparse_masks.safetensors';
 
+/**
+ * Where an Export node may write. The rule:
+ * - a relative path resolves against the run folder and must stay inside it, also after
+ *   symlinks are resolved (realpath of the deepest folder that exists), whoever started the run;
+ * - an absolute path outside the run folder only when the run's origin is trusted: the user
+ *   typed it (`sparse-studio run`) or picked it in a native dialog. A client of the studio
+ *   service (`serve`, the page) never writes outside the run folder: its path would replace
+ *   files (and delete sparse_masks.safetensors) in any folder the studio can write.
+ * Returns the folder, or throws one line naming the field, the node and why.
+ */
+export function resolveExportDir(runDir: string, path: string, opts: { trusted: boolean; where?: string }): string {
+  const where = opts.where ?? 'export.path';
+  const target = isAbsolute(path) ? resolve(path) : resolve(runDir, path);
+  const inside = within(realOfDeepest(runDir), realOfDeepest(target));
+  if (inside) return target;
+  if (isAbsolute(path) && opts.trusted) return target;
+  const why = isAbsolute(path)
+    ? 'an absolute path outside the run folder is only taken from the command line (sparse-studio run); give a path relative to the run folder'
+    : `it leads outside the run folder (to ${target}${realOfDeepest(target) !== target ? `, ${realOfDeepest(target)} after symlinks` : ''}); relative paths must stay inside it`;
+  throw new Error(`${where}: ${JSON.stringify(path)} is refused: ${why}`);
+}
+
+/** Where `path` really is: realpath of its deepest existing ancestor, plus the rest. */
+function realOfDeepest(path: string): string {
+  let existing = resolve(path);
+  const rest: string[] = [];
+  while (!existsSync(existing)) {
+    const parent = dirname(existing);
+    if (parent === existing) break;
+    rest.unshift(existing.slice(parent.length).replace(/^[\\/]+/, ''));
+    existing = parent;
+  }
+  let real: string;
+  try { real = realpathSync(existing); } catch { real = existing; }
+  return rest.length ? join(real, ...rest) : real;
+}
+
+function within(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (!rel.startsWith('..' + sep) && rel !== '..' && !isAbsolute(rel));
+}
+
+/**
+ * Export paths a run may not take, checked before any work: `nodes[i].params.path` and why.
+ * Without a run folder yet (a new run) relative paths are checked against a stand-in folder:
+ * a fresh folder holds no symlinks, so only `..` can lead out of it.
+ */
+export function exportPathProblems(pipeline: unknown, opts: { runDir?: string; trusted: boolean }): { path: string; message: string; node?: string }[] {
+  const nodes = (pipeline as { nodes?: unknown })?.nodes;
+  if (!Array.isArray(nodes)) return [];
+  const runDir = opts.runDir ?? resolve(sep, 'sparse-studio-new-run');
+  const out: { path: string; message: string; node?: string }[] = [];
+  nodes.forEach((node: { id?: unknown; kind?: unknown; params?: { path?: unknown } }, i) => {
+    if (node?.kind !== 'export' || typeof node.params?.path !== 'string') return;
+    const where = `nodes[${i}].params.path`;
+    try {
+      resolveExportDir(runDir, node.params.path, { trusted: opts.trusted, where });
+    } catch (e) {
+      const id = typeof node.id === 'string' ? node.id : undefined;
+      const message = (e as Error).message.slice(where.length + 2);
+      out.push({ path: where, message: id ? `Export '${id}': ${message}` : message, ...(id ? { node: id } : {}) });
+    }
+  });
+  return out;
+}
+
 export async function exportModel(model: EngineModel, state: ModelState, params: ExportParams,
-  ctx: { runDir: string; tokenizer: string; maskArrays?: MaskArrays }): Promise<string> {
-  const dir = isAbsolute(params.path) ? params.path : resolve(ctx.runDir, params.path);
+  ctx: { runDir: string; tokenizer: string; maskArrays?: MaskArrays; trustedPaths?: boolean; where?: string }): Promise<string> {
+  const dir = resolveExportDir(ctx.runDir, params.path, { trusted: ctx.trustedPaths ?? false, where: ctx.where });
   // Never clear the folder (it may be a user's model directory); replace only the files we write.
   mkdirSync(dir, { recursive: true });
   rmSync(join(dir, MASKS_FILE), { force: true });

@@ -25,6 +25,11 @@ export interface StartMessage {
   /** Engine threads; fixed per run so CPU results are reproducible. */
   threads: number;
   resume?: ResumePoint;
+  /**
+   * The run's origin is the user at the command line: an Export may write to an absolute path
+   * outside the run folder. Runs a studio client (serve, the page) started never get it.
+   */
+  trustedPaths?: boolean;
 }
 
 export type HostToEngine = StartMessage | { type: 'pause' } | { type: 'resume' } | { type: 'cancel' };
