@@ -88,3 +88,20 @@ test('a second run queues behind the active one, a reload finds the live run, an
   expect(record.status).toBe('cancelled');
   expect(record.stages.map((s: { status: string }) => s.status)).toEqual(['cancelled']);
 });
+
+test('a refused link says why at the cursor', async ({ page, studio }) => {
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  const hint = page.getByRole('alert', { name: 'link refused' });
+  // Wrong port kind: a model state dropped on a data input.
+  await page.getByLabel('s1-train model output', { exact: true }).dragTo(page.getByLabel('s2-train data input', { exact: true }));
+  await expect(hint).toHaveText('wrong port kind: s1-train sends a model state, this input of s2-train takes data');
+  await expect(page.getByRole('status')).toHaveText('Link refused: wrong port kind: s1-train sends a model state, this input of s2-train takes data');
+  await page.screenshot({ path: join(artifacts, 'second-pass-link-refused.png') });
+  // An occupied input.
+  await page.getByLabel('model model output', { exact: true }).dragTo(page.getByLabel('s1-replace model input', { exact: true }));
+  await expect(hint).toHaveText('s1-replace already has a model-state input (delete that link first)');
+  // Nothing was linked.
+  await expect(page.locator('.react-flow__edge')).toHaveCount(21);
+});

@@ -3,10 +3,10 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type MouseEvent } from 'react';
 import {
   Background, BackgroundVariant, Controls, MiniMap, ReactFlow, applyNodeChanges, useReactFlow,
-  type Connection, type Edge, type EdgeChange, type NodeChange, type OnSelectionChangeParams,
+  type Connection, type Edge, type EdgeChange, type NodeChange, type OnConnectStartParams, type OnSelectionChangeParams,
 } from '@xyflow/react';
 import type { NodeKind } from '../../../core/schema';
-import { checkConnection, selectPipeline, selectSelectedLinks, selectSelection } from '../stores/graph-store';
+import { checkConnection, refusalAt, type DragStart, selectPipeline, selectSelectedLinks, selectSelection } from '../stores/graph-store';
 import { selectPreflight } from '../stores/session-store';
 import { useGraph, useSession, useStudio } from '../app/studio-context';
 import { PipelineNodeView } from './PipelineNodeView';
@@ -76,7 +76,42 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
     return checkConnection(graph.getState().pipeline, c.source, c.target).ok;
   }, [graph]);
 
+  // A refused link says why at the cursor while it is dragged, and where it was dropped.
+  const drag = useRef<{ start: DragStart; connected: boolean } | null>(null);
+  const [hint, setHint] = useState<{ x: number; y: number; text: string; dropped: boolean } | null>(null);
+  const refusalUnder = useCallback((clientX: number, clientY: number) => {
+    const start = drag.current?.start;
+    if (!start) return null;
+    const under = document.elementFromPoint(clientX, clientY);
+    const nodeId = under?.closest('.react-flow__node')?.getAttribute('data-id');
+    if (!nodeId || nodeId === start.nodeId) return null;
+    const port = under?.closest('.react-flow__handle')?.getAttribute('data-handleid') ?? null;
+    return refusalAt(graph.getState().pipeline, start, nodeId, port);
+  }, [graph]);
+  const hintAt = useCallback((clientX: number, clientY: number, text: string | null, dropped: boolean) => {
+    const box = wrapper.current?.getBoundingClientRect();
+    setHint(text ? { x: clientX - (box?.left ?? 0) + 14, y: clientY - (box?.top ?? 0) + 14, text, dropped } : null);
+  }, []);
+  const onConnectStart = useCallback((_: unknown, params: OnConnectStartParams) => {
+    setHint(null);
+    if (!params.nodeId || !params.handleType) return;
+    drag.current = { start: { nodeId: params.nodeId, handleType: params.handleType, port: params.handleId }, connected: false };
+  }, []);
+  useEffect(() => {
+    const onMove = (e: PointerEvent) => { if (drag.current) hintAt(e.clientX, e.clientY, refusalUnder(e.clientX, e.clientY), false); };
+    window.addEventListener('pointermove', onMove);
+    return () => window.removeEventListener('pointermove', onMove);
+  }, [hintAt, refusalUnder]);
+  const onConnectEnd = useCallback((event: globalThis.MouseEvent | TouchEvent) => {
+    const point = 'changedTouches' in event ? event.changedTouches[0] : event;
+    const reason = drag.current && !drag.current.connected ? refusalUnder(point.clientX, point.clientY) : null;
+    drag.current = null;
+    hintAt(point.clientX, point.clientY, reason, true);
+    if (reason) session.getState().notify(`Link refused: ${reason}`, 'error');
+  }, [hintAt, refusalUnder, session]);
+
   const onConnect = useCallback((c: Connection) => {
+    if (drag.current) drag.current.connected = true;
     const result = graph.getState().connect(c.source, c.target);
     if (!result.ok) session.getState().notify(`Cannot link ${c.source} to ${c.target}: ${result.reason}`, 'error');
   }, [graph, session]);
@@ -126,6 +161,10 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         onNodeDragStart={() => graph.getState().beginGesture()}
         onNodeDragStop={() => graph.getState().endGesture()}
         onConnect={onConnect}
+        onConnectStart={onConnectStart}
+        onConnectEnd={onConnectEnd}
+        onPaneClick={() => setHint(null)}
+        onNodeClick={() => setHint(null)}
         isValidConnection={isValidConnection}
         onDrop={onDrop}
         onDragOver={onDragOver}
@@ -141,6 +180,11 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         <MiniMap pannable zoomable ariaLabel="minimap" nodeStrokeWidth={3} style={{ width: 168, height: 108 }} nodeColor="#3a4766" maskColor="rgba(8, 11, 18, 0.6)" />
         <Controls showInteractive={false} />
       </ReactFlow>
+      {hint && (
+        <div className={`link-hint${hint.dropped ? ' dropped' : ''}`} role="alert" aria-label="link refused" style={{ left: hint.x, top: hint.y }}>
+          {hint.text}
+        </div>
+      )}
       {search && (
         <NodeSearch
           style={{ left: search.screen.x, top: search.screen.y }}

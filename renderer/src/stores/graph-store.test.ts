@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkConnection, createGraphStore, layeredLayout, setIn } from './graph-store';
+import { checkConnection, refusalAt, createGraphStore, layeredLayout, setIn } from './graph-store';
 
 function demo() {
   const store = createGraphStore();
@@ -32,10 +32,28 @@ describe('graph store', () => {
     expect(checkConnection(p, 'dataset-1', 'freeze-1')).toEqual({ ok: false, reason: 'freeze takes no data input (only train and gate do)' });
     expect(checkConnection(p, 'model-1', 'dataset-1')).toEqual({ ok: false, reason: 'dataset takes no model-state input' });
     expect(checkConnection(p, 'model-1', 'freeze-1')).toEqual({ ok: false, reason: 'these nodes are already linked' });
-    expect(checkConnection(p, 'train-1', 'freeze-1')).toEqual({ ok: false, reason: 'freeze-1 already has a model-state input' });
+    expect(checkConnection(p, 'train-1', 'freeze-1')).toEqual({ ok: false, reason: 'freeze-1 already has a model-state input (delete that link first)' });
     g().disconnect('model-1', 'freeze-1');
-    expect(checkConnection(g().pipeline, 'train-1', 'freeze-1')).toEqual({ ok: false, reason: 'this link would make a cycle' });
+    expect(checkConnection(g().pipeline, 'train-1', 'freeze-1')).toEqual({ ok: false, reason: 'this link would make a cycle (freeze-1 already leads to train-1)' });
     expect(g().connect('train-1', 'train-1').ok).toBe(false);
+  });
+
+  it('says at the cursor why a dragged link may not end where it is', () => {
+    const { g } = demo();
+    g().disconnect('model-1', 'freeze-1');
+    const p = g().pipeline;
+    // From an output, over a node or one of its handles.
+    expect(refusalAt(p, { nodeId: 'model-1', handleType: 'source', port: 'model' }, 'train-1', 'data'))
+      .toBe('wrong port kind: model-1 sends a model state, this input of train-1 takes data');
+    expect(refusalAt(p, { nodeId: 'model-1', handleType: 'source', port: 'model' }, 'replace-1', null))
+      .toBe('replace-1 already has a model-state input (delete that link first)');
+    expect(refusalAt(p, { nodeId: 'train-1', handleType: 'source', port: 'model' }, 'freeze-1', 'model'))
+      .toBe('this link would make a cycle (freeze-1 already leads to train-1)');
+    expect(refusalAt(p, { nodeId: 'model-1', handleType: 'source', port: 'model' }, 'freeze-1', 'model')).toBeNull();
+    // From an input, back to an output.
+    expect(refusalAt(p, { nodeId: 'freeze-1', handleType: 'target', port: 'model' }, 'dataset-1', null))
+      .toBe('wrong port kind: dataset-1 sends data, this input of freeze-1 takes a model state');
+    expect(refusalAt(p, { nodeId: 'freeze-1', handleType: 'target', port: 'model' }, 'model-1', null)).toBeNull();
   });
 
   it('undoes and redoes every edit, and a new edit clears the redo stack', () => {

@@ -97,9 +97,31 @@ export function checkConnection(p: Pipeline, from: string, to: string): ConnectC
   if (p.links.some((l) => l.from === from && l.to === to)) return { ok: false, reason: 'these nodes are already linked' };
   const kindOf = new Map(p.nodes.map((n) => [n.id, n.kind] as const));
   const taken = p.links.some((l) => l.to === to && linkType(kindOf.get(l.from) ?? 'model') === type);
-  if (taken) return { ok: false, reason: `${to} already has a ${type === 'data' ? 'data' : 'model-state'} input` };
-  if (reaches(p, to, from)) return { ok: false, reason: 'this link would make a cycle' };
+  if (taken) return { ok: false, reason: `${to} already has a ${type === 'data' ? 'data' : 'model-state'} input (delete that link first)` };
+  if (reaches(p, to, from)) return { ok: false, reason: `this link would make a cycle (${to} already leads to ${from})` };
   return { ok: true };
+}
+
+/** Where a link drag started: a node and which of its ends (its output, or one of its inputs). */
+export interface DragStart { nodeId: string; handleType: 'source' | 'target'; port: string | null }
+
+/**
+ * Why a link dragged from `start` may not end over node `overId` (on its handle `overPort`, if the
+ * pointer is on one): the one line shown at the cursor. Null when the link is allowed there.
+ */
+export function refusalAt(p: Pipeline, start: DragStart, overId: string, overPort: string | null): string | null {
+  const [from, to] = start.handleType === 'source' ? [start.nodeId, overId] : [overId, start.nodeId];
+  const source = p.nodes.find((n) => n.id === from);
+  const target = p.nodes.find((n) => n.id === to);
+  if (!source || !target) return null;
+  const sent = linkType(source.kind);
+  const taking = start.handleType === 'source' ? overPort : start.port;
+  if (sent && taking && sent !== taking) {
+    const what = (t: string) => (t === 'data' ? 'data' : 'a model state');
+    return `wrong port kind: ${from} sends ${what(sent)}, this input of ${to} takes ${what(taking)}`;
+  }
+  const check = checkConnection(p, from, to);
+  return check.ok ? null : check.reason;
 }
 
 function reaches(p: Pipeline, start: string, goal: string): boolean {
