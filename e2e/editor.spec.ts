@@ -75,7 +75,7 @@ test('builds the quick demo by drag and drop, validates live, exports it equal t
   const lr = inspector(page).getByLabel('lr', { exact: true });
   await lr.fill('0');
   await expect(page.getByRole('alert', { name: 'problems of s1-train' })).toContainText('lr');
-  await expect(page.getByRole('region', { name: 'problems' }).getByRole('button', { name: /nodes\[\d+\]\.params\.lr/ })).toBeVisible();
+  await expect(page.getByRole('region', { name: 'problems' }).getByRole('button', { name: /^problem s1-train( “[^”]*”)? · lr: / })).toBeVisible();
   await expect(inspector(page).getByRole('alert', { name: 'lr error' })).toBeVisible();
   await lr.fill('0.0001');
   await expect(page.getByRole('alert', { name: 'problems of s1-train' })).toHaveCount(0);

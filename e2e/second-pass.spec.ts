@@ -105,3 +105,23 @@ test('a refused link says why at the cursor', async ({ page, studio }) => {
   // Nothing was linked.
   await expect(page.locator('.react-flow__edge')).toHaveCount(21);
 });
+
+test('preflight errors show in the badge, and problems name their node by id and label', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  await expect(page.getByLabel('validity')).toHaveText('valid');
+  await page.locator('[data-node-id="data"]').click();
+  await inspector(page).getByLabel('source', { exact: true }).fill('no/such/corpus.txt');
+  await expect(page.getByLabel('validity')).toHaveText('valid');
+  await page.getByRole('button', { name: 'preflight', exact: true }).click();
+  await expect(page.getByLabel('validity')).toHaveText(/^\d+ preflight errors?$/);
+  const problems = page.getByRole('region', { name: 'problems' });
+  await expect(problems.getByRole('button', { name: /^problem data “Brown Corpus” · source: / })).toBeVisible();
+  await expect(problems).not.toContainText('nodes[');
+  // An edit makes the preflight outdated; a validation error takes over the badge.
+  await page.locator('[data-node-id="s1-train"]').click();
+  await inspector(page).getByLabel('lr', { exact: true }).fill('0');
+  await expect(page.getByLabel('validity')).toHaveText('1 problem');
+  await expect(problems.getByRole('button', { name: /^problem s1-train “Stage 1: foundation” · lr: / })).toBeVisible();
+  await page.screenshot({ path: join(artifacts, 'second-pass-problems.png') });
+});

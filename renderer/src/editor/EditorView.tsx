@@ -54,6 +54,7 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
     } finally { setBusy(''); }
   };
 
+  const badge = validityBadge(problems.length, preflight && { problems: preflight.problems.length, fresh: preflightRevision === revision });
   const memory = preflight && preflightRevision === revision ? Object.entries(preflight.memoryBytes) : [];
   return (
     <ReactFlowProvider>
@@ -69,7 +70,7 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
             <span className="sep" />
             <CommandButton name="layout" /><CommandButton name="import" /><CommandButton name="export" />
             <span className="grow" />
-            <span className={`validity${problems.length ? ' bad' : ''}`} aria-label="validity">{empty ? '' : problems.length ? `${problems.length} problem${problems.length > 1 ? 's' : ''}` : 'valid'}</span>
+            <span className={`validity${badge.bad ? ' bad' : ''}`} aria-label="validity" title={badge.title}>{empty ? '' : badge.text}</span>
             <button onClick={() => void runPreflight()} disabled={empty || busy !== ''} aria-label="preflight">{busy === 'preflight' ? 'Checking…' : 'Preflight'}</button>
             {queueing && <span className="queue-note" id="queue-note">{live.length === 1 ? `Run ${live[0].id} is ${live[0].status}` : `${live.length} runs are active`}; a new run waits its turn</span>}
             <button className="primary" onClick={() => void startRun()} disabled={empty || busy !== ''} aria-label={queueing ? 'queue run' : 'run'}
@@ -96,4 +97,15 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
       </div>
     </ReactFlowProvider>
   );
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** The toolbar's badge: validation first, then the last preflight of this very pipeline. */
+export function validityBadge(problems: number, preflight: { problems: number; fresh: boolean } | null): { text: string; bad: boolean; title: string } {
+  if (problems > 0) return { text: plural(problems, 'problem'), bad: true, title: 'The pipeline does not validate: see the problems panel.' };
+  if (!preflight) return { text: 'valid', bad: false, title: 'The pipeline validates. Preflight has not been run.' };
+  if (!preflight.fresh) return { text: 'valid · preflight outdated', bad: false, title: 'The pipeline changed since the last preflight: run it again.' };
+  if (preflight.problems > 0) return { text: plural(preflight.problems, 'preflight error'), bad: true, title: 'The pipeline validates, but preflight found problems: see the problems panel.' };
+  return { text: 'valid · preflight passed', bad: false, title: 'The pipeline validates and passed preflight.' };
 }
