@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const COMMANDS = ['run', 'validate', 'eval', 'serve', 'bench', 'info'] as const;
+export const COMMANDS = ['run', 'validate', 'eval', 'serve', 'bench', 'info', 'export-torch', 'watch'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export const USAGE = `usage: sparse-studio <command> [options]
@@ -25,6 +25,8 @@ commands:
                                      the studio in a browser (prints the URL with its token); runs beyond --max-runs queue
   bench gemm|attention|train [--json]
                                      engine measurements, one JSON object per measurement
+  export-torch FILE --out DIR        write a PyTorch project that replays the pipeline (torchrun, DDP/FSDP2)
+  watch RUN_DIR [--json]             follow a run folder another process writes; the live table of run
 
 options:
   -h, --help                         this text
