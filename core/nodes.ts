@@ -122,7 +122,10 @@ export const LIMITS = {
   retries: 100,
   /** Loss weights, temperature and gradient clip. */
   weight: 1e6,
-  /** Learning rate, weight decay and Adam epsilon. */
+  /**
+   * Weight decay and Adam epsilon. The learning rate has no bound: a huge one costs nothing
+   * but a diverged stage, which the runner's NaN guard stops (and tests rely on).
+   */
   rate: 10,
   /** Entries of a curriculum or of a Gate's checks. */
   listEntries: 256,
@@ -251,7 +254,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
       steps: { type: 'integer', label: 'Steps', min: 1, max: LIMITS.steps, step: 10, help: 'Optimiser steps in this stage.' },
       batch_size: { type: 'integer', label: 'Batch size', unit: 'sequences', min: 1, max: LIMITS.batch, step: 1, help: 'Sequences per step.' },
       curriculum: { type: 'curriculum', label: 'Sequence length', help: 'Short sequences first: each entry applies from its step on; the first starts at step 0.' },
-      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, max: LIMITS.rate, step: 1e-5, help: 'Peak learning rate; the plan decays it about 20% per stage.' },
+      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, step: 1e-5, help: 'Peak learning rate; the plan decays it about 20% per stage.' },
       schedule: { type: 'enum', label: 'Schedule', options: ['constant', 'cosine', 'warmup_cosine'], help: 'Learning-rate schedule within the stage.' },
       warmup_steps: { type: 'integer', label: 'Warm-up steps', min: 0, max: LIMITS.steps, step: 10, help: 'Linear warm-up (warmup_cosine only); at most the stage steps.' },
       weight_decay: { type: 'number', label: 'Weight decay', min: 0, max: LIMITS.rate, step: 0.01, help: 'AdamW decoupled weight decay.' },
