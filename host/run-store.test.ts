@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newRunId, readJsonl, readRunRecord, RunStore } from './run-store';
@@ -63,6 +63,8 @@ describe('RunStore', () => {
   it('resumes from the last committed checkpoint: metrics cut back, torn tails dropped', () => {
     const store = RunStore.create(dir, pipeline, init);
     for (let i = 0; i < 3; i++) store.append(step(i));
+    mkdirSync(join(store.runDir, 'checkpoints/stage-0'));
+    writeFileSync(join(store.runDir, 'checkpoints/stage-0/state.json'), JSON.stringify({ format: 'sparse-studio-checkpoint/2', stage: 0, step: 3, lr: 1, modelState: {} }));
     store.commitCheckpoint({ stage: 0, path: 'checkpoints/stage-0', step: 3 });
     for (let i = 3; i < 5; i++) store.append(step(i));
     store.close();

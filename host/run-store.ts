@@ -14,16 +14,18 @@
 // - A checkpoint counts as committed only once the store has flushed every metric line before
 //   it and recorded the line count in run.json; --resume truncates metrics.jsonl to that count.
 // - Readers tolerate a torn last line (the writer may have died mid-append).
-// - run.json is replaced atomically (write to a temp name, then rename).
+// - run.json is replaced atomically and durably (temp name fsynced, renamed, folder fsynced).
 // - Once the run is going, a failed write (disk full, folder removed) never throws into the
 //   caller's event loop: the store reports it once through onWriteError and skips later writes,
 //   so the run manager fails that run and the server goes on.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../core/events';
 import type { Pipeline } from '../core/schema';
 import { canonicalJson } from '../core/canonical';
+import { durableFs, replaceFileDurably } from './durable-fs';
+import { readCheckpointState } from './runner/checkpoint';
 
 export interface CommittedCheckpoint {
   /** 0-based stage the checkpoint closes. */
@@ -149,6 +151,8 @@ export class RunStore {
   static reopenForResume(runDir: string): { store: RunStore; checkpoint: CommittedCheckpoint | null } {
     const record = readRunRecord(runDir);
     const checkpoint = record.checkpoints.length ? record.checkpoints[record.checkpoints.length - 1] : null;
+    // Checked before anything is cut: a refused resume leaves the run folder as it was.
+    if (checkpoint) checkResumePoint(runDir, checkpoint);
     const keep = checkpoint ? checkpoint.metricsLines : 0;
     truncateLines(join(runDir, 'metrics.jsonl'), keep);
     truncateTornTail(join(runDir, 'events.jsonl'));
@@ -176,6 +180,8 @@ export class RunStore {
   /** Records a checkpoint the engine has finished writing (after flushing the lines before it). */
   commitCheckpoint(checkpoint: Omit<CommittedCheckpoint, 'metricsLines'>): void {
     this.flush();
+    // The lines it counts are on disk before run.json says so.
+    this.guarded(() => durableFs.syncFile(join(this.runDir, 'metrics.jsonl')));
     this.record.checkpoints.push({ ...checkpoint, metricsLines: this.metricsLines });
     this.guarded(() => this.writeRecord());
   }
@@ -212,9 +218,33 @@ export class RunStore {
   close(): void { this.flush(); }
 
   private writeRecord(): void {
-    const file = join(this.runDir, 'run.json');
-    writeFileSync(file + '.tmp', JSON.stringify(this.record, null, 2) + '\n');
-    renameSync(file + '.tmp', file);
+    replaceFileDurably(join(this.runDir, 'run.json'), JSON.stringify(this.record, null, 2) + '\n');
+  }
+}
+
+/**
+ * A resume trusts nothing it reads: the committed checkpoint's path must lead to a folder
+ * inside the run folder (after symlinks), and its state.json must close the same stage at the
+ * same global step as run.json says. Throws one line naming what contradicts what.
+ */
+export function checkResumePoint(runDir: string, checkpoint: CommittedCheckpoint): void {
+  const where = `cannot resume ${runDir}: run.json checkpoint ${JSON.stringify(checkpoint.path)}`;
+  if (typeof checkpoint.path !== 'string' || checkpoint.path === '' || isAbsolute(checkpoint.path)) throw new Error(`${where}: must be a path relative to the run folder`);
+  if (!Number.isInteger(checkpoint.stage) || checkpoint.stage < 0 || !Number.isInteger(checkpoint.step) || checkpoint.step < 0
+    || !Number.isInteger(checkpoint.metricsLines) || checkpoint.metricsLines < 0) {
+    throw new Error(`${where}: stage, step and metricsLines must be whole numbers >= 0`);
+  }
+  const dir = resolve(runDir, checkpoint.path);
+  let real: string;
+  try { real = realpathSync(dir); } catch { throw new Error(`${where}: ${dir} does not exist`); }
+  const root = realpathSync(runDir);
+  const rel = relative(root, real);
+  if (rel === '' || rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel)) throw new Error(`${where}: leads outside the run folder (${real})`);
+  if (!statSync(real).isDirectory()) throw new Error(`${where}: ${real} is not a folder`);
+  let saved: { stage: number; step: number };
+  try { saved = readCheckpointState(real); } catch (e) { throw new Error(`${where}: ${(e as Error).message}`); }
+  if (saved.stage !== checkpoint.stage || saved.step !== checkpoint.step) {
+    throw new Error(`${where}: its state.json says stage ${saved.stage}, step ${saved.step}; run.json committed stage ${checkpoint.stage}, step ${checkpoint.step}`);
   }
 }
 

@@ -1,13 +1,17 @@
 // Stage checkpoints: checkpoints/stage-<n>/ holds the student (engine.save: config.json +
 // model.safetensors), the optimiser state and state.json (what the runtime needs to rebuild
 // the model on a fresh base: per-layer state, freeze/unfreeze log, global step, LR). Written
-// under a temporary name and renamed, so a directory named stage-<n> is always complete.
+// under a temporary name, every file and folder fsynced, then renamed and checkpoints/ fsynced,
+// so a directory named stage-<n> is always complete, also after a power cut. An older
+// stage-<n> (a rerun of the stage) is moved aside, not deleted, until the new one is in place;
+// the host records the checkpoint in run.json only after it has arrived.
 // Format 2 stores core's ModelState; format 1 (masks + log only) is still read.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EngineModel } from '../../native/engine-api';
 import { fromLegacyModelState, type LegacyModelState, type RunModelState } from './model-state';
+import { durableFs, syncTree } from '../durable-fs';
 
 export interface CheckpointState {
   format: typeof CHECKPOINT_FORMAT;
@@ -42,12 +46,23 @@ export async function writeCheckpoint(model: EngineModel, runDir: string, state:
     await model.saveOptimizer(join(tmp, OPTIMIZER_FILE));
     const body: CheckpointState = { format: CHECKPOINT_FORMAT, ...state };
     writeFileSync(join(tmp, STATE_FILE), JSON.stringify(body, null, 2) + '\n');
-    if (existsSync(final)) rmSync(final, { recursive: true, force: true });
-    renameSync(tmp, final);
+    syncTree(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+  const parent = join(runDir, 'checkpoints');
+  const aside = existsSync(final) ? join(parent, `.stage-${state.stage}.old-${randomBytes(3).toString('hex')}`) : null;
+  if (aside) renameSync(final, aside);
+  try {
+    renameSync(tmp, final);
+  } catch (e) {
+    if (aside) renameSync(aside, final); // the old one stays the checkpoint
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  durableFs.syncDir(parent);
+  if (aside) rmSync(aside, { recursive: true, force: true });
   return rel;
 }
 
