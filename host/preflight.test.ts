@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { engine } from '../native/index';
 import { validateModelConfig } from '../native/checkpoint/config';
-import { countParams, estimateTrainMemory, formatBytes, preflightPipeline, type ConfigShape } from './preflight';
+import { countParams, estimateTrainMemory, formatBytes, maskBytes, preflightPipeline, type ConfigShape } from './preflight';
 
 // The shipped demo model's shape (models/demo/config.json).
 const demo: ConfigShape = {
@@ -82,8 +82,9 @@ describe('preflightPipeline', () => {
     expect(report.ok).toBe(true);
     expect(report.notes.m).toBe('loads: llama, 12 layers, 2.9M params');
     expect(report.notes.d).toBe('Brown Corpus (built-in)');
-    expect(report.memoryBytes.t).toBe(estimateTrainMemory(demo, 4, 256).total);
-    expect(report.notes.t).toMatch(/^~164 MiB peak \(weights, grads, Adam 44.0 MiB; activations 120 MiB\)$/);
+    // layers 4-6 sparse, block 32, 2 KV heads, 256 tokens: 3 masks
+    expect(report.memoryBytes.t).toBe(estimateTrainMemory(demo, 4, 256).total + 3 * maskBytes(256, 32, 2));
+    expect(report.notes.t).toMatch(/^~164 MiB peak \(weights, grads, Adam 44.0 MiB; activations 120 MiB; masks 2.5 KiB\)$/);
   });
 
   it('keeps schema problems first and still checks resources', async () => {

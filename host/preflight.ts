@@ -7,7 +7,11 @@
 //   field is read defensively and only checks that can be made are made.
 // - The memory estimate is deliberately simple and conservative (fp32 everything):
 //   params * 4 B * (weights + grads + 2 Adam moments) + activations
-//   batch * seq * hidden * layers * ~20 values * 4 B. It is a guide, not a promise.
+//   batch * seq * hidden * layers * ~20 values * 4 B, plus the block masks of every layer any
+//   Replace node makes sparse, built for the longest sequence (runMemoryRefusal also counts the
+//   Export's FlexAttention arrays). It is a guide, not a promise -- but a run whose estimate
+//   exceeds the machine's memory is refused before it starts (runMemoryRefusal, used by the
+//   service's startRun and `sparse-studio run`).
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { PreflightReport, ValidationProblem } from '../core/api';
@@ -56,6 +60,50 @@ export function estimateTrainMemory(c: ConfigShape, batch: number, seqLen: numbe
   const params = countParams(c) * BYTES_PER_FLOAT * PARAM_COPIES;
   const activations = batch * seqLen * c.hidden_size * c.num_hidden_layers * ACTIVATION_VALUES_PER_TOKEN_LAYER_HIDDEN * BYTES_PER_FLOAT;
   return { total: params + activations, params, activations };
+}
+
+/**
+ * Bytes of one layer's block mask for `seqLen` tokens, as native/src/block_mask.h holds it:
+ * per mask head an n x n source byte map and bitmap, plus int32 kv/q index lists that hold at
+ * most every causal block pair twice.
+ */
+export function maskBytes(seqLen: number, blockSize: number, maskHeads: number): number {
+  const n = Math.ceil(seqLen / blockSize);
+  const causalPairs = (n * (n + 1)) / 2;
+  return maskHeads * (n * n * (1 + 1 / 8) + causalPairs * 2 * 4 + (n + 1) * 2 * 4);
+}
+
+/** Bytes of one layer's FlexAttention arrays for `seqLen` (export.ts: kv/q indices, (1, H, n, n) int32 each). */
+export function flexMaskBytes(seqLen: number, blockSize: number, heads: number): number {
+  const n = Math.ceil(seqLen / blockSize);
+  return heads * (2 * n * n + 2 * n) * 4;
+}
+
+type MaskShape = { block_size?: unknown; share_gqa_group?: unknown };
+
+/** Per layer (0-based) the last mask any Replace node puts there: the layers a run may make sparse. */
+function sparseLayers(nodes: AnyNode[], depth: number): Map<number, MaskShape> {
+  const out = new Map<number, MaskShape>();
+  for (const r of nodes.filter((n) => n.kind === 'replace')) {
+    const layers = r.params?.layers;
+    const mask = r.params?.mask as MaskShape | undefined;
+    if (!Array.isArray(layers) || typeof mask !== 'object' || mask === null) continue;
+    const [first, last] = layers as unknown[];
+    if (typeof first !== 'number' || typeof last !== 'number') continue;
+    for (let l = Math.max(1, first); l <= Math.min(depth, last); l++) out.set(l - 1, mask);
+  }
+  return out;
+}
+
+/** Mask bytes of the sparse layers at `seqLen` (mask heads: KV heads when shared per GQA group). */
+function masksBytes(layers: Map<number, MaskShape>, c: ConfigShape, seqLen: number): number {
+  let total = 0;
+  for (const mask of layers.values()) {
+    const block = typeof mask.block_size === 'number' && mask.block_size >= 1 ? mask.block_size : 16;
+    const heads = mask.share_gqa_group === false ? c.num_attention_heads : (c.num_key_value_heads ?? c.num_attention_heads);
+    total += maskBytes(seqLen, block, heads);
+  }
+  return total;
 }
 
 export function formatBytes(bytes: number): string {
@@ -117,10 +165,12 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
     const maxSeq = Math.max(...seqLens.filter(Number.isFinite), 0);
     if (!config || typeof batch !== 'number' || batch < 1 || maxSeq <= 0 || !idOf(train)) continue;
     const estimate = estimateTrainMemory(config, batch, maxSeq);
-    memoryBytes[idOf(train)!] = estimate.total;
-    notes[idOf(train)!] = `~${formatBytes(estimate.total)} peak (weights, grads, Adam ${formatBytes(estimate.params)}; activations ${formatBytes(estimate.activations)})`;
-    if (p.backend !== 'cuda' && estimate.total > ctx.totalMemoryBytes) {
-      problem(train, 'batch_size', `estimated peak memory ${formatBytes(estimate.total)} exceeds this machine's ${formatBytes(ctx.totalMemoryBytes)}; lower batch_size or seq_len`);
+    const masks = masksBytes(sparseLayers(nodes, config.num_hidden_layers), config, maxSeq);
+    const total = estimate.total + masks;
+    memoryBytes[idOf(train)!] = total;
+    notes[idOf(train)!] = `~${formatBytes(total)} peak (weights, grads, Adam ${formatBytes(estimate.params)}; activations ${formatBytes(estimate.activations)}${masks > 0 ? `; masks ${formatBytes(masks)}` : ''})`;
+    if (p.backend !== 'cuda' && total > ctx.totalMemoryBytes) {
+      problem(train, 'batch_size', `estimated peak memory ${formatBytes(total)} exceeds this machine's ${formatBytes(ctx.totalMemoryBytes)}; lower batch_size or seq_len`);
     }
   }
 
@@ -128,6 +178,50 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
   problems.push(...exportPathProblems(pipeline, { trusted: false }));
 
   return { ok: problems.length === 0, problems, notes, memoryBytes };
+}
+
+/**
+ * The run-start memory check (service startRun and `sparse-studio run`): the largest estimate
+ * over the Train nodes (weights, grads, Adam, activations and masks) and the Export's
+ * FlexAttention arrays, against the machine's memory. Returns one line with the numbers when
+ * the run cannot fit, else null. A model whose config cannot be read is left to the runner
+ * (it fails there with its own line); the estimate needs the engine addon for the layout.
+ */
+export async function runMemoryRefusal(pipeline: unknown, ctx: PreflightContext): Promise<string | null> {
+  const p = (pipeline ?? {}) as { nodes?: unknown; backend?: unknown };
+  if (p.backend === 'cuda') return null; // device memory is the runner's to check
+  const nodes = (Array.isArray(p.nodes) ? p.nodes : []).filter((n): n is AnyNode => typeof n === 'object' && n !== null);
+  const model = nodes.find((n) => n.kind === 'model');
+  if (!model || !engineLayoutAvailable()) return null;
+  const config = await checkModelNode(model, ctx, () => {});
+  if (!config) return null;
+  let params: number;
+  try { params = countParams(config); } catch { return null; }
+  const layers = sparseLayers(nodes, config.num_hidden_layers);
+  let worst: { bytes: number; line: string } | null = null;
+  nodes.forEach((n, i) => {
+    let bytes = 0;
+    let what = '';
+    if (n.kind === 'train') {
+      const batch = n.params?.batch_size;
+      const curriculum = Array.isArray(n.params?.curriculum) ? (n.params!.curriculum as { seq_len?: unknown }[]) : [];
+      const seq = Math.max(0, ...curriculum.map((c) => (typeof c?.seq_len === 'number' ? c.seq_len : 0)));
+      if (typeof batch !== 'number' || seq <= 0) return;
+      const e = estimateTrainMemory(config, batch, seq);
+      const masks = masksBytes(layers, config, seq);
+      bytes = e.total + masks;
+      what = `batch ${batch}, seq_len ${seq}: weights, grads, Adam ${formatBytes(params * BYTES_PER_FLOAT * PARAM_COPIES)}, activations ${formatBytes(e.activations)}, masks ${formatBytes(masks)}`;
+    } else if (n.kind === 'export' && n.params?.flex_masks === true && typeof n.params.mask_seq_len === 'number') {
+      const seq = n.params.mask_seq_len;
+      for (const mask of layers.values()) bytes += flexMaskBytes(seq, typeof mask.block_size === 'number' && mask.block_size >= 1 ? mask.block_size : 16, config.num_attention_heads);
+      bytes += params * BYTES_PER_FLOAT;
+      what = `mask_seq_len ${seq}: FlexAttention masks of ${layers.size} layer${layers.size === 1 ? '' : 's'} and the weights`;
+    } else return;
+    const id = typeof n.id === 'string' ? ` '${n.id}'` : '';
+    if (!worst || bytes > worst.bytes) worst = { bytes, line: `nodes[${i}]${id} needs an estimated ${formatBytes(bytes)} (${what}); this machine has ${formatBytes(ctx.totalMemoryBytes)}` };
+  });
+  const found = worst as { bytes: number; line: string } | null;
+  return found && found.bytes > ctx.totalMemoryBytes ? `not enough memory: ${found.line}` : null;
 }
 
 type Report = (node: AnyNode, field: string, message: string) => void;

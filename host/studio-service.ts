@@ -17,7 +17,7 @@ import { validatePipeline } from '../core/validate';
 import { ApiCallError } from './api-call';
 import { RunManager } from './run-manager';
 import { collectInfo } from './commands/info';
-import { preflightPipeline } from './preflight';
+import { preflightPipeline, runMemoryRefusal } from './preflight';
 import { exportPathProblems } from './runner/export';
 import { listTemplates, readTemplate } from './templates';
 
@@ -55,6 +55,8 @@ export interface StudioServiceOptions {
   /** Runs whose engines may run at once; later ones queue (default: run-manager.ts's). */
   maxRuns?: number;
   warn?: (line: string) => void;
+  /** Memory a run may use (preflight and the run-start check); default: the machine's. */
+  totalMemoryBytes?: number;
 }
 
 export type StudioService = StudioApi & { close(): Promise<void> };
@@ -77,12 +79,13 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     return manager;
   }
 
+  const preflightContext = () => ({ baseDir: options.baseDir ?? process.cwd(), modelsDir, totalMemoryBytes: options.totalMemoryBytes ?? totalmem() });
+
   const service: StudioService = {
     listTemplates: (): Promise<TemplateSummary[]> => listTemplates(options.templatesDir, warn),
     getTemplate: (id: string): Promise<Pipeline> => readTemplate(options.templatesDir, id),
     validate: async (pipeline: unknown): Promise<ValidationProblem[]> => validatePipeline(pipeline),
-    preflight: async (pipeline: Pipeline): Promise<PreflightReport> =>
-      preflightPipeline(pipeline, validatePipeline(pipeline), { baseDir: options.baseDir ?? process.cwd(), modelsDir, totalMemoryBytes: totalmem() }),
+    preflight: async (pipeline: Pipeline): Promise<PreflightReport> => preflightPipeline(pipeline, validatePipeline(pipeline), preflightContext()),
     async startRun(pipeline, runOptions) {
       const problems = validatePipeline(pipeline);
       if (problems.length > 0) {
@@ -96,6 +99,8 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
         throw new ApiCallError('bad_request', `startRun: options.backend must be auto, cpu or cuda, got ${JSON.stringify(backend)}`);
       }
+      const refusal = await runMemoryRefusal(backend ? { ...pipeline, backend } : pipeline, preflightContext());
+      if (refusal) throw new ApiCallError('insufficient_memory', refusal);
       const runId = await (await runManager()).start(pipeline, backend ? { backend } : undefined);
       return { runId };
     },

@@ -7,7 +7,8 @@
 // 2 invalid input or usage (problems printed `FILE: path: message`) or no usable engine
 // (addon not built, --backend cuda without CUDA), 3 crashed, 130 cancelled (Ctrl-C).
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { totalmem } from 'node:os';
 import type { RunEvent, StageSummary, EvalMetrics } from '../../core/events';
 import type { Pipeline } from '../../core/schema';
 import { parsePipelineText } from '../../core/parse';
@@ -16,6 +17,8 @@ import { RunManager, type Backend, type RunEnd } from '../run-manager';
 import { readRunPipeline, readRunRecord } from '../run-store';
 import { cudaMaskProblem, pipelineMasks } from '../runner/placement';
 import { readPipelineText } from '../safe-read';
+import { runMemoryRefusal } from '../preflight';
+import { DEMO_MODEL_DIR } from '../runner/model-source';
 
 const USAGE = 'usage: sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR] [--backend auto|cpu|cuda]';
 
@@ -116,6 +119,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const unavailable = await engineUnavailable();
   if (unavailable) { console.error(`sparse-studio run: ${unavailable}`); return EXIT.invalid; }
+  if (!opts.resume) {
+    // The run must fit in memory (masks included): refused with the numbers before any work.
+    const refusal = await runMemoryRefusal(pipeline, { baseDir: process.cwd(), modelsDir: dirname(DEMO_MODEL_DIR), totalMemoryBytes: totalmem() });
+    if (refusal) { console.error(`${opts.file}: ${refusal}`); return EXIT.invalid; }
+  }
   const backend = opts.backend ?? pipeline.backend;
   if (backend === 'cuda') {
     const unsuited = cudaMaskProblem(pipelineMasks(pipeline));
