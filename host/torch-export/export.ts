@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import type { NodeOf, Pipeline } from '../../core/schema';
 import { canonicalJson } from '../../core/canonical';
 import { stagesOf, trailingOps } from '../../core/order';
+import { resolveSeeds } from '../../core/seeds';
 import { loadDataset } from '../data/dataset';
 import { maxSeqLen } from '../data/curriculum';
 import { modelContentHash, resolveModelSource } from '../runner/model-source';
@@ -73,8 +74,11 @@ export function tokenFile(train: Int32Array, validation: Int32Array, info: { see
   return buf;
 }
 
-export async function exportTorch(pipeline: Pipeline, outDir: string, options: ExportTorchOptions = {}): Promise<ExportTorchResult> {
+export async function exportTorch(written: Pipeline, outDir: string, options: ExportTorchOptions = {}): Promise<ExportTorchResult> {
   const log = options.onLog ?? (() => {});
+  // The file as written is what the hash names; the run uses its resolved seeds (core/seeds.ts),
+  // as the engine's executor does.
+  const pipeline = resolveSeeds(written);
   const problem = exportProblem(pipeline);
   if (problem) throw new Error(problem);
   const model = pipeline.nodes.find((n) => n.kind === 'model') as NodeOf<'model'>;
@@ -103,7 +107,7 @@ export async function exportTorch(pipeline: Pipeline, outDir: string, options: E
     log(`${id}: ${data.trainTokens} train + ${data.validationTokens} validation tokens -> ${name}`);
   }
 
-  const canonical = canonicalJson(pipeline);
+  const canonical = canonicalJson(written);
   const pipelineSha256 = sha256(canonical);
   write('pipeline.json', canonical);
   write('pipeline.sha256', `${pipelineSha256}  pipeline.json\n`);
@@ -113,6 +117,7 @@ export async function exportTorch(pipeline: Pipeline, outDir: string, options: E
     pipeline_sha256: pipelineSha256,
     pipeline_canonical: canonical.replace(/\n$/, ''),
     pipeline,
+    pipeline_seeds: 'resolved (core/seeds.ts): node seeds of 0 follow the pipeline seed',
     model_dir: source.dir,
     model_sha256: await modelContentHash(source, pipeline.seed),
     data_sha256: dataHashes[0] ?? '',
