@@ -12,12 +12,14 @@
 //   Export's FlexAttention arrays). It is a guide, not a promise -- but a run whose estimate
 //   exceeds the machine's memory is refused before it starts (runMemoryRefusal, used by the
 //   service's startRun and `sparse-studio run`).
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { PreflightReport, ValidationProblem } from '../core/api';
 import { engineAvailable as engineLayoutAvailable } from '../native/addon';
 import { expectedTensors, validateModelConfig } from '../native/checkpoint/config';
 import { exportPathProblems } from './runner/export';
+import { FileRefused, readRegularFile } from './safe-read';
 
 export interface PreflightContext {
   /** Relative model/data paths resolve against this folder (the runner uses its working directory). */
@@ -26,7 +28,18 @@ export interface PreflightContext {
   modelsDir: string;
   /** Memory the CPU backend may use; a stage estimated above it is a problem. */
   totalMemoryBytes: number;
+  /**
+   * Set for a client of `serve`: the only folders whose files preflight describes. A model or
+   * dataset path outside all of them (after symlinks) is refused by its path alone, before
+   * anything is opened or stat'ed, so a client learns nothing about the rest of the disk: not
+   * whether a file exists, nor its size, nor a line of its content. The service passes the
+   * project, models, runs and working folders (clientPathProblems).
+   */
+  confineTo?: readonly string[];
 }
+
+/** Largest config.json read: a real one is a few kB. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** The config.json fields the estimate needs (Hugging Face names). */
 export interface ConfigShape {
@@ -132,8 +145,14 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
   const problem = (n: AnyNode, field: string, message: string) =>
     problems.push({ path: `nodes[${indexOf.get(n)}].params.${field}`, message, ...(idOf(n) ? { node: idOf(n) } : {}) });
 
+  // A client's paths outside its folders are refused by path alone and not looked at further.
+  const confined = ctx.confineTo ? clientPathProblems(pipeline, ctx.baseDir, ctx.confineTo) : [];
+  problems.push(...confined);
+  const refusedNodes = new Set(confined.map((c) => c.path));
+  const allowed = (n: AnyNode) => !refusedNodes.has(`nodes[${indexOf.get(n)}].params.source`);
+
   let config: ConfigShape | null = null;
-  for (const node of nodes.filter((n) => n.kind === 'model')) {
+  for (const node of nodes.filter((n) => n.kind === 'model' && allowed(n))) {
     const found = await checkModelNode(node, ctx, problem);
     if (!found) continue;
     // Without the engine addon the layout, so the size, is unknown: no size note, no memory check.
@@ -142,7 +161,7 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
     if (idOf(node)) notes[idOf(node)!] = `loads: ${found.model_type ?? 'model'}, ${found.num_hidden_layers} layers${params === null ? '' : `, ${params} params`}`;
   }
 
-  for (const node of nodes.filter((n) => n.kind === 'dataset')) {
+  for (const node of nodes.filter((n) => n.kind === 'dataset' && allowed(n))) {
     const note = await checkDatasetNode(node, ctx, problem);
     if (note && idOf(node)) notes[idOf(node)!] = note;
   }
@@ -226,6 +245,53 @@ export async function runMemoryRefusal(pipeline: unknown, ctx: PreflightContext)
 
 type Report = (node: AnyNode, field: string, message: string) => void;
 
+/** The file or folder a model/dataset source names, or null for a built-in. */
+function sourcePath(kind: 'model' | 'dataset', source: string, baseDir: string): string | null {
+  if (source.startsWith('builtin:')) return null;
+  if (kind === 'model' && source.startsWith('init:')) return resolvePath(baseDir, source.slice('init:'.length));
+  return resolvePath(baseDir, source);
+}
+
+/**
+ * Model and dataset sources outside `roots` (lexically, then after symlinks): the paths a
+ * client of `serve` may not have described or read (PreflightContext.confineTo).
+ */
+export function clientPathProblems(pipeline: unknown, baseDir: string, roots: readonly string[]): ValidationProblem[] {
+  const nodes = (pipeline as { nodes?: unknown })?.nodes;
+  if (!Array.isArray(nodes)) return [];
+  const out: ValidationProblem[] = [];
+  nodes.forEach((n: AnyNode, i) => {
+    if ((n?.kind !== 'model' && n?.kind !== 'dataset') || typeof n.params?.source !== 'string') return;
+    const path = sourcePath(n.kind, n.params.source, baseDir);
+    if (path === null || insideRoots(path, roots)) return;
+    out.push({
+      path: `nodes[${i}].params.source`, ...(typeof n.id === 'string' ? { node: n.id } : {}),
+      message: `${path} is outside the folders this studio reads for its clients (the project, models, runs and working folders)`,
+    });
+  });
+  return out;
+}
+
+function insideRoots(path: string, roots: readonly string[]): boolean {
+  const under = (p: string, root: string) => { const rel = relative(root, p); return rel === '' || (!rel.startsWith('..' + sep) && rel !== '..' && !isAbsolute(rel)); };
+  const lexical = roots.map((r) => resolve(r));
+  if (!lexical.some((root) => under(resolve(path), root))) return false; // nothing on disk is touched
+  const real = realOfDeepest(path);
+  return lexical.some((root) => under(real, realOfDeepest(root)));
+}
+
+function realOfDeepest(path: string): string {
+  let existing = resolve(path);
+  const rest: string[] = [];
+  for (;;) {
+    try { return join(realpathSync(existing), ...rest); } catch { /* climb */ }
+    const parent = dirname(existing);
+    if (parent === existing) return resolve(path);
+    rest.unshift(basename(existing));
+    existing = parent;
+  }
+}
+
 /** Resolves the Model node's source to a config.json and checks it; returns the config or null. */
 async function checkModelNode(node: AnyNode, ctx: PreflightContext, problem: Report): Promise<ConfigShape | null> {
   const source = node.params?.source;
@@ -248,10 +314,11 @@ async function checkModelNode(node: AnyNode, ctx: PreflightContext, problem: Rep
 
   let config: ConfigShape;
   try {
-    config = parseConfig(await readFile(configPath, 'utf8'));
+    // Non-blocking, regular files only, bounded: a FIFO or a device named as config cannot hang or flood the server.
+    config = parseConfig(readRegularFile(configPath, MAX_CONFIG_BYTES).toString('utf8'));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    problem(node, 'source', code === 'ENOENT' ? `no config.json at ${configPath}` : `${configPath}: ${(error as Error).message}`);
+    const refused = error instanceof FileRefused ? error : null;
+    problem(node, 'source', refused?.code === 'not_found' ? `no config.json at ${configPath}` : refused ? refused.message : `${configPath}: ${(error as Error).message}`);
     return null;
   }
   try {
@@ -293,7 +360,8 @@ async function checkDatasetNode(node: AnyNode, ctx: PreflightContext, problem: R
   const path = resolvePath(ctx.baseDir, source);
   try {
     const s = await stat(path);
-    if (!s.isDirectory()) return `${formatBytes(s.size)} of text`;
+    if (s.isFile()) return `${formatBytes(s.size)} of text`;
+    if (!s.isDirectory()) { problem(node, 'source', `${path}: not a regular file or folder`); return null; }
     const files = (await readdir(path)).filter((f) => /\.(txt|jsonl)$/.test(f));
     if (files.length === 0) { problem(node, 'source', `no .txt or .jsonl files in ${path}`); return null; }
     return `${files.length} file${files.length === 1 ? '' : 's'}`;

@@ -17,7 +17,7 @@ import { validatePipeline } from '../core/validate';
 import { ApiCallError } from './api-call';
 import { RunManager } from './run-manager';
 import { collectInfo } from './commands/info';
-import { preflightPipeline, runMemoryRefusal } from './preflight';
+import { clientPathProblems, preflightPipeline, runMemoryRefusal } from './preflight';
 import { exportPathProblems } from './runner/export';
 import { listTemplates, readTemplate } from './templates';
 
@@ -57,6 +57,12 @@ export interface StudioServiceOptions {
   warn?: (line: string) => void;
   /** Memory a run may use (preflight and the run-start check); default: the machine's. */
   totalMemoryBytes?: number;
+  /**
+   * `serve`: clients are anyone who holds the token (or anyone, with --no-token). Their model
+   * and dataset paths must lie in the project, models, runs or working folder; others are
+   * refused by path alone (preflight.ts clientPathProblems), in preflight and startRun.
+   */
+  confineClientPaths?: boolean;
 }
 
 export type StudioService = StudioApi & { close(): Promise<void> };
@@ -79,7 +85,12 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     return manager;
   }
 
-  const preflightContext = () => ({ baseDir: options.baseDir ?? process.cwd(), modelsDir, totalMemoryBytes: options.totalMemoryBytes ?? totalmem() });
+  const baseDir = () => options.baseDir ?? process.cwd();
+  const clientRoots = () => [projectRoot, modelsDir, options.runsDir, baseDir()];
+  const preflightContext = () => ({
+    baseDir: baseDir(), modelsDir, totalMemoryBytes: options.totalMemoryBytes ?? totalmem(),
+    ...(options.confineClientPaths ? { confineTo: clientRoots() } : {}),
+  });
 
   const service: StudioService = {
     listTemplates: (): Promise<TemplateSummary[]> => listTemplates(options.templatesDir, warn),
@@ -93,7 +104,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
         throw new ApiCallError('invalid_pipeline', `pipeline is not valid: ${problems[0].path}: ${problems[0].message}${more}`);
       }
       // A client never names a folder outside the run folder (runner/export.ts has the rule).
-      const refused = exportPathProblems(pipeline, { trusted: false });
+      const refused = [...exportPathProblems(pipeline, { trusted: false }), ...(options.confineClientPaths ? clientPathProblems(pipeline, baseDir(), clientRoots()) : [])];
       if (refused.length > 0) throw new ApiCallError('invalid_pipeline', `${refused[0].path}: ${refused[0].message}`);
       const backend = runOptions?.backend;
       if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {

@@ -84,7 +84,7 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const runsDir = resolve(process.env.SPARSE_STUDIO_RUNS || 'runs');
-  const service = createStudioService({ runsDir, templatesDir: join(PROJECT_ROOT, 'templates'), projectRoot: PROJECT_ROOT, maxRuns: options.maxRuns });
+  const service = createStudioService({ runsDir, templatesDir: join(PROJECT_ROOT, 'templates'), projectRoot: PROJECT_ROOT, maxRuns: options.maxRuns, confineClientPaths: true });
   let server: StudioServer;
   try {
     server = await startServer({ host: options.host, port: options.port, token: options.token ? newToken() : null, rendererDir, api: service });

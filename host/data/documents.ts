@@ -106,6 +106,9 @@ export function readDocuments(params: DatasetParams, baseDir = process.cwd()): T
       throw new DataError('DATA_BAD_PARAMS', 'dataset.text_field: empty; JSONL needs the name of the field that holds the text');
     }
   };
+  if (!stat.isFile() && !stat.isDirectory()) {
+    throw new DataError('DATA_NOT_REGULAR', `${source}: not a regular file or folder`);
+  }
   if (stat.isFile()) {
     const format = formatOf(source, params.format);
     needsField(format);

@@ -2,6 +2,8 @@
 // names the file (and line, for JSONL) and what is wrong, so the CLI can print it verbatim.
 export type DataErrorCode =
   | 'DATA_NOT_FOUND'
+  | 'DATA_NOT_REGULAR'
+  | 'DATA_TOO_LARGE'
   | 'DATA_EMPTY'
   | 'DATA_BINARY'
   | 'DATA_BAD_UTF8'

@@ -1,8 +1,15 @@
 // Reads one file as text, refusing what would silently poison training: empty files,
 // binary files and invalid UTF-8. Every refusal is one line naming the file.
-import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
+import { FileRefused, readRegularFile } from '../safe-read';
 import { DataError } from './errors';
+
+/**
+ * Largest text file read (one file of a dataset): V8 strings stop near 2^29 characters, and a
+ * larger file is better split. Files are opened non-blocking and must be regular files, so a
+ * FIFO cannot hang the reader and /dev/zero cannot fill memory.
+ */
+export const MAX_TEXT_FILE_BYTES = 512 * 1024 * 1024;
 
 // Share of control bytes (other than tab, newline, carriage return, form feed) above which a
 // file counts as binary even without NUL bytes. Real text has almost none.
@@ -73,13 +80,15 @@ export function decodeText(bytes: Uint8Array, file: string): string {
 }
 
 /** Reads a file as UTF-8 text; missing, empty, binary or mis-encoded files throw a DataError. */
-export function readTextFile(file: string): string {
+export function readTextFile(file: string, maxBytes = MAX_TEXT_FILE_BYTES): string {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    bytes = readRegularFile(file, maxBytes);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'read error';
-    throw new DataError('DATA_NOT_FOUND', `${file}: cannot read (${code})`);
+    if (e instanceof FileRefused && e.code === 'not_regular') throw new DataError('DATA_NOT_REGULAR', e.message);
+    if (e instanceof FileRefused && e.code === 'too_large') throw new DataError('DATA_TOO_LARGE', `${e.message} (split it into several files in a folder)`);
+    if (e instanceof FileRefused && e.code === 'not_found') throw new DataError('DATA_NOT_FOUND', `${file}: cannot read (ENOENT)`);
+    throw new DataError('DATA_NOT_FOUND', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return decodeText(bytes, file);
 }
