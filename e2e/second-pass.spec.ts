@@ -125,3 +125,67 @@ test('preflight errors show in the badge, and problems name their node by id and
   await expect(problems.getByRole('button', { name: /^problem s1-train “Stage 1: foundation” · lr: / })).toBeVisible();
   await page.screenshot({ path: join(artifacts, 'second-pass-problems.png') });
 });
+
+test('a template opens readable, stage by stage, with data links clear of nodes and selectable edges', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  // Titles at least 11 px on screen.
+  const title = page.locator('[data-node-id="s1-freeze"] .pnode-label');
+  await expect(title).toBeVisible();
+  const screenPx = await title.evaluate((el) => {
+    const zoom = new DOMMatrix(getComputedStyle(el.closest('.react-flow__viewport')!).transform).a;
+    return parseFloat(getComputedStyle(el).fontSize) * zoom;
+  });
+  expect(screenPx).toBeGreaterThanOrEqual(11);
+  await page.screenshot({ path: join(artifacts, 'second-pass-opened.png') });
+
+  // One frame per stage, named, around its nodes, stages left to right.
+  const frames = page.getByRole('group', { name: /^stage \d / });
+  await expect(frames).toHaveCount(3);
+  await expect(page.getByRole('group', { name: 'stage 1 Stage 1: foundation' })).toContainText('Stage 1: foundation');
+  await page.getByRole('button', { name: 'fit view' }).click();
+  const boxes = await page.evaluate(() => {
+    const rect = (el: Element) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, r: r.right, b: r.bottom }; };
+    return {
+      frames: [...document.querySelectorAll('.stage-frame')].map(rect),
+      nodes: Object.fromEntries([...document.querySelectorAll('.react-flow__node')].map((n) => [n.getAttribute('data-id'), rect(n)])),
+    };
+  });
+  const inside = (n: { x: number; y: number; r: number; b: number }, f: { x: number; y: number; r: number; b: number }) => n.x >= f.x && n.r <= f.r && n.y >= f.y && n.b <= f.b;
+  for (const [i, ids] of [['s1-freeze', 's1-replace', 's1-distill', 's1-train', 's1-gate'], ['s2-replace-a', 's2-replace-b', 's2-unfreeze', 's2-train', 's2-gate'], ['s3-replace', 's3-unfreeze', 's3-train', 's3-gate']].entries()) {
+    for (const id of ids) expect(inside(boxes.nodes[id], boxes.frames[i]), `${id} in frame ${i + 1}`).toBe(true);
+  }
+  expect(boxes.frames[0].r).toBeLessThan(boxes.frames[1].x);
+  expect(boxes.frames[1].r).toBeLessThan(boxes.frames[2].x);
+
+  // Data links never run under a node (sampled along each path, ends excluded).
+  const under = await page.evaluate(() => {
+    const nodes = [...document.querySelectorAll('.react-flow__node')].map((n) => ({ id: n.getAttribute('data-id'), r: n.getBoundingClientRect() }));
+    const hits: string[] = [];
+    for (const edge of document.querySelectorAll('.react-flow__edge.edge-data')) {
+      const path = edge.querySelector('path.react-flow__edge-path') as SVGPathElement;
+      const ctm = path.getScreenCTM()!;
+      const length = path.getTotalLength();
+      for (let d = 12; d < length - 12; d += 4) {
+        const p = new DOMPoint(path.getPointAtLength(d).x, path.getPointAtLength(d).y).matrixTransform(ctm);
+        const hit = nodes.find((n) => p.x > n.r.left + 1 && p.x < n.r.right - 1 && p.y > n.r.top + 1 && p.y < n.r.bottom - 1);
+        if (hit) { hits.push(`${edge.getAttribute('aria-label')} under ${hit.id}`); break; }
+      }
+    }
+    return hits;
+  });
+  expect(under).toEqual([]);
+
+  // An edge can be clicked, is selected, and Delete removes it.
+  const edges = page.locator('.react-flow__edge');
+  const before = await edges.count();
+  const point = await page.locator('.react-flow__edge[aria-label="link data to s2-train"] path.react-flow__edge-path').evaluate((path: SVGPathElement) => {
+    const p = path.getPointAtLength(path.getTotalLength() - 30); // on its own riser, not the shared lane
+    const s = new DOMPoint(p.x, p.y).matrixTransform(path.getScreenCTM()!);
+    return { x: s.x, y: s.y };
+  });
+  await page.mouse.click(point.x, point.y);
+  await expect(page.locator('.react-flow__edge[aria-label="link data to s2-train"]')).toHaveClass(/selected/);
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(edges).toHaveCount(before - 1);
+});

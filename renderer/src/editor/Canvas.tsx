@@ -13,9 +13,13 @@ import { PipelineNodeView } from './PipelineNodeView';
 import { problemsByNode, toFlowEdges, toFlowNodes, type FlowNode } from './graph-view';
 import { useValidation } from './use-validation';
 import { NodeSearch } from './NodeSearch';
+import { DataEdge } from './DataEdge';
+import { StageFrames } from './StageFrames';
+import { dataLaneY, openingViewport } from './stage-layout';
 
 export const NODE_DRAG_TYPE = 'application/x-sparse-studio-node';
 const nodeTypes = { pipeline: PipelineNodeView };
+const edgeTypes = { data: DataEdge };
 
 export function Canvas({ searchRequest }: { searchRequest: number }) {
   const { graph, session } = useStudio();
@@ -43,7 +47,11 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
   }, [derived]);
   const edges = useMemo<Edge[]>(() => {
     const chosen = new Set(selectedLinks);
-    return toFlowEdges(pipeline).map((e) => ({ ...e, selected: chosen.has(e.id) }));
+    const laneY = dataLaneY(pipeline);
+    return toFlowEdges(pipeline).map((e) => ({
+      ...e, selected: chosen.has(e.id), interactionWidth: 18,
+      ...(e.sourceHandle === 'data' ? { type: 'data', data: { laneY } } : {}),
+    }));
   }, [pipeline, selectedLinks]);
 
   const onNodesChange = useCallback((changes: NodeChange<FlowNode>[]) => {
@@ -116,6 +124,15 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
     if (!result.ok) session.getState().notify(`Cannot link ${c.source} to ${c.target}: ${result.reason}`, 'error');
   }, [graph, session]);
 
+  // A loaded pipeline (template, file, run) opens readably: its first stage at zoom 0.8-1.
+  const loads = useGraph((s) => s.loads);
+  useEffect(() => {
+    const box = wrapper.current?.getBoundingClientRect();
+    const p = graph.getState().pipeline;
+    if (!box || !box.width || p.nodes.length === 0) return;
+    void flow.setViewport(openingViewport(p, box.width, box.height));
+  }, [loads, flow, graph]);
+
   const onDrop = useCallback((event: DragEvent) => {
     const kind = event.dataTransfer.getData(NODE_DRAG_TYPE) as NodeKind;
     if (!kind) return;
@@ -155,6 +172,7 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
         onNodesChange={onNodesChange}
         onEdgesChange={onEdgesChange}
         onSelectionChange={onSelectionChange}
@@ -170,13 +188,13 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         onDragOver={onDragOver}
         deleteKeyCode={null}
         zoomOnDoubleClick={false}
-        fitView
         fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
         minZoom={0.2}
         colorMode="dark"
         proOptions={{ hideAttribution: true }}
       >
         <Background variant={BackgroundVariant.Dots} gap={20} size={1} />
+        <StageFrames />
         <MiniMap pannable zoomable ariaLabel="minimap" nodeStrokeWidth={3} style={{ width: 168, height: 108 }} nodeColor="#3a4766" maskColor="rgba(8, 11, 18, 0.6)" />
         <Controls showInteractive={false} />
       </ReactFlow>

@@ -9,6 +9,7 @@ export const PipelineNodeView = memo(function PipelineNodeView({ data, selected 
   const { node, problems, note, memoryBytes, preflightProblems } = data;
   const spec = NODE_SPECS[node.kind];
   const all = [...problems, ...preflightProblems];
+  const summary = nodeSummary(node);
   return (
     <div
       className={`pnode kind-${node.kind}${selected ? ' selected' : ''}${all.length ? ' invalid' : ''}`}
@@ -26,16 +27,20 @@ export const PipelineNodeView = memo(function PipelineNodeView({ data, selected 
         <span className="pnode-kind">{node.kind}</span>
         <span className="pnode-id">{node.id}</span>
       </div>
-      {node.label && <div className="pnode-label">{node.label}</div>}
-      <div className="pnode-summary">{nodeSummary(node)}</div>
-      {note && <div className="pnode-note" aria-label={`preflight note ${node.id}`}>{note}</div>}
-      {memoryBytes !== undefined && <div className="pnode-note">peak memory ≈ {formatBytes(memoryBytes)}</div>}
-      {all.length > 0 && (
-        <div className="pnode-problems" role="alert" aria-label={`problems of ${node.id}`}>
-          {all.slice(0, 2).map((p, i) => <div key={i} className="pnode-problem">{fieldOf(p.path)}{p.message}</div>)}
-          {all.length > 2 && <div className="pnode-problem">+{all.length - 2} more</div>}
+      <div className="pnode-label" title={node.label || undefined}>{node.label || '\u00a0'}</div>
+      <div className="pnode-summary" title={summary}>{summary}</div>
+      {/* One status line keeps every node the same size: details live in the inspector and the problems panel. */}
+      {all.length > 0 ? (
+        <div className="pnode-status pnode-problems" role="alert" aria-label={`problems of ${node.id}`}
+          title={all.map((p) => `${fieldOf(p.path)}${p.message}`).join('\n')}>
+          ⚠ {fieldOf(all[0].path)}{all[0].message}{all.length > 1 ? ` (+${all.length - 1})` : ''}
         </div>
-      )}
+      ) : (note || memoryBytes !== undefined) ? (
+        <div className="pnode-status pnode-note" aria-label={`preflight note ${node.id}`}
+          title={[note, memoryBytes !== undefined ? `estimated peak memory ${formatBytes(memoryBytes)}` : ''].filter(Boolean).join('\n')}>
+          {memoryBytes !== undefined ? `≈ ${formatBytes(memoryBytes)} peak` : note}
+        </div>
+      ) : <div className="pnode-status" />}
       {spec.output && (
         <Handle id={spec.output} type="source" position={Position.Right}
           className={`handle handle-${spec.output}`} aria-label={`${node.id} ${spec.output} output`} />

@@ -13,6 +13,7 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from '../../../core/schema';
 import { PIPELINE_VERSION } from '../../../core/schema';
+import { stageLayout } from '../editor/stage-layout';
 import { NODE_SPECS, defaultParams, kindsTaking, linkPort, type PortType } from '../../../core/nodes';
 import { executionOrder } from '../../../core/order';
 
@@ -32,6 +33,8 @@ export interface GraphState {
   gestureStart: Pipeline | null;
   /** Bumps on every change of the pipeline (autosave and validation listen to it). */
   revision: number;
+  /** Bumped by every load (template, file, run): the canvas opens the new pipeline's view. */
+  loads: number;
 
   load(pipeline: Pipeline, options?: { resetHistory?: boolean }): void;
   addNode(kind: NodeKind, position: Position): string;
@@ -162,41 +165,11 @@ export function setIn<T>(obj: T, path: (string | number)[], value: unknown): T {
 }
 
 /**
- * The editor's one auto-layout (on load of a file without positions, and the Auto-layout command).
- * Left-to-right layout in execution order, one row per stage: a stage's operations, its Train
- * and its Gate read left to right like a row of the seed plan's table, and the next stage starts
- * the next row. Model nodes sit in column 0 of the first row, Dataset nodes below them.
+ * The editor's one auto-layout (on load of a file without positions, and the Auto-layout command):
+ * stages left to right in execution order, datasets under the Model (editor/stage-layout.ts).
  */
 export function layeredLayout(p: Pipeline): Record<string, Position> {
-  let order: string[];
-  try { order = executionOrder(p); } catch { order = p.nodes.map((n) => n.id); }
-  const specOf = new Map(p.nodes.map((n) => [n.id, NODE_SPECS[n.kind]] as const));
-  const gated = new Set(p.links.filter((l) => specOf.get(l.from)?.role === 'train' && specOf.get(l.to)?.role === 'gate').map((l) => l.from));
-  const positions: Record<string, Position> = {};
-  const at = (col: number, row: number): Position => ({ x: col * LAYOUT_SPACING.x, y: row * LAYOUT_SPACING.y });
-  const isData = (id: string) => specOf.get(id)?.output === 'data';
-  let sources = 0;
-  let row = 0;
-  let col = 1;
-  for (const id of order) {
-    const spec = specOf.get(id);
-    if (!spec || isData(id)) continue;
-    switch (spec.role) {
-      case 'source':
-        positions[id] = at(0, sources++);
-        break;
-      case 'operation':
-        positions[id] = at(col++, row);
-        break;
-      case 'train':
-      case 'gate':
-        positions[id] = at(col++, row);
-        if (spec.role === 'gate' || !gated.has(id)) { row++; col = 1; }
-        break;
-    }
-  }
-  for (const id of order) if (isData(id)) positions[id] = at(0, sources++ + 0.4);
-  return positions;
+  return stageLayout(p);
 }
 
 export type GraphStore = StoreApi<GraphState>;
@@ -219,13 +192,14 @@ export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStor
       clipboard: null,
       gestureStart: null,
       revision: 0,
+      loads: 0,
 
       load(pipeline, options) {
         const next = pipeline.layout?.nodes && Object.keys(pipeline.layout.nodes).length >= pipeline.nodes.length
           ? pipeline
           : withPositions(pipeline, { ...layeredLayout(pipeline), ...(pipeline.layout?.nodes ?? {}) });
-        if (options?.resetHistory) set({ pipeline: next, past: [], future: [], selection: [], revision: get().revision + 1 });
-        else commit(next, { selection: [] });
+        if (options?.resetHistory) set({ pipeline: next, past: [], future: [], selection: [], revision: get().revision + 1, loads: get().loads + 1 });
+        else commit(next, { selection: [], loads: get().loads + 1 });
       },
 
       addNode(kind, position) {
