@@ -53,6 +53,7 @@ export interface StudioApi {
   preflight(pipeline: Pipeline): Promise<PreflightReport>;
   startRun(pipeline: Pipeline, options?: { backend?: 'auto' | 'cpu' | 'cuda' }): Promise<{ runId: string }>;
   pauseRun(runId: string): Promise<void>;
+  /** A paused run goes on; an ended one (crashed, failed, cancelled) continues from its last committed checkpoint. */
   resumeRun(runId: string): Promise<void>;
   cancelRun(runId: string): Promise<void>;
   listRuns(): Promise<RunSummary[]>;

@@ -233,7 +233,20 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     this.record(id, run, { type: 'status', status: 'paused' });
   }
 
+  /**
+   * Resumes a paused run; a run that has ended without completing (crashed, failed, cancelled)
+   * continues from its last committed checkpoint in its own folder, as `--resume` does, with
+   * the client's rights (trustedPaths off).
+   */
   async resume(id: string): Promise<void> {
+    if (!this.active.has(id)) {
+      const runDir = this.runDir(id);
+      const record = this.settleInterrupted(id, readRunRecord(runDir));
+      if (record.status === 'completed') throw new Error(`run '${id}' has completed; there is nothing to resume`);
+      if (!['crashed', 'failed', 'cancelled'].includes(record.status)) throw new Error(`run '${id}' is ${record.status}; it cannot be resumed`);
+      await this.start(readRunPipeline(runDir), { resumeDir: runDir });
+      return;
+    }
     const run = this.activeRun(id);
     if (run.status !== 'paused' || !run.host) return;
     run.host.resume();
