@@ -113,3 +113,10 @@ describe('a serve client sees nothing outside its folders', () => {
     await expect(service.startRun(withSources('builtin:demo', secret))).rejects.toMatchObject({ code: 'invalid_pipeline', message: expect.stringMatching(/params\.source: .* is outside the folders/) });
   });
 });
+
+describe('the tokenizer is read as a regular file', () => {
+  it('a FIFO named as tokenizer.json is refused at once', async () => {
+    const { loadTokenizer } = await import('./data/tokenizer');
+    expect(() => loadTokenizer(fifo)).toThrow(expect.objectContaining({ code: 'TOKENIZER_UNREADABLE', message: `${fifo}: cannot read tokenizer (not a regular file)` }));
+  }, 5000);
+});

@@ -2,10 +2,11 @@
 // library) and wraps it in the small surface the data layer, eval CLI and runtime need.
 // Malformed files become one-line errors naming the file, never a crash inside the library.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { DataError } from './errors';
+import { FileRefused, readRegularFile } from '../safe-read';
 
 export interface TextTokenizer {
   /** Absolute path of the tokenizer.json that was loaded. */
@@ -27,13 +28,21 @@ export interface TextTokenizer {
 // End-of-text names used by common tokenizers, in order of preference.
 const EOS_CANDIDATES = ['<|endoftext|>', '</s>', '<|end_of_text|>', '<eos>', '<|im_end|>', '<|eot_id|>', '[SEP]'];
 
-function readJson(file: string): unknown {
-  let text: string;
+/** Largest tokenizer file read (real ones are a few MB; large vocabularies ~30 MB). */
+const MAX_TOKENIZER_BYTES = 256 * 1024 * 1024;
+
+/** A regular file, opened non-blocking and bounded (a FIFO or /dev/zero is refused, not read). */
+function readTokenizerFile(file: string): Buffer {
   try {
-    text = readFileSync(file, 'utf8');
+    return readRegularFile(file, MAX_TOKENIZER_BYTES);
   } catch (e) {
-    throw new DataError('TOKENIZER_UNREADABLE', `${file}: cannot read tokenizer (${(e as NodeJS.ErrnoException).code ?? 'read error'})`);
+    const why = e instanceof FileRefused ? (e.code === 'not_found' ? 'ENOENT' : e.message.slice(file.length + 2)) : (e as NodeJS.ErrnoException).code ?? 'read error';
+    throw new DataError('TOKENIZER_UNREADABLE', `${file}: cannot read tokenizer (${why})`);
   }
+}
+
+function readJson(file: string): unknown {
+  const text = readTokenizerFile(file).toString('utf8');
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -79,13 +88,7 @@ function tokenName(value: unknown): string | undefined {
 export function loadTokenizer(file: string): TextTokenizer {
   let resolved = path.resolve(file);
   if (existsSync(resolved) && statSync(resolved).isDirectory()) resolved = path.join(resolved, 'tokenizer.json');
-  const bytes = (() => {
-    try {
-      return readFileSync(resolved);
-    } catch (e) {
-      throw new DataError('TOKENIZER_UNREADABLE', `${resolved}: cannot read tokenizer (${(e as NodeJS.ErrnoException).code ?? 'read error'})`);
-    }
-  })();
+  const bytes = readTokenizerFile(resolved);
   const json = readJson(resolved);
   checkTokenizerJson(json, resolved);
   const config = readTokenizerConfig(resolved);
