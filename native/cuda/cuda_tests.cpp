@@ -46,13 +46,13 @@ template <typename T> struct Dev {
 Dev<__nv_bfloat16>* to_bf16(const std::vector<float>& h) {
   auto* d = new Dev<__nv_bfloat16>(h.size());
   Dev<float> f(h);
-  f32_to_bf16(d->p, f.p, (int64_t)h.size(), 0);
+  ok(f32_to_bf16(d->p, f.p, (int64_t)h.size(), 0));
   cudaDeviceSynchronize();
   return d;
 }
 std::vector<float> from_bf16(const Dev<__nv_bfloat16>& d) {
   Dev<float> f(d.n);
-  bf16_to_f32(f.p, d.p, (int64_t)d.n, 0);
+  ok(bf16_to_f32(f.p, d.p, (int64_t)d.n, 0));
   return f.get();
 }
 }  // namespace
@@ -70,6 +70,36 @@ TEST(cuda_rmsnorm_matches_cpu) {
   near(dY.get(), y, 1e-4, "out");
   near(dDX.get(), dx, 1e-4, "dinp");
   near(dDW.get(), dw, 1e-4, "dweight");
+}
+
+// QK-norm runs RMSNorm over B * T * H rows: Qwen3 at B 4, T 128K, 16 heads is 8,388,608 rows,
+// past the 65,535 row chunks of 128 that gridDim.y allowed. A few rows more than that, C 2.
+TEST(cuda_rmsnorm_backward_many_rows) {
+  const int N = 65535 * 128 + 200, C = 2;
+  auto x = randn((size_t)N * C, 31), w = randn(C, 32), dy = randn((size_t)N * C, 33);
+  std::vector<float> y((size_t)N * C), rstd(N), dx((size_t)N * C, 0.f), dw(C, 0.f);
+  engine::rmsnorm_forward(y.data(), rstd.data(), x.data(), w.data(), N, C, 1e-6f);
+  engine::rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), rstd.data(), N, C);
+  Dev<float> dX(x), dW(w), dDY(dy), dR(rstd), dDX((size_t)N * C), dDW(C);
+  Dev<double> scratch((size_t)rmsnorm_backward_scratch(N, C));
+  ok(rmsnorm_backward(dDX.p, dDW.p, dDY.p, dX.p, dW.p, dR.p, N, C, scratch.p, 0));
+  near(dDW.get(), dw, 1e-4, "dweight over 8.4M rows");
+  near(dDX.get(), dx, 1e-4, "dinp over 8.4M rows");
+}
+
+// The dtype conversions check their launch like every other launcher: a pending error from an
+// earlier call comes back as their Status instead of being left for a later op to report.
+TEST(cuda_conversions_report_launch_errors) {
+  Dev<float> f(100);
+  Dev<__nv_bfloat16> b(100);
+  ok(f32_to_bf16(b.p, f.p, 100, 0));
+  ok(bf16_to_f32(f.p, b.p, 100, 0));
+  EXPECT(cudaMemset(reinterpret_cast<void*>(16), 0, 4) != cudaSuccess);  // leaves an error pending
+  const Status st = f32_to_bf16(b.p, f.p, 100, 0);
+  EXPECT_MSG(!st.ok, "f32_to_bf16 did not report the pending error");
+  EXPECT(cudaMemset(reinterpret_cast<void*>(16), 0, 4) != cudaSuccess);
+  EXPECT_MSG(!bf16_to_f32(f.p, b.p, 100, 0).ok, "bf16_to_f32 did not report the pending error");
+  EXPECT(cudaGetLastError() == cudaSuccess);
 }
 
 TEST(cuda_rope_matches_cpu) {

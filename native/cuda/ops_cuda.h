@@ -38,8 +38,8 @@ const char* compiled_archs();
 bool cublas_available();
 
 // ------------------------------------------------------------------ elementwise (elementwise.cu)
-void f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
-void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
+Status f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
+Status bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
 // x[i] = value.
 Status fill(float* x, float value, int64_t n, cudaStream_t s);
 // out = a + s * b; out = x * s. Elementwise, so out may alias any input.
