@@ -4,7 +4,9 @@
 // Tolerances: fp32 ops 1e-4 relative to the reference's max |value| (fast-math exp, different
 // summation order); bf16 tensor-core ops 2e-2 (bf16 P and dS, 8-bit mantissa).
 // Without a device every test prints `SKIP name: reason` and counts as skipped, never passed;
-// the one check that runs there is that the backend factory refuses, giving the reason.
+// what runs there: the host-side tests (named cuda_host_*, e.g. the attention kernels' shared
+// memory against each target GPU's limit) and the check that the backend factory refuses,
+// giving the reason.
 // The binary also holds cuda_backend_tests.cpp (CudaBackend vs the CPU backend, method by
 // method) and cuda_model_tests.cpp (whole-model steps, CPU vs CUDA).
 // Prints `cuda: N passed, N failed, N skipped`; writes the counts as JSON to argv[1] if given.
@@ -18,6 +20,7 @@
 #include <random>
 #include <vector>
 
+#include "attention_tiles.h"
 #include "backend_cuda.h"
 #include "block_mask.h"
 #include "block_selector.h"
@@ -179,7 +182,9 @@ TEST(cuda_matmul_bf16_matches_cpu) {
 }
 
 // Sparse (and dense) attention against the CPU block-sparse kernel on the same mask.
-static void attention_case(int B, int H, int Hkv, int T, int D, int block, bool dense, bool share, uint64_t seed) {
+// kv_tile as blocksparse_attention_forward's (0: what fits the device; 32 forces the small-tile
+// variant that 99 KB GPUs run at D 128).
+static void attention_case(int B, int H, int Hkv, int T, int D, int block, bool dense, bool share, uint64_t seed, int kv_tile = 0) {
   engine::MaskSpec spec;
   spec.block_size = block;
   spec.global_blocks = 1;
@@ -204,8 +209,8 @@ static void attention_case(int B, int H, int Hkv, int T, int D, int block, bool 
   std::unique_ptr<Dev<__nv_bfloat16>> Q(to_bf16(q)), K(to_bf16(k)), V(to_bf16(v)), DO(to_bf16(dout));
   Dev<__nv_bfloat16> O(nq);
   Dev<float> L((size_t)B * H * T), DQ(nq), DK(nk), DV(nk), scratch((size_t)B * H * T);
-  ok(blocksparse_attention_forward(O.p, L.p, Q->p, K->p, V->p, B, H, Hkv, T, D, dm, 0));
-  ok(blocksparse_attention_backward(DQ.p, DK.p, DV.p, DO->p, Q->p, K->p, V->p, O.p, L.p, scratch.p, B, H, Hkv, T, D, dm, 0));
+  ok(blocksparse_attention_forward(O.p, L.p, Q->p, K->p, V->p, B, H, Hkv, T, D, dm, 0, kv_tile));
+  ok(blocksparse_attention_backward(DQ.p, DK.p, DV.p, DO->p, Q->p, K->p, V->p, O.p, L.p, scratch.p, B, H, Hkv, T, D, dm, 0, kv_tile));
   near(from_bf16(O), out, 2e-2, "out");
   near(L.get(), lse, 1e-3, "lse");
   near(DQ.get(), dq, 2e-2, "dq");
@@ -224,6 +229,48 @@ TEST(cuda_blocksparse_attention_matches_cpu) {
 TEST(cuda_dense_attention_matches_cpu) {
   attention_case(1, 4, 2, 190, 64, 64, true, true, 5);
   attention_case(1, 2, 2, 128, 128, 64, true, true, 6);
+}
+
+// The D 128 kernels with 32-row halves of each tile (what sm_86/sm_89/sm_120 run), forced on
+// whatever device runs the tests: tails shorter and longer than a half, GQA, 128 blocks, dense.
+TEST(cuda_attention_d128_half_tiles_match_cpu) {
+  attention_case(2, 8, 2, 333, 128, 64, false, true, 7, 32);   // tail of 13 rows: the second half skipped
+  attention_case(1, 4, 1, 300, 128, 128, false, true, 8, 32);  // tail of 44 rows: both halves, the second partial
+  attention_case(1, 4, 2, 200, 128, 64, false, false, 9, 32);  // per-head masks
+  attention_case(1, 2, 2, 150, 128, 64, true, true, 10, 32);   // dense
+}
+
+// Host-side (runs without a device): the attention kernels' shared memory against the per-block
+// opt-in limits of the GPUs we target, and the variant each gets.
+TEST(cuda_host_attention_fits_shared_memory_limits) {
+  using namespace cuda_backend::attention_tiles;
+  struct Arch { const char* name; size_t limit; int kv128; };
+  const Arch archs[] = {{"sm_80", 163 * 1024, 64}, {"sm_86", 99 * 1024, 32}, {"sm_89", 99 * 1024, 32}, {"sm_90", 227 * 1024, 64}, {"sm_120", 99 * 1024, 32}};
+  // The 64-row kernels at D 128 (113 KB forward, 123 KB backward) exceed 99 KB: why the 32-row variant exists.
+  EXPECT_MSG(forward_smem(128, 64) == 113152 && dq_smem(128, 64) == 123392 && dkdv_smem(128, 64) == 123392,
+             "D 128, 64 rows: " << forward_smem(128, 64) << " / " << dq_smem(128, 64) << " / " << dkdv_smem(128, 64));
+  EXPECT(forward_smem(128, 32) == 83456 && max_smem(128, 32) == 83456);
+  for (const Arch& a : archs)
+    for (int D : {64, 128}) {
+      const Plan p = plan(D, a.limit);
+      const std::string what = std::string(a.name) + " D " + std::to_string(D);
+      EXPECT_MSG(p.kv != 0, what << ": no variant fits: " << p.reason);
+      const int want = D == 64 ? 64 : a.kv128;
+      EXPECT_MSG(p.kv == want, what << ": tiles of " << p.kv << ", want " << want);
+      EXPECT_MSG(forward_smem(D, p.kv) <= a.limit && dq_smem(D, p.kv) <= a.limit && dkdv_smem(D, p.kv) <= a.limit && p.bytes <= a.limit,
+                 what << ": needs " << p.bytes << " bytes, limit " << a.limit);
+      EXPECT_MSG(compiled(D, p.kv), what << ": planned a variant that is not compiled");
+      EXPECT_MSG(!attention_support(a.limit).empty(), what << ": attention_support says nothing fits");
+    }
+  EXPECT(attention_support(99 * 1024).find("key tiles of 32") != std::string::npos);
+  EXPECT(attention_support(227 * 1024) == "head_dim 64 and 128");
+  // Where nothing fits, the plan refuses naming the need and the limit; unknown variants refuse.
+  const Plan small = plan(128, 64 * 1024);
+  EXPECT_MSG(small.kv == 0 && small.reason.find("83456") != std::string::npos && small.reason.find("65536") != std::string::npos, small.reason);
+  EXPECT(attention_support(64 * 1024).find("head_dim <= 64 only") == 0);
+  EXPECT(attention_support(48 * 1024).empty());
+  EXPECT(plan(96, 227 * 1024).kv == 0 && plan(64, 227 * 1024, 32).kv == 0);
+  EXPECT(plan(128, 227 * 1024, 32).kv == 32 && plan(128, 99 * 1024, 64).kv == 0);
 }
 
 TEST(cuda_pooled_scores_match_cpu) {
@@ -286,7 +333,23 @@ TEST(cuda_teacher_block_attention_matches_cpu) {
 
 int main(int argc, char** argv) {
   const DeviceInfo dev = device_info();
-  check::Counts c = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  // Tests named cuda_host_* need no device and always run; the rest are skipped without one.
+  auto& tests = check::Registry::get().tests;
+  auto all = std::move(tests);
+  tests.clear();
+  for (auto& t : all)
+    if (t.first.rfind("cuda_host_", 0) == 0) tests.push_back(t);
+  check::Counts c = check::run_all(nullptr);
+  tests.clear();
+  for (auto& t : all)
+    if (t.first.rfind("cuda_host_", 0) != 0) tests.push_back(t);
+  const check::Counts g = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  c.passed += g.passed;
+  c.failed += g.failed;
+  c.skipped += g.skipped;
+  if (dev.available)
+    std::printf("cuda: %s (sm_%d%d), %zu bytes of shared memory per block: attention %s; GEMM %s\n", dev.name.c_str(), dev.sm_major, dev.sm_minor,
+                dev.smem_optin_bytes, dev.attention.c_str(), gemm_path().c_str());
   if (!dev.available) {
     // The one check that needs no device: the factory the engine calls refuses with the reason.
     char error[256] = "";
