@@ -48,17 +48,26 @@ export function nvmlRead(): NvmlReading {
 }
 
 /** What the CUDA backend can do here; `reason` says why it is not available for runs. */
-export interface CudaInfo { compiled: boolean; available: boolean; device?: string; reason?: string }
+export interface CudaInfo {
+  compiled: boolean;
+  available: boolean;
+  device?: string;
+  reason?: string;
+  /** The GEMM in use: "cublas (<library>)", or the fp32 fallback with where cuBLAS was sought. */
+  gemm?: string;
+  /** Which attention head dims fit the device's shared memory, e.g. "head_dim 64 and 128". */
+  attention?: string;
+}
 
 /** The CUDA module (sparse_cuda.node, built only where nvcc exists); the engine loads the CUDA
  * backend from it when a model is made with backend 'cuda'. */
 function cudaAddonInfo(): CudaInfo {
   if (!existsSync(CUDA_ADDON_PATH)) return { compiled: false, available: false, reason: 'this build has no CUDA module (nvcc was not found at install)' };
   try {
-    const info = (require(CUDA_ADDON_PATH) as { info(): { available?: boolean; device?: string; reason?: string } }).info();
+    const info = (require(CUDA_ADDON_PATH) as { info(): { available?: boolean; device?: string; reason?: string; gemm?: string; attention?: string } }).info();
     const device = info.device ? { device: info.device } : {};
     if (info.available !== true) return { compiled: true, available: false, ...device, reason: `no usable CUDA device (${info.reason ?? 'unknown'})` };
-    return { compiled: true, available: true, ...device };
+    return { compiled: true, available: true, ...device, ...(info.gemm ? { gemm: info.gemm } : {}), ...(info.attention ? { attention: info.attention } : {}) };
   } catch (e) {
     return { compiled: true, available: false, reason: `the CUDA module does not load here (${(e as Error).message.split('\n')[0]})` };
   }

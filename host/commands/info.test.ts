@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { CUDA_ADDON, findNvml, simdFromCpuinfo } from './info';
+import { CUDA_ADDON, findNvml, formatInfo, simdFromCpuinfo, type InfoReport } from './info';
 
 // Runs the real `sparse-studio` entry point in a child process, as a user would.
 const BIN = fileURLToPath(new URL('../../bin/sparse-studio.mjs', import.meta.url));
@@ -45,6 +45,26 @@ describe('sparse-studio info', () => {
     expect(out.some((l) => /^cpu: +\d+ threads, SIMD /.test(l))).toBe(true);
     expect(out.some((l) => /^cuda: +(compiled|not compiled); device: /.test(l))).toBe(true);
     expect(out.some((l) => /^nvml: +(available|not found)/.test(l))).toBe(true);
+  });
+
+  it('says which GEMM and attention variants the CUDA backend uses, when it is usable', () => {
+    const report: InfoReport = {
+      version: '0.1.0',
+      backends: {
+        cpu: { threads: 8, simd: 'avx2', simdSource: 'engine' },
+        cuda: { compiled: true, available: true, devicePresent: true, device: 'NVIDIA L4', devices: ['NVIDIA L4'],
+                gemm: 'fallback: naive fp32 SGEMM, bf16/fp16 requests computed in fp32 (cuBLAS not found; searched /usr/local/cuda/lib64)',
+                attention: 'head_dim 64 and 128 (128 with key tiles of 32)' },
+      },
+      engine: { built: true },
+      nvml: false,
+    } as InfoReport;
+    const out = lines(formatInfo(report));
+    expect(out).toContain('        GEMM: fallback: naive fp32 SGEMM, bf16/fp16 requests computed in fp32 (cuBLAS not found; searched /usr/local/cuda/lib64)');
+    expect(out).toContain('        attention: head_dim 64 and 128 (128 with key tiles of 32)');
+    delete report.backends.cuda.gemm;
+    delete report.backends.cuda.attention;
+    expect(lines(formatInfo(report)).some((l) => /GEMM|attention/.test(l))).toBe(false);
   });
 
   it('rejects unknown arguments with exit 2', () => {

@@ -21,7 +21,7 @@ export interface InfoReport extends SystemInfo {
   backends: {
     cpu: { threads: number; simd: string; simdSource: 'engine' | 'cpuinfo' | 'none' };
     /** available = runs can use it (the engine says so); reason = why not. */
-    cuda: { compiled: boolean; available: boolean; devicePresent: boolean; device?: string; devices: string[]; reason?: string };
+    cuda: { compiled: boolean; available: boolean; devicePresent: boolean; device?: string; devices: string[]; reason?: string; gemm?: string; attention?: string };
   };
   engine: { built: boolean; version?: string; note?: string };
   nvmlPath?: string;
@@ -36,7 +36,7 @@ export function simdFromCpuinfo(cpuinfo: string): string {
   return names.filter(([flag]) => flags.has(flag)).map(([, name]) => name).join(',');
 }
 
-interface EngineFacts { built: boolean; version?: string; simd?: string; note?: string; cuda?: { available: boolean; reason?: string } }
+interface EngineFacts { built: boolean; version?: string; simd?: string; note?: string; cuda?: { available: boolean; reason?: string; gemm?: string; attention?: string } }
 
 /** Loads native/index.ts lazily; any failure means "not built" with the reason kept as a note. */
 async function probeEngine(): Promise<EngineFacts> {
@@ -45,10 +45,11 @@ async function probeEngine(): Promise<EngineFacts> {
   try {
     const native = (await import(entry)) as { engineInfo?: () => unknown };
     if (typeof native.engineInfo !== 'function') return { built: false, note: 'engine addon not built (native/index.ts has no engineInfo)' };
-    const info = (await native.engineInfo()) as { version?: unknown; simd?: unknown; cuda?: { available?: unknown; reason?: unknown } } | undefined;
+    const info = (await native.engineInfo()) as { version?: unknown; simd?: unknown; cuda?: { available?: unknown; reason?: unknown; gemm?: unknown; attention?: unknown } } | undefined;
+    const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
     return {
       built: true,
-      cuda: { available: info?.cuda?.available === true, reason: typeof info?.cuda?.reason === 'string' ? info.cuda.reason : undefined },
+      cuda: { available: info?.cuda?.available === true, reason: str(info?.cuda?.reason), gemm: str(info?.cuda?.gemm), attention: str(info?.cuda?.attention) },
       version: typeof info?.version === 'string' ? info.version : undefined,
       simd: typeof info?.simd === 'string' ? info.simd : undefined,
     };
@@ -109,6 +110,8 @@ export async function collectInfo(): Promise<InfoReport> {
     nvml: nvmlPath !== undefined,
   };
   if (devices.length > 0) report.backends.cuda.device = devices[0];
+  if (engine.cuda?.gemm !== undefined) report.backends.cuda.gemm = engine.cuda.gemm;
+  if (engine.cuda?.attention !== undefined) report.backends.cuda.attention = engine.cuda.attention;
   if (!report.backends.cuda.available) report.backends.cuda.reason = engine.cuda?.reason ?? (compiled ? 'no CUDA device found' : 'CUDA module not built');
   if (engine.version !== undefined) report.engine.version = engine.version;
   if (engine.note !== undefined) report.engine.note = engine.note;
@@ -125,6 +128,8 @@ export function formatInfo(r: InfoReport): string {
     `engine: ${r.engine.built ? `addon loaded${r.engine.version ? ` (engine ${r.engine.version})` : ''}` : r.engine.note ?? 'engine addon not built'}`,
     `cpu:    ${cpu.threads} threads, SIMD ${cpu.simd} (${simdFrom})`,
     `cuda:   ${cuda.compiled ? 'compiled' : 'not compiled'}; device: ${devices}; ${cuda.available ? 'usable' : `not usable: ${cuda.reason}`}`,
+    ...(cuda.gemm !== undefined ? [`        GEMM: ${cuda.gemm}`] : []),
+    ...(cuda.attention !== undefined ? [`        attention: ${cuda.attention}`] : []),
     `nvml:   ${r.nvml ? `available (${r.nvmlPath})` : 'not found'}`,
   ].join('\n');
 }

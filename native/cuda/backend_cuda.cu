@@ -9,9 +9,11 @@
 //   release() alone reports nothing, since it runs in destructors; a sticky device error shows up
 //   at the next op anyway.
 // - Matrix products: fp32 in memory, cublasGemmEx with computeType by precision (bf16 / fp16
-//   down-conversion inside cuBLAS, fp32 accumulate); our fp32 SGEMM when cuBLAS is absent.
+//   down-conversion inside cuBLAS, fp32 accumulate); our fp32 SGEMM when cuBLAS is absent, which
+//   computes in fp32 whatever the precision (said once on stderr; gemm_path()).
 // - Attention: the bf16 tensor-core kernels, which need head_dim 64 or 128 and mask blocks of 64
-//   or 128. Any head_dim D <= 128 runs padded to Dp = 64 or 128: q, k, v packed to bf16 (rows, Dp)
+//   or 128 (at 128 on 99 KB-per-block GPUs, the 32-row variant; a head dim whose kernels fit no
+//   variant is refused with the reason before anything runs). Any head_dim D <= 128 runs padded to Dp = 64 or 128: q, k, v packed to bf16 (rows, Dp)
 //   with zero padding and q pre-multiplied by sqrt(Dp / D), so the kernel's 1/sqrt(Dp) scale gives
 //   q.k / sqrt(D) and lse is unchanged; dq is unpacked times sqrt(Dp / D) (chain rule).
 //   Tile lists of the masks are cached on the device by content (the backward reuses the forward's).
@@ -42,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_tiles.h"
 #include "op_checks.h"
 #include "ops_cuda.h"
 
@@ -141,7 +144,12 @@ class CudaBackend final : public engine::Backend {
     check(cudaSetDevice(0), "cudaSetDevice");
     check(cudaFree(nullptr), "creating the CUDA context");
     device_ = info.name;
+    smem_optin_ = info.smem_optin_bytes;
     compute_ = precision == engine::Precision::bf16 ? GemmCompute::bf16 : precision == engine::Precision::fp16 ? GemmCompute::f16 : GemmCompute::f32;
+    if (!cublas_available() && precision != engine::Precision::fp32) {
+      static std::once_flag warned;  // once per process: the products run in fp32, far slower
+      std::call_once(warned, [] { std::fprintf(stderr, "cuda: matrix products: %s\n", gemm_path().c_str()); });
+    }
   }
   ~CudaBackend() override { cudaDeviceSynchronize(); }
 
@@ -410,12 +418,17 @@ class CudaBackend final : public engine::Backend {
 
   // The kernels' head dim for D, after the CPU's checks (dense, or block-sparse with a mask) and
   // what the kernels need.
-  static int padded_head_dim(int B, int H, int Hkv, int T, int D, const engine::BlockMask* mask, const char* who) {
+  // Refuses up front, with the reason, a head dim whose kernels do not fit this device's shared memory.
+  int padded_head_dim(int B, int H, int Hkv, int T, int D, const engine::BlockMask* mask, const char* who) const {
     if (mask) engine::check_blocksparse_args(B, H, Hkv, T, D, *mask);
     else engine::check_attention_heads(H, Hkv, who);
     if (D <= 0 || D > 128) fail("attention: head_dim " + std::to_string(D) + " is not supported by the CUDA attention kernels (at most 128)");
     if (B < 0 || T < 0) fail(std::string(who) + ": B " + std::to_string(B) + " and T " + std::to_string(T) + " must not be negative");
-    return D <= 64 ? 64 : 128;
+    const int Dp = D <= 64 ? 64 : 128;
+    const attention_tiles::Plan plan = attention_tiles::plan(Dp, smem_optin_);
+    if (!plan.kv)
+      fail(std::string(who) + ": head_dim " + std::to_string(D) + " (run as " + std::to_string(Dp) + ") cannot run on " + device_ + ": " + plan.reason);
+    return Dp;
   }
   static float q_scale(int D, int Dp) { return D == Dp ? 1.f : std::sqrt((float)Dp / (float)D); }
 
@@ -506,6 +519,7 @@ class CudaBackend final : public engine::Backend {
   engine::Precision precision_;
   GemmCompute compute_ = GemmCompute::f32;
   std::string device_;
+  size_t smem_optin_ = 0;
   std::mutex mu_;
   Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_, stats_, scores_, indexer_f_, indexer_d_;
   MaskCache<DeviceTileMask> masks_{free_tile_mask};

@@ -111,9 +111,9 @@ int train_step_bench(const DeviceInfo& dev, const std::vector<std::string>& only
       if (cudaDeviceSynchronize() != cudaSuccess) throw std::runtime_error("cuda: a timed step failed");  // AdamW runs async
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / s.steps;
       std::printf("{\"bench\":\"cuda_train_step\",\"model\":\"%s\",\"params\":%lld,\"batch\":%d,\"seq\":%d,\"precision\":\"bf16\","
-                  "\"ms_step\":%.1f,\"tokens_per_s\":%.0f,\"loss\":%.4f,\"cublas\":%s,\"device\":\"%s\"}\n",
+                  "\"ms_step\":%.1f,\"tokens_per_s\":%.0f,\"loss\":%.4f,\"cublas\":%s,\"gemm\":\"%s\",\"device\":\"%s\"}\n",
                   s.name.c_str(), (long long)model.num_params(), s.B, s.T, ms, s.B * s.T / (ms / 1000), r.loss, cublas_available() ? "true" : "false",
-                  dev.name.c_str());
+                  gemm_path().c_str(), dev.name.c_str());
       std::fflush(stdout);
     } catch (const std::exception& e) {
       std::printf("{\"bench\":\"cuda_train_step\",\"model\":\"%s\",\"error\":\"%s\"}\n", s.name.c_str(), e.what());

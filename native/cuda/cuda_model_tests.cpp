@@ -4,13 +4,15 @@
 // 4 heads, 2 kv heads, head_dim 64; B 2, T 256; layer 1 block-sparse (blocks of 64) where stated.
 // Tolerances, CUDA bf16 (matrix products and attention in bf16, fp32 accumulate):
 //   loss 1e-2 relative, grad_norm 5e-2 relative, each tensor's gradient 5e-2 in relative L2;
-//   CUDA fp32 (attention still bf16): loss 2e-3, grad_norm 2e-2, gradients 2e-2.
+//   CUDA fp32 (attention still bf16): loss 2e-3, grad_norm 2e-2, gradients 2e-2; CUDA fp16 (products
+//   in fp16 with dynamic loss scaling): the bf16 ones.
 //   Weights after one AdamW step: at step 1 the update is lr * g / (|g| + eps), about lr * sign(g),
 //   so elements whose gradient is below the bf16 noise may move the other way; we require every
 //   weight within 2.5 lr of the CPU's and at most 5% of each tensor's elements more than lr / 2
 //   away (same direction of travel for the rest).
 // Part of the cuda_tests binary: without a device every test is skipped (see cuda_tests.cpp).
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -21,6 +23,7 @@
 #include "cuda_test_util.h"
 #include "model.h"
 #include "model_shapes.h"
+#include "ops_cuda.h"
 
 namespace {
 using cuda_test::near_scalar;
@@ -158,6 +161,66 @@ TEST(cuda_model_qwen3_train_step_matches_cpu) {
 TEST(cuda_model_fp32_train_step_matches_cpu) {
   train_step_case("llama", Precision::fp32, true);
   train_step_case("qwen3", Precision::fp32, false);
+}
+
+std::vector<std::vector<float>> weights_of(Model& m) {
+  std::vector<std::vector<float>> w;
+  for (const auto& p : m.params()) w.push_back(p.data);
+  return w;
+}
+void weights_unchanged(Model& m, const std::vector<std::vector<float>>& before, const std::string& what) {
+  const auto& ps = m.params();
+  for (size_t i = 0; i < ps.size(); i++) EXPECT_MSG(ps[i].data == before[i], what << ": " << ps[i].name << " moved on a skipped step");
+}
+
+// fp16 end to end: matrix products at fp16 compute (cuBLAS _32F_FAST_16F) with dynamic loss
+// scaling, against the CPU's fp32 step. (1) At a scale far past fp16's range (2^40) the LM head's
+// backward overflows: the step is skipped, the scale halves, no weight moves. (2) From the
+// initial scale (65536), each skipped step halving it as in training, the first step taken
+// matches the CPU's at the bf16 tolerances (fp16 keeps more mantissa bits than bf16), and one
+// good step does not grow the scale (growth interval 2000).
+TEST(cuda_model_fp16_loss_scaling_step_matches_cpu) {
+  for (const char* type : {"llama", "qwen3"}) {
+    const std::string what = std::string(type) + " fp16";
+    const Tolerances tol = tolerances(Precision::fp16);
+    Pair m(small_config(type), Precision::fp16, true);
+    EXPECT(m.gpu->backend().precision() == Precision::fp16);
+    EXPECT_MSG(m.gpu->loss_scale() == 65536, what << ": initial loss scale " << m.gpu->loss_scale());
+    const auto tokens = tokens_for(kB, kT, 512, 8);
+    engine::StepOptions opt;
+    opt.lr = 1e-3f;
+    const auto initial = weights_of(*m.gpu);
+
+    // Without cuBLAS the products run in fp32 (the fallback, see gemm_path), which 2^40 does not overflow.
+    if (cuda_backend::cublas_available()) {
+      m.gpu->set_loss_scale(0x1p40);
+      const auto over = m.gpu->train_step(tokens.data(), kB, kT, opt);
+      EXPECT_MSG(over.skipped, what << ": a step at loss scale 2^40 should overflow fp16 and be skipped (grad_norm " << over.grad_norm << ")");
+      EXPECT_MSG(over.loss_scale == 0x1p40 && m.gpu->loss_scale() == 0x1p39, what << ": scale " << over.loss_scale << " -> " << m.gpu->loss_scale());
+      EXPECT_MSG(std::isfinite(over.loss), what << ": the forward pass should not overflow (loss " << over.loss << ")");
+      weights_unchanged(*m.gpu, initial, what + " at 2^40");
+    } else {
+      std::printf("note: %s: the overflow step needs cuBLAS's fp16 products; %s\n", what.c_str(), cuda_backend::gemm_path().c_str());
+    }
+
+    m.gpu->set_loss_scale(65536);
+    double scale = 65536;
+    engine::StepResult rg;
+    for (int tries = 0; tries < 8; tries++) {
+      rg = m.gpu->train_step(tokens.data(), kB, kT, opt);
+      EXPECT_MSG(rg.loss_scale == scale, what << ": step at scale " << rg.loss_scale << ", want " << scale);
+      if (!rg.skipped) break;
+      scale /= 2;
+      EXPECT_MSG(m.gpu->loss_scale() == scale, what << ": a skipped step should halve the scale to " << scale);
+      weights_unchanged(*m.gpu, initial, what + " at a skipped step");
+    }
+    EXPECT_MSG(!rg.skipped, what << ": every step from 65536 down to " << scale << " was skipped");
+    EXPECT_MSG(m.gpu->loss_scale() == scale, what << ": one good step changed the scale to " << m.gpu->loss_scale());
+    const auto rc = m.cpu->train_step(tokens.data(), kB, kT, opt);
+    near_scalar(rg.loss, rc.loss, tol.loss, 0, what + ": loss");
+    near_scalar(rg.grad_norm, rc.grad_norm, tol.grad_norm, 0, what + ": grad_norm (unscaled)");
+    weights_close(*m.cpu, *m.gpu, opt.lr, what);
+  }
 }
 
 TEST(cuda_model_distill_step_matches_cpu) {

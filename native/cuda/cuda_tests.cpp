@@ -4,7 +4,9 @@
 // Tolerances: fp32 ops 1e-4 relative to the reference's max |value| (fast-math exp, different
 // summation order); bf16 tensor-core ops 2e-2 (bf16 P and dS, 8-bit mantissa).
 // Without a device every test prints `SKIP name: reason` and counts as skipped, never passed;
-// the one check that runs there is that the backend factory refuses, giving the reason.
+// what runs there: the host-side tests (named cuda_host_*, e.g. the attention kernels' shared
+// memory against each target GPU's limit) and the check that the backend factory refuses,
+// giving the reason.
 // The binary also holds cuda_backend_tests.cpp (CudaBackend vs the CPU backend, method by
 // method) and cuda_model_tests.cpp (whole-model steps, CPU vs CUDA).
 // Prints `cuda: N passed, N failed, N skipped`; writes the counts as JSON to argv[1] if given.
@@ -18,6 +20,7 @@
 #include <random>
 #include <vector>
 
+#include "attention_tiles.h"
 #include "backend_cuda.h"
 #include "block_mask.h"
 #include "block_selector.h"
@@ -46,13 +49,13 @@ template <typename T> struct Dev {
 Dev<__nv_bfloat16>* to_bf16(const std::vector<float>& h) {
   auto* d = new Dev<__nv_bfloat16>(h.size());
   Dev<float> f(h);
-  f32_to_bf16(d->p, f.p, (int64_t)h.size(), 0);
+  ok(f32_to_bf16(d->p, f.p, (int64_t)h.size(), 0));
   cudaDeviceSynchronize();
   return d;
 }
 std::vector<float> from_bf16(const Dev<__nv_bfloat16>& d) {
   Dev<float> f(d.n);
-  bf16_to_f32(f.p, d.p, (int64_t)d.n, 0);
+  ok(bf16_to_f32(f.p, d.p, (int64_t)d.n, 0));
   return f.get();
 }
 }  // namespace
@@ -70,6 +73,41 @@ TEST(cuda_rmsnorm_matches_cpu) {
   near(dY.get(), y, 1e-4, "out");
   near(dDX.get(), dx, 1e-4, "dinp");
   near(dDW.get(), dw, 1e-4, "dweight");
+}
+
+// QK-norm runs RMSNorm over B * T * H rows: Qwen3 at B 4, T 128K, 16 heads is 8,388,608 rows,
+// past the 65,535 row chunks of 128 that gridDim.y allowed. A few rows more than that, C 2.
+TEST(cuda_rmsnorm_backward_many_rows) {
+  const int N = 65535 * 128 + 200, C = 2;
+  auto x = randn((size_t)N * C, 31), w = randn(C, 32), dy = randn((size_t)N * C, 33);
+  std::vector<float> y((size_t)N * C), rstd(N), dx((size_t)N * C, 0.f), dw(C, 0.f);
+  engine::rmsnorm_forward(y.data(), rstd.data(), x.data(), w.data(), N, C, 1e-6f);
+  engine::rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), rstd.data(), N, C);
+  Dev<float> dX(x), dW(w), dDY(dy), dR(rstd), dDX((size_t)N * C), dDW(C);
+  Dev<double> scratch((size_t)rmsnorm_backward_scratch(N, C));
+  ok(rmsnorm_backward(dDX.p, dDW.p, dDY.p, dX.p, dW.p, dR.p, N, C, scratch.p, 0));
+  near(dDW.get(), dw, 1e-4, "dweight over 8.4M rows");
+  near(dDX.get(), dx, 1e-4, "dinp over 8.4M rows");
+}
+
+// The dtype conversions check their launch like every other launcher: a pending error from an
+// earlier call comes back as their Status instead of being left for a later op to report.
+TEST(cuda_conversions_report_launch_errors) {
+  Dev<float> f(100);
+  Dev<__nv_bfloat16> b(100);
+  ok(f32_to_bf16(b.p, f.p, 100, 0));
+  ok(bf16_to_f32(f.p, b.p, 100, 0));
+  // A failed allocation leaves a (non-sticky) error pending, checked on the host: nothing runs.
+  auto leave_error = [] {
+    void* p = nullptr;
+    EXPECT(cudaMalloc(&p, size_t(1) << 62) != cudaSuccess);
+  };
+  leave_error();
+  const Status st = f32_to_bf16(b.p, f.p, 100, 0);
+  EXPECT_MSG(!st.ok, "f32_to_bf16 did not report the pending error");
+  leave_error();
+  EXPECT_MSG(!bf16_to_f32(f.p, b.p, 100, 0).ok, "bf16_to_f32 did not report the pending error");
+  EXPECT(cudaGetLastError() == cudaSuccess);
 }
 
 TEST(cuda_rope_matches_cpu) {
@@ -149,7 +187,9 @@ TEST(cuda_matmul_bf16_matches_cpu) {
 }
 
 // Sparse (and dense) attention against the CPU block-sparse kernel on the same mask.
-static void attention_case(int B, int H, int Hkv, int T, int D, int block, bool dense, bool share, uint64_t seed) {
+// kv_tile as blocksparse_attention_forward's (0: what fits the device; 32 forces the small-tile
+// variant that 99 KB GPUs run at D 128).
+static void attention_case(int B, int H, int Hkv, int T, int D, int block, bool dense, bool share, uint64_t seed, int kv_tile = 0) {
   engine::MaskSpec spec;
   spec.block_size = block;
   spec.global_blocks = 1;
@@ -174,8 +214,8 @@ static void attention_case(int B, int H, int Hkv, int T, int D, int block, bool 
   std::unique_ptr<Dev<__nv_bfloat16>> Q(to_bf16(q)), K(to_bf16(k)), V(to_bf16(v)), DO(to_bf16(dout));
   Dev<__nv_bfloat16> O(nq);
   Dev<float> L((size_t)B * H * T), DQ(nq), DK(nk), DV(nk), scratch((size_t)B * H * T);
-  ok(blocksparse_attention_forward(O.p, L.p, Q->p, K->p, V->p, B, H, Hkv, T, D, dm, 0));
-  ok(blocksparse_attention_backward(DQ.p, DK.p, DV.p, DO->p, Q->p, K->p, V->p, O.p, L.p, scratch.p, B, H, Hkv, T, D, dm, 0));
+  ok(blocksparse_attention_forward(O.p, L.p, Q->p, K->p, V->p, B, H, Hkv, T, D, dm, 0, kv_tile));
+  ok(blocksparse_attention_backward(DQ.p, DK.p, DV.p, DO->p, Q->p, K->p, V->p, O.p, L.p, scratch.p, B, H, Hkv, T, D, dm, 0, kv_tile));
   near(from_bf16(O), out, 2e-2, "out");
   near(L.get(), lse, 1e-3, "lse");
   near(DQ.get(), dq, 2e-2, "dq");
@@ -194,6 +234,47 @@ TEST(cuda_blocksparse_attention_matches_cpu) {
 TEST(cuda_dense_attention_matches_cpu) {
   attention_case(1, 4, 2, 190, 64, 64, true, true, 5);
   attention_case(1, 2, 2, 128, 128, 64, true, true, 6);
+}
+
+// The D 128 kernels with 32-row halves of each tile (what sm_86/sm_89/sm_120 run), forced on
+// whatever device runs the tests: tails shorter and longer than a half, GQA, 128 blocks, dense.
+TEST(cuda_attention_d128_half_tiles_match_cpu) {
+  attention_case(2, 8, 2, 333, 128, 64, false, true, 7, 32);   // tail of 13 rows: the second half skipped
+  attention_case(1, 4, 1, 300, 128, 128, false, true, 8, 32);  // tail of 44 rows: both halves, the second partial
+  attention_case(1, 4, 2, 200, 128, 64, false, false, 9, 32);  // per-head masks
+  attention_case(1, 2, 2, 150, 128, 64, true, true, 10, 32);   // dense
+}
+
+// Host-side (runs without a device): the attention kernels' shared memory against the per-block
+// opt-in limits of the GPUs we target, and the variant each gets.
+TEST(cuda_host_attention_fits_shared_memory_limits) {
+  using namespace cuda_backend::attention_tiles;
+  struct Arch { const char* name; size_t limit; int kv128; };
+  const Arch archs[] = {{"sm_80", 163 * 1024, 64}, {"sm_86", 99 * 1024, 32}, {"sm_89", 99 * 1024, 32}, {"sm_90", 227 * 1024, 64}, {"sm_120", 99 * 1024, 32}};
+  // The 64-row kernels at D 128 (113 KB forward, 123 KB backward) exceed 99 KB: why the 32-row variant exists.
+  EXPECT_MSG(forward_smem(128, 64) == 113152 && dq_smem(128, 64) == 123392 && dkdv_smem(128, 64) == 123392,
+             "D 128, 64 rows: " << forward_smem(128, 64) << " / " << dq_smem(128, 64) << " / " << dkdv_smem(128, 64));
+  EXPECT(forward_smem(128, 32) == 83456 && max_smem(128, 32) == 83456);
+  for (const Arch& a : archs)
+    for (int D : {64, 128}) {
+      const Plan p = plan(D, a.limit);
+      const std::string what = std::string(a.name) + " D " + std::to_string(D);
+      EXPECT_MSG(p.kv != 0, what << ": no variant fits: " << p.reason);
+      const int want = D == 64 ? 64 : a.kv128;
+      EXPECT_MSG(p.kv == want, what << ": tiles of " << p.kv << ", want " << want);
+      EXPECT_MSG(forward_smem(D, p.kv) <= a.limit && dq_smem(D, p.kv) <= a.limit && dkdv_smem(D, p.kv) <= a.limit && p.bytes <= a.limit,
+                 what << ": needs " << p.bytes << " bytes, limit " << a.limit);
+      EXPECT_MSG(compiled(D, p.kv), what << ": planned a variant that is not compiled");
+      EXPECT_MSG(!attention_support(a.limit).empty(), what << ": attention_support says nothing fits");
+    }
+  EXPECT(attention_support(99 * 1024).find("key tiles of 32") != std::string::npos);
+  EXPECT(attention_support(227 * 1024) == "head_dim 64 and 128");
+  // Where nothing fits, the plan refuses naming the need and the limit; unknown variants refuse.
+  const Plan small = plan(128, 64 * 1024);
+  EXPECT_MSG(small.kv == 0 && small.reason.find("83456") != std::string::npos && small.reason.find("65536") != std::string::npos, small.reason);
+  EXPECT(attention_support(64 * 1024).empty());  // not even head_dim 64 (90,624 bytes): device_info calls it unusable
+  EXPECT(plan(96, 227 * 1024).kv == 0 && plan(64, 227 * 1024, 32).kv == 0);
+  EXPECT(plan(128, 227 * 1024, 32).kv == 32 && plan(128, 99 * 1024, 64).kv == 0);
 }
 
 TEST(cuda_pooled_scores_match_cpu) {
@@ -255,8 +336,32 @@ TEST(cuda_teacher_block_attention_matches_cpu) {
 }
 
 int main(int argc, char** argv) {
+  // Versions first: a runtime newer than the driver supports shows up as every GPU test skipped.
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  if (driver == 0) std::printf("cuda: no CUDA driver; runtime (static, from the toolkit) %d.%d\n", runtime / 1000, runtime % 1000 / 10);
+  else
+    std::printf("cuda: driver supports CUDA %d.%d, runtime (static, from the toolkit) %d.%d%s\n", driver / 1000, driver % 1000 / 10, runtime / 1000,
+                runtime % 1000 / 10, runtime > driver ? " (newer than the driver: the device is unusable)" : "");
   const DeviceInfo dev = device_info();
-  check::Counts c = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  // Tests named cuda_host_* need no device and always run; the rest are skipped without one.
+  auto& tests = check::Registry::get().tests;
+  auto all = std::move(tests);
+  tests.clear();
+  for (auto& t : all)
+    if (t.first.rfind("cuda_host_", 0) == 0) tests.push_back(t);
+  check::Counts c = check::run_all(nullptr);
+  tests.clear();
+  for (auto& t : all)
+    if (t.first.rfind("cuda_host_", 0) != 0) tests.push_back(t);
+  const check::Counts g = check::run_all(nullptr, dev.available ? nullptr : dev.reason.c_str());
+  c.passed += g.passed;
+  c.failed += g.failed;
+  c.skipped += g.skipped;
+  if (dev.available)
+    std::printf("cuda: %s (sm_%d%d), %zu bytes of shared memory per block: attention %s; GEMM %s\n", dev.name.c_str(), dev.sm_major, dev.sm_minor,
+                dev.smem_optin_bytes, dev.attention.c_str(), gemm_path().c_str());
   if (!dev.available) {
     // The one check that needs no device: the factory the engine calls refuses with the reason.
     char error[256] = "";

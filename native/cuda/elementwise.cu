@@ -20,12 +20,10 @@ inline unsigned capped_blocks(int64_t n) { return (unsigned)std::min<int64_t>(bl
 
 // ================================================================== kernels
 __global__ void f32_to_bf16_kernel(__nv_bfloat16* out, const float* in, int64_t n) {
-  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = __float2bfloat16(in[i]);
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) out[i] = __float2bfloat16(in[i]);
 }
 __global__ void bf16_to_f32_kernel(float* out, const __nv_bfloat16* in, int64_t n) {
-  int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = __bfloat162float(in[i]);
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) out[i] = __bfloat162float(in[i]);
 }
 
 __global__ void fill_kernel(float* x, float value, int64_t n) {
@@ -82,11 +80,17 @@ __global__ void unpack_rows_kernel(float* dst, const Src* src, int64_t rows, int
 }  // namespace
 
 // ================================================================== launchers
-void f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s) {
-  if (n > 0) f32_to_bf16_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, in, n);
+Status f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s) {
+  if (n <= 0) return Status::success();
+  f32_to_bf16_kernel<<<capped_blocks(n), kThreads, 0, s>>>(out, in, n);
+  CUDA_TRY_LAUNCH();
+  return Status::success();
 }
-void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s) {
-  if (n > 0) bf16_to_f32_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, in, n);
+Status bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s) {
+  if (n <= 0) return Status::success();
+  bf16_to_f32_kernel<<<capped_blocks(n), kThreads, 0, s>>>(out, in, n);
+  CUDA_TRY_LAUNCH();
+  return Status::success();
 }
 
 Status fill(float* x, float value, int64_t n, cudaStream_t s) {

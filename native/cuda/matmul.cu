@@ -1,14 +1,23 @@
 // Matrix products of the CUDA backend and device discovery.
-// cuBLAS is loaded at run time (dlopen) so the module builds and loads without it; when it is
-// missing, our own tensor-core (wmma, bf16 in, fp32 accumulate) kernel does the bf16 products
-// and a plain tiled fp32 SGEMM (correctness over speed) the fp32 ones.
+// cuBLAS is loaded at run time (dlopen) so the module builds and loads without it: from the
+// loader's path, else from the CUDA toolkit's lib folders or pip's nvidia/cublas/lib (cublas_dirs).
+// When it is missing, the backend's products (gemm_f32, fp32 memory) run on a plain tiled fp32
+// SGEMM (correctness over speed; bf16/fp16 compute requests are then computed in fp32), and
+// matmul_forward_bf16 (bf16 inputs; tests and bench) on our tensor-core wmma kernel.
+// gemm_path() says which is in use (info, the bench, the backend's one-time warning).
 #include <dlfcn.h>
+#include <glob.h>
 #include <mma.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "attention_tiles.h"
 #include "ops_cuda.h"
 
 namespace cuda_backend {
@@ -33,13 +42,38 @@ DeviceInfo device_info() {
     info.reason = std::string("cudaGetDeviceProperties: ") + cudaGetErrorString(err);
     return info;
   }
-  info.available = prop.major >= 8;
-  if (!info.available) info.reason = "device is older than sm_80 (Ampere), which this build targets";
   info.name = prop.name;
   info.sm_major = prop.major;
   info.sm_minor = prop.minor;
   info.memory_bytes = prop.totalGlobalMem;
+  int optin = 0;
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0) != cudaSuccess) {
+    cudaGetLastError();
+    optin = (int)prop.sharedMemPerBlock;
+  }
+  info.smem_optin_bytes = (size_t)optin;
+  info.attention = attention_support(info.smem_optin_bytes);
+  info.available = prop.major >= 8 && !info.attention.empty();
+  if (prop.major < 8) info.reason = "device is older than sm_80 (Ampere), which this build targets";
+  else if (info.attention.empty())
+    info.reason = "the attention kernels do not fit this device's " + std::to_string(optin) + " bytes of shared memory per block (" +
+                  attention_tiles::plan(64, info.smem_optin_bytes).reason + ")";
   return info;
+}
+
+Status device_smem_limit(size_t* bytes) {
+  int dev = 0, optin = 0;
+  CUDA_TRY(cudaGetDevice(&dev));
+  CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  *bytes = (size_t)optin;
+  return Status::success();
+}
+
+std::string attention_support(size_t smem_optin_bytes) {
+  const attention_tiles::Plan p64 = attention_tiles::plan(64, smem_optin_bytes), p128 = attention_tiles::plan(128, smem_optin_bytes);
+  if (!p64.kv) return "";
+  if (!p128.kv) return "head_dim <= 64 only (" + p128.reason + ")";
+  return p128.kv == attention_tiles::kTile ? "head_dim 64 and 128" : "head_dim 64 and 128 (128 with key tiles of " + std::to_string(p128.kv) + ")";
 }
 
 const char* compiled_archs() { return "sm_80 sm_90 compute_90"; }
@@ -61,10 +95,53 @@ using GemmExFn = int (*)(cublasHandle, int, int, int, int, int, const void*, con
 
 struct Cublas {
   bool loaded = false;
+  std::string path;      // the library loaded (as dlopen was given it)
+  std::string searched;  // where it was looked for, when not found
   cublasHandle handle = nullptr;
   SetStreamFn set_stream = nullptr;
   GemmExFn gemm_ex = nullptr;
 };
+
+// Where cuBLAS may live besides the loader's own path (LD_LIBRARY_PATH, ldconfig): the CUDA
+// toolkit ($CUDA_HOME, $CUDA_PATH, the folder of the nvcc on PATH, /usr/local/cuda) and pip's
+// nvidia-cublas wheels (nvidia/cublas/lib in a site-packages or dist-packages folder).
+std::vector<std::string> cublas_dirs() {
+  std::vector<std::string> dirs;
+  auto toolkit = [&](const std::string& root) {
+    if (root.empty()) return;
+    for (const char* sub : {"/lib64", "/lib", "/targets/x86_64-linux/lib", "/targets/sbsa-linux/lib"}) dirs.push_back(root + sub);
+  };
+  for (const char* var : {"CUDA_HOME", "CUDA_PATH"})
+    if (const char* v = std::getenv(var)) toolkit(v);
+  if (const char* path = std::getenv("PATH")) {  // nvcc's toolkit: <root>/bin/nvcc (through symlinks)
+    std::string p = path;
+    for (size_t at = 0; at <= p.size();) {
+      const size_t end = std::min(p.find(':', at), p.size());
+      const std::string nvcc = p.substr(at, end - at) + "/nvcc";
+      if (char* real = realpath(nvcc.c_str(), nullptr)) {
+        std::string r = real;
+        std::free(real);
+        const size_t bin = r.rfind("/bin/nvcc");
+        if (bin != std::string::npos) toolkit(r.substr(0, bin));
+        break;
+      }
+      at = end + 1;
+    }
+  }
+  toolkit("/usr/local/cuda");
+  std::vector<std::string> patterns = {"/usr/lib/python3*/site-packages", "/usr/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
+                                       "/usr/local/lib/python3*/dist-packages", "/opt/conda/lib/python3*/site-packages"};
+  for (const char* var : {"VIRTUAL_ENV", "CONDA_PREFIX"})
+    if (const char* v = std::getenv(var)) patterns.push_back(std::string(v) + "/lib/python3*/site-packages");
+  if (const char* home = std::getenv("HOME")) patterns.push_back(std::string(home) + "/.local/lib/python3*/site-packages");
+  for (const std::string& pat : patterns) {
+    glob_t g{};
+    if (glob((pat + "/nvidia/cublas/lib").c_str(), 0, nullptr, &g) == 0)
+      for (size_t i = 0; i < g.gl_pathc; i++) dirs.push_back(g.gl_pathv[i]);
+    globfree(&g);
+  }
+  return dirs;
+}
 
 Cublas& cublas() {
   static Cublas lib;
@@ -73,12 +150,28 @@ Cublas& cublas() {
     const char* names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
     void* so = nullptr;
     for (const char* n : names)
-      if ((so = dlopen(n, RTLD_NOW | RTLD_LOCAL))) break;
+      if ((so = dlopen(n, RTLD_NOW | RTLD_LOCAL))) { lib.path = n; break; }
+    if (!so) {
+      lib.searched = "the loader's path";
+      for (const std::string& dir : cublas_dirs()) {
+        lib.searched += ", " + dir;
+        for (const char* n : names) {
+          const std::string full = dir + "/" + n;
+          if (access(full.c_str(), R_OK) != 0) continue;
+          // cuBLAS needs cublasLt of the same folder (pip wheels are not on the loader's path).
+          const std::string lt = dir + "/libcublasLt" + std::string(n).substr(std::strlen("libcublas"));
+          if (access(lt.c_str(), R_OK) == 0) dlopen(lt.c_str(), RTLD_NOW | RTLD_GLOBAL);
+          if ((so = dlopen(full.c_str(), RTLD_NOW | RTLD_LOCAL))) { lib.path = full; break; }
+        }
+        if (so) break;
+      }
+    }
     if (!so) return;
     auto create = (CreateFn)dlsym(so, "cublasCreate_v2");
     lib.set_stream = (SetStreamFn)dlsym(so, "cublasSetStream_v2");
     lib.gemm_ex = (GemmExFn)dlsym(so, "cublasGemmEx");
-    if (!create || !lib.set_stream || !lib.gemm_ex || create(&lib.handle) != 0) return;
+    if (!create || !lib.set_stream || !lib.gemm_ex) { lib.searched = lib.path + " lacks cublasCreate_v2/cublasSetStream_v2/cublasGemmEx"; return; }
+    if (create(&lib.handle) != 0) { lib.searched = lib.path + " loaded but cublasCreate failed"; return; }
     lib.loaded = true;
   });
   return lib;
@@ -170,6 +263,12 @@ Status check_gemm(bool trans_a, bool trans_b, int M, int N, int K, int lda, int 
 }  // namespace
 
 bool cublas_available() { return cublas().loaded; }
+
+std::string gemm_path() {
+  const Cublas& lib = cublas();
+  if (lib.loaded) return "cublas (" + lib.path + ")";
+  return "fallback: naive fp32 SGEMM, bf16/fp16 requests computed in fp32 (cuBLAS not found; searched " + lib.searched + ")";
+}
 
 Status gemm_f32_fallback(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                          float beta, float* C, int ldc, cudaStream_t s) {

@@ -18,6 +18,10 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   if (!dev.reason.empty()) out.Set("reason", dev.reason);
   out.Set("memoryBytes", (double)dev.memory_bytes);
   out.Set("cublas", dev.available ? cuda_backend::cublas_available() : false);
+  // Which GEMM runs the matrix products ("cublas (...)" or the fp32 fallback, with where cuBLAS was sought).
+  if (dev.available) out.Set("gemm", cuda_backend::gemm_path());
+  out.Set("sharedMemoryPerBlock", (double)dev.smem_optin_bytes);
+  if (!dev.attention.empty()) out.Set("attention", dev.attention);
   return out;
 }
 

@@ -4,10 +4,15 @@
 //   fp32 (AdamW updates them and refreshes their bf16 copy), so bf16 mixed precision is
 //   "bf16 compute, fp32 master". fp16 adds a dynamic loss scale (AdamW skips steps with inf/nan).
 // - Every launcher returns a Status (never aborts); all run on the given stream.
-// - Matrix products go through cuBLAS (loaded at run time with dlopen, bf16 in, fp32 accumulate)
-//   and fall back to our own tensor-core (wmma) kernel when cuBLAS is absent.
+// - Matrix products go through cuBLAS (loaded at run time with dlopen; fp32 in memory, computeType
+//   by precision: bf16/fp16 down-conversion inside cuBLAS, fp32 accumulate). Without cuBLAS they
+//   fall back to a plain tiled fp32 SGEMM (gemm_f32_fallback), which computes in fp32 whatever
+//   the precision and is far slower; gemm_path() says which is in use. Only
+//   matmul_forward_bf16 (bf16 inputs, tests and bench) falls back to the tensor-core wmma kernel.
 // - Block-sparse attention: tiles of 64 tokens on tensor cores; mask blocks of 64 or 128
 //   (a 128 block is 2x2 tiles). Dense attention is the same kernel with every causal tile.
+//   At head_dim 128 on GPUs with 99 KB of shared memory per block the kernels stream 32-row
+//   halves of each tile (attention_tiles.h).
 // Shape letters as in ops.h: B batch, T tokens, H heads, Hkv kv heads, D head dim, N rows,
 // C channels, OC output channels, V vocab.
 #pragma once
@@ -29,17 +34,28 @@ struct DeviceInfo {
   std::string name, reason;   // reason: why not available
   int sm_major = 0, sm_minor = 0;
   size_t memory_bytes = 0;
+  size_t smem_optin_bytes = 0;  // shared memory per block with opt-in (99 KB on sm_86/89/120, 163 KB sm_80, 227 KB sm_90)
+  std::string attention;        // what the attention kernels run here (attention_support)
 };
+// Usable when sm_80 or newer and the attention kernels fit at head_dim 64 at least.
 DeviceInfo device_info();
+// The current device's shared memory per block with opt-in (cudaDevAttrMaxSharedMemoryPerBlockOptin).
+Status device_smem_limit(size_t* bytes);
+// One line on which attention variants fit `smem_optin_bytes` (attention_tiles.h), e.g.
+// "head_dim 64 and 128 (128 with key tiles of 32)"; empty when not even head_dim 64 fits.
+std::string attention_support(size_t smem_optin_bytes);
 // Architectures this module was compiled for, e.g. "sm_80 sm_90 compute_90".
 const char* compiled_archs();
-// Whether cuBLAS was found (dlopen) — else the wmma GEMM (bf16 inputs) and the fp32 SGEMM
-// fallback (fp32 inputs) are used.
+// Whether cuBLAS was found (dlopen: the loader's path, then $CUDA_HOME / $CUDA_PATH / nvcc's
+// toolkit / /usr/local/cuda lib folders, then pip's nvidia/cublas/lib) — else gemm_f32 runs the
+// fp32 SGEMM fallback (bf16/fp16 requests computed in fp32) and matmul_forward_bf16 the wmma kernel.
 bool cublas_available();
+// The GEMM path in use, one line: "cublas (<library>)" or "fallback: ..." with where cuBLAS was sought.
+std::string gemm_path();
 
 // ------------------------------------------------------------------ elementwise (elementwise.cu)
-void f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
-void bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
+Status f32_to_bf16(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t s);
+Status bf16_to_f32(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t s);
 // x[i] = value.
 Status fill(float* x, float value, int64_t n, cudaStream_t s);
 // out = a + s * b; out = x * s. Elementwise, so out may alias any input.
@@ -142,10 +158,13 @@ void free_tile_mask(DeviceTileMask* m);
 
 // q (B, H, T, D), k, v (B, Hkv, T, D) bf16; out (B, H, T, D) bf16; lse (B, H, T) fp32 (natural
 // log of the scaled scores' sum, as the CPU kernel). D in {64, 128}. Causal within tiles.
-Status blocksparse_attention_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s);
+// kv_tile: rows streamed per step (attention_tiles.h); 0 picks the largest whose shared memory
+// fits the device (64; 32 at D 128 on 99 KB parts), 64 or 32 (D 128) forces one (tests). When
+// none fits, the error names the need and the device's limit, before anything is launched.
+Status blocksparse_attention_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s, int kv_tile = 0);
 // dq (B, H, T, D) fp32, dk, dv (B, Hkv, T, D) fp32, overwritten; deterministic (no atomics).
-// scratch: B*H*T floats (rowsum(dout * out)).
-Status blocksparse_attention_backward(float* dq, float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse, float* scratch, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s);
+// scratch: B*H*T floats (rowsum(dout * out)). kv_tile as in the forward.
+Status blocksparse_attention_backward(float* dq, float* dk, float* dv, const __nv_bfloat16* dout, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse, float* scratch, int B, int H, int Hkv, int T, int D, const DeviceTileMask& m, cudaStream_t s, int kv_tile = 0);
 
 // ------------------------------------------------------------------ attention-KL distillation and metrics (attention_metrics.cu)
 // A block mask's CSR lists on the device at the mask's own block size (any multiple of 16 —

@@ -45,13 +45,15 @@ __global__ void rmsnorm_backward_dinp_kernel(float* dinp, const float* dout, con
 // pass 1, CTA (column block, row chunk): each thread sums its column over the chunk's rows in
 // order into partial[chunk][c]; pass 2, one thread per column: adds the chunk sums in order.
 // Sums in double, like the CPU op (N can be N*H rows for QK-norm).
+// Chunks run along gridDim.x (up to 2^31 - 1 of them, so any int N), column blocks along gridDim.y.
 __global__ void rmsnorm_dweight_partial_kernel(double* partial, const float* dout, const float* inp, const float* rstd, int N, int C) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= C) return;
-  const int n0 = blockIdx.y * kRmsRowsPerChunk, n1 = min(N, n0 + kRmsRowsPerChunk);
+  const int64_t chunk = blockIdx.x;
+  const int64_t n0 = chunk * kRmsRowsPerChunk, n1 = n0 + kRmsRowsPerChunk < N ? n0 + kRmsRowsPerChunk : (int64_t)N;
   double acc = 0;
-  for (int n = n0; n < n1; n++) acc += (double)(dout[(int64_t)n * C + c] * inp[(int64_t)n * C + c] * rstd[n]);
-  partial[(int64_t)blockIdx.y * C + c] = acc;
+  for (int64_t n = n0; n < n1; n++) acc += (double)(dout[n * C + c] * inp[n * C + c] * rstd[n]);
+  partial[chunk * C + c] = acc;
 }
 __global__ void rmsnorm_dweight_sum_kernel(float* dweight, const double* partial, int chunks, int C) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -70,7 +72,9 @@ Status rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w
   return Status::success();
 }
 
-int64_t rmsnorm_backward_scratch(int N, int C) { return (int64_t)ceil_div(std::max(N, 1), kRmsRowsPerChunk) * std::max(C, 1); }
+int64_t rmsnorm_backward_scratch(int N, int C) {
+  return ((int64_t)std::max(N, 1) + kRmsRowsPerChunk - 1) / kRmsRowsPerChunk * std::max(C, 1);
+}
 
 Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, const float* rstd, int N, int C, double* scratch, cudaStream_t s) {
   if (N <= 0) return Status::success();
@@ -80,9 +84,10 @@ Status rmsnorm_backward(float* dinp, float* dweight, const float* dout, const fl
     CUDA_TRY_LAUNCH();
   }
   if (dweight) {
-    const int chunks = ceil_div(N, kRmsRowsPerChunk);
-    if (chunks > 65535) return Status::error("rmsnorm_backward: N = " + std::to_string(N) + " rows is too many");
-    rmsnorm_dweight_partial_kernel<<<dim3(ceil_div(C, kThreads), chunks), kThreads, 0, s>>>(scratch, dout, inp, rstd, N, C);
+    const int chunks = (int)(((int64_t)N + kRmsRowsPerChunk - 1) / kRmsRowsPerChunk);
+    const int col_blocks = ceil_div(C, kThreads);
+    if (col_blocks > 65535) return Status::error("rmsnorm_backward: C = " + std::to_string(C) + " channels is too many");
+    rmsnorm_dweight_partial_kernel<<<dim3(chunks, col_blocks), kThreads, 0, s>>>(scratch, dout, inp, rstd, N, C);
     CUDA_TRY_LAUNCH();
     rmsnorm_dweight_sum_kernel<<<ceil_div(C, kThreads), kThreads, 0, s>>>(dweight, scratch, chunks, C);
     CUDA_TRY_LAUNCH();

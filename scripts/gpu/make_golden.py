@@ -3,12 +3,24 @@ config.json + model.safetensors + golden.json (input ids, logits of the first 4 
 mean next-token loss). The CPU engine is checked against them in CI once they are committed
 (native/test/golden/<arch>/). MiniCPM needs trust_remote_code (its modelling file is not in
 transformers), so it is checked against our own TypeScript reference instead."""
+import importlib.util
 import json
 import os
 import sys
 
-import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
+# Both are needed; say which is missing (device-check.sh lists it among the skipped steps, exit 3)
+# rather than a bare ImportError. Qwen3Config needs transformers >= 4.51.
+missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+if missing:
+    print(f"make_golden: needs {' and '.join(missing)} (pip install {' '.join(missing)}); no fixtures written", file=sys.stderr)
+    sys.exit(3)
+import torch  # noqa: E402
+try:
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config  # noqa: E402
+except ImportError as e:
+    import transformers
+    print(f"make_golden: transformers {transformers.__version__} lacks what this needs ({e}); Qwen3 needs >= 4.51", file=sys.stderr)
+    sys.exit(3)
 
 out_root = sys.argv[1] if len(sys.argv) > 1 else "golden"
 torch.manual_seed(0)
