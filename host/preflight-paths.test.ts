@@ -120,3 +120,12 @@ describe('the tokenizer is read as a regular file', () => {
     expect(() => loadTokenizer(fifo)).toThrow(expect.objectContaining({ code: 'TOKENIZER_UNREADABLE', message: `${fifo}: cannot read tokenizer (not a regular file)` }));
   }, 5000);
 });
+
+describe('the runner reads an init: config as a regular file', () => {
+  it('a FIFO as init: config fails the load at once with one line', async () => {
+    const { loadBaseModel } = await import('./runner/model-source');
+    const engine = { createModel: () => { throw new Error('must not create'); } } as never;
+    await expect(loadBaseModel(engine, { kind: 'init', configPath: fifo, tokenizer: fifo }, 1, 1)).rejects.toThrow(`model.source: ${fifo}: not a regular file`);
+    await expect(loadBaseModel(engine, { kind: 'init', configPath: '/dev/zero', tokenizer: fifo }, 1, 1)).rejects.toThrow('model.source: /dev/zero: not a regular file');
+  }, 5000);
+});

@@ -5,7 +5,8 @@
 //   anything else         a Hugging Face directory (config.json, *.safetensors, tokenizer.json)
 // Relative paths resolve against the current directory, like dataset paths.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { readRegularFile } from '../safe-read';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendChoice, EngineApi, EngineModel, ModelConfig } from '../../native/engine-api';
@@ -37,12 +38,22 @@ function checkDir(dir: string, source: string): ResolvedModel {
   return { kind: 'dir', dir, tokenizer: join(dir, 'tokenizer.json') };
 }
 
+/** An init: config.json: a regular file of at most 1 MiB, opened non-blocking (no FIFO hang, no /dev/zero flood). */
+function readConfigText(file: string): string {
+  try {
+    return readRegularFile(file, 1024 * 1024).toString('utf8');
+  } catch (e) {
+    throw new Error(`model.source: ${(e as Error).message}`);
+  }
+}
+
 /** Loads (or initialises) the base model. Called again to get a fresh base for rollback/resume. */
 export async function loadBaseModel(engine: EngineApi, model: ResolvedModel, seed: number, threads: number, placement: BackendChoice = {}): Promise<EngineModel> {
   if (model.kind === 'dir') return engine.loadModel(model.dir, { threads, ...placement });
   let config: ModelConfig;
+  const text = readConfigText(model.configPath);
   try {
-    config = JSON.parse(readFileSync(model.configPath, 'utf8')) as ModelConfig;
+    config = JSON.parse(text) as ModelConfig;
   } catch (e) {
     throw new Error(`model.source: ${model.configPath}: not valid JSON (${(e as Error).message})`);
   }
@@ -53,7 +64,7 @@ export async function loadBaseModel(engine: EngineApi, model: ResolvedModel, see
 export async function modelContentHash(model: ResolvedModel, seed: number): Promise<string> {
   const hash = createHash('sha256');
   if (model.kind === 'init') {
-    hash.update(readFileSync(model.configPath));
+    hash.update(readConfigText(model.configPath));
     hash.update(`seed:${seed}`);
     return hash.digest('hex');
   }
