@@ -189,3 +189,50 @@ test('a template opens readable, stage by stage, with data links clear of nodes 
   await page.getByRole('button', { name: 'Delete', exact: true }).click();
   await expect(edges).toHaveCount(before - 1);
 });
+
+test('the template gallery: Escape closes it, and it asks before replacing an edited draft', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  const gallery = page.getByRole('region', { name: 'templates' });
+  await page.getByRole('button', { name: 'Templates', exact: true }).click();
+  await expect(gallery).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(gallery).toHaveCount(0);
+
+  // An unedited template is replaced without a question.
+  await page.getByRole('button', { name: 'Templates', exact: true }).click();
+  await openTemplate(page, 'Quick demo: three stages in minutes');
+  // After an edit, opening a template asks; keeping the draft keeps it.
+  await page.locator('[data-node-id="s1-train"]').click();
+  await inspector(page).getByLabel('steps', { exact: true }).fill('77');
+  await page.getByRole('button', { name: 'Templates', exact: true }).click();
+  await page.getByRole('button', { name: SEED_PLAN, exact: true }).click();
+  const ask = page.getByRole('alertdialog', { name: 'replace the current pipeline' });
+  await expect(ask).toContainText('Open “Seed plan: progressive block-sparse conversion” in place of “Quick demo: three stages in minutes”?');
+  await expect(ask.getByRole('button', { name: 'Keep editing' })).toBeFocused();
+  await page.screenshot({ path: join(artifacts, 'second-pass-ask.png') });
+  await page.keyboard.press('Escape');
+  await expect(ask).toHaveCount(0);
+  await page.keyboard.press('Escape');
+  await page.locator('[data-node-id="s1-train"]').click();
+  await expect(inspector(page).getByLabel('steps', { exact: true })).toHaveValue('77');
+  // Asked again and confirmed, the template opens.
+  await page.getByRole('button', { name: 'Templates', exact: true }).click();
+  await page.getByRole('button', { name: SEED_PLAN, exact: true }).click();
+  await ask.getByRole('button', { name: 'Open template' }).click();
+  await expect(page.getByRole('status')).toHaveText(`Opened template “${SEED_PLAN}”`);
+});
+
+test('keyboard focus is visible on buttons and canvas nodes', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  await page.keyboard.press('Tab');
+  const run = page.getByRole('button', { name: 'run', exact: true });
+  await run.focus();
+  await expect(run).toBeFocused();
+  expect(await run.evaluate((el) => getComputedStyle(el).outlineStyle)).toBe('solid');
+  const node = page.locator('.react-flow__node[data-id="s1-freeze"]');
+  await node.focus();
+  expect(await node.locator('.pnode').evaluate((el) => getComputedStyle(el).boxShadow)).toContain('rgb(255, 209, 102)');
+  await page.screenshot({ path: join(artifacts, 'second-pass-focus.png') });
+});

@@ -20,7 +20,7 @@ export function buildCommandContext(studio: Studio, ui: { openNodeSearch(): void
   const loadText = (text: string, name: string) => {
     try {
       const { pipeline, problems, migrations } = importPipelineText(text, name);
-      graph.getState().load(pipeline);
+      graph.getState().load(pipeline, { pristine: true });
       session.getState().setShowTemplates(false);
       const migrated = migrations.length ? ` (migrated: ${migrations.join('; ')})` : '';
       notify(problems.length ? `Imported ${name}${migrated} with ${problems.length} problem(s): see the problems panel` : `Imported ${name}${migrated}`, problems.length ? 'error' : 'info');

@@ -116,7 +116,7 @@ export function RunMonitor() {
             ? <button onClick={() => void act('resume')} disabled={busy} aria-label="resume">Resume</button>
             : <button onClick={() => void act('pause')} disabled={busy || !live} aria-label="pause">Pause</button>}
           <button className="danger" onClick={() => void act('cancel')} disabled={busy || !(live || status === 'paused' || status === 'queued')} aria-label="cancel">Cancel</button>
-          <button onClick={() => { if (pipeline) { graph.getState().load(pipeline); session.getState().setView('editor'); } }} disabled={!pipeline} aria-label="open pipeline in editor">Open pipeline</button>
+          <button onClick={() => { if (pipeline) { graph.getState().load(pipeline, { pristine: true }); session.getState().setView('editor'); } }} disabled={!pipeline} aria-label="open pipeline in editor">Open pipeline</button>
         </div>
       </div>
       {status === 'queued' && (

@@ -35,8 +35,11 @@ export interface GraphState {
   revision: number;
   /** Bumped by every load (template, file, run): the canvas opens the new pipeline's view. */
   loads: number;
+  /** Revision of the last pristine load; the pipeline is an edited draft when revision differs. */
+  pristineRevision: number | null;
 
-  load(pipeline: Pipeline, options?: { resetHistory?: boolean }): void;
+  /** `pristine`: the pipeline as a template, file or run has it (not an edited draft). */
+  load(pipeline: Pipeline, options?: { resetHistory?: boolean; pristine?: boolean }): void;
   addNode(kind: NodeKind, position: Position): string;
   removeNodes(ids: string[]): void;
   connect(from: string, to: string): ConnectCheck;
@@ -193,6 +196,7 @@ export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStor
       gestureStart: null,
       revision: 0,
       loads: 0,
+      pristineRevision: null,
 
       load(pipeline, options) {
         const next = pipeline.layout?.nodes && Object.keys(pipeline.layout.nodes).length >= pipeline.nodes.length
@@ -200,6 +204,7 @@ export function createGraphStore(initial: Pipeline = emptyPipeline()): GraphStor
           : withPositions(pipeline, { ...layeredLayout(pipeline), ...(pipeline.layout?.nodes ?? {}) });
         if (options?.resetHistory) set({ pipeline: next, past: [], future: [], selection: [], revision: get().revision + 1, loads: get().loads + 1 });
         else commit(next, { selection: [], loads: get().loads + 1 });
+        set({ pristineRevision: options?.pristine ? get().revision : null });
       },
 
       addNode(kind, position) {
@@ -386,6 +391,8 @@ function keepExisting(selection: string[], p: Pipeline): string[] {
 }
 
 // Selectors
+/** True when the canvas holds work that is not a template, file or run as loaded. */
+export const selectIsEditedDraft = (s: GraphState) => s.pipeline.nodes.length > 0 && s.pristineRevision !== s.revision;
 export const selectPipeline = (s: GraphState) => s.pipeline;
 export const selectSelection = (s: GraphState) => s.selection;
 export const selectSelectedLinks = (s: GraphState) => s.selectedLinks;
