@@ -4,7 +4,7 @@
 import { memo, useId, useMemo, useSyncExternalStore } from 'react';
 import { CartesianGrid, LineChart, ReferenceArea, ResponsiveContainer, XAxis, YAxis, usePlotArea, useXAxisInverseScale, useXAxisScale, useYAxisScale } from 'recharts';
 import type { MonitorData } from '../stores/monitor-store';
-import { axisTicks, drawLines, niceTicks, stageBands, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
+import { axisTicks, drawLines, niceTicks, pathData, stageBands, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
 
 const BAND_FILLS = ['#5aa9ff', '#f2b84b', '#3ec7b0', '#e86a92', '#a77bf3'];
 
@@ -62,13 +62,7 @@ function PathLayer({ lines, axis }: { lines: DrawnLine[]; axis: 'left' | 'right'
       <defs><clipPath id={clipId}><rect x={plot.x} y={plot.y} width={plot.width} height={plot.height} /></clipPath></defs>
       <g clipPath={`url(#${clipId})`}>
         {lines.filter((l) => l.axis === axis).map((l) => {
-          let d = '';
-          for (const p of l.points) {
-            const px = x(p.x);
-            const py = y(p.y);
-            if (px === undefined || py === undefined || !Number.isFinite(py)) continue;
-            d += `${d ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`;
-          }
+          let d = pathData(l.points, l.breaks, x, y);
           if (l.points.length === 1 && d) d += 'h0.01';
           return <path key={l.key} d={d} fill="none" stroke={l.color} strokeWidth={l.key === 'attn_kl' ? 2 : 1.4}
             strokeLinejoin="round" strokeLinecap="round" vectorEffect="non-scaling-stroke" />;

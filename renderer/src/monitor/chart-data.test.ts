@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMonitorStore } from '../stores/monitor-store';
-import { CHARTS, drawLines, stageBands } from './chart-data';
+import { CHARTS, drawLines, pathData, stageBands } from './chart-data';
 import { syntheticRun } from '../bench/fixture';
 
 describe('chart data', () => {
@@ -45,5 +45,29 @@ describe('axis ticks', async () => {
   });
   it('uses powers of ten on a log axis', () => {
     expect(logTicks(0.003, 7)).toEqual({ domain: [0.001, 10], ticks: [0.001, 0.01, 0.1, 1, 10] });
+  });
+});
+
+describe('a paused run on the time axis', () => {
+  it('draws no segment across the pause, but does on the step axis', () => {
+    const store = createMonitorStore();
+    const t0 = 1_700_000_000_000;
+    const step = (i: number, time: number) => ({ runId: 'r', time, type: 'step' as const, metrics: {
+      stage: 0, step: i, stage_step: i, loss: 5 - i, task_loss: 4, attn_kl_loss: 0, logit_kl_loss: 0, hidden_mse_loss: 0, lr: 1e-4, grad_norm: 1, tokens: 8, density: 1, seq_len: 8,
+    } });
+    store.getState().load({ id: 'r', name: 'r', status: 'running', startedAt: t0, stages: 1, final: {}, pipeline: null as never, runDir: '', events: [
+      step(0, t0), step(1, t0 + 1000),
+      { runId: 'r', time: t0 + 1500, type: 'status', status: 'paused' },
+      { runId: 'r', time: t0 + 60_000, type: 'status', status: 'running' },
+      step(2, t0 + 61_000), step(3, t0 + 62_000),
+    ] });
+    const data = store.getState().data;
+    const spec = [{ key: 'loss', label: 'loss', color: '#fff', smooth: false }];
+    const [time] = drawLines(data, spec, { xAxis: 'time', smoothing: 0, logScale: false, buckets: 100 });
+    expect(time.breaks).toEqual([1.5]);
+    const id = (v: number) => v;
+    expect(pathData(time.points, time.breaks, id, id)).toBe('M0.0,5.0L1.0,4.0M61.0,3.0L62.0,2.0');
+    const [steps] = drawLines(data, spec, { xAxis: 'step', smoothing: 0, logScale: false, buckets: 100 });
+    expect(pathData(steps.points, steps.breaks, id, id)).toBe('M0.0,5.0L1.0,4.0L2.0,3.0L3.0,2.0');
   });
 });

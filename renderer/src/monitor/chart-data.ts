@@ -15,7 +15,11 @@ export interface ChartSpec {
   unit?: string;
 }
 
-export interface DrawnLine { key: string; label: string; color: string; axis: 'left' | 'right'; points: XY[] }
+export interface DrawnLine {
+  key: string; label: string; color: string; axis: 'left' | 'right'; points: XY[];
+  /** x values where the line is cut (pauses on the time axis): no segment crosses them. */
+  breaks: number[];
+}
 
 export interface DrawOptions { xAxis: XAxisKind; smoothing: number; logScale: boolean; buckets: number }
 
@@ -34,7 +38,8 @@ export function drawLines(data: MonitorData, specs: LineSpec[], options: DrawOpt
     const ys = spec.smooth !== false && options.smoothing > 0 ? smoothed(series, options.smoothing) : series.value;
     let points = minMaxDecimate(xs, ys, options.buckets);
     if (options.logScale) points = points.filter((p) => p.y > 0);
-    out.push({ key: spec.key, label: spec.label, color: spec.color, axis: spec.axis ?? 'left', points });
+    const breaks = options.xAxis === 'time' ? (data.pauses ?? []).map((p) => p.from) : [];
+    out.push({ key: spec.key, label: spec.label, color: spec.color, axis: spec.axis ?? 'left', points, breaks });
   }
   return out;
 }
@@ -45,6 +50,25 @@ function smoothed(series: Series, weight: number) {
   let cached = smoothCache.get(series);
   if (!cached) { cached = new SmoothedColumn(series.value); smoothCache.set(series, cached); }
   return cached.values(weight);
+}
+
+/** SVG path data through `points`, starting a new subpath after a gap (non-finite y) or across a break. */
+export function pathData(points: XY[], breaks: number[], x: (v: number) => number | undefined, y: (v: number) => number | undefined): string {
+  let d = '';
+  let pen = false;
+  let b = 0;
+  let prevX = -Infinity;
+  for (const p of points) {
+    while (b < breaks.length && breaks[b] <= prevX) b++;
+    if (b < breaks.length && breaks[b] > prevX && breaks[b] <= p.x && prevX !== -Infinity) pen = false;
+    prevX = p.x;
+    const px = x(p.x);
+    const py = Number.isFinite(p.y) ? y(p.y) : undefined;
+    if (px === undefined || py === undefined || !Number.isFinite(py)) { pen = false; continue; }
+    d += `${pen ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`;
+    pen = true;
+  }
+  return d;
 }
 
 export interface Band { x1: number; x2: number; label: string; status: string; index: number }

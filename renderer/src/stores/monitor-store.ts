@@ -46,6 +46,8 @@ export interface MonitorData {
   startTime: number | null;
   lastStep: number;
   eventCount: number;
+  /** Pauses on the time axis (seconds since the first event); `to` null while paused. */
+  pauses?: { from: number; to: number | null }[];
   /** Recent (time, tokens) of step events, for a smoothed tokens/s. */
   recentSteps: { time: number; tokens: number }[];
 }
@@ -65,7 +67,7 @@ export interface MonitorState {
 const TOKENS_PER_S_WINDOW = 10;
 
 function emptyData(): MonitorData {
-  return { series: new Map(), stages: [], layerDensity: [], layerKl: [], logs: [], systemSource: null, startTime: null, lastStep: -1, eventCount: 0, recentSteps: [] };
+  return { series: new Map(), stages: [], layerDensity: [], layerKl: [], logs: [], pauses: [], systemSource: null, startTime: null, lastStep: -1, eventCount: 0, recentSteps: [] };
 }
 
 export function seriesOf(data: MonitorData, name: string): Series {
@@ -85,8 +87,13 @@ export function applyEvent(data: MonitorData, event: RunEvent): { status?: RunSt
   data.eventCount++;
   const t = seconds(data, event.time);
   switch (event.type) {
-    case 'status':
+    case 'status': {
+      const pauses = (data.pauses ??= []);
+      const open = pauses[pauses.length - 1];
+      if (event.status === 'paused') { if (!open || open.to !== null) pauses.push({ from: t, to: null }); }
+      else if (open && open.to === null) open.to = t;
       return { status: event.status, message: event.message ?? '' };
+    }
     case 'summary':
       return { status: event.status };
     case 'stage_start':
