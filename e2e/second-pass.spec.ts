@@ -16,6 +16,11 @@ async function openTemplate(page: Page, name: string) {
   await expect(page.getByRole('status')).toContainText('Opened template');
 }
 
+/** The whole graph in view, as a person does before working on later stages. */
+async function fitView(page: Page) {
+  await page.getByRole('button', { name: 'fit view' }).click();
+}
+
 test('the inspector says which seed controls what', async ({ page, studio }) => {
   await page.goto(studio.url);
   await openTemplate(page, SEED_PLAN);
@@ -90,18 +95,18 @@ test('a second run queues behind the active one, a reload finds the live run, an
 });
 
 test('a refused link says why at the cursor', async ({ page, studio }) => {
-  await page.setViewportSize({ width: 1600, height: 1000 });
+  await page.setViewportSize({ width: 1920, height: 1100 }); // the template opens with its whole first stage in view
   await page.goto(studio.url);
   await openTemplate(page, SEED_PLAN);
   const hint = page.getByRole('alert', { name: 'link refused' });
   // Wrong port kind: a model state dropped on a data input.
-  await page.getByLabel('s1-train model output', { exact: true }).dragTo(page.getByLabel('s2-train data input', { exact: true }));
-  await expect(hint).toHaveText('wrong port kind: s1-train sends a model state, this input of s2-train takes data');
-  await expect(page.getByRole('status')).toHaveText('Link refused: wrong port kind: s1-train sends a model state, this input of s2-train takes data');
+  await page.getByLabel('s1-train model output', { exact: true }).dragTo(page.getByLabel('s1-gate data input', { exact: true }));
+  await expect(hint).toHaveText('wrong port kind: s1-train sends a model state, this input of s1-gate takes data');
+  await expect(page.getByRole('status')).toHaveText('Link refused: wrong port kind: s1-train sends a model state, this input of s1-gate takes data');
   await page.screenshot({ path: join(artifacts, 'second-pass-link-refused.png') });
   // An occupied input.
-  await page.getByLabel('model model output', { exact: true }).dragTo(page.getByLabel('s1-replace model input', { exact: true }));
-  await expect(hint).toHaveText('s1-replace already has a model-state input (delete that link first)');
+  await page.getByLabel('s1-freeze model output', { exact: true }).dragTo(page.getByLabel('s1-distill model input', { exact: true }));
+  await expect(hint).toHaveText('s1-distill already has a model-state input (delete that link first)');
   // Nothing was linked.
   await expect(page.locator('.react-flow__edge')).toHaveCount(21);
 });
@@ -119,6 +124,7 @@ test('preflight errors show in the badge, and problems name their node by id and
   await expect(problems.getByRole('button', { name: /^problem data “Brown Corpus” · source: / })).toBeVisible();
   await expect(problems).not.toContainText('nodes[');
   // An edit makes the preflight outdated; a validation error takes over the badge.
+  await fitView(page);
   await page.locator('[data-node-id="s1-train"]').click();
   await inspector(page).getByLabel('lr', { exact: true }).fill('0');
   await expect(page.getByLabel('validity')).toHaveText('1 problem');
@@ -203,6 +209,7 @@ test('the template gallery: Escape closes it, and it asks before replacing an ed
   await page.getByRole('button', { name: 'Templates', exact: true }).click();
   await openTemplate(page, 'Quick demo: three stages in minutes');
   // After an edit, opening a template asks; keeping the draft keeps it.
+  await fitView(page);
   await page.locator('[data-node-id="s1-train"]').click();
   await inspector(page).getByLabel('steps', { exact: true }).fill('77');
   await page.getByRole('button', { name: 'Templates', exact: true }).click();
@@ -214,6 +221,7 @@ test('the template gallery: Escape closes it, and it asks before replacing an ed
   await page.keyboard.press('Escape');
   await expect(ask).toHaveCount(0);
   await page.keyboard.press('Escape');
+  await fitView(page);
   await page.locator('[data-node-id="s1-train"]').click();
   await expect(inspector(page).getByLabel('steps', { exact: true })).toHaveValue('77');
   // Asked again and confirmed, the template opens.
@@ -235,4 +243,35 @@ test('keyboard focus is visible on buttons and canvas nodes', async ({ page, stu
   await node.focus();
   expect(await node.locator('.pnode').evaluate((el) => getComputedStyle(el).boxShadow)).toContain('rgb(255, 209, 102)');
   await page.screenshot({ path: join(artifacts, 'second-pass-focus.png') });
+});
+
+test('nodes keep their size with errors and estimates, and the layer strip scrolls to layer 32', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  await page.getByRole('button', { name: 'preflight', exact: true }).click();
+  await fitView(page);
+  await expect(page.getByLabel('preflight note s1-train')).toContainText('peak');
+  await page.locator('[data-node-id="s1-train"]').click();
+  await inspector(page).getByLabel('lr', { exact: true }).fill('0');
+  await expect(page.getByRole('alert', { name: 'problems of s1-train' })).toContainText('lr');
+  await page.getByRole('button', { name: 'fit view' }).click();
+  const rects = await page.locator('.react-flow__node').evaluateAll((els) => els.map((e) => { const r = e.getBoundingClientRect(); return { id: e.getAttribute('data-id'), x: r.x, y: r.y, r: r.right, b: r.bottom, h: r.height }; }));
+  const heights = new Set(rects.map((r) => r.h.toFixed(1)));
+  expect(heights.size, 'every node one height').toBe(1);
+  for (const a of rects) for (const b of rects) {
+    if (a.id! >= b.id!) continue;
+    const overlap = a.x < b.r && b.x < a.r && a.y < b.b && b.y < a.b;
+    expect(overlap, `${a.id} overlaps ${b.id}`).toBe(false);
+  }
+  await page.screenshot({ path: join(artifacts, 'second-pass-node-status.png') });
+
+  await page.locator('[data-node-id="model"]').click();
+  await inspector(page).getByLabel('num_layers', { exact: true }).fill('32');
+  const strip = page.getByRole('region', { name: 'layer strip' });
+  await expect(strip.getByRole('listitem')).toHaveCount(32);
+  const last = strip.getByRole('listitem').last();
+  await last.scrollIntoViewIfNeeded();
+  const [cell, box] = [await last.boundingBox(), await strip.boundingBox()];
+  expect(cell!.x + cell!.width).toBeLessThanOrEqual(box!.x + box!.width + 1);
+  await expect(last).toHaveAttribute('aria-label', /^layer 32:/);
 });

@@ -9,6 +9,8 @@ export const QUICK_DEMO_NAME = 'Quick demo: three stages in minutes';
 export async function openQuickRun(page: Page, steps: number, options: { lr?: string } = {}): Promise<void> {
   await page.getByRole('button', { name: QUICK_DEMO_NAME, exact: true }).click();
   await expect(page.locator('.react-flow__node').first()).toBeVisible();
+  // The template opens on its first stage; the whole graph is one fit away.
+  await page.getByRole('button', { name: 'fit view' }).click();
   const root = inspector(page);
   await page.locator('[data-node-id="model"]').click();
   await root.getByLabel('source', { exact: true }).fill('init:models/demo/config.json');
