@@ -1,7 +1,9 @@
 // Test support: a naive float64 forward of the Llama-family decoder, written straight from the
-// Hugging Face modelling code (llama, qwen3 QK-norm, minicpm scaling, GQA, RoPE incl. LongRoPE
-// with MiniCPM's always-long factor choice). The engine's loss and gradients are held to it.
+// Hugging Face modelling code (llama, qwen3 QK-norm, minicpm scaling, GQA, RoPE with every
+// rope_scaling type of rope-reference.ts, LongRoPE with MiniCPM's always-long factor choice). The
+// engine's loss and gradients are held to it.
 import type { ModelConfig } from '../../engine-api';
+import { referenceRopeParameters } from './rope-reference';
 
 type Weights = Map<string, Float64Array | Float32Array>;
 
@@ -30,18 +32,8 @@ function linear(x: Float64Array, rows: number, I: number, W: ArrayLike<number>, 
 }
 
 function ropeTables(c: ModelConfig, T: number): { cos: Float64Array; sin: Float64Array } {
-  const D = c.head_dim, half = D / 2;
-  const inv = new Float64Array(half);
-  let mscale = 1;
-  const rs = c.rope_scaling as { rope_type?: string; long_factor?: number[]; short_factor?: number[]; original_max_position_embeddings?: number } | null | undefined;
-  for (let i = 0; i < half; i++) inv[i] = 1 / c.rope_theta ** ((2 * i) / D);
-  if (rs && rs.rope_type === 'longrope') {
-    const orig = rs.original_max_position_embeddings!;
-    const factors = c.max_position_embeddings > orig ? rs.long_factor! : rs.short_factor!;
-    for (let i = 0; i < half; i++) inv[i] /= factors[i];
-    const s = c.max_position_embeddings / orig;
-    mscale = s <= 1 ? 1 : Math.sqrt(1 + Math.log(s) / Math.log(orig));
-  }
+  const half = c.head_dim / 2;
+  const { invFreq: inv, attentionFactor: mscale } = referenceRopeParameters(c, T);
   const cos = new Float64Array(T * half), sin = new Float64Array(T * half);
   for (let p = 0; p < T; p++) {
     for (let i = 0; i < half; i++) {
