@@ -3,62 +3,14 @@
 // random q/k, GQA groups of 2 and 4, lengths with tail blocks, and the dense_len switch.
 import { describe, expect, it } from 'vitest';
 import type { MaskSpec } from '../core/schema';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { infllmV2MaskOf, validateModelConfig } from './checkpoint/config';
+import { tinyConfig } from './checkpoint/testing/tiny';
 import { engineAvailable } from './index';
 import { infllmv2Selection } from './mask';
+import { referenceSelection } from './checkpoint/testing/infllmv2-reference';
 import { rng } from './checkpoint/testing/tiny';
-
-/**
- * Reference: compressed keys are means of `kernel` keys every `stride` tokens (visible to a token
- * once the whole window lies at or before it); each query token scores them with a softmax, summed
- * over its GQA group; a block scores the max over the compressed windows overlapping its tokens;
- * the init blocks and the local blocks ending at the token's block are always in; the top
- * k = init + local + extra blocks by score are selected (ties to the lower block).
- */
-function referenceSelection(q: Float32Array, k: Float32Array, H: number, Hkv: number, T: number, D: number,
-  p: { block: number; kernel: number; stride: number; init: number; local: number; extra: number; denseLen: number }): number[][][] {
-  const nb = Math.ceil(T / p.block), G = H / Hkv;
-  const out: number[][][] = [];
-  const nc = T >= p.kernel ? Math.floor((T - p.kernel) / p.stride) + 1 : 0;
-  for (let g = 0; g < Hkv; g++) {
-    const rows: number[][] = [];
-    const kc: number[][] = [];
-    for (let j = 0; j < nc; j++) {
-      const m = new Array<number>(D).fill(0);
-      for (let i = j * p.stride; i < j * p.stride + p.kernel; i++) for (let d = 0; d < D; d++) m[d] += k[(g * T + i) * D + d] / p.kernel;
-      kc.push(m);
-    }
-    for (let t = 0; t < T; t++) {
-      const qb = Math.floor(t / p.block);
-      if (T < p.denseLen) { rows.push(Array.from({ length: qb + 1 }, (_, b) => b)); continue; }
-      const visible = kc.map((_, j) => j).filter((j) => j * p.stride + p.kernel - 1 <= t);
-      const score = new Array<number>(nc).fill(0);
-      for (let h = g * G; h < (g + 1) * G; h++) {
-        const logits = visible.map((j) => { let s = 0; for (let d = 0; d < D; d++) s += q[(h * T + t) * D + d] * kc[j][d]; return s / Math.sqrt(D); });
-        const mx = Math.max(...logits);
-        const e = logits.map((x) => Math.exp(x - mx));
-        const sum = e.reduce((a, b) => a + b, 0);
-        visible.forEach((j, i) => { score[j] += e[i] / sum; });
-      }
-      const cands: { b: number; s: number }[] = [];
-      for (let b = 0; b <= qb; b++) {
-        let s: number;
-        if (b < p.init || b > qb - p.local) s = Infinity;
-        else {
-          s = 0;
-          for (let j = 0; j < nc; j++) {
-            const overlaps = j * p.stride < (b + 1) * p.block && j * p.stride + p.kernel > b * p.block;
-            if (overlaps) s = Math.max(s, score[j]);
-          }
-        }
-        cands.push({ b, s });
-      }
-      cands.sort((x, y) => (x.s !== y.s ? y.s - x.s : x.b - y.b));
-      rows.push(cands.slice(0, p.init + p.local + p.extra).map((c) => c.b).sort((x, y) => x - y));
-    }
-    out.push(rows);
-  }
-  return out;
-}
 
 function randn(n: number, seed: number): Float32Array {
   const next = rng(seed);
@@ -113,5 +65,27 @@ describe.skipIf(!engineAvailable())('infllm_v2 block selection (published algori
   it('refuses a per-head (unshared) infllm_v2 mask in one line', () => {
     expect(() => infllmv2Selection(randn(64, 1), randn(32, 2), { heads: 2, kvHeads: 1, seq: 16, dim: 2 }, { ...spec(16, 1, 1, 1, 0), share_gqa_group: false }))
       .toThrow(/^mask\.share_gqa_group: infllm_v2 selects per GQA group/);
+  });
+});
+
+describe('sparse_config (MiniCPM 4.1 config.json) as an infllm_v2 mask', () => {
+  const MINICPM = { kernel_size: 32, kernel_stride: 16, init_blocks: 1, block_size: 64, window_size: 2048, topk: 64, use_nope: false, dense_len: 8192 };
+  const of = (sparse_config: unknown) => infllmV2MaskOf(validateModelConfig({ ...tinyConfig('minicpm', true), sparse_config }, 'x/config.json'), 'x/config.json');
+
+  it('is the MiniCPM template\'s mask', () => {
+    const template = JSON.parse(readFileSync(join(import.meta.dirname, '../templates/minicpm41-infllmv2.json'), 'utf8'));
+    const replace = template.nodes.find((n: { kind: string }) => n.kind === 'replace');
+    expect(of(MINICPM)).toEqual(replace.params.mask);
+    expect(infllmV2MaskOf(validateModelConfig(tinyConfig('minicpm', true)))).toBeNull();
+  });
+
+  it.each([
+    [{ kernel_size: 16 }, 'sparse_config.kernel_size'],
+    [{ kernel_stride: 8 }, 'sparse_config.kernel_stride'],
+    [{ block_size: 48 }, 'sparse_config.block_size'],
+    [{ window_size: 2000 }, 'sparse_config.window_size'],
+    [{ topk: 16 }, 'sparse_config.topk'],
+  ])('refuses %j naming %s', (patch, field) => {
+    expect(() => of({ ...MINICPM, ...patch })).toThrow(new RegExp(`^x/config\\.json: ${field.replace('.', '\\.')}: [^\\n]+$`));
   });
 });

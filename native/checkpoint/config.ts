@@ -3,6 +3,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { addon } from '../addon';
+import type { MaskSpec } from '../../core/schema';
 import type { ModelConfig } from '../engine-api';
 import { family, MODEL_TYPES, type ModelType, type ScaleFields, withFeatures } from './families';
 
@@ -263,4 +264,37 @@ export function configToJson(config: ModelConfig): Record<string, unknown> {
  */
 export function expectedTensors(config: ModelConfig): { name: string; shape: number[] }[] {
   return addon().tensorLayout(withFeatures(config)).map(({ name, shape }) => ({ name, shape }));
+}
+
+/**
+ * The block mask a checkpoint's InfLLM-V2 `sparse_config` (MiniCPM 4.1: block_size 64, kernel_size
+ * 32, kernel_stride 16, init_blocks 1, window_size 2048, topk 64, dense_len 8192) describes, as the
+ * engine's infllm_v2 selector takes it: topk counts the init and window blocks, which the MaskSpec
+ * holds apart (global_blocks, window_blocks + the own block, topk_blocks extra). Null without a
+ * sparse_config; one-line errors naming sparse_config.<field> for what the selector cannot run.
+ */
+export function infllmV2MaskOf(config: ModelConfig, file = 'config.json'): MaskSpec | null {
+  const sc = config.passthrough?.sparse_config;
+  if (sc === undefined || sc === null) return null;
+  if (typeof sc !== 'object' || Array.isArray(sc)) fail(file, 'sparse_config', 'must be an object');
+  const r = sc as Raw;
+  const int = (key: string, min: number): number => {
+    const v = r[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(file, `sparse_config.${key}`, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const block = int('block_size', 16);
+  if ((block & (block - 1)) !== 0 || block > 256) fail(file, 'sparse_config.block_size', `must be a power of two in [16, 256], got ${block}`);
+  const kernel = int('kernel_size', 1), stride = int('kernel_stride', 1);
+  if (kernel !== block / 2) fail(file, 'sparse_config.kernel_size', `must be block_size / 2 (${block / 2}) for the infllm_v2 selector, got ${kernel}`);
+  if (stride !== block / 4) fail(file, 'sparse_config.kernel_stride', `must be block_size / 4 (${block / 4}) for the infllm_v2 selector, got ${stride}`);
+  const init = int('init_blocks', 0), window = int('window_size', block), topk = int('topk', 1);
+  if (window % block !== 0) fail(file, 'sparse_config.window_size', `must be a multiple of block_size (${block}), got ${window}`);
+  const local = window / block;
+  if (topk < init + local) fail(file, 'sparse_config.topk', `must count at least the init and window blocks (${init + local}), got ${topk}`);
+  const denseLen = r.dense_len === undefined ? 0 : int('dense_len', 0);
+  return {
+    block_size: block, global_blocks: init, global_rows: 0, window_blocks: local - 1, random_blocks: 0, random_seed: 0,
+    topk_blocks: topk - init - local, selector: 'infllm_v2', dense_below: denseLen, share_gqa_group: true,
+  };
 }
