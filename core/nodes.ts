@@ -139,7 +139,7 @@ export const MASK_FIELDS: FieldSpecs<MaskSpec> = {
   random_blocks: { type: 'integer', label: 'Random blocks', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'Extra causal key blocks per query block drawn at random (seeded).' },
   random_seed: { type: 'integer', label: 'Random seed', min: 0, max: 4294967295, step: 1, help: 'Seed of the random blocks (per layer and head).' },
   topk_blocks: { type: 'integer', label: 'Top-k blocks', unit: 'blocks', min: 0, max: LIMITS.blocks, step: 1, help: 'Key blocks per query block picked by the block selector; 0 = none.' },
-  selector: { type: 'enum', label: 'Selector', options: ['none', 'pooled', 'indexer'], help: 'none; pooled = parameter-free mean-pooled keys (InfLLM-V2); indexer = trainable scorer (DSA).' },
+  selector: { type: 'enum', label: 'Selector', options: ['none', 'pooled', 'indexer', 'infllm_v2'], help: 'none; pooled = parameter-free mean-pooled keys per query block; indexer = trainable scorer (DSA); infllm_v2 = InfLLM-V2 as published (compressed keys, per query token, CPU only).' },
   dense_below: { type: 'integer', label: 'Dense below', unit: 'tokens', min: 0, max: LIMITS.seqLen, step: 64, help: 'Sequences shorter than this stay dense (short/long switch).' },
   share_gqa_group: { type: 'boolean', label: 'Share per GQA group', help: 'One mask per key/value group (true) or per query head (false).' },
 };

@@ -53,7 +53,7 @@ export interface FreezeParams {
   kinds: ParamKind[];
 }
 
-export type SelectorKind = 'none' | 'pooled' | 'indexer';
+export type SelectorKind = 'none' | 'pooled' | 'indexer' | 'infllm_v2';
 
 export interface MaskSpec {
   /** Tokens per block; a power of two in [16, 256]. */
@@ -70,7 +70,11 @@ export interface MaskSpec {
   random_seed: number;
   /** Key blocks per query block chosen by the block selector (0 = no dynamic blocks). */
   topk_blocks: number;
-  /** How top-k blocks are scored: none, parameter-free pooled keys, or a trainable indexer. */
+  /**
+   * How top-k blocks are scored: none, parameter-free pooled keys per query block, a trainable
+   * indexer, or infllm_v2 (InfLLM-V2 as published with MiniCPM 4.1: compressed keys, per query
+   * token, top-k per KV group; global/window blocks forced in, top-k blocks extra).
+   */
   selector: SelectorKind;
   /** Sequences shorter than this many tokens use dense attention (short/long switch). */
   dense_below: number;

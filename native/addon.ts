@@ -34,6 +34,8 @@ export interface Addon {
   NativeModel: new (config: ModelConfig & ModelFeatures, options?: NativeBackendOptions) => NativeModelHandle;
   /** Every tensor of a checkpoint of this config, in checkpoint order (native/src/model.h tensor_layout). */
   tensorLayout(config: ModelConfig & ModelFeatures): { name: string; kind: ParamKind; layer: number; shape: number[] }[];
+  /** RoPE inverse frequencies and cos/sin attention factor for a sequence of seqLen tokens (native/src/ops.h rope_frequencies). */
+  ropeFrequencies(config: ModelConfig & ModelFeatures, seqLen: number): { invFreq: Float64Array; attentionFactor: number };
   /** The parameter kind names the engine knows, in its order. */
   paramKinds(): string[];
   engineInfo(): { threads: number; simd: string };

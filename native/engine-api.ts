@@ -23,6 +23,11 @@ export interface ModelConfig {
   scale_depth?: number;
   dim_model_base?: number;
   rope_scaling?: Record<string, unknown> | null;
+  /**
+   * Every other key of the source config.json (sparse_config, auto_map, quantization or generation
+   * fields, ...), read once at load and written back unchanged on save; the engine never reads it.
+   */
+  passthrough?: Record<string, unknown>;
 }
 
 /** B sequences of T+1 token ids, row-major: inputs are [:, :T], targets [:, 1:]. */

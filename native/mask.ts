@@ -80,6 +80,7 @@ export interface SparseAddon {
   maskFromBits(bits: BigUint64Array, seq: number, blockSize: number, nMaskHeads: number): RawMask;
   pooledBlockScores(q: Float32Array, k: Float32Array, heads: number, kvHeads: number, seq: number, dim: number,
     blockSize: number, shared: boolean): Float32Array;
+  infllmv2Select(q: Float32Array, k: Float32Array, heads: number, kvHeads: number, seq: number, dim: number, spec: MaskSpec): TokenSelection;
   benchAttention(options: { spec: MaskSpec | null; seq: number; heads: number; kvHeads: number; dim: number; batch: number; reps: number }):
     Promise<{ msFwd: number; msBwd: number; density: number }>;
 }
@@ -172,6 +173,24 @@ export function maskFromBitmap(bits: BigUint64Array, seq: number, blockSize: num
 export function pooledScores(q: Float32Array, k: Float32Array, dims: { heads: number; kvHeads: number; seq: number; dim: number },
   blockSize: number, sharedByGroup: boolean): Float32Array {
   return sparseAddon().pooledBlockScores(q, k, dims.heads, dims.kvHeads, dims.seq, dims.dim, blockSize, sharedByGroup);
+}
+
+/** InfLLM-V2 per-token block selection of one sequence (native/src/block_selector.h (c)). */
+export interface TokenSelection {
+  kMax: number;
+  /** The sequence is shorter than dense_below: every causal block. */
+  dense: boolean;
+  /** Selected causal token pairs / all causal token pairs. */
+  density: number;
+  /** (kvHeads, seq, kMax) key blocks, ascending, padded with -1. */
+  blocks: Int32Array;
+  /** (kvHeads, seq) selected blocks per row. */
+  count: Int32Array;
+}
+
+/** InfLLM-V2 block selection (spec.selector 'infllm_v2'): q (heads, seq, dim), k (kvHeads, seq, dim). */
+export function infllmv2Selection(q: Float32Array, k: Float32Array, dims: { heads: number; kvHeads: number; seq: number; dim: number }, spec: MaskSpec): TokenSelection {
+  return sparseAddon().infllmv2Select(q, k, dims.heads, dims.kvHeads, dims.seq, dims.dim, spec);
 }
 
 /** FlexAttention arrays as plain JSON (shape + flat data), for export files. */

@@ -44,6 +44,17 @@ describe.skipIf(!engineAvailable())('sparse-studio eval', () => {
   writeTinyCheckpoint(model, config, { seed: 2 });
   const ids = Array.from({ length: 13 }, (_, i) => (i * 11 + 3) % 37);
 
+  it('refuses a config.json with 100000000 layers in one line (exit 2), before sizing anything from it', () => {
+    const dir = join(root, 'deep');
+    writeTinyCheckpoint(dir, config, { seed: 2 });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 100000000 }));
+    const file = join(root, 'deep-ids.json');
+    writeFileSync(file, '[1, 2, 3]');
+    const r = cli('--model', dir, '--token-ids', file, '--json');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^sparse-studio eval: \S*config\.json: num_hidden_layers: 100000000 exceeds the supported maximum 1024$/);
+  });
+
   it('gives the mean next-token loss of the float64 reference over the windows (1e-4 relative)', () => {
     const file = join(root, 'ids.json');
     writeFileSync(file, JSON.stringify(ids));

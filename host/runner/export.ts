@@ -1,12 +1,16 @@
 // Export node: a Hugging Face directory of the current student.
-//   config.json         the engine's config plus a `sparse_attention` block (per layer: dense, or
-//                       block-sparse with its mask spec)
+//   config.json         the engine's config (with the source's other keys: auto_map, ...) plus a
+//                       `sparse_attention` block (per layer: dense, or block-sparse with its mask
+//                       spec); when every sparse layer uses one infllm_v2 mask, `sparse_config`
+//                       (InfLLM-V2 / MiniCPM 4.1 format) is rewritten from that mask
 //   model.safetensors   the weights (engine.save)
 //   tokenizer.json      copied from the base model
 //   sparse_masks.safetensors   (flex_masks) int32 FlexAttention BlockMask arrays per sparse
 //                       layer for `mask_seq_len` tokens, shaped as BlockMask.from_kv_blocks
 //                       takes them: layers.<i>.kv_num_blocks (1, H, Q), layers.<i>.kv_indices
-//                       (1, H, Q, K), layers.<i>.q_num_blocks (1, H, K), layers.<i>.q_indices (1, H, K, Q)
+//                       (1, H, Q, K), layers.<i>.q_num_blocks (1, H, K), layers.<i>.q_indices (1, H, K, Q);
+//                       metadata mask_seq_len and block_size (BlockMask's BLOCK_SIZE; a JSON
+//                       {layer: size} object when layers differ)
 import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ExportParams, MaskSpec } from '../../core/schema';
@@ -126,15 +130,42 @@ export async function exportModel(model: EngineModel, state: ModelState, params:
         { name: `layers.${layer}.q_indices`, shape: [1, m.heads, m.kvBlocks, m.qBlocks], data: m.q_indices },
       );
     });
-    writeFileSync(join(dir, MASKS_FILE), encodeInt32Safetensors(tensors, { mask_seq_len: String(params.mask_seq_len) }));
+    const blockSize = maskBlockSize(masks);
+    writeFileSync(join(dir, MASKS_FILE), encodeInt32Safetensors(tensors, { mask_seq_len: String(params.mask_seq_len), block_size: typeof blockSize === 'number' ? String(blockSize) : JSON.stringify(blockSize) }));
     sparse.flex_masks = {
-      file: MASKS_FILE, mask_seq_len: params.mask_seq_len, layout: 'torch.nn.attention.flex_attention.BlockMask.from_kv_blocks',
+      file: MASKS_FILE, mask_seq_len: params.mask_seq_len, block_size: blockSize, layout: 'torch.nn.attention.flex_attention.BlockMask.from_kv_blocks',
       mask_mod: 'causal', static_only: masks.some((m) => m && m.topk_blocks > 0),
     };
   }
   config.sparse_attention = sparse;
+  const infllm = infllmV2SparseConfig(masks);
+  if (infllm) config.sparse_config = { ...(config.sparse_config as Record<string, unknown> | undefined), ...infllm };
   writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n');
   return dir;
+}
+
+/** The sparse layers' block size, or {layer: size} when they differ. */
+export function maskBlockSize(masks: (MaskSpec | null)[]): number | Record<string, number> {
+  const sizes = new Map(masks.flatMap((m, layer) => (m ? [[layer, m.block_size] as const] : [])));
+  const distinct = new Set(sizes.values());
+  if (distinct.size === 1) return [...distinct][0];
+  return Object.fromEntries([...sizes].map(([layer, size]) => [String(layer), size]));
+}
+
+/**
+ * InfLLM-V2's sparse_config (MiniCPM 4.1 format) for the mask the run trained with, when every
+ * sparse layer uses one infllm_v2 mask; null otherwise. The inverse of infllmV2MaskOf
+ * (native/checkpoint/config.ts): topk counts the init and window blocks.
+ */
+export function infllmV2SparseConfig(masks: (MaskSpec | null)[]): Record<string, number> | null {
+  const sparse = masks.filter((m): m is MaskSpec => m !== null);
+  if (sparse.length === 0 || sparse.some((m) => m.selector !== 'infllm_v2' || JSON.stringify(m) !== JSON.stringify(sparse[0]))) return null;
+  const m = sparse[0];
+  const local = m.window_blocks + 1;
+  return {
+    block_size: m.block_size, kernel_size: m.block_size / 2, kernel_stride: m.block_size / 4, init_blocks: m.global_blocks,
+    window_size: local * m.block_size, topk: m.global_blocks + local + m.topk_blocks, dense_len: m.dense_below,
+  };
 }
 
 /** safetensors with int32 tensors: 8-byte little-endian header length, JSON header, raw data. */

@@ -33,7 +33,8 @@ describe('choosePlacement', () => {
 describe('cudaMaskProblem', () => {
   it('names the first Replace node whose blocks the CUDA kernels cannot take', () => {
     expect(cudaMaskProblem(pipelineMasks(template('seed-progressive')))).toBe('s1-replace.mask.block_size is 16; the CUDA attention kernels take 64 or 128');
-    expect(cudaMaskProblem(pipelineMasks(template('minicpm41-infllmv2')))).toBeUndefined();
+    expect(cudaMaskProblem([{ node: 'r', blockSize: 64, selector: 'pooled' }])).toBeUndefined();
+    expect(cudaMaskProblem(pipelineMasks(template('minicpm41-infllmv2')))).toBe('replace.mask.selector is infllm_v2, whose per-token attention runs on the cpu only');
   });
 });
 

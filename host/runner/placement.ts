@@ -2,7 +2,7 @@
 // pipeline's masks suit its kernels) and the precision, chosen once per run because one model
 // serves every stage. The first Train node's precision decides; a later stage asking for another
 // is told so in its log line.
-import type { NodeOf, Pipeline } from '../../core/schema';
+import type { NodeOf, Pipeline, SelectorKind } from '../../core/schema';
 import type { BackendChoice, BackendInfo, Precision } from '../../native/engine-api';
 
 /** Mask block sizes the CUDA attention kernels take (tiles of 64 tokens). */
@@ -14,16 +14,18 @@ export interface PlacementInput {
   /** Train nodes' precisions, in execution order. */
   precisions: Precision[];
   /** Every block-sparse mask the pipeline sets, with the node that sets it. */
-  masks: { node: string; blockSize: number }[];
+  masks: { node: string; blockSize: number; selector?: SelectorKind }[];
 }
 
 /** Every block-sparse mask a pipeline sets (its Replace nodes). */
 export function pipelineMasks(pipeline: Pipeline): PlacementInput['masks'] {
-  return pipeline.nodes.filter((n): n is NodeOf<'replace'> => n.kind === 'replace').map((n) => ({ node: n.id, blockSize: n.params.mask.block_size }));
+  return pipeline.nodes.filter((n): n is NodeOf<'replace'> => n.kind === 'replace').map((n) => ({ node: n.id, blockSize: n.params.mask.block_size, selector: n.params.mask.selector }));
 }
 
 /** Why the CUDA kernels cannot run these masks, naming the node; undefined when they can. */
 export function cudaMaskProblem(masks: PlacementInput['masks']): string | undefined {
+  const perToken = masks.find((m) => m.selector === 'infllm_v2');
+  if (perToken) return `${perToken.node}.mask.selector is infllm_v2, whose per-token attention runs on the cpu only`;
   const unsuited = masks.find((m) => !CUDA_BLOCK_SIZES.includes(m.blockSize));
   return unsuited && `${unsuited.node}.mask.block_size is ${unsuited.blockSize}; the CUDA attention kernels take ${CUDA_BLOCK_SIZES.join(' or ')}`;
 }

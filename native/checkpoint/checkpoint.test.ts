@@ -1,11 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync, rmSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PARAM_KINDS } from '../../core/schema';
 import { addon } from '../addon';
 import { engine } from '../index';
-import { CheckpointError, expectedTensors, MODEL_TYPES, readModelConfig, validateModelConfig } from './config';
+import { CheckpointError, expectedTensors, MAX_CONFIG_BYTES, MODEL_TYPES, readModelConfig, validateModelConfig } from './config';
 import { loadCheckpoint, saveCheckpoint } from './load';
 import { encodeSafetensors, readSafetensors, SafetensorsFile } from './safetensors';
 import { encodeAs, randomTensors, tinyConfig, writeTinyCheckpoint } from './testing/tiny';
@@ -45,10 +46,38 @@ describe('config.json', () => {
     [{ rms_norm_eps: -1 }, 'rms_norm_eps'],
     [{ tie_word_embeddings: 'yes' }, 'tie_word_embeddings'],
     [{ hidden_act: 'gelu' }, 'hidden_act'],
-    [{ rope_scaling: { rope_type: 'yarn', factor: 2 } }, 'rope_scaling.rope_type'],
+    [{ rope_scaling: { rope_type: 'ntk', factor: 2 } }, 'rope_scaling.rope_type'],
     [{ rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1, 1], original_max_position_embeddings: 8 } }, 'rope_scaling.short_factor'],
   ])('rejects %j naming %s', (patch, field) => {
     expect(() => validateModelConfig({ ...tinyConfig('llama', false), ...patch }, 'x/config.json')).toThrow(new RegExp(`^x/config\\.json: ${field.replace('.', '\\.')}: `));
+  });
+
+  it.each([
+    ['num_hidden_layers', 100000000],
+    ['vocab_size', 2 ** 31],
+    ['hidden_size', 1e6],
+    ['intermediate_size', 2 ** 20],
+    ['num_attention_heads', 4096],
+    ['head_dim', 4096],
+    ['max_position_embeddings', 2 ** 30],
+  ])('caps %s (%d) with one line', (field, value) => {
+    expect(() => validateModelConfig({ ...tinyConfig('llama', false), num_key_value_heads: undefined, [field]: value }, 'x/config.json'))
+      .toThrow(new RegExp(`^x/config\\.json: ${field}: ${value} exceeds the supported maximum \\d+$`));
+  });
+
+  it('reads config.json only if it is a regular file of bounded size', () => {
+    const dir = fresh();
+    writeTinyCheckpoint(dir, tinyConfig('llama', false));
+    const file = join(dir, 'config.json');
+    unlinkSync(file);
+    mkdirSync(file);
+    expect(() => readModelConfig(dir)).toThrow(/config\.json: not a regular file$/);
+    rmSync(file, { recursive: true });
+    execFileSync('mkfifo', [file]);
+    expect(() => readModelConfig(dir)).toThrow(/config\.json: not a regular file$/); // and does not hang
+    unlinkSync(file);
+    writeFileSync(file, JSON.stringify({ ...tinyConfig('llama', false), pad: ' '.repeat(MAX_CONFIG_BYTES) }));
+    expect(() => readModelConfig(dir)).toThrow(/config\.json: \d+ bytes exceeds the 16777216-byte limit$/);
   });
 
   it('reports an unreadable or non-JSON config.json with its path', () => {
@@ -154,6 +183,38 @@ describe('checkpoint directories', () => {
     const back = loadCheckpoint(out);
     expect(back.config).toEqual(ck.config);
     expect(back.tensors).toEqual(ck.tensors);
+  });
+
+  it('writes back every config.json key the engine does not use (sparse_config, auto_map, ...), through engine save', async () => {
+    const a = fresh(), out = fresh(), again = fresh();
+    writeTinyCheckpoint(a, config, { seed: 9 });
+    const source = JSON.parse(readFileSync(join(a, 'config.json'), 'utf8'));
+    const extra = {
+      sparse_config: { kernel_size: 32, kernel_stride: 16, init_blocks: 1, block_size: 64, window_size: 2048, topk: 64, use_nope: false, dense_len: 8192 },
+      auto_map: { AutoConfig: 'configuration_minicpm.MiniCPMConfig', AutoModelForCausalLM: 'modeling_minicpm.MiniCPMForCausalLM' },
+      bos_token_id: 1, eos_token_id: [2, 73440], transformers_version: '4.56.0', use_cache: true, attention_bias: false, passthrough_nested: { a: [1, { b: null }] },
+    };
+    writeFileSync(join(a, 'config.json'), JSON.stringify({ ...source, ...extra }));
+    expect(readModelConfig(a).passthrough).toEqual(extra);
+    const model = await engine.loadModel(a);
+    await model.save(out);
+    model.dispose();
+    const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(saved).toMatchObject(extra);
+    expect(saved.passthrough).toBeUndefined();
+    // Every source key comes back (engine keys with the engine's values).
+    expect(Object.keys(saved)).toEqual(expect.arrayContaining(Object.keys({ ...source, ...extra })));
+    // A second load and save changes nothing.
+    const ck = loadCheckpoint(out);
+    saveCheckpoint(again, ck.config, ck.tensors);
+    expect(readFileSync(join(again, 'config.json'), 'utf8')).toBe(readFileSync(join(out, 'config.json'), 'utf8'));
+  });
+
+  it('checks the bytes config.json implies against the safetensors data before reading a tensor', () => {
+    const dir = fresh();
+    writeTinyCheckpoint(dir, config);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, intermediate_size: 4096 }));
+    expect(() => loadCheckpoint(dir)).toThrow(/config\.json: describes tensors of at least \d+ bytes, but the safetensors data holds \d+ bytes$/);
   });
 
   function corrupt(edit: (tensors: ReturnType<typeof randomTensors>) => ReturnType<typeof randomTensors>): string {

@@ -1,8 +1,9 @@
 // Reads and validates a Hugging Face config.json into the engine's ModelConfig. Every field the
 // engine uses is checked here, once, at the boundary; errors are one line naming file and field.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { addon } from '../addon';
+import type { MaskSpec } from '../../core/schema';
 import type { ModelConfig } from '../engine-api';
 import { family, MODEL_TYPES, type ModelType, type ScaleFields, withFeatures } from './families';
 
@@ -21,10 +22,31 @@ function fail(file: string, field: string, what: string): never {
   throw new CheckpointError(`${file}: ${field}: ${what}`);
 }
 
+/**
+ * Upper bounds of config.json's dimensions, far above any released model, so a corrupt or hostile
+ * file fails with one line instead of sizing a layout or allocation from it. The C++ engine holds
+ * the same bounds (ModelConfig::validate in native/src/model.cpp).
+ */
+export const CONFIG_CAPS = {
+  vocab_size: 1 << 22,
+  hidden_size: 1 << 16,
+  intermediate_size: 1 << 19,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 1024,
+  max_position_embeddings: 1 << 24,
+} as const;
+
+/** config.json larger than this is refused before it is read. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 function positiveInt(raw: Raw, file: string, field: string, fallback?: number): number {
   const v = raw[field] ?? fallback;
   if (v === undefined) fail(file, field, 'missing');
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail(file, field, `must be a positive integer, got ${JSON.stringify(v)}`);
+  const cap = (CONFIG_CAPS as Record<string, number>)[field];
+  if (cap !== undefined && v > cap) fail(file, field, `${v} exceeds the supported maximum ${cap}`);
   return v;
 }
 
@@ -35,28 +57,99 @@ function positiveNumber(raw: Raw, file: string, field: string, fallback?: number
   return v;
 }
 
-/** rope_scaling: null/default (plain RoPE) or LongRoPE (MiniCPM 4.1, Phi-3); anything else is refused. */
-function validateRopeScaling(raw: Raw, file: string, headDim: number): Record<string, unknown> | null {
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'yarn', 'llama3', 'longrope'] as const;
+
+/**
+ * rope_scaling as transformers reads it (modeling_rope_utils): `rope_type` (or the older `type`) one
+ * of ROPE_TYPES. Returns null for plain RoPE, else the object with `rope_type` set and the fields
+ * the engine reads resolved (yarn's factor, longrope's original context); its other keys are kept,
+ * so a save writes them back.
+ */
+function validateRopeScaling(raw: Raw, file: string, headDim: number, maxPositions: number): Record<string, unknown> | null {
   const rs = raw.rope_scaling;
   if (rs === undefined || rs === null) return null;
   if (typeof rs !== 'object' || Array.isArray(rs)) fail(file, 'rope_scaling', 'must be an object or null');
   const r = rs as Raw;
   const type = r.rope_type ?? r.type;
-  if (type === 'default') return null;
-  if (type === 'longrope') {
-    for (const key of ['short_factor', 'long_factor']) {
-      const f = r[key];
-      if (!Array.isArray(f) || f.length !== headDim / 2 || !f.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
-        fail(file, `rope_scaling.${key}`, `must be ${headDim / 2} positive numbers (head_dim / 2)`);
-      }
-    }
-    const orig = r.original_max_position_embeddings ?? raw.original_max_position_embeddings;
-    if (typeof orig !== 'number' || !Number.isInteger(orig) || orig < 1) {
-      fail(file, 'rope_scaling.original_max_position_embeddings', 'must be a positive integer');
-    }
-    return { ...r, rope_type: 'longrope', original_max_position_embeddings: orig };
+  if (!ROPE_TYPES.includes(type as (typeof ROPE_TYPES)[number])) {
+    fail(file, 'rope_scaling.rope_type', `unsupported ${JSON.stringify(type)} (supported: ${ROPE_TYPES.join(', ')})`);
   }
-  return fail(file, 'rope_scaling.rope_type', `unsupported ${JSON.stringify(type)} (supported: default, longrope)`);
+  const field = (key: string) => `rope_scaling.${key}`;
+  const num = (key: string, check: (v: number) => boolean, what: string, fallback?: number): number | undefined => {
+    const v = r[key] ?? fallback;
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) fail(file, field(key), `must be ${what}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const required = (key: string, check: (v: number) => boolean, what: string): number => {
+    if (r[key] === undefined || r[key] === null) fail(file, field(key), `missing (required for ${String(type)})`);
+    return num(key, check, what)!;
+  };
+  const atLeastOne = (v: number) => v >= 1;
+  const positive = (v: number) => v > 0;
+  const positiveInt = (v: number) => Number.isInteger(v) && v >= 1 && v <= CONFIG_CAPS.max_position_embeddings;
+  switch (type) {
+    case 'default':
+      return null;
+    case 'linear':
+    case 'dynamic':
+      required('factor', atLeastOne, 'a number >= 1');
+      return { ...r, rope_type: type };
+    case 'yarn': {
+      const original = num('original_max_position_embeddings', positiveInt, `a positive integer <= ${CONFIG_CAPS.max_position_embeddings}`);
+      // transformers: factor from rope_scaling, else max_position_embeddings / original.
+      const factor = r.factor ?? (original !== undefined ? maxPositions / original : undefined);
+      if (factor === undefined) fail(file, field('factor'), 'missing (required for yarn without original_max_position_embeddings)');
+      if (typeof factor !== 'number' || !Number.isFinite(factor) || factor < 1) fail(file, field('factor'), `must be a number >= 1, got ${JSON.stringify(factor)}`);
+      num('attention_factor', positive, 'a positive number');
+      num('beta_fast', positive, 'a positive number');
+      num('beta_slow', positive, 'a positive number');
+      num('mscale', (v) => v >= 0, 'a number >= 0');
+      num('mscale_all_dim', (v) => v >= 0, 'a number >= 0');
+      if (r.truncate !== undefined && typeof r.truncate !== 'boolean') fail(file, field('truncate'), 'must be true or false');
+      return { ...r, rope_type: type, factor };
+    }
+    case 'llama3': {
+      required('factor', atLeastOne, 'a number >= 1');
+      const low = required('low_freq_factor', positive, 'a positive number');
+      const high = required('high_freq_factor', positive, 'a positive number');
+      if (high <= low) fail(file, field('high_freq_factor'), `must exceed low_freq_factor (${low}), got ${high}`);
+      required('original_max_position_embeddings', positiveInt, `a positive integer <= ${CONFIG_CAPS.max_position_embeddings}`);
+      return { ...r, rope_type: type };
+    }
+    case 'longrope': {
+      for (const key of ['short_factor', 'long_factor']) {
+        const f = r[key];
+        if (!Array.isArray(f) || f.length !== headDim / 2 || !f.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+          fail(file, field(key), `must be ${headDim / 2} positive numbers (head_dim / 2)`);
+        }
+      }
+      const orig = r.original_max_position_embeddings ?? raw.original_max_position_embeddings;
+      if (typeof orig !== 'number' || !positiveInt(orig)) {
+        fail(file, field('original_max_position_embeddings'), `must be a positive integer <= ${CONFIG_CAPS.max_position_embeddings}`);
+      }
+      num('attention_factor', positive, 'a positive number');
+      return { ...r, rope_type: 'longrope', original_max_position_embeddings: orig };
+    }
+  }
+  return null;
+}
+
+// Keys the engine reads (ModelConfig) or writes itself on save (configToJson); every other key of
+// config.json is kept in `passthrough`.
+const ENGINE_KEYS = new Set([
+  'model_type', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+  'num_key_value_heads', 'head_dim', 'rms_norm_eps', 'rope_theta', 'max_position_embeddings', 'tie_word_embeddings',
+  'scale_emb', 'scale_depth', 'dim_model_base', 'rope_scaling', 'architectures', 'hidden_act', 'torch_dtype', 'passthrough',
+]);
+
+/** The keys of a config.json the engine does not use; an already-validated config's own passthrough is kept. */
+function passthroughOf(r: Raw): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const own = r.passthrough;
+  if (typeof own === 'object' && own !== null && !Array.isArray(own)) Object.assign(out, own);
+  for (const [key, value] of Object.entries(r)) if (!ENGINE_KEYS.has(key)) out[key] = value;
+  return out;
 }
 
 /** Validates a parsed config.json object; `file` names it in errors. */
@@ -76,6 +169,7 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
   const headDimDefault = hidden % heads === 0 ? hidden / heads : undefined;
   const headDim = positiveInt(r, file, 'head_dim', headDimDefault);
   if (headDim % 2 !== 0) fail(file, 'head_dim', `must be even for RoPE, got ${headDim}`);
+  const maxPositions = positiveInt(r, file, 'max_position_embeddings', 2048);
   const tie = r.tie_word_embeddings ?? fam.tie_word_embeddings;
   if (typeof tie !== 'boolean') fail(file, 'tie_word_embeddings', 'must be true or false');
   const act = r.hidden_act ?? 'silu';
@@ -91,10 +185,12 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
     head_dim: headDim,
     rms_norm_eps: positiveNumber(r, file, 'rms_norm_eps', 1e-6),
     rope_theta: positiveNumber(r, file, 'rope_theta', 10000),
-    max_position_embeddings: positiveInt(r, file, 'max_position_embeddings', 2048),
+    max_position_embeddings: maxPositions,
     tie_word_embeddings: tie,
-    rope_scaling: validateRopeScaling(r, file, headDim),
+    rope_scaling: validateRopeScaling(r, file, headDim, maxPositions),
   };
+  const passthrough = passthroughOf(r);
+  if (Object.keys(passthrough).length > 0) config.passthrough = passthrough;
   if (fam.scale_defaults) {
     for (const [field, fallback] of Object.entries(fam.scale_defaults(hidden))) {
       config[field as keyof ScaleFields] = positiveNumber(r, file, field, fallback);
@@ -103,15 +199,41 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
   return config;
 }
 
-/** Reads DIR/config.json. */
-export function readModelConfig(dir: string): ModelConfig {
-  const file = join(dir, 'config.json');
-  let text: string;
+/**
+ * The text of a small regular file: opened non-blocking (a FIFO cannot hang the open), checked with
+ * fstat (regular file, at most maxBytes) before anything is read.
+ */
+export function readBoundedText(file: string, maxBytes: number): string {
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new CheckpointError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new CheckpointError(`${file}: not a regular file`);
+    if (stat.size > maxBytes) throw new CheckpointError(`${file}: ${stat.size} bytes exceeds the ${maxBytes}-byte limit`);
+    const buf = Buffer.alloc(stat.size);
+    let at = 0;
+    while (at < buf.length) {
+      const n = readSync(fd, buf, at, buf.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return buf.subarray(0, at).toString('utf8');
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads DIR/config.json. */
+export function readModelConfig(dir: string): ModelConfig {
+  const file = join(dir, 'config.json');
+  const text = readBoundedText(file, MAX_CONFIG_BYTES);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -121,9 +243,16 @@ export function readModelConfig(dir: string): ModelConfig {
   return validateModelConfig(raw, file);
 }
 
-/** The config.json the engine writes on save: the HF fields plus `architectures`. */
+/**
+ * The config.json the engine writes on save: the source's keys the engine does not use
+ * (passthrough: sparse_config, auto_map, ...), then the HF fields it does, `architectures`,
+ * `hidden_act` and `torch_dtype` (the engine writes F32).
+ */
 export function configToJson(config: ModelConfig): Record<string, unknown> {
-  const out: Record<string, unknown> = { architectures: [family(config.model_type).architecture], hidden_act: 'silu', torch_dtype: 'float32', ...config };
+  const { passthrough, ...fields } = config;
+  const out: Record<string, unknown> = {
+    ...passthrough, architectures: [family(config.model_type).architecture], hidden_act: 'silu', torch_dtype: 'float32', ...fields,
+  };
   if (out.rope_scaling === undefined) out.rope_scaling = null;
   return out;
 }
@@ -135,4 +264,37 @@ export function configToJson(config: ModelConfig): Record<string, unknown> {
  */
 export function expectedTensors(config: ModelConfig): { name: string; shape: number[] }[] {
   return addon().tensorLayout(withFeatures(config)).map(({ name, shape }) => ({ name, shape }));
+}
+
+/**
+ * The block mask a checkpoint's InfLLM-V2 `sparse_config` (MiniCPM 4.1: block_size 64, kernel_size
+ * 32, kernel_stride 16, init_blocks 1, window_size 2048, topk 64, dense_len 8192) describes, as the
+ * engine's infllm_v2 selector takes it: topk counts the init and window blocks, which the MaskSpec
+ * holds apart (global_blocks, window_blocks + the own block, topk_blocks extra). Null without a
+ * sparse_config; one-line errors naming sparse_config.<field> for what the selector cannot run.
+ */
+export function infllmV2MaskOf(config: ModelConfig, file = 'config.json'): MaskSpec | null {
+  const sc = config.passthrough?.sparse_config;
+  if (sc === undefined || sc === null) return null;
+  if (typeof sc !== 'object' || Array.isArray(sc)) fail(file, 'sparse_config', 'must be an object');
+  const r = sc as Raw;
+  const int = (key: string, min: number): number => {
+    const v = r[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(file, `sparse_config.${key}`, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const block = int('block_size', 16);
+  if ((block & (block - 1)) !== 0 || block > 256) fail(file, 'sparse_config.block_size', `must be a power of two in [16, 256], got ${block}`);
+  const kernel = int('kernel_size', 1), stride = int('kernel_stride', 1);
+  if (kernel !== block / 2) fail(file, 'sparse_config.kernel_size', `must be block_size / 2 (${block / 2}) for the infllm_v2 selector, got ${kernel}`);
+  if (stride !== block / 4) fail(file, 'sparse_config.kernel_stride', `must be block_size / 4 (${block / 4}) for the infllm_v2 selector, got ${stride}`);
+  const init = int('init_blocks', 0), window = int('window_size', block), topk = int('topk', 1);
+  if (window % block !== 0) fail(file, 'sparse_config.window_size', `must be a multiple of block_size (${block}), got ${window}`);
+  const local = window / block;
+  if (topk < init + local) fail(file, 'sparse_config.topk', `must count at least the init and window blocks (${init + local}), got ${topk}`);
+  const denseLen = r.dense_len === undefined ? 0 : int('dense_len', 0);
+  return {
+    block_size: block, global_blocks: init, global_rows: 0, window_blocks: local - 1, random_blocks: 0, random_seed: 0,
+    topk_blocks: topk - init - local, selector: 'infllm_v2', dense_below: denseLen, share_gqa_group: true,
+  };
 }

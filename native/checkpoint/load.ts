@@ -54,6 +54,15 @@ export function loadCheckpoint(dir: string): Checkpoint {
         where.set(name, st);
       }
     }
+    // The bytes config.json implies (at 2 bytes a value, the smallest dtype read) against what the
+    // files hold, before any tensor is allocated: a config that does not fit its weights fails here.
+    let needed = 0;
+    for (const { shape } of expected) needed += shape.reduce((a, b) => a * b, 1) * 2;
+    let held = 0;
+    for (const st of opened.values()) held += st.dataBytes;
+    if (needed > held) {
+      throw new CheckpointError(`${join(dir, 'config.json')}: describes tensors of at least ${needed} bytes, but the safetensors data holds ${held} bytes`);
+    }
     const tensors = new Map<string, Float32Array>();
     const wanted = new Set<string>();
     for (const { name, shape } of expected) {

@@ -98,6 +98,13 @@ export class SafetensorsFile {
   private readonly fd: number;
   private readonly dataStart: number;
 
+  /** Bytes of tensor data after the header. */
+  get dataBytes(): number {
+    let n = 0;
+    for (const t of this.tensors.values()) n += t.end - t.begin;
+    return n;
+  }
+
   private constructor(readonly file: string, fd: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string> | null, dataStart: number) {
     this.fd = fd;
     this.tensors = tensors;

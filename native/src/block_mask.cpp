@@ -85,7 +85,9 @@ std::string validate_mask_spec(const MaskSpec& s) {
                    nonneg(s.window_blocks, "window_blocks"), nonneg(s.random_blocks, "random_blocks"),
                    nonneg(s.topk_blocks, "topk_blocks"), nonneg(s.dense_below, "dense_below")})
     if (!msg.empty()) return msg;
-  if (s.selector < MaskSpec::None || s.selector > MaskSpec::Indexer) return "mask.selector: unknown selector";
+  if (s.selector < MaskSpec::None || s.selector > MaskSpec::InfLLMv2) return "mask.selector: unknown selector";
+  if (s.selector == MaskSpec::InfLLMv2 && !s.share_gqa_group)
+    return "mask.share_gqa_group: infllm_v2 selects per GQA group (sums the group's scores); it must be true";
   return "";
 }
 

@@ -32,7 +32,8 @@ struct MaskSpec {
   int random_blocks = 0;    // extra random causal key blocks per query block
   uint64_t random_seed = 0; // seed of the random blocks
   int topk_blocks = 0;      // extra key blocks per query block picked by the selector's scores
-  enum Selector { None, Pooled, Indexer } selector = None;
+  // InfLLMv2: per-token selection (block_selector.h (c)); topk_blocks extra blocks per query token.
+  enum Selector { None, Pooled, Indexer, InfLLMv2 } selector = None;
   int dense_below = 0;      // sequences shorter than this many tokens are dense
   bool share_gqa_group = true;  // one mask per KV head (true) or per query head (false)
 };

@@ -266,3 +266,115 @@ void teacher_block_attention(float* target, const float* q, const float* k, cons
 }
 
 }  // namespace engine
+
+// ============================================================================ infllm_v2 (per token)
+
+namespace engine {
+
+double TokenBlockSelection::density() const {
+  double kept = 0, total = 0;
+  for (int g = 0; g < n_kv_heads; g++)
+    for (int t = 0; t < T; t++) {
+      total += t + 1;
+      const int32_t* r = row(g, t);
+      for (int i = 0; i < n(g, t); i++) {
+        const int b0 = r[i] * block_size;
+        kept += std::max(0, std::min(t + 1, b0 + block_size) - b0);
+      }
+    }
+  return total > 0 ? kept / total : 1.0;
+}
+
+TokenBlockSelection infllmv2_select(const float* q, const float* k, int H, int Hkv, int T, int D,
+                                    const MaskSpec& spec) {
+  const std::string bad = validate_mask_spec(spec);
+  if (!bad.empty()) throw std::invalid_argument(bad);
+  if (spec.selector != MaskSpec::InfLLMv2) throw std::invalid_argument("infllmv2_select: mask.selector must be infllm_v2");
+  check_selector_args(T, spec.block_size, "infllmv2_select");
+  check_selector_heads(H, Hkv, "infllmv2_select");
+  if (D < 1) throw std::invalid_argument("infllmv2_select: head dim must be >= 1");
+  const int B = spec.block_size, kernel = B / 2, stride = B / 4, per_block = B / stride;
+  const int nb = blocks_of(T, B), G = H / Hkv;
+  const int forced_local = spec.window_blocks + 1;
+  TokenBlockSelection sel;
+  sel.T = T;
+  sel.block_size = B;
+  sel.n_blocks = nb;
+  sel.n_kv_heads = Hkv;
+  sel.dense = T < spec.dense_below;
+  sel.k_max = sel.dense ? nb : std::min(nb, spec.global_blocks + forced_local + spec.topk_blocks);
+  sel.blocks.assign((size_t)Hkv * T * sel.k_max, -1);
+  sel.count.assign((size_t)Hkv * T, 0);
+  if (sel.dense) {
+    for (int g = 0; g < Hkv; g++)
+      for (int t = 0; t < T; t++) {
+        const int qb = t / B;
+        int32_t* r = sel.blocks.data() + ((size_t)g * T + t) * sel.k_max;
+        for (int b = 0; b <= qb; b++) r[b] = b;
+        sel.count[(size_t)g * T + t] = qb + 1;
+      }
+    return sel;
+  }
+  const int nc = T >= kernel ? (T - kernel) / stride + 1 : 0;
+  const double scale = 1.0 / std::sqrt((double)D);
+  parallel_for((int64_t)Hkv * T, [&](int64_t r0, int64_t r1) {
+    std::vector<double> kc, score(nc), logits(nc), pooled(nb);
+    std::vector<int> order(nb);
+    int cached_g = -1;
+    for (int64_t r = r0; r < r1; r++) {
+      const int g = (int)(r / T), t = (int)(r % T);
+      if (g != cached_g) {  // compressed keys of this KV head (double means)
+        kc.assign((size_t)nc * D, 0.0);
+        const float* kg = k + (size_t)g * T * D;
+        for (int j = 0; j < nc; j++) {
+          double* row = &kc[(size_t)j * D];
+          for (int i = 0; i < kernel; i++)
+            for (int d = 0; d < D; d++) row[d] += kg[(size_t)(j * stride + i) * D + d];
+          for (int d = 0; d < D; d++) row[d] /= kernel;
+        }
+        cached_g = g;
+      }
+      const int visible = t + 1 >= kernel ? std::min(nc, (t + 1 - kernel) / stride + 1) : 0;
+      std::fill(score.begin(), score.end(), 0.0);
+      for (int h = g * G; h < (g + 1) * G; h++) {
+        const float* qt = q + ((size_t)h * T + t) * D;
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int j = 0; j < visible; j++) {
+          double dot = 0;
+          const double* row = &kc[(size_t)j * D];
+          for (int d = 0; d < D; d++) dot += (double)qt[d] * row[d];
+          logits[j] = dot * scale;
+          mx = std::max(mx, logits[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < visible; j++) sum += (logits[j] = std::exp(logits[j] - mx));
+        for (int j = 0; j < visible; j++) score[j] += logits[j] / sum;
+      }
+      const int qb = t / B;
+      int n_cand = 0;
+      for (int b = 0; b <= qb; b++) {
+        const bool forced = b < spec.global_blocks || qb - b < forced_local;
+        if (forced) {
+          pooled[b] = std::numeric_limits<double>::infinity();
+        } else {
+          double m = 0;
+          for (int j = std::max(0, b * per_block - 1); j <= std::min(nc - 1, (b + 1) * per_block - 1); j++)
+            m = std::max(m, score[j]);
+          pooled[b] = m;
+        }
+        order[n_cand++] = b;
+      }
+      const int take = std::min(n_cand, sel.k_max);
+      std::partial_sort(order.begin(), order.begin() + take, order.begin() + n_cand, [&](int a, int b) {
+        return pooled[a] != pooled[b] ? pooled[a] > pooled[b] : a < b;
+      });
+      std::sort(order.begin(), order.begin() + take);
+      int32_t* out = sel.blocks.data() + (size_t)r * sel.k_max;
+      for (int i = 0; i < take; i++) out[i] = order[i];
+      sel.count[r] = take;
+    }
+  });
+  return sel;
+}
+
+}  // namespace engine

@@ -16,6 +16,21 @@
 //     causal key blocks, target = the teacher's head-summed, L1-normalised block attention.
 //     The input x is detached: gradients go to w_q, w_k, w_h only.
 //
+// (c) infllm_v2 (InfLLM-V2 as published with MiniCPM 4.1), per (KV head, query TOKEN), not per
+//     query block; the selection feeds the per-token attention (token_sparse_attention.h):
+//       compressed keys kc_j = mean of k over tokens [j*stride, j*stride + kernel), kernel =
+//       block_size / 2, stride = block_size / 4 (MiniCPM 4.1: 32 and 16 for 64-token blocks),
+//       j = 0 .. (T - kernel) / stride; kc_j is visible to token t when j*stride + kernel <= t + 1;
+//       s_t(j) = sum over the query heads h of the GQA group of softmax_j(q_{h,t} . kc_j / sqrt(D))
+//       over the visible j (0 for the others);
+//       block score = max of s_t over the compressed keys overlapping the block (block b: j in
+//       [b*B/stride - 1, (b+1)*B/stride - 1]; MiniCPM's max-pool, kernel B/stride + 1, padding 1);
+//       forced: the first global_blocks blocks and the window_blocks + 1 blocks ending at the
+//       token's own block (InfLLM-V2's init and local blocks);
+//       selected: the forced blocks plus the topk_blocks best other causal blocks (ties: lower
+//       block first), i.e. InfLLM-V2's top-k with k = init + local + topk_blocks. Sorted ascending.
+//     Sequences shorter than dense_below select every causal block.
+//
 // Shapes: H query heads, Hkv KV heads, T tokens, D head dim, C channels, Hi indexer heads,
 // Di indexer head dim, nb = ceil(T / block_size).
 #pragma once
@@ -27,6 +42,23 @@ namespace engine {
 // n_mask_heads = Hkv (share_gqa_group) or H.
 void pooled_block_scores(float* scores, const float* q, const float* k, int H, int Hkv, int T, int D,
                          int block_size, bool share_gqa_group);
+
+// Per-token block selection of one sequence (infllm_v2): blocks (Hkv, T, k_max), ascending, padded
+// with -1; count (Hkv, T).
+struct TokenBlockSelection {
+  int T = 0, block_size = 0, n_blocks = 0, n_kv_heads = 0, k_max = 0;
+  bool dense = false;  // T < dense_below: every causal block
+  std::vector<int32_t> blocks;
+  std::vector<int32_t> count;
+  const int32_t* row(int g, int t) const { return blocks.data() + ((size_t)g * T + t) * k_max; }
+  int n(int g, int t) const { return count[(size_t)g * T + t]; }
+  // Selected causal (query, key) token pairs / all causal token pairs, over the KV heads.
+  double density() const;
+};
+
+// q (H, T, D), k (Hkv, T, D) of one sequence; spec.selector must be InfLLMv2 (sizes from spec, see (c)).
+TokenBlockSelection infllmv2_select(const float* q, const float* k, int H, int Hkv, int T, int D,
+                                    const struct MaskSpec& spec);
 
 struct IndexerShape {
   int C = 0;   // layer input channels

@@ -21,16 +21,22 @@ void ModelConfig::validate() const {
     throw std::invalid_argument("config." + field + ": " + what);
   };
   if (model_type.empty()) bad("model_type", "must not be empty");
-  if (vocab_size < 1) bad("vocab_size", "must be >= 1");
-  if (hidden_size < 1) bad("hidden_size", "must be >= 1");
-  if (intermediate_size < 1) bad("intermediate_size", "must be >= 1");
-  if (num_layers < 1) bad("num_hidden_layers", "must be >= 1");
-  if (num_heads < 1) bad("num_attention_heads", "must be >= 1");
+  // Upper bounds far above any released model (native/checkpoint/config.ts CONFIG_CAPS holds the same).
+  auto in_range = [&](const char* field, int v, int max) {
+    if (v < 1) bad(field, "must be >= 1");
+    if (v > max) bad(field, std::to_string(v) + " exceeds the supported maximum " + std::to_string(max));
+  };
+  in_range("vocab_size", vocab_size, 1 << 22);
+  in_range("hidden_size", hidden_size, 1 << 16);
+  in_range("intermediate_size", intermediate_size, 1 << 19);
+  in_range("num_hidden_layers", num_layers, 1024);
+  in_range("num_attention_heads", num_heads, 1024);
   if (num_kv_heads < 1 || num_heads % num_kv_heads != 0) bad("num_key_value_heads", "must divide num_attention_heads");
+  in_range("head_dim", head_dim, 1024);
   if (head_dim < 2 || head_dim % 2 != 0) bad("head_dim", "must be even and >= 2");
   if (!(rms_norm_eps > 0)) bad("rms_norm_eps", "must be > 0");
   if (!(rope_theta > 0)) bad("rope_theta", "must be > 0");
-  if (max_position_embeddings < 1) bad("max_position_embeddings", "must be >= 1");
+  in_range("max_position_embeddings", max_position_embeddings, 1 << 24);
   if (mlp != MlpKind::swiglu) bad("mlp", "unknown MLP kind");
   const auto positive = [](float x) { return x > 0 && std::isfinite(x); };
   if (!positive(embedding_scale)) bad("embedding_scale", "must be a finite number > 0");

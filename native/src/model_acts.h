@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "block_mask.h"
+#include "block_selector.h"
 #include "device_array.h"
 
 namespace engine {
@@ -25,6 +26,10 @@ struct LayerActs {
   Buf gate, up, act;           // (N, F)
   // Block-sparse layers of the student: one mask shared by the batch, or one per sequence (top-k).
   std::vector<BlockMask> masks;
+  // infllm_v2 layers of the student at or above dense_below: one per-token selection per sequence
+  // (masks is then empty; attention runs per token, token_sparse_attention.h).
+  std::vector<TokenBlockSelection> token_sel;
+  bool sparse() const { return !masks.empty() || !token_sel.empty(); }
   Buf dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
 };
 

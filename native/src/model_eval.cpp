@@ -6,6 +6,7 @@
 
 #include "model.h"
 #include "model_acts.h"
+#include "token_sparse_attention.h"
 
 namespace engine {
 
@@ -64,6 +65,15 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
   for (int l = 0; l < L; l++) {
     const LayerActs& la = acts_->layers[l];
     const LayerActs& lt = teacher.layers[l];
+    if (!la.token_sel.empty()) {
+      double recall = 0, density = 0;
+      r.attn_kl[l] = token_sparse_attn_kl(nullptr, nullptr, 0, &recall, la.q.data(), la.k.data(), lt.q.data(),
+                                          lt.k.data(), lt.lse.data(), B, H, Hkv, T, D, la.token_sel.data());
+      for (auto& s : la.token_sel) density += s.density() / B;
+      r.attn_recall[l] = recall;
+      r.density[l] = density;
+      continue;
+    }
     if (la.masks.empty()) continue;
     double kl = 0, recall = 0, density = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {

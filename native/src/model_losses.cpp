@@ -5,6 +5,7 @@
 
 #include "model.h"
 #include "model_acts.h"
+#include "token_sparse_attention.h"
 
 namespace engine {
 
@@ -81,16 +82,22 @@ double Model::attention_kl(float weight) {
   Activations& t = *teacher_acts_;
   const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
   int n_sparse = 0;
-  for (int l = 0; l < config_.num_layers; l++) n_sparse += !s.layers[l].masks.empty();
+  for (int l = 0; l < config_.num_layers; l++) n_sparse += s.layers[l].sparse();
   if (n_sparse == 0) return 0;
   double total = 0;
   for (int l = 0; l < config_.num_layers; l++) {
     LayerActs& la = s.layers[l];
     const LayerActs& lt = t.layers[l];
-    if (la.masks.empty()) continue;
+    if (!la.sparse()) continue;
     if (weight != 0) {
       la.dq_kl.resize(backend_.get(), la.q.size());
       la.dk_kl.resize(backend_.get(), la.k.size());
+    }
+    if (!la.token_sel.empty()) {
+      total += token_sparse_attn_kl(weight != 0 ? la.dq_kl.data() : nullptr, weight != 0 ? la.dk_kl.data() : nullptr,
+                                    weight / n_sparse, nullptr, la.q.data(), la.k.data(), lt.q.data(), lt.k.data(),
+                                    lt.lse.data(), B, H, Hkv, T, D, la.token_sel.data());
+      continue;
     }
     double layer_kl = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {

@@ -1,9 +1,11 @@
 // Forward and backward passes of the decoder. Each layer is two branches, attention and MLP, each
 // one call in either direction, so a family can swap a branch without touching the pass.
 #include <algorithm>
+#include <stdexcept>
 
 #include "model.h"
 #include "model_acts.h"
+#include "token_sparse_attention.h"
 
 namespace engine {
 
@@ -78,7 +80,10 @@ void Model::attention_forward(Activations& a, int l, const float* x, float* out,
   be.to_heads(la.q.data(), qt.data(), B, T, H, D);
   be.to_heads(la.k.data(), kt.data(), B, T, Hkv, D);
   build_masks(la, l, B, T, teacher);
-  if (la.masks.empty() || la.masks[0].dense) {
+  if (!la.token_sel.empty()) {
+    token_sparse_attention_forward(work.att.data(), la.lse.data(), la.q.data(), la.k.data(), work.v.data(), B, H, Hkv,
+                                   T, D, la.token_sel.data());
+  } else if (la.masks.empty() || la.masks[0].dense) {
     be.attention_forward(work.att.data(), la.lse.data(), la.q.data(), la.k.data(), work.v.data(), B, H, Hkv, T, D,
                          nullptr);
   } else {
@@ -114,11 +119,20 @@ void Model::mlp_forward(Activations& a, int l, const float* x, float* out, bool 
 // Builds the layer's masks (one shared, or one per sequence for top-k) from forward values.
 void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const {
   la.masks.clear();
+  la.token_sel.clear();
   la.dq_kl.clear();
   la.dk_kl.clear();
   if (teacher || !attention_[l]) return;
   const MaskSpec& spec = *attention_[l];
   const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim, C = config_.hidden_size;
+  if (spec.selector == MaskSpec::InfLLMv2 && T >= spec.dense_below) {
+    if (!backend_->host_resident())
+      throw std::invalid_argument("mask.selector: infllm_v2 attends per query token, which only the cpu backend runs");
+    for (int b = 0; b < B; b++)
+      la.token_sel.push_back(infllmv2_select(la.q.data() + (size_t)b * H * T * D, la.k.data() + (size_t)b * Hkv * T * D,
+                                             H, Hkv, T, D, spec));
+    return;
+  }
   const bool dynamic = spec.topk_blocks > 0 && spec.selector != MaskSpec::None && T >= spec.dense_below;
   if (!dynamic) {
     la.masks.push_back(build_block_mask(spec, T, H, Hkv, l, nullptr));
@@ -215,7 +229,10 @@ void Model::attention_backward(Activations& a, int l, BackwardBuffers& g) {
   be.fill(g.dmerged.data(), 0.0f, g.dmerged.size());
   be.matmul_backward(g.dmerged.data(), dw(lp.o), g.dbranch.data(), la.merged.data(), w(lp.o), N, H * D, C);
   be.to_heads(g.datt.data(), g.dmerged.data(), B, T, H, D);
-  if (la.masks.empty() || la.masks[0].dense) {
+  if (!la.token_sel.empty()) {
+    token_sparse_attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.datt.data(), la.q.data(), la.k.data(),
+                                    la.v.data(), la.att.data(), la.lse.data(), B, H, Hkv, T, D, la.token_sel.data());
+  } else if (la.masks.empty() || la.masks[0].dense) {
     be.attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.datt.data(), la.q.data(), la.k.data(), la.v.data(),
                           la.att.data(), la.lse.data(), B, H, Hkv, T, D, nullptr);
   } else {

@@ -27,10 +27,11 @@ static double mean_density(const Activations& a) {
   double sum = 0;
   int n = 0;
   for (auto& la : a.layers) {
-    if (la.masks.empty()) continue;
+    if (!la.sparse()) continue;
     double d = 0;
     for (auto& m : la.masks) d += m.density();
-    sum += d / la.masks.size();
+    for (auto& s : la.token_sel) d += s.density();
+    sum += d / (la.masks.size() + la.token_sel.size());
     n++;
   }
   return n ? sum / n : 1.0;

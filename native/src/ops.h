@@ -42,20 +42,45 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const float* rstd, int N, int C);
 
 // ---------------------------------------------------------------------------- rope
-// rope_scaling from a HF config.json. kind "longrope" (MiniCPM 4.1, Phi-3): per-dimension inverse
-// frequencies divided by long_factor when the table is longer than original_max_position_embeddings,
-// else by short_factor; cos/sin multiplied by attention_factor (when <= 0 it is derived as HF does:
-// sqrt(1 + log(s) / log(original)), s = max_position_embeddings / original, 1 when s <= 1).
+// rope_scaling from a HF config.json, computed as transformers' modeling_rope_utils does
+// (_compute_<kind>_parameters): inverse frequencies per dimension pair, and an attention factor that
+// multiplies cos/sin.
+// - linear: inv_freq / factor.
+// - dynamic (NTK): base * (factor * L / M - (factor - 1))^(D / (D - 2)), L = the current length,
+//   M = max_position_embeddings; L <= M leaves plain RoPE.
+// - yarn: interpolated (/ factor) and extrapolated frequencies blended by a linear ramp between the
+//   correction dims of beta_fast and beta_slow over original_max_position_embeddings (floor/ceil when
+//   truncate; original defaults to max_position_embeddings); attention factor given, else mscale(factor, mscale) / mscale(factor, mscale_all_dim) when both
+//   are set, else 0.1 ln(factor) + 1.
+// - llama3 (Llama 3.1+): wavelengths above original / low_freq_factor divided by factor, below
+//   original / high_freq_factor kept, smoothed in between.
+// - longrope (MiniCPM 4.1, Phi-3): divided by long_factor when the length is above
+//   original_max_position_embeddings, else by short_factor; attention factor given, else
+//   sqrt(1 + log(s) / log(original)), s = max_position_embeddings / original, 1 when s <= 1.
 struct RopeScaling {
-  enum Kind { none, longrope } kind = none;
-  std::vector<float> short_factor, long_factor;  // head_dim / 2 entries each
-  int original_max_position_embeddings = 0;
-  int max_position_embeddings = 0;  // the model's (extended) context length, for the attention factor
-  double attention_factor = 0;      // <= 0: derive it (see above)
-  // Length that selects long vs short factors; 0 = the table's max_seq. MiniCPM's remote code builds
-  // its cache for max_position_embeddings (so always long); HF's generic LongRoPE uses the input length.
+  enum Kind { none, linear, dynamic, yarn, llama3, longrope } kind = none;
+  double factor = 1;                                  // linear, dynamic, yarn, llama3
+  double low_freq_factor = 1, high_freq_factor = 4;   // llama3
+  double beta_fast = 32, beta_slow = 1;               // yarn
+  double mscale = 0, mscale_all_dim = 0;              // yarn; 0 = unset
+  bool truncate = true;                               // yarn
+  std::vector<float> short_factor, long_factor;  // longrope: head_dim / 2 entries each
+  int original_max_position_embeddings = 0;      // yarn (0 = max_position_embeddings), llama3, longrope
+  int max_position_embeddings = 0;  // the model's (extended) context length
+  double attention_factor = 0;      // yarn, longrope; <= 0: derive it (see above)
+  // Length that selects long vs short factors (longrope) instead of the current one; 0 = the
+  // current length. MiniCPM's remote code builds its cache for max_position_embeddings (so always
+  // long); HF's generic LongRoPE uses the input length.
   int select_seq = 0;
 };
+// Inverse frequencies (head_dim / 2, float as torch computes them) and the cos/sin attention factor
+// for a sequence of `seq_len` tokens (the current length of dynamic and longrope; rope_table passes
+// its max_seq). Throws std::invalid_argument naming rope_scaling.<field>.
+struct RopeFrequencies {
+  std::vector<float> inv_freq;
+  double attention_factor = 1;
+};
+RopeFrequencies rope_frequencies(int head_dim, double theta, const RopeScaling& scaling, int seq_len);
 // cos/sin tables (max_seq, head_dim), rotate-half layout: entry [p][i] and [p][i + D/2] share frequency i.
 struct RopeTable {
   int head_dim = 0, max_seq = 0;

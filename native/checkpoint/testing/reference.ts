@@ -1,7 +1,9 @@
 // Test support: a naive float64 forward of the Llama-family decoder, written straight from the
-// Hugging Face modelling code (llama, qwen3 QK-norm, minicpm scaling, GQA, RoPE incl. LongRoPE
-// with MiniCPM's always-long factor choice). The engine's loss and gradients are held to it.
+// Hugging Face modelling code (llama, qwen3 QK-norm, minicpm scaling, GQA, RoPE with every
+// rope_scaling type of rope-reference.ts, LongRoPE with MiniCPM's always-long factor choice). The
+// engine's loss and gradients are held to it.
 import type { ModelConfig } from '../../engine-api';
+import { referenceRopeParameters } from './rope-reference';
 
 type Weights = Map<string, Float64Array | Float32Array>;
 
@@ -30,18 +32,8 @@ function linear(x: Float64Array, rows: number, I: number, W: ArrayLike<number>, 
 }
 
 function ropeTables(c: ModelConfig, T: number): { cos: Float64Array; sin: Float64Array } {
-  const D = c.head_dim, half = D / 2;
-  const inv = new Float64Array(half);
-  let mscale = 1;
-  const rs = c.rope_scaling as { rope_type?: string; long_factor?: number[]; short_factor?: number[]; original_max_position_embeddings?: number } | null | undefined;
-  for (let i = 0; i < half; i++) inv[i] = 1 / c.rope_theta ** ((2 * i) / D);
-  if (rs && rs.rope_type === 'longrope') {
-    const orig = rs.original_max_position_embeddings!;
-    const factors = c.max_position_embeddings > orig ? rs.long_factor! : rs.short_factor!;
-    for (let i = 0; i < half; i++) inv[i] /= factors[i];
-    const s = c.max_position_embeddings / orig;
-    mscale = s <= 1 ? 1 : Math.sqrt(1 + Math.log(s) / Math.log(orig));
-  }
+  const half = c.head_dim / 2;
+  const { invFreq: inv, attentionFactor: mscale } = referenceRopeParameters(c, T);
   const cos = new Float64Array(T * half), sin = new Float64Array(T * half);
   for (let p = 0; p < T; p++) {
     for (let i = 0; i < half; i++) {
@@ -67,8 +59,14 @@ function rope(x: Float64Array, T: number, heads: number, D: number, t: { cos: Fl
   }
 }
 
+/**
+ * Sparse attention for the reference: given a layer's rotated q (T, H, D) and k (T, Hkv, D), the
+ * keys each (KV head, query) may read (null: dense causal attention for that layer).
+ */
+export type KeyMask = (layer: number, q: Float64Array, k: Float64Array) => ((kvHead: number, i: number, j: number) => boolean) | null;
+
 /** Final hidden states (T, C) and logits (T, V) of one sequence of input ids. */
-export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<number>): { hidden: Float64Array; logits: Float64Array } {
+export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<number>, keyMask?: KeyMask): { hidden: Float64Array; logits: Float64Array } {
   const T = ids.length, C = c.hidden_size, F = c.intermediate_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, V = c.vocab_size;
   const get = (name: string) => {
     const t = w.get(name);
@@ -94,12 +92,14 @@ export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<numb
     rope(q, T, H, D, tables);
     rope(k, T, Hkv, D, tables);
     const att = new Float64Array(T * H * D);
+    const allowed = keyMask?.(l, q, k) ?? null;
     for (let hh = 0; hh < H; hh++) {
       const kv = Math.floor(hh / (H / Hkv));
       for (let i = 0; i < T; i++) {
         const s = new Float64Array(i + 1);
         let m = -Infinity;
         for (let j = 0; j <= i; j++) {
+          if (allowed && !allowed(kv, i, j)) { s[j] = -Infinity; continue; }
           let d = 0;
           for (let e = 0; e < D; e++) d += q[(i * H + hh) * D + e] * k[(j * Hkv + kv) * D + e];
           s[j] = d / Math.sqrt(D);
@@ -128,11 +128,11 @@ export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<numb
 }
 
 /** Mean next-token cross-entropy over a (B, T+1) token batch, as the engine defines it. */
-export function referenceLoss(c: ModelConfig, w: Weights, tokens: ArrayLike<number>, B: number, T: number): number {
+export function referenceLoss(c: ModelConfig, w: Weights, tokens: ArrayLike<number>, B: number, T: number, keyMask?: KeyMask): number {
   let total = 0;
   for (let b = 0; b < B; b++) {
     const row = Array.from({ length: T + 1 }, (_, i) => tokens[b * (T + 1) + i]);
-    const { logits } = referenceForward(c, w, row.slice(0, T));
+    const { logits } = referenceForward(c, w, row.slice(0, T), keyMask);
     const V = c.vocab_size;
     for (let t = 0; t < T; t++) {
       let m = -Infinity;

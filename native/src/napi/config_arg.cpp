@@ -29,20 +29,53 @@ engine::ModelConfig model_config_from(const Napi::Value& value) {
   c.embedding_scale = (float)number_field(o, "embedding_scale", "config");
   c.residual_scale = (float)number_field(o, "residual_scale", "config");
   c.logit_divisor = (float)number_field(o, "logit_divisor", "config");
+  c.rope_scaling.max_position_embeddings = c.max_position_embeddings;
   Napi::Value rs = o.Get("rope_scaling");
   if (rs.IsObject()) {
+    // config.ts validated and resolved the fields (rope_type set, yarn's factor derived); the
+    // engine's own checks (rope.cpp) still name the field on a bad value.
     auto r = rs.As<Napi::Object>();
-    Napi::Value kind = r.Get("rope_type");
-    if (!kind.IsString() || kind.As<Napi::String>().Utf8Value() != "longrope")
-      throw std::invalid_argument("config.rope_scaling.rope_type: only longrope is supported");
-    c.rope_scaling.kind = engine::RopeScaling::longrope;
-    c.rope_scaling.short_factor = float_list(r.Get("short_factor"), "config.rope_scaling.short_factor");
-    c.rope_scaling.long_factor = float_list(r.Get("long_factor"), "config.rope_scaling.long_factor");
-    c.rope_scaling.original_max_position_embeddings =
-        int_field(r, "original_max_position_embeddings", "config.rope_scaling");
-    c.rope_scaling.attention_factor = number_field_or(r, "attention_factor", 0, "config.rope_scaling");
-    // MiniCPM's own code builds its cache for max_position_embeddings, so it always uses long factors.
-    c.rope_scaling.select_seq = c.max_position_embeddings;
+    const std::string where = "config.rope_scaling";
+    const std::string kind = string_field(r, "rope_type", where);
+    engine::RopeScaling& s = c.rope_scaling;
+    auto optional_int = [&](const char* field) {
+      Napi::Value v = r.Get(field);
+      return v.IsUndefined() || v.IsNull() ? 0 : int_field(r, field, where, 1);
+    };
+    if (kind == "default") {
+      s.kind = engine::RopeScaling::none;
+    } else if (kind == "linear" || kind == "dynamic") {
+      s.kind = kind == "linear" ? engine::RopeScaling::linear : engine::RopeScaling::dynamic;
+      s.factor = number_field(r, "factor", where);
+    } else if (kind == "yarn") {
+      s.kind = engine::RopeScaling::yarn;
+      s.factor = number_field(r, "factor", where);
+      s.original_max_position_embeddings = optional_int("original_max_position_embeddings");
+      s.attention_factor = number_field_or(r, "attention_factor", 0, where);
+      s.beta_fast = number_field_or(r, "beta_fast", 32, where);
+      s.beta_slow = number_field_or(r, "beta_slow", 1, where);
+      s.mscale = number_field_or(r, "mscale", 0, where);
+      s.mscale_all_dim = number_field_or(r, "mscale_all_dim", 0, where);
+      Napi::Value t = r.Get("truncate");
+      s.truncate = t.IsUndefined() || t.IsNull() ? true : bool_field(r, "truncate", where);
+    } else if (kind == "llama3") {
+      s.kind = engine::RopeScaling::llama3;
+      s.factor = number_field(r, "factor", where);
+      s.low_freq_factor = number_field(r, "low_freq_factor", where);
+      s.high_freq_factor = number_field(r, "high_freq_factor", where);
+      s.original_max_position_embeddings = int_field(r, "original_max_position_embeddings", where, 1);
+    } else if (kind == "longrope") {
+      s.kind = engine::RopeScaling::longrope;
+      s.short_factor = float_list(r.Get("short_factor"), where + ".short_factor");
+      s.long_factor = float_list(r.Get("long_factor"), where + ".long_factor");
+      s.original_max_position_embeddings = int_field(r, "original_max_position_embeddings", where);
+      s.attention_factor = number_field_or(r, "attention_factor", 0, where);
+      // MiniCPM's own code builds its cache for max_position_embeddings, so it always uses long factors.
+      s.select_seq = c.max_position_embeddings;
+    } else {
+      throw std::invalid_argument(where + ".rope_type: unsupported '" + kind +
+                                  "' (supported: default, linear, dynamic, yarn, llama3, longrope)");
+    }
   }
   return c;
 }

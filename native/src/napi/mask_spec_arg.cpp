@@ -29,7 +29,8 @@ engine::MaskSpec mask_spec_from(const Napi::Value& value) {
   if (name == "none") m.selector = engine::MaskSpec::None;
   else if (name == "pooled") m.selector = engine::MaskSpec::Pooled;
   else if (name == "indexer") m.selector = engine::MaskSpec::Indexer;
-  else throw std::invalid_argument("mask.selector: must be none, pooled or indexer");
+  else if (name == "infllm_v2") m.selector = engine::MaskSpec::InfLLMv2;
+  else throw std::invalid_argument("mask.selector: must be none, pooled, indexer or infllm_v2");
   m.dense_below = int_field(o, "dense_below");
   Napi::Value share = o.Get("share_gqa_group");
   if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");

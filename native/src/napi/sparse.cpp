@@ -5,6 +5,8 @@
 //          flex: { heads, kvNumBlocks, kvIndices, qNumBlocks, qIndices: Int32Array } }
 //   maskFromBits(bits: BigUint64Array, seq, blockSize, nMaskHeads) -> same shape (round trips, imports)
 //   pooledBlockScores(q, k, heads, kvHeads, seq, dim, blockSize, shared) -> Float32Array
+//   infllmv2Select(q, k, heads, kvHeads, seq, dim, spec) -> { kMax, dense, density, blocks: Int32Array
+//     (kvHeads, seq, kMax) ascending, -1 padded, count: Int32Array (kvHeads, seq) }
 //   benchAttention({ spec | null, seq, heads, kvHeads, dim, batch, reps }) -> Promise<{ msFwd, msBwd, density }>
 //     spec null times the dense kernel (ops.h attention_forward/backward); reps >= 1, best of reps.
 // Every C++ exception becomes a JS Error carrying its one-line message.
@@ -141,6 +143,26 @@ Napi::Value PooledBlockScores(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value Infllmv2Select(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const int H = size_arg(info[2], "heads"), Hkv = size_arg(info[3], "kvHeads"), T = size_arg(info[4], "seq");
+    const int D = size_arg(info[5], "dim");
+    if (H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
+      throw std::invalid_argument("infllmv2Select: heads, kvHeads, seq, dim must be >= 1, heads a multiple of kvHeads");
+    const float* q = floats_arg(info[0], (size_t)H * T * D, "q");
+    const float* k = floats_arg(info[1], (size_t)Hkv * T * D, "k");
+    const engine::MaskSpec spec = mask_spec_from(info[6]);
+    const engine::TokenBlockSelection sel = engine::infllmv2_select(q, k, H, Hkv, T, D, spec);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("kMax", sel.k_max);
+    o.Set("dense", sel.dense);
+    o.Set("density", sel.density());
+    o.Set("blocks", int32s(info.Env(), sel.blocks));
+    o.Set("count", int32s(info.Env(), sel.count));
+    return o;
+  });
+}
+
 // ---------------------------------------------------------------------------- bench
 struct BenchJob {
   bool dense = true;
@@ -243,6 +265,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("maskBuild", Napi::Function::New(env, MaskBuild));
   exports.Set("maskFromBits", Napi::Function::New(env, MaskFromBits));
   exports.Set("pooledBlockScores", Napi::Function::New(env, PooledBlockScores));
+  exports.Set("infllmv2Select", Napi::Function::New(env, Infllmv2Select));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention));
 }
 napi_registry::Add add(Register);
