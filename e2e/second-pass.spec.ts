@@ -275,3 +275,18 @@ test('nodes keep their size with errors and estimates, and the layer strip scrol
   expect(cell!.x + cell!.width).toBeLessThanOrEqual(box!.x + box!.width + 1);
   await expect(last).toHaveAttribute('aria-label', /^layer 32:/);
 });
+
+test('after a run, each stage frame shows its gate verdict', async ({ page, studio }) => {
+  test.setTimeout(420_000);
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  await page.goto(studio.url);
+  await openQuickRun(page, 2);
+  await startRun(page);
+  await expect(page.getByLabel('run status')).toHaveText(/completed|failed/, { timeout: 400_000 });
+  await page.getByRole('button', { name: 'open pipeline in editor' }).click();
+  await page.getByRole('button', { name: 'fit view' }).click();
+  for (const n of [1, 2, 3]) {
+    await expect(page.getByRole('group', { name: new RegExp(`^stage ${n} `) }).getByLabel(/^gate verdict /)).toHaveText(/^(✓ gate passed|✗ gate failed → \w+)$/);
+  }
+  await page.screenshot({ path: join(artifacts, 'second-pass-verdicts.png') });
+});
