@@ -290,3 +290,16 @@ test('after a run, each stage frame shows its gate verdict', async ({ page, stud
   }
   await page.screenshot({ path: join(artifacts, 'second-pass-verdicts.png') });
 });
+
+test('a problem clicked in the panel brings its node into view', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  await openTemplate(page, SEED_PLAN);
+  const far = page.locator('[data-node-id="s3-replace"]');
+  await expect(far).not.toBeInViewport();
+  // A model of 8 layers leaves layers 11-12 of s3-replace outside it.
+  await page.locator('[data-node-id="model"]').click();
+  await inspector(page).getByLabel('num_layers', { exact: true }).fill('8');
+  await page.getByRole('region', { name: 'problems' }).getByRole('button', { name: /^problem s3-replace “[^”]*” · layers/ }).first().click();
+  await expect(far).toBeInViewport();
+  await expect(inspector(page).getByLabel('id', { exact: true })).toHaveValue('s3-replace');
+});

@@ -15,7 +15,7 @@ import { useValidation } from './use-validation';
 import { NodeSearch } from './NodeSearch';
 import { DataEdge } from './DataEdge';
 import { StageFrames } from './StageFrames';
-import { dataLaneY, openingViewport } from './stage-layout';
+import { dataLaneY, NODE_H, NODE_W, openingViewport } from './stage-layout';
 
 export const NODE_DRAG_TYPE = 'application/x-sparse-studio-node';
 const nodeTypes = { pipeline: PipelineNodeView };
@@ -132,6 +132,19 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
     if (!box || !box.width || p.nodes.length === 0) return;
     void flow.setViewport(openingViewport(p, box.width, box.height));
   }, [loads, flow, graph]);
+
+  // A node selected from outside the canvas (problems panel, search) is brought into view.
+  useEffect(() => {
+    if (selection.length !== 1) return;
+    const at = graph.getState().pipeline.layout?.nodes[selection[0]];
+    const box = wrapper.current?.getBoundingClientRect();
+    if (!at || !box) return;
+    const { x, y, zoom } = flow.getViewport();
+    const left = at.x * zoom + x;
+    const top = at.y * zoom + y;
+    const visible = left >= 0 && top >= 0 && left + NODE_W * zoom <= box.width && top + NODE_H * zoom <= box.height;
+    if (!visible) void flow.setCenter(at.x + NODE_W / 2, at.y + NODE_H / 2, { zoom, duration: 200 });
+  }, [selection, flow, graph]);
 
   const onDrop = useCallback((event: DragEvent) => {
     const kind = event.dataTransfer.getData(NODE_DRAG_TYPE) as NodeKind;
