@@ -50,7 +50,11 @@ test('a second run queues behind the active one, a reload finds the live run, an
   await page.getByRole('tab', { name: 'Editor' }).click();
   const queue = page.getByRole('button', { name: 'queue run', exact: true });
   await expect(queue).toHaveText('▶ Queue run');
-  await expect(queue).toHaveAccessibleDescription(`Run ${first} is running; a new run waits its turn`);
+  await expect(queue).toHaveAccessibleDescription('A run is running: a new run queues');
+  await expect(page.locator('#queue-note')).toHaveAttribute('title', `${first} running`);
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.screenshot({ path: join(artifacts, 'second-pass-queue-button.png') });
+  await page.setViewportSize({ width: 1600, height: 1000 });
   await queue.click();
   await expect.poll(() => page.url()).not.toContain(encodeURIComponent(first));
   const second = decodeURIComponent(page.url().split('#/monitor/')[1]);

@@ -72,7 +72,11 @@ export function EditorView({ searchRequest }: { searchRequest: number }) {
             <span className="grow" />
             <span className={`validity${badge.bad ? ' bad' : ''}`} aria-label="validity" title={badge.title}>{empty ? '' : badge.text}</span>
             <button onClick={() => void runPreflight()} disabled={empty || busy !== ''} aria-label="preflight">{busy === 'preflight' ? 'Checking…' : 'Preflight'}</button>
-            {queueing && <span className="queue-note" id="queue-note">{live.length === 1 ? `Run ${live[0].id} is ${live[0].status}` : `${live.length} runs are active`}; a new run waits its turn</span>}
+            {queueing && (
+              <span className="queue-note" id="queue-note" title={live.map((r) => `${r.id} ${r.status}`).join('\n')}>
+                {live.length === 1 ? `A run is ${live[0].status}` : `${live.length} runs are active`}: a new run queues
+              </span>
+            )}
             <button className="primary" onClick={() => void startRun()} disabled={empty || busy !== ''} aria-label={queueing ? 'queue run' : 'run'}
               aria-describedby={queueing ? 'queue-note' : undefined}>{busy === 'run' ? 'Starting…' : queueing ? '▶ Queue run' : '▶ Run'}</button>
           </div>
