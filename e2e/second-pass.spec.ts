@@ -307,3 +307,18 @@ test('a problem clicked in the panel brings its node into view', async ({ page, 
   await expect(far).toBeInViewport();
   await expect(inspector(page).getByLabel('id', { exact: true })).toHaveValue('s3-replace');
 });
+
+test('the exported JSON ends with a newline and equals the pipeline.json of its run', async ({ page, studio }) => {
+  test.setTimeout(300_000);
+  await page.goto(studio.url);
+  await openQuickRun(page, 2);
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Export JSON', exact: true }).click();
+  const exported = readFileSync(await (await download).path(), 'utf8');
+  expect(exported.endsWith('}\n')).toBe(true);
+  const id = await startRun(page);
+  await expect(page.getByLabel('run status')).toHaveText(/running|completed/);
+  expect(readFileSync(join(studio.runsDir, id, 'pipeline.json'), 'utf8')).toBe(exported);
+  await page.getByRole('button', { name: 'cancel', exact: true }).click();
+  await expect(page.getByLabel('run status')).toHaveText(/cancelled|completed/, { timeout: 120_000 });
+});

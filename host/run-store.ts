@@ -132,7 +132,7 @@ export class RunStore {
     const runDir = join(runsDir, id);
     mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
     const pipelineText = canonicalJson(pipeline);
-    writeFileSync(join(runDir, 'pipeline.json'), pipelineText + '\n');
+    writeFileSync(join(runDir, 'pipeline.json'), pipelineText); // canonical JSON ends with its one newline
     const record: RunRecord = {
       ...init, id, name: pipeline.info?.name ?? id, status: 'pending', startedAt: Date.now(),
       hashes: { pipeline: sha256(pipelineText), ...init.hashes }, checkpoints: [], stages: [], final: {}, resumes: 0,
