@@ -16,6 +16,26 @@ async function openTemplate(page: Page, name: string) {
   await expect(page.getByRole('status')).toContainText('Opened template');
 }
 
+/** Links drawn under a node: each path sampled every 4 px, its ends excluded. */
+async function linksUnderNodes(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const nodes = [...document.querySelectorAll('.react-flow__node')].map((n) => ({ id: n.getAttribute('data-id'), r: n.getBoundingClientRect() }));
+    const hits: string[] = [];
+    for (const edge of document.querySelectorAll('.react-flow__edge')) {
+      const path = edge.querySelector('path.react-flow__edge-path') as SVGPathElement;
+      const ctm = path.getScreenCTM()!;
+      const length = path.getTotalLength();
+      for (let d = 12; d < length - 12; d += 4) {
+        const q = path.getPointAtLength(d);
+        const p = new DOMPoint(q.x, q.y).matrixTransform(ctm);
+        const hit = nodes.find((n) => p.x > n.r.left + 1 && p.x < n.r.right - 1 && p.y > n.r.top + 1 && p.y < n.r.bottom - 1);
+        if (hit) { hits.push(`${edge.getAttribute('aria-label')} under ${hit.id}`); break; }
+      }
+    }
+    return hits;
+  });
+}
+
 /** The whole graph in view, as a person does before working on later stages. */
 async function fitView(page: Page) {
   await page.getByRole('button', { name: 'fit view' }).click();
@@ -168,22 +188,8 @@ test('a template opens readable, stage by stage, with data links clear of nodes 
   expect(boxes.frames[0].r).toBeLessThan(boxes.frames[1].x);
   expect(boxes.frames[1].r).toBeLessThan(boxes.frames[2].x);
 
-  // Data links never run under a node (sampled along each path, ends excluded).
-  const under = await page.evaluate(() => {
-    const nodes = [...document.querySelectorAll('.react-flow__node')].map((n) => ({ id: n.getAttribute('data-id'), r: n.getBoundingClientRect() }));
-    const hits: string[] = [];
-    for (const edge of document.querySelectorAll('.react-flow__edge.edge-data')) {
-      const path = edge.querySelector('path.react-flow__edge-path') as SVGPathElement;
-      const ctm = path.getScreenCTM()!;
-      const length = path.getTotalLength();
-      for (let d = 12; d < length - 12; d += 4) {
-        const p = new DOMPoint(path.getPointAtLength(d).x, path.getPointAtLength(d).y).matrixTransform(ctm);
-        const hit = nodes.find((n) => p.x > n.r.left + 1 && p.x < n.r.right - 1 && p.y > n.r.top + 1 && p.y < n.r.bottom - 1);
-        if (hit) { hits.push(`${edge.getAttribute('aria-label')} under ${hit.id}`); break; }
-      }
-    }
-    return hits;
-  });
+  // No link, data or model, runs under a node (sampled along each path, ends excluded).
+  const under = await linksUnderNodes(page);
   expect(under).toEqual([]);
 
   // An edge can be clicked, is selected, and Delete removes it.
@@ -321,4 +327,22 @@ test('the exported JSON ends with a newline and equals the pipeline.json of its 
   expect(readFileSync(join(studio.runsDir, id, 'pipeline.json'), 'utf8')).toBe(exported);
   await page.getByRole('button', { name: 'cancel', exact: true }).click();
   await expect(page.getByLabel('run status')).toHaveText(/cancelled|completed/, { timeout: 120_000 });
+});
+
+test('every template opens readable with no link under a node', async ({ page, studio }) => {
+  await page.goto(studio.url);
+  const cards = page.getByRole('region', { name: 'templates' }).locator('.card-title');
+  await expect(cards.first()).toBeVisible();
+  const names = await cards.allTextContents();
+  expect(names.length).toBeGreaterThanOrEqual(4);
+  for (const name of names) {
+    if (await page.getByRole('region', { name: 'templates' }).count() === 0) await page.getByRole('button', { name: 'Templates', exact: true }).click();
+    await page.getByRole('button', { name, exact: true }).click();
+    await expect(page.getByRole('status')).toHaveText(`Opened template “${name}”`);
+    const label = page.locator('.react-flow__node .pnode-label').first();
+    const px = await label.evaluate((el) => parseFloat(getComputedStyle(el).fontSize) * new DOMMatrix(getComputedStyle(el.closest('.react-flow__viewport')!).transform).a);
+    expect(px, name).toBeGreaterThanOrEqual(11);
+    await fitView(page);
+    expect(await linksUnderNodes(page), name).toEqual([]);
+  }
 });
