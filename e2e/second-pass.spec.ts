@@ -262,6 +262,7 @@ test('nodes keep their size with errors and estimates, and the layer strip scrol
   await fitView(page);
   await expect(page.getByLabel('preflight note s1-train')).toContainText('peak');
   await page.locator('[data-node-id="s1-train"]').click();
+  await expect(inspector(page).getByRole('region', { name: 'preflight of this node' })).toContainText('Estimated peak memory');
   await inspector(page).getByLabel('lr', { exact: true }).fill('0');
   await expect(page.getByRole('alert', { name: 'problems of s1-train' })).toContainText('lr');
   await page.getByRole('button', { name: 'fit view' }).click();

@@ -5,8 +5,10 @@ import type { FieldSpec } from '../../../core/nodes';
 import { MASK_FIELDS, NODE_SPECS } from '../../../core/nodes';
 import type { ValidationProblem } from '../../../core/api';
 import type { PipelineNode } from '../../../core/schema';
-import { selectPipeline, selectSelection } from '../stores/graph-store';
-import { useGraph, useStudio } from '../app/studio-context';
+import { selectPipeline, selectRevision, selectSelection } from '../stores/graph-store';
+import { selectPreflight } from '../stores/session-store';
+import { formatBytes } from './graph-view';
+import { useGraph, useSession, useStudio } from '../app/studio-context';
 import { Field, FieldRow, NumberInput } from './fields';
 import { MaskHeatmap } from './MaskHeatmap';
 import { useValidation } from './use-validation';
@@ -53,6 +55,7 @@ function NodeForm({ node, index, problems }: { node: PipelineNode; index: number
         <input type="text" aria-label="label" value={node.label ?? ''} placeholder="(optional)" onChange={(e) => graph.getState().setLabel(node.id, e.target.value)} />
       </div>
       {other.map((p, i) => <div key={i} className="field-error" role="alert">{p.message}</div>)}
+      <PreflightDetails nodeId={node.id} />
       {Object.entries(fields).map(([name, fieldSpec]) => {
         if (fieldSpec.type === 'mask') {
           const mask = params.mask as Record<string, unknown>;
@@ -159,4 +162,23 @@ function PipelineSettings({ problems }: { problems: ValidationProblem[] }) {
 
 function setTop(graph: ReturnType<typeof useStudio>['graph'], key: 'seed' | 'backend', value: unknown) {
   graph.getState().setTop(key, value);
+}
+
+/** What the last preflight said about this node, in full (the node itself shows one line). */
+function PreflightDetails({ nodeId }: { nodeId: string }) {
+  const report = useSession(selectPreflight);
+  const fresh = useSession((s) => s.preflightRevision) === useGraph(selectRevision);
+  if (!report) return null;
+  const note = report.notes[nodeId];
+  const bytes = report.memoryBytes[nodeId];
+  const problems = report.problems.filter((p) => p.node === nodeId);
+  if (!note && bytes === undefined && problems.length === 0) return null;
+  return (
+    <section className="preflight-details" aria-label="preflight of this node">
+      <div className="field-label"><span>Preflight{fresh ? '' : ' (before your last edit)'}</span></div>
+      {note && <p className="hint">{note}</p>}
+      {bytes !== undefined && <p className="hint">Estimated peak memory {formatBytes(bytes)}</p>}
+      {problems.map((p, i) => <div key={i} className="field-error" role="alert">{p.message}</div>)}
+    </section>
+  );
 }
