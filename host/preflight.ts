@@ -17,7 +17,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { PreflightReport, ValidationProblem } from '../core/api';
 import { engineAvailable as engineLayoutAvailable } from '../native/addon';
-import { expectedTensors, validateModelConfig } from '../native/checkpoint/config';
+import { expectedTensors, MAX_CONFIG_BYTES, validateModelConfig } from '../native/checkpoint/config';
 import { exportPathProblems } from './runner/export';
 import { FileRefused, readRegularFile } from './safe-read';
 
@@ -37,9 +37,6 @@ export interface PreflightContext {
    */
   confineTo?: readonly string[];
 }
-
-/** Largest config.json read: a real one is a few kB. */
-const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** The config.json fields the estimate needs (Hugging Face names). */
 export interface ConfigShape {

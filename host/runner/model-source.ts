@@ -6,10 +6,11 @@
 // Relative paths resolve against the current directory, like dataset paths.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
-import { readRegularFile } from '../safe-read';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendChoice, EngineApi, EngineModel, ModelConfig } from '../../native/engine-api';
+import { MAX_CONFIG_BYTES } from '../../native/checkpoint/config';
+import { readRegularFile } from '../../native/checkpoint/regular-file';
 
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../models/demo', import.meta.url));
 
@@ -38,10 +39,10 @@ function checkDir(dir: string, source: string): ResolvedModel {
   return { kind: 'dir', dir, tokenizer: join(dir, 'tokenizer.json') };
 }
 
-/** An init: config.json: a regular file of at most 1 MiB, opened non-blocking (no FIFO hang, no /dev/zero flood). */
+/** An init: config.json: a regular file of bounded size, opened non-blocking (no FIFO hang, no /dev/zero flood). */
 function readConfigText(file: string): string {
   try {
-    return readRegularFile(file, 1024 * 1024).toString('utf8');
+    return readRegularFile(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (e) {
     throw new Error(`model.source: ${(e as Error).message}`);
   }

@@ -71,13 +71,13 @@ describe('config.json', () => {
     const file = join(dir, 'config.json');
     unlinkSync(file);
     mkdirSync(file);
-    expect(() => readModelConfig(dir)).toThrow(/config\.json: not a regular file$/);
+    expect(() => readModelConfig(dir)).toThrow(/config\.json: is a directory$/);
     rmSync(file, { recursive: true });
     execFileSync('mkfifo', [file]);
     expect(() => readModelConfig(dir)).toThrow(/config\.json: not a regular file$/); // and does not hang
     unlinkSync(file);
     writeFileSync(file, JSON.stringify({ ...tinyConfig('llama', false), pad: ' '.repeat(MAX_CONFIG_BYTES) }));
-    expect(() => readModelConfig(dir)).toThrow(/config\.json: \d+ bytes exceeds the 16777216-byte limit$/);
+    expect(() => readModelConfig(dir)).toThrow(/config\.json: file is \d+ bytes; at most 16777216 are read$/);
   });
 
   it('reports an unreadable or non-JSON config.json with its path', () => {

@@ -1,6 +1,6 @@
 // Reads and validates a Hugging Face config.json into the engine's ModelConfig. Every field the
 // engine uses is checked here, once, at the boundary; errors are one line naming file and field.
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { FileRefused, readRegularFile } from './regular-file';
 import { join } from 'node:path';
 import { addon } from '../addon';
 import type { MaskSpec } from '../../core/schema';
@@ -199,34 +199,13 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
   return config;
 }
 
-/**
- * The text of a small regular file: opened non-blocking (a FIFO cannot hang the open), checked with
- * fstat (regular file, at most maxBytes) before anything is read.
- */
+/** The text of a regular file of at most `maxBytes` (regular-file.ts), as a CheckpointError when refused. */
 export function readBoundedText(file: string, maxBytes: number): string {
-  let fd: number;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    return readRegularFile(file, maxBytes).toString('utf8');
   } catch (e) {
-    throw new CheckpointError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new CheckpointError(`${file}: not a regular file`);
-    if (stat.size > maxBytes) throw new CheckpointError(`${file}: ${stat.size} bytes exceeds the ${maxBytes}-byte limit`);
-    const buf = Buffer.alloc(stat.size);
-    let at = 0;
-    while (at < buf.length) {
-      const n = readSync(fd, buf, at, buf.length - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    return buf.subarray(0, at).toString('utf8');
-  } catch (e) {
-    if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  } finally {
-    closeSync(fd);
+    if (e instanceof FileRefused && e.code === 'not_found') throw new CheckpointError(`${file}: cannot read (ENOENT)`);
+    throw new CheckpointError((e as Error).message);
   }
 }
 
