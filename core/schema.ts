@@ -204,6 +204,8 @@ export interface PipelineLayout {
 }
 
 export interface Pipeline {
+  /** JSON Schema of the file, for editors (schema/pipeline.schema.json); the runner ignores it. */
+  $schema?: string;
   version: number;
   info: { name: string; author: string; description: string };
   /** Seed of initialisation, data order and random mask blocks. */

@@ -21,8 +21,9 @@ import { Problems, ROOT_PATH, checkField, checkFields, checkNumber, checkObject,
 
 export { childPath, describeType, ROOT_PATH } from './validate-fields';
 
-export const TOP_LEVEL_FIELDS = ['version', 'info', 'seed', 'backend', 'nodes', 'links', 'layout'] as const;
-const OPTIONAL_TOP_LEVEL = new Set(['layout']);
+export const TOP_LEVEL_FIELDS = ['$schema', 'version', 'info', 'seed', 'backend', 'nodes', 'links', 'layout'] as const;
+/** `$schema` names the file's JSON Schema for editors (core/json-schema.ts); the runner ignores it. */
+const OPTIONAL_TOP_LEVEL = new Set(['$schema', 'layout']);
 const INFO_FIELDS = ['name', 'author', 'description'] as const;
 const NODE_FIELDS = ['id', 'kind', 'label', 'params'] as const;
 const LINK_FIELDS = ['from', 'to'] as const;
@@ -350,6 +351,7 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
     return problems.result();
   }
   checkFields(problems, '', value, TOP_LEVEL_FIELDS, OPTIONAL_TOP_LEVEL);
+  if ('$schema' in value && typeof value.$schema !== 'string') problems.add('$schema', `expected a string (the JSON Schema's path or URL), got ${describeType(value.$schema)}`);
   if ('info' in value) checkInfo(problems, value.info);
   if ('seed' in value) checkNumber(problems, 'seed', value.seed, { type: 'integer', label: '', help: '', min: 0, max: MAX_SEED });
   if ('backend' in value) checkField(problems, 'backend', value.backend, { type: 'enum', label: '', help: '', options: ['auto', 'cpu', 'cuda'] });

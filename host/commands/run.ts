@@ -152,7 +152,7 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-/** Why FILE cannot resume RUN_DIR (one line), or null. The pipelines must match, layout aside. */
+/** Why FILE cannot resume RUN_DIR (one line), or null. The pipelines must match, layout and $schema aside. */
 function resumeProblem(runDir: string, pipeline: Pipeline): string | null {
   if (!existsSync(join(runDir, 'run.json'))) return `--resume ${runDir}: not a run directory (no run.json)`;
   let saved: Pipeline;
@@ -162,7 +162,7 @@ function resumeProblem(runDir: string, pipeline: Pipeline): string | null {
   } catch (e) {
     return `--resume ${runDir}: ${(e as Error).message}`;
   }
-  const semantic = (p: Pipeline) => canonicalJson({ ...p, layout: undefined });
+  const semantic = (p: Pipeline) => canonicalJson({ ...p, layout: undefined, $schema: undefined });
   if (semantic(saved) !== semantic(pipeline)) return `--resume ${runDir}: the pipeline file differs from the run's pipeline.json; resume runs the same pipeline`;
   return null;
 }
