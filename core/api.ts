@@ -22,6 +22,8 @@ export interface RunSummary {
   endedAt?: number;
   stages: number;
   final: Partial<EvalMetrics>;
+  /** An attached run (attachRun): the folder another process writes, which the studio follows. */
+  attachedFrom?: string;
 }
 
 export interface RunDetail extends RunSummary {
@@ -58,6 +60,14 @@ export interface StudioApi {
   cancelRun(runId: string): Promise<void>;
   listRuns(): Promise<RunSummary[]>;
   getRun(runId: string): Promise<RunDetail>;
+  /**
+   * Follows a run folder another process writes (an exported PyTorch project, a mounted cluster
+   * folder): it is listed with the studio's runs and streams its new lines as events. Under
+   * `serve`, only folders the service reads for its clients. Returns its id.
+   */
+  attachRun(dir: string): Promise<{ runId: string }>;
+  /** Stops following an attached run; its folder is left as it is. */
+  detachRun(runId: string): Promise<void>;
   systemInfo(): Promise<SystemInfo>;
   /** Subscribe to events of every run; returns the unsubscribe function. */
   onRunEvent(listener: (event: RunEvent) => void): () => void;
@@ -81,5 +91,5 @@ export type FileMethod = (typeof FILE_METHODS)[number];
 
 /** Method names callable over a transport (everything but the subscription). */
 export const STUDIO_METHODS = ['listTemplates', 'getTemplate', 'validate', 'preflight', 'startRun', 'pauseRun',
-  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'systemInfo'] as const;
+  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'attachRun', 'detachRun', 'systemInfo'] as const;
 export type StudioMethod = (typeof STUDIO_METHODS)[number];

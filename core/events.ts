@@ -57,6 +57,19 @@ export interface SystemSample {
   memory_total_bytes?: number;
   power_watts?: number;
   temperature_c?: number;
+  /** GPU samples: every device NVML (or nvidia-smi) reports, by index; the fields above are the first one's. */
+  devices?: GpuDeviceSample[];
+}
+
+/** One GPU in a system sample. */
+export interface GpuDeviceSample {
+  index: number;
+  name?: string;
+  utilization: number;     // percent 0-100
+  memory_bytes: number;    // device memory used
+  memory_total_bytes?: number;
+  power_watts?: number;
+  temperature_c?: number;
 }
 
 /** Every event carries the run id and a wall-clock time (ms since epoch, not part of metrics). */

@@ -45,6 +45,8 @@ const ARG_SHAPES: Record<CallableMethod, { required: ArgKind[]; optional?: ArgKi
   cancelRun: { required: ['string'] },
   listRuns: { required: [] },
   getRun: { required: ['string'] },
+  attachRun: { required: ['string'] },
+  detachRun: { required: ['string'] },
   systemInfo: { required: [] },
   openPipelineFile: { required: [] },
   savePipelineFile: { required: ['string', 'string'] },

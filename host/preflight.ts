@@ -269,7 +269,8 @@ export function clientPathProblems(pipeline: unknown, baseDir: string, roots: re
   return out;
 }
 
-function insideRoots(path: string, roots: readonly string[]): boolean {
+/** `path` lies inside one of `roots`, lexically and after symlinks. */
+export function insideRoots(path: string, roots: readonly string[]): boolean {
   const under = (p: string, root: string) => { const rel = relative(root, p); return rel === '' || (!rel.startsWith('..' + sep) && rel !== '..' && !isAbsolute(rel)); };
   const lexical = roots.map((r) => resolve(r));
   if (!lexical.some((root) => under(resolve(path), root))) return false; // nothing on disk is touched

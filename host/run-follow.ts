@@ -5,21 +5,23 @@ import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunEvent } from '../core/events';
 
-export class RunFollower {
+/**
+ * The complete JSON lines appended to one file since the last poll. A torn last line waits for
+ * its newline; a line that never parses (a writer died mid-line, then went on) is skipped; a
+ * file that shrank was rewritten and is read again from the start.
+ */
+export class JsonlTail<T = unknown> {
   private offset = 0;
   private partial = '';
-  private lastStep = -1;
-  private ended = false;
 
-  constructor(readonly runDir: string) {}
+  constructor(readonly file: string) {}
 
-  get done(): boolean { return this.ended; }
+  get exists(): boolean { return existsSync(this.file); }
 
-  /** Events appended since the last call (complete lines only). */
-  poll(): RunEvent[] {
-    const file = join(this.runDir, 'events.jsonl');
-    if (!existsSync(file)) return [];
-    const fd = openSync(file, 'r');
+  poll(): T[] {
+    if (!existsSync(this.file)) return [];
+    let fd: number;
+    try { fd = openSync(this.file, 'r'); } catch { return []; } // renamed away between the two calls
     let text = '';
     try {
       const size = fstatSync(fd).size;
@@ -35,16 +37,37 @@ export class RunFollower {
     }
     const lines = (this.partial + text).split('\n');
     this.partial = lines.pop() ?? '';
-    const out: RunEvent[] = [];
+    const out: T[] = [];
     for (const line of lines) {
       if (!line.trim()) continue;
-      let event: RunEvent;
       try {
-        event = JSON.parse(line) as RunEvent;
+        out.push(JSON.parse(line) as T);
       } catch {
-        continue; // a torn line a crashed writer left mid-file
+        // a torn line a crashed writer left mid-file
       }
+    }
+    return out;
+  }
+}
+
+export class RunFollower {
+  private readonly tail: JsonlTail<RunEvent>;
+  private lastStep = -1;
+  private ended = false;
+
+  constructor(readonly runDir: string) {
+    this.tail = new JsonlTail<RunEvent>(join(runDir, 'events.jsonl'));
+  }
+
+  get done(): boolean { return this.ended; }
+
+  /** Events appended since the last call (complete lines only). */
+  poll(): RunEvent[] {
+    const out: RunEvent[] = [];
+    for (const event of this.tail.poll()) {
+      if (!event || typeof event !== 'object' || typeof (event as { type?: unknown }).type !== 'string') continue;
       if (event.type === 'step') {
+        if (typeof event.metrics?.step !== 'number') continue;
         if (event.metrics.step <= this.lastStep) continue;
         this.lastStep = event.metrics.step;
       }

@@ -14,6 +14,7 @@ import { validatePipeline } from '../core/validate';
 import { EngineHost, forkEngine, type EngineExit, type EngineSpawner, type ExitReason } from './engine-host';
 import { readJsonl, readRunPipeline, readRunRecord, RunStore, type RunRecord } from './run-store';
 import { startSystemMonitor } from './system-monitor';
+import { AttachedRuns } from './run-attach';
 import type { EngineToHost, EventBody } from './runner/messages';
 import { exportPathProblems } from './runner/export';
 
@@ -86,6 +87,8 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
   private readonly maxRuns: number;
   /** Ids of queued runs, oldest first. */
   private readonly queue: string[] = [];
+  /** Run folders other processes write, followed live (run-attach.ts). */
+  private readonly attachedRuns = new AttachedRuns((event) => this.emit('event', event));
 
   constructor(opts: RunManagerOptions) {
     super();
@@ -266,13 +269,14 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
 
   /** Kills every running engine and waits for their runs to be recorded (studio shutdown). */
   async close(): Promise<void> {
+    this.attachedRuns.close();
     for (const id of [...this.queue]) this.dropQueued(id, this.active.get(id)!, 'the studio closed before it started');
     const ended = [...this.active.values()].map((run) => { run.host?.kill(); return run.ended; });
     await Promise.all(ended);
   }
 
   async list(): Promise<RunSummary[]> {
-    if (!existsSync(this.runsDir)) return [];
+    if (!existsSync(this.runsDir)) return this.attachedRuns.list();
     const ids = readdirSync(this.runsDir).filter((name) => !name.startsWith('.') && existsSync(join(this.runsDir, name, 'run.json')) && statSync(join(this.runsDir, name)).isDirectory());
     const out: RunSummary[] = [];
     for (const id of ids.sort().reverse()) {
@@ -284,10 +288,22 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
         // A run directory that cannot be read is left out of the list rather than breaking it.
       }
     }
-    return out;
+    return [...out, ...this.attachedRuns.list()];
+  }
+
+  /** Follows a run folder another process writes; one of this manager's own folders is just its id. */
+  async attach(dir: string): Promise<string> {
+    const abs = resolve(dir);
+    if (resolve(abs, '..') === this.runsDir && existsSync(join(abs, 'run.json'))) return abs.slice(this.runsDir.length + 1);
+    return this.attachedRuns.attach(abs);
+  }
+
+  async detach(id: string): Promise<void> {
+    this.attachedRuns.detach(id);
   }
 
   async get(id: string): Promise<RunDetail> {
+    if (this.attachedRuns.has(id)) return this.attachedRuns.get(id);
     const runDir = this.runDir(id);
     const active = this.active.get(id);
     active?.store.flush();

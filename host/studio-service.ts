@@ -9,7 +9,7 @@
 //   the page and the CLI describe the machine the same way.
 import { EventEmitter } from 'node:events';
 import { totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../core/api';
 import type { RunEvent } from '../core/events';
 import type { Pipeline } from '../core/schema';
@@ -17,7 +17,7 @@ import { validatePipeline } from '../core/validate';
 import { ApiCallError } from './api-call';
 import { RunManager } from './run-manager';
 import { collectInfo } from './commands/info';
-import { clientPathProblems, preflightPipeline, runMemoryRefusal } from './preflight';
+import { clientPathProblems, insideRoots, preflightPipeline, runMemoryRefusal } from './preflight';
 import { exportPathProblems } from './runner/export';
 import { listTemplates, readTemplate } from './templates';
 
@@ -29,6 +29,9 @@ export interface RunManagerLike {
   cancel(id: string): Promise<void>;
   list(): Promise<RunSummary[]>;
   get(id: string): Promise<RunDetail>;
+  /** Follows a run folder another process writes (run-attach.ts); absent: attaching is not offered. */
+  attach?(dir: string): Promise<string>;
+  detach?(id: string): Promise<void>;
   on(event: 'event', listener: (e: RunEvent) => void): unknown;
   off(event: 'event', listener: (e: RunEvent) => void): unknown;
   close?(): Promise<void> | void;
@@ -120,6 +123,25 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     cancelRun: async (runId) => (await runManager()).cancel(runId),
     listRuns: async () => (await runManager()).list(),
     getRun: async (runId) => (await runManager()).get(runId),
+    async attachRun(dir) {
+      const abs = resolve(baseDir(), dir);
+      // A client of serve reads only the folders the service reads for it (as model and data paths).
+      if (options.confineClientPaths && !insideRoots(abs, clientRoots())) {
+        throw new ApiCallError('outside_roots', `${abs} is outside the folders this studio reads for its clients (the project, models, runs and working folders)`);
+      }
+      const m = await runManager();
+      if (!m.attach) throw new ApiCallError('not_available', 'attachRun is not available in this mode');
+      try {
+        return { runId: await m.attach(abs) };
+      } catch (e) {
+        throw new ApiCallError('not_a_run', (e as Error).message);
+      }
+    },
+    async detachRun(runId) {
+      const m = await runManager();
+      if (!m.detach) throw new ApiCallError('not_available', 'detachRun is not available in this mode');
+      await m.detach(runId);
+    },
     systemInfo: (): Promise<SystemInfo> => (systemInfoProbe ??= collectInfo()),
     onRunEvent(listener) {
       events.on('event', listener);
