@@ -5,6 +5,7 @@ import type { RunSummary } from '../../../core/api';
 import { selectCompare, selectRuns, selectRunsError, selectRunsLoading } from '../stores/runs-store';
 import { useRuns, useStudio } from '../app/studio-context';
 import { CompareView } from './CompareView';
+import { AttachRunForm, DetachRunButton } from './AttachRunForm';
 
 function fmt(v: number | undefined, digits = 3): string {
   return v === undefined || v === null || Number.isNaN(v) ? '–' : Number(v.toPrecision(digits)).toString();
@@ -40,6 +41,7 @@ export function RunsView() {
       <div className="runs-head">
         <h2>Runs</h2>
         <button onClick={() => void store.getState().refresh()} aria-label="refresh runs">{loading ? 'Refreshing…' : 'Refresh'}</button>
+        <AttachRunForm />
         <span className="muted">Tick two or more runs to compare them.</span>
       </div>
       {error && <p className="field-error" role="alert">{error}</p>}
@@ -52,7 +54,7 @@ export function RunsView() {
             {runs.map((r) => (
               <tr key={r.id} aria-label={`run ${r.id}`}>
                 <td><input type="checkbox" aria-label={`compare ${r.id}`} checked={compare.includes(r.id)} onChange={() => store.getState().toggleCompare(r.id)} /></td>
-                <td><div className="run-name">{r.name}</div><code className="muted">{r.id}</code></td>
+                <td><div className="run-name">{r.name}</div><code className="muted">{r.id}</code>{r.attachedFrom && <div className="muted" title={r.attachedFrom}>attached: {r.attachedFrom}</div>}</td>
                 <td><span className={`pill ${r.status}`}>{r.status}</span></td>
                 <td>{new Date(r.startedAt).toLocaleString()}</td>
                 <td>{duration(r)}</td>
@@ -64,6 +66,7 @@ export function RunsView() {
                 <td className="row-actions">
                   <button onClick={() => session.getState().followRun(r.id)} aria-label={`monitor ${r.id}`}>Monitor</button>
                   <button onClick={() => void openInEditor(r.id)} aria-label={`open ${r.id} in editor`}>Open pipeline</button>
+                  {r.attachedFrom && <DetachRunButton runId={r.id} />}
                 </td>
               </tr>
             ))}
