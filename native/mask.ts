@@ -81,6 +81,8 @@ export interface SparseAddon {
   pooledBlockScores(q: Float32Array, k: Float32Array, heads: number, kvHeads: number, seq: number, dim: number,
     blockSize: number, shared: boolean): Float32Array;
   infllmv2Select(q: Float32Array, k: Float32Array, heads: number, kvHeads: number, seq: number, dim: number, spec: MaskSpec): TokenSelection;
+  selectorAttention?(spec: MaskSpec, layer: number, q: Float32Array, k: Float32Array, v: Float32Array, heads: number, kvHeads: number,
+    seq: number, dim: number, indexer?: IndexerInput): SelectorAttention;
   benchAttention(options: { spec: MaskSpec | null; seq: number; heads: number; kvHeads: number; dim: number; batch: number; reps: number }):
     Promise<{ msFwd: number; msBwd: number; density: number }>;
 }
@@ -191,6 +193,31 @@ export interface TokenSelection {
 /** InfLLM-V2 block selection (spec.selector 'infllm_v2'): q (heads, seq, dim), k (kvHeads, seq, dim). */
 export function infllmv2Selection(q: Float32Array, k: Float32Array, dims: { heads: number; kvHeads: number; seq: number; dim: number }, spec: MaskSpec): TokenSelection {
   return sparseAddon().infllmv2Select(q, k, dims.heads, dims.kvHeads, dims.seq, dims.dim, spec);
+}
+
+/** The normed layer input and the weights of a layer's trainable indexer (nn.Linear layouts). */
+export interface IndexerInput { x: Float32Array; wq: Float32Array; wk: Float32Array; wh: Float32Array; channels: number }
+
+/** One sequence through a layer's selection and sparse attention, as the model's forward runs it. */
+export interface SelectorAttention {
+  /** (heads, seq, dim) attention output and (heads, seq) log-sum-exp. */
+  out: Float32Array;
+  lse: Float32Array;
+  /** Block-level selectors: the mask's bitmap (mask heads, blocks, words). */
+  bits?: BigUint64Array;
+  words?: number;
+  /** infllm_v2 (seq >= dense_below): the per-token selection, as TokenSelection. */
+  kMax?: number;
+  blocks?: Int32Array;
+  count?: Int32Array;
+}
+
+/** q (heads, seq, dim), k and v (kvHeads, seq, dim) of one sequence; the indexer selector also needs `indexer`. */
+export function selectorAttention(spec: MaskSpec, layer: number, q: Float32Array, k: Float32Array, v: Float32Array,
+  dims: { heads: number; kvHeads: number; seq: number; dim: number }, indexer?: IndexerInput): SelectorAttention {
+  const a = sparseAddon();
+  if (!a.selectorAttention) throw new Error(`${SPARSE_ADDON_MISSING} (this build has no selectorAttention)`);
+  return a.selectorAttention(spec, layer, q, k, v, dims.heads, dims.kvHeads, dims.seq, dims.dim, indexer);
 }
 
 /** FlexAttention arrays as plain JSON (shape + flat data), for export files. */

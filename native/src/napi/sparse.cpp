@@ -7,6 +7,11 @@
 //   pooledBlockScores(q, k, heads, kvHeads, seq, dim, blockSize, shared) -> Float32Array
 //   infllmv2Select(q, k, heads, kvHeads, seq, dim, spec) -> { kMax, dense, density, blocks: Int32Array
 //     (kvHeads, seq, kMax) ascending, -1 padded, count: Int32Array (kvHeads, seq) }
+//   selectorAttention(spec, layer, q, k, v, heads, kvHeads, seq, dim, indexer?: { x, wq, wk, wh, channels })
+//     -> { out: Float32Array (heads, seq, dim), lse (heads, seq), bits?: BigUint64Array (mask heads, blocks,
+//          words), blocks?/count?/kMax? (infllm_v2 per-token selection) }: one sequence through a layer's
+//     selection and sparse attention as the model's forward does (model_pass.cpp build_masks), for
+//     checking exported selectors against the engine.
 //   benchAttention({ spec | null, seq, heads, kvHeads, dim, batch, reps }) -> Promise<{ msFwd, msBwd, density }>
 //     spec null times the dense kernel (ops.h attention_forward/backward); reps >= 1, best of reps.
 // Every C++ exception becomes a JS Error carrying its one-line message.
@@ -21,6 +26,7 @@
 #include "../block_selector.h"
 #include "../blocksparse_attention.h"
 #include "../ops.h"
+#include "../token_sparse_attention.h"
 #include "args.h"
 #include "mask_spec_arg.h"
 #include "registry.h"
@@ -163,6 +169,66 @@ Napi::Value Infllmv2Select(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SelectorAttention(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const engine::MaskSpec spec = mask_spec_from(info[0]);
+    const int layer = size_arg(info[1], "layer");
+    const int H = size_arg(info[5], "heads"), Hkv = size_arg(info[6], "kvHeads"), T = size_arg(info[7], "seq");
+    const int D = size_arg(info[8], "dim");
+    if (H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
+      throw std::invalid_argument("selectorAttention: heads, kvHeads, seq, dim must be >= 1, heads a multiple of kvHeads");
+    const float* q = floats_arg(info[2], (size_t)H * T * D, "q");
+    const float* k = floats_arg(info[3], (size_t)Hkv * T * D, "k");
+    const float* v = floats_arg(info[4], (size_t)Hkv * T * D, "v");
+    Napi::Env env = info.Env();
+    Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)H * T * D);
+    Napi::Float32Array lse = Napi::Float32Array::New(env, (size_t)H * T);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("out", out);
+    o.Set("lse", lse);
+    if (spec.selector == engine::MaskSpec::InfLLMv2 && T >= spec.dense_below) {
+      const engine::TokenBlockSelection sel = engine::infllmv2_select(q, k, H, Hkv, T, D, spec);
+      engine::token_sparse_attention_forward(out.Data(), lse.Data(), q, k, v, 1, H, Hkv, T, D, &sel);
+      o.Set("kMax", sel.k_max);
+      o.Set("blocks", int32s(env, sel.blocks));
+      o.Set("count", int32s(env, sel.count));
+      return o;
+    }
+    const bool dynamic = spec.topk_blocks > 0 && spec.selector != engine::MaskSpec::None && T >= spec.dense_below;
+    const int nb = (T + spec.block_size - 1) / spec.block_size, heads = spec.share_gqa_group ? Hkv : H;
+    std::vector<float> scores;
+    if (dynamic) {
+      scores.resize((size_t)heads * nb * nb);
+      if (spec.selector == engine::MaskSpec::Pooled) {
+        engine::pooled_block_scores(scores.data(), q, k, H, Hkv, T, D, spec.block_size, spec.share_gqa_group);
+      } else if (spec.selector == engine::MaskSpec::Indexer) {
+        if (info.Length() < 10 || !info[9].IsObject()) throw std::invalid_argument("indexer: { x, wq, wk, wh, channels } is required for the indexer selector");
+        Napi::Object ix = info[9].As<Napi::Object>();
+        engine::IndexerShape s;
+        s.C = int_field(ix, "channels", "indexer");
+        Napi::Value wk = ix.Get("wk"), wh = ix.Get("wh");
+        if (s.C < 1 || !wk.IsTypedArray() || !wh.IsTypedArray()) throw std::invalid_argument("indexer: channels >= 1, wk and wh Float32Arrays");
+        s.Hi = (int)wh.As<Napi::TypedArray>().ElementLength();
+        s.Di = (int)(wk.As<Napi::TypedArray>().ElementLength() / s.C);
+        const float* x = floats_arg(ix.Get("x"), (size_t)T * s.C, "indexer.x");
+        const float* w_q = floats_arg(ix.Get("wq"), (size_t)s.Hi * s.Di * s.C, "indexer.wq");
+        const float* w_k = floats_arg(wk, (size_t)s.Di * s.C, "indexer.wk");
+        const float* w_h = floats_arg(wh, (size_t)s.Hi, "indexer.wh");
+        engine::indexer_block_scores(scores.data(), x, w_q, w_k, w_h, s, T, spec.block_size, heads);
+      } else {
+        throw std::invalid_argument("mask.selector: selectorAttention handles none, pooled, indexer and infllm_v2");
+      }
+    }
+    const engine::BlockMask m = engine::build_block_mask(spec, T, H, Hkv, layer, dynamic ? scores.data() : nullptr);
+    engine::blocksparse_attention_forward(out.Data(), lse.Data(), q, k, v, 1, H, Hkv, T, D, m);
+    Napi::BigUint64Array bits = Napi::BigUint64Array::New(env, m.bits.size());
+    if (!m.bits.empty()) std::memcpy(bits.Data(), m.bits.data(), m.bits.size() * sizeof(uint64_t));
+    o.Set("bits", bits);
+    o.Set("words", m.words);
+    return o;
+  });
+}
+
 // ---------------------------------------------------------------------------- bench
 struct BenchJob {
   bool dense = true;
@@ -267,6 +333,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("pooledBlockScores", Napi::Function::New(env, PooledBlockScores));
   exports.Set("infllmv2Select", Napi::Function::New(env, Infllmv2Select));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention));
+  exports.Set("selectorAttention", Napi::Function::New(env, SelectorAttention));
 }
 napi_registry::Add add(Register);
 
