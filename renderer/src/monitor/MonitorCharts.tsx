@@ -39,11 +39,10 @@ export function MonitorCharts() {
   const logScale = usePrefs(selectLogScale);
   const xAxis = usePrefs(selectXAxis);
   const options = useMemo<DrawOptions>(() => ({ smoothing, logScale, xAxis, buckets: DRAW_BUCKETS }), [smoothing, logScale, xAxis]);
-  const systemTitle = data.systemSource === 'gpu' ? 'System (GPU)' : 'System (CPU)';
   return (
     <div className="charts" data-version={version}>
-      {CHARTS.map((spec) => (
-        <MetricChart key={spec.id} spec={spec} data={data} version={version} options={options} title={spec.id === 'system' ? systemTitle : undefined} />
+      {CHARTS.filter((spec) => !spec.shown || spec.shown(data)).map((spec) => (
+        <MetricChart key={spec.id} spec={spec} data={data} version={version} options={options} title={spec.id === 'system' ? 'System (CPU)' : undefined} />
       ))}
       <LayerHeatmap id="density per layer" title="Density per layer" rows={data.layerDensity} count={data.layerDensity.length} fixedMax={1} />
       <LayerHeatmap id="attn_kl per layer" title="Attention KL per layer" rows={data.layerKl} count={data.layerKl.length} />

@@ -9,7 +9,7 @@ describe('chart data', () => {
   const data = store.getState().data;
 
   it('draws every chart from the full series with at most ~2 points per bucket per line', () => {
-    for (const chart of CHARTS) {
+    for (const chart of CHARTS.filter((c) => !c.shown || c.shown(data))) {
       const lines = drawLines(data, chart.lines(data), { xAxis: 'step', smoothing: 0.6, logScale: false, buckets: 250 });
       expect(lines.length, chart.id).toBeGreaterThan(0);
       for (const l of lines) expect(l.points.length, `${chart.id} ${l.key}`).toBeLessThanOrEqual(502);

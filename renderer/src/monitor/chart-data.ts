@@ -2,7 +2,7 @@
 // copy), decimated to a few points per pixel, in step or time units, plus stage bands.
 import { minMaxDecimate, SmoothedColumn, type XY } from '../series/downsample';
 import type { Series } from '../series/column';
-import type { MonitorData } from '../stores/monitor-store';
+import { gpuSeriesKey, type GpuField, type MonitorData } from '../stores/monitor-store';
 import type { XAxisKind } from '../stores/prefs-store';
 
 export interface LineSpec { key: string; label: string; color: string; smooth?: boolean; axis?: 'left' | 'right' }
@@ -13,6 +13,8 @@ export interface ChartSpec {
   title: string;
   lines: (data: MonitorData) => LineSpec[];
   unit?: string;
+  /** Drawn only when this holds (default: always). */
+  shown?: (data: MonitorData) => boolean;
 }
 
 export interface DrawnLine {
@@ -127,14 +129,40 @@ export const CHARTS: ChartSpec[] = [
   { id: 'lr', title: 'Learning rate', lines: () => [{ key: 'lr', label: 'lr', color: colorAt(7), smooth: false }] },
   { id: 'grad_norm', title: 'Gradient norm (before clipping)', lines: () => [{ key: 'grad_norm', label: 'grad_norm', color: colorAt(3) }] },
   { id: 'tokens_per_s', title: 'Throughput', unit: 'tokens/s', lines: () => [{ key: 'tokens_per_s', label: 'tokens/s', color: colorAt(5) }] },
-  { id: 'system', title: 'System', lines: (d) => {
-    const src = d.systemSource === 'gpu' ? 'GPU' : 'CPU';
-    return [
-      { key: 'system.utilization', label: `${src} utilisation %`, color: colorAt(0), smooth: false },
-      { key: 'system.memory', label: `${src === 'GPU' ? 'GPU memory' : 'RSS'} MiB`, color: colorAt(1), smooth: false, axis: 'right' },
-    ];
-  } },
+  { id: 'system', title: 'System', shown: (d) => gpuDevices(d).length === 0 || hasSeries(d, 'system.utilization'), lines: () => [
+    { key: 'system.utilization', label: 'CPU utilisation %', color: colorAt(0), smooth: false },
+    { key: 'system.memory', label: 'RSS MiB', color: colorAt(1), smooth: false, axis: 'right' },
+  ] },
+  gpuChart('gpu_utilization', 'GPU utilisation', '%', 'utilization'),
+  gpuChart('gpu_memory', 'GPU memory', 'MiB', 'memory'),
+  gpuChart('gpu_power', 'GPU power', 'W', 'power'),
+  gpuChart('gpu_temperature', 'GPU temperature', '°C', 'temperature'),
 ];
+
+/** Indices of the GPUs the run's samples report, ascending. */
+export function gpuDevices(data: MonitorData): number[] {
+  const out: number[] = [];
+  for (const key of data.series.keys()) {
+    const m = /^gpu(\d+)\.utilization$/.exec(key);
+    if (m) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function hasSeries(data: MonitorData, key: string): boolean {
+  return (data.series.get(key)?.length ?? 0) > 0;
+}
+
+/** One GPU reading per device, one line each, on the run's step or time axis (stage bands included). */
+function gpuChart(id: string, title: string, unit: string, field: GpuField): ChartSpec {
+  return {
+    id, title, unit,
+    shown: (d) => gpuDevices(d).some((i) => field === 'utilization' || field === 'memory' || hasValues(d, gpuSeriesKey(i, field))),
+    lines: (d) => gpuDevices(d).map((i) => ({
+      key: gpuSeriesKey(i, field), label: `GPU ${i}${d.gpuNames?.[i] ? ` (${d.gpuNames[i]})` : ''} ${unit}`, color: colorAt(i), smooth: false,
+    })),
+  };
+}
 
 /** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
 export function niceTicks(lo: number, hi: number, count = 5): { domain: [number, number]; ticks: number[] } {

@@ -9,7 +9,7 @@
 // - Metric names are the schema's (loss, attn_kl, density...), which the charts use as their
 //   accessible names.
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { GateVerdict, RunEvent, RunStatus, PerLayer } from '../../../core/events';
+import type { GateVerdict, GpuDeviceSample, RunEvent, RunStatus, PerLayer, SystemSample } from '../../../core/events';
 import type { RunDetail } from '../../../core/api';
 import type { Pipeline } from '../../../core/schema';
 import { Series } from '../series/column';
@@ -43,6 +43,8 @@ export interface MonitorData {
   layerKl: LayerRow[];
   logs: LogLine[];
   systemSource: 'cpu' | 'gpu' | null;
+  /** GPU names by device index, where the samples carry them. */
+  gpuNames?: Record<number, string>;
   startTime: number | null;
   lastStep: number;
   eventCount: number;
@@ -136,6 +138,7 @@ export function applyEvent(data: MonitorData, event: RunEvent): { status?: RunSt
       const s = event.sample;
       data.systemSource = s.source;
       const step = Math.max(0, data.lastStep);
+      if (s.source === 'gpu') { pushGpuSample(data, step, t, s); return {}; }
       seriesOf(data, 'system.utilization').push(step, t, s.utilization);
       seriesOf(data, 'system.memory').push(step, t, s.memory_bytes / 2 ** 20);
       return {};
@@ -146,6 +149,27 @@ export function applyEvent(data: MonitorData, event: RunEvent): { status?: RunSt
     case 'checkpoint':
       data.logs.push({ time: event.time, level: 'info', message: `checkpoint (stage ${event.stage + 1}): ${event.path}` });
       return {};
+  }
+}
+
+/** Series of one GPU's readings: `gpu<index>.<field>` (see GPU_FIELDS). */
+export const GPU_FIELDS = ['utilization', 'memory', 'power', 'temperature'] as const;
+export type GpuField = (typeof GPU_FIELDS)[number];
+export const gpuSeriesKey = (index: number, field: GpuField) => `gpu${index}.${field}`;
+
+/**
+ * A GPU sample, one set of series per device (a sample without `devices` is device 0). Power
+ * and temperature a device does not report are gaps (NaN), not zeros.
+ */
+function pushGpuSample(data: MonitorData, step: number, t: number, s: SystemSample): void {
+  const devices: GpuDeviceSample[] = s.devices?.length ? s.devices : [{ index: 0, ...s }];
+  for (const d of devices) {
+    if (!Number.isInteger(d.index) || d.index < 0 || d.index > 63) continue;
+    seriesOf(data, gpuSeriesKey(d.index, 'utilization')).push(step, t, d.utilization);
+    seriesOf(data, gpuSeriesKey(d.index, 'memory')).push(step, t, d.memory_bytes / 2 ** 20);
+    seriesOf(data, gpuSeriesKey(d.index, 'power')).push(step, t, d.power_watts ?? NaN);
+    seriesOf(data, gpuSeriesKey(d.index, 'temperature')).push(step, t, d.temperature_c ?? NaN);
+    if (d.name) (data.gpuNames ??= {})[d.index] = d.name;
   }
 }
 
