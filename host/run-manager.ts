@@ -60,6 +60,8 @@ interface ActiveRun {
   lastStep: number;
   stages: StageSummary[];
   stopMonitor: () => void;
+  /** The system monitor samples the GPU (the run was placed on one). */
+  monitorsGpu?: boolean;
   ended: Promise<RunEnd>;
   settle: (end: RunEnd) => void;
   launch: { backend: Backend; threads: number; resume?: { stage: number; path: string }; trustedPaths: boolean };
@@ -180,16 +182,25 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       run.settle(this.finish(id, run, exit));
       this.startQueued();
     });
-    const pid = host.pid;
-    if (pid !== undefined) {
-      run.stopMonitor = startSystemMonitor({
-        pid, useGpu: backend === 'cuda',
-        onSample: (sample) => this.record(id, run, { type: 'system', sample }),
-        onUnavailable: (reason) => this.record(id, run, { type: 'log', level: 'warn', message: reason }),
-      });
-    }
+    this.monitor(id, run, backend === 'cuda');
     this.record(id, run, { type: 'status', status: 'running', message: resume ? `resuming from ${resume.path}` : undefined });
     host.start({ pipeline: run.pipeline, runDir: store.runDir, backend, threads, resume, ...(trustedPaths ? { trustedPaths } : {}) });
+  }
+
+  /**
+   * (Re)starts a run's system samples: the GPU's when the run uses one, else the engine
+   * process's CPU and RSS. 'auto' learns its placement from the engine's identity message.
+   */
+  private monitor(id: string, run: ActiveRun, useGpu: boolean): void {
+    const pid = run.host?.pid;
+    run.stopMonitor();
+    run.monitorsGpu = useGpu;
+    if (pid === undefined) return;
+    run.stopMonitor = startSystemMonitor({
+      pid, useGpu,
+      onSample: (sample) => this.record(id, run, { type: 'system', sample }),
+      onUnavailable: (reason) => this.record(id, run, { type: 'log', level: 'warn', message: reason }),
+    });
   }
 
   /** Starts queued runs, oldest first, while slots are free. */
@@ -355,6 +366,8 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
           versions: { ...run.store.run.versions, engine: identity.engineVersion },
           hashes: { ...run.store.run.hashes, model: identity.modelHash, data: identity.dataHash },
         });
+        // Samples follow where the engine placed the run ('auto' on a GPU reports the GPU).
+        if ((identity.backend === 'cuda') !== (run.monitorsGpu === true)) this.monitor(id, run, identity.backend === 'cuda');
         break;
       }
       case 'stage_summary': {

@@ -18,7 +18,12 @@ describe('system monitor', () => {
   });
 
   it('parses nvidia-smi csv and rejects garbage', () => {
-    expect(parseNvidiaSmi('87, 10240, 81920, 250.5, 61\n')).toEqual({ source: 'gpu', utilization: 87, memory_bytes: 10240 * 1024 * 1024, memory_total_bytes: 81920 * 1024 * 1024, power_watts: 250.5, temperature_c: 61 });
+    const first = { utilization: 87, memory_bytes: 10240 * 1024 * 1024, memory_total_bytes: 81920 * 1024 * 1024, power_watts: 250.5, temperature_c: 61 };
+    expect(parseNvidiaSmi('87, 10240, 81920, 250.5, 61\n')).toEqual({ source: 'gpu', ...first, devices: [{ index: 0, ...first }] });
+    // One line per device, in index order; the sample's own fields are device 0's.
+    const two = parseNvidiaSmi('87, 10240, 81920, 250.5, 61\n3, 512, 81920, [N/A], 35\n');
+    expect(two).toMatchObject({ utilization: 87, devices: [{ index: 0, utilization: 87 }, { index: 1, utilization: 3, memory_bytes: 512 * 1024 * 1024, temperature_c: 35 }] });
+    expect(two!.devices![1].power_watts).toBeUndefined();
     expect(parseNvidiaSmi('87, 100, [N/A], [N/A], 40')).toMatchObject({ utilization: 87, temperature_c: 40 });
     expect(parseNvidiaSmi('NVIDIA-SMI has failed')).toBeNull();
     expect(parseNvidiaSmi('')).toBeNull();
@@ -51,12 +56,15 @@ describe('system monitor', () => {
 });
 
 describe('sampleFromNvml', () => {
-  it('takes the first GPU of a reading, with power and temperature when reported', () => {
+  it('takes every GPU of a reading (the first one on the sample itself), with power and temperature when reported', () => {
     const sample = sampleFromNvml({ available: true, gpus: [
       { index: 0, name: 'NVIDIA H200', utilization: 87, memoryUsedBytes: 5e9, memoryTotalBytes: 1.4e11, powerWatts: 410.5, temperatureC: 61 },
       { index: 1, name: 'other', utilization: 1, memoryUsedBytes: 1, memoryTotalBytes: 2 },
     ] });
-    expect(sample).toEqual({ source: 'gpu', utilization: 87, memory_bytes: 5e9, memory_total_bytes: 1.4e11, power_watts: 410.5, temperature_c: 61 });
+    expect(sample).toEqual({ source: 'gpu', utilization: 87, memory_bytes: 5e9, memory_total_bytes: 1.4e11, power_watts: 410.5, temperature_c: 61, devices: [
+      { index: 0, name: 'NVIDIA H200', utilization: 87, memory_bytes: 5e9, memory_total_bytes: 1.4e11, power_watts: 410.5, temperature_c: 61 },
+      { index: 1, name: 'other', utilization: 1, memory_bytes: 1, memory_total_bytes: 2 },
+    ] });
   });
   it('is null without NVML or without a GPU, so the monitor falls back', () => {
     expect(sampleFromNvml({ available: false, reason: 'NVML not found', gpus: [] })).toBeNull();

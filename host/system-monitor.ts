@@ -1,11 +1,11 @@
 // System samples for the run monitor, once a second: CPU utilisation and RSS of the engine
-// process from /proc (source 'cpu'), or GPU utilisation and memory from nvidia-smi when the
-// run uses a GPU (source 'gpu'). Where neither can be read (no /proc, no nvidia-smi), the
+// process from /proc (source 'cpu'), or GPU utilisation, memory, power and temperature of every
+// device from NVML (nvidia-smi where the addon cannot) when the run uses a GPU (source 'gpu'). Where neither can be read (no /proc, no nvidia-smi), the
 // monitor says so once instead of inventing numbers.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { clockTicksPerSecond } from './runner/clock-ticks';
-import type { SystemSample } from '../core/events';
+import type { GpuDeviceSample, SystemSample } from '../core/events';
 import { nvmlRead, type NvmlReading } from '../native/index';
 
 export interface ProcessCpuTimes { ticks: number; at: number }
@@ -33,27 +33,40 @@ export function cpuPercent(prev: ProcessCpuTimes, next: ProcessCpuTimes, ticksPe
   return (100 * (next.ticks - prev.ticks)) / ticksPerSecond / seconds;
 }
 
-/** Parses `nvidia-smi --query-gpu=utilization.gpu,memory.used,memory.total,power.draw,temperature.gpu --format=csv,noheader,nounits`. */
+/**
+ * Parses `nvidia-smi --query-gpu=utilization.gpu,memory.used,memory.total,power.draw,temperature.gpu --format=csv,noheader,nounits`:
+ * one line per device, in index order. The sample's own fields are the first device's.
+ */
 export function parseNvidiaSmi(text: string): SystemSample | null {
-  const line = text.trim().split('\n')[0];
-  if (!line) return null;
-  const [util, used, total, power, temp] = line.split(',').map((s) => Number(s.trim()));
-  if (!Number.isFinite(util) || !Number.isFinite(used)) return null;
-  const sample: SystemSample = { source: 'gpu', utilization: util, memory_bytes: used * 1024 * 1024 };
-  if (Number.isFinite(total)) sample.memory_total_bytes = total * 1024 * 1024;
-  if (Number.isFinite(power)) sample.power_watts = power;
-  if (Number.isFinite(temp)) sample.temperature_c = temp;
-  return sample;
+  const devices: GpuDeviceSample[] = [];
+  for (const [index, line] of text.trim().split('\n').entries()) {
+    const [util, used, total, power, temp] = line.split(',').map((s) => Number(s.trim()));
+    if (!Number.isFinite(util) || !Number.isFinite(used)) break;
+    const device: GpuDeviceSample = { index, utilization: util, memory_bytes: used * 1024 * 1024 };
+    if (Number.isFinite(total)) device.memory_total_bytes = total * 1024 * 1024;
+    if (Number.isFinite(power)) device.power_watts = power;
+    if (Number.isFinite(temp)) device.temperature_c = temp;
+    devices.push(device);
+  }
+  return gpuSample(devices);
 }
 
-/** The first GPU of an NVML reading as a sample (null when NVML has none). */
+/** Every GPU of an NVML reading as a sample (null when NVML has none). */
 export function sampleFromNvml(reading: NvmlReading): SystemSample | null {
-  const gpu = reading.available ? reading.gpus[0] : undefined;
-  if (!gpu) return null;
-  const sample: SystemSample = { source: 'gpu', utilization: gpu.utilization, memory_bytes: gpu.memoryUsedBytes, memory_total_bytes: gpu.memoryTotalBytes };
-  if (gpu.powerWatts !== undefined) sample.power_watts = gpu.powerWatts;
-  if (gpu.temperatureC !== undefined) sample.temperature_c = gpu.temperatureC;
-  return sample;
+  if (!reading.available) return null;
+  return gpuSample(reading.gpus.map((gpu) => {
+    const device: GpuDeviceSample = { index: gpu.index, name: gpu.name, utilization: gpu.utilization, memory_bytes: gpu.memoryUsedBytes, memory_total_bytes: gpu.memoryTotalBytes };
+    if (gpu.powerWatts !== undefined) device.power_watts = gpu.powerWatts;
+    if (gpu.temperatureC !== undefined) device.temperature_c = gpu.temperatureC;
+    return device;
+  }));
+}
+
+function gpuSample(devices: GpuDeviceSample[]): SystemSample | null {
+  const first = devices[0];
+  if (!first) return null;
+  const { index: _index, name: _name, ...fields } = first;
+  return { source: 'gpu', ...fields, devices };
 }
 
 // NVML through the engine addon first (no process per sample); nvidia-smi where the addon can't.
