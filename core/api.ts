@@ -22,6 +22,8 @@ export interface RunSummary {
   endedAt?: number;
   stages: number;
   final: Partial<EvalMetrics>;
+  /** A fork: the run and 1-based stage it continues (forkRun, `run --from`). */
+  parent?: { runId: string; stage: number };
   /** An attached run (attachRun): the folder another process writes, which the studio follows. */
   attachedFrom?: string;
 }

@@ -17,7 +17,7 @@ export const USAGE = `usage: sparse-studio <command> [options]
 commands:
   info [--json]                      version, backends (cpu threads/SIMD; cuda compiled? device?), NVML
   validate FILE...                   check pipeline files; one line per problem: FILE: json.path: message
-  run FILE [--out DIR] [--json] [--resume RUN_DIR] [--backend auto|cpu|cuda]
+  run FILE [--out DIR] [--json] [--resume RUN_DIR | --from RUN_DIR:STAGE] [--backend auto|cpu|cuda]
                                      run a pipeline; --json prints one JSON event per line
   eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]
                                      dense forward of a checkpoint: tokens, loss, ppl

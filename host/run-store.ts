@@ -18,7 +18,7 @@
 // - Once the run is going, a failed write (disk full, folder removed) never throws into the
 //   caller's event loop: the store reports it once through onWriteError and skips later writes,
 //   so the run manager fails that run and the server goes on.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../core/events';
@@ -60,6 +60,18 @@ export interface RunRecord {
   stages: StageSummary[];
   final: Partial<EvalMetrics>;
   resumes: number;
+  /** A fork (`run --from`, forkRun): the run and 1-based stage it continues from, and that stage's prefix hash (core/prefix.ts). */
+  parent?: RunParent;
+}
+
+export interface RunParent {
+  runId: string;
+  /** 1-based stage of the parent whose checkpoint this run started from. */
+  stage: number;
+  /** sha256 of the canonical prefix of stages 1..stage (core/prefix.ts), equal in both runs. */
+  prefixHash: string;
+  /** The parent's folder when the fork was made. */
+  runDir: string;
 }
 
 const FLUSH_INTERVAL_MS = 1000;
@@ -164,6 +176,33 @@ export class RunStore {
     return { store, checkpoint };
   }
 
+  /**
+   * Creates a run that continues `parent` after its committed checkpoint `checkpoint` (a fork):
+   * the checkpoint folder is linked (hard links; copied where links fail) into the new run's
+   * checkpoints/, and the parent's metric lines, stage summaries and events up to that
+   * checkpoint are copied, so the new folder is self-contained and reads as one whole run.
+   */
+  static createFork(runsDir: string, pipeline: Pipeline, init: Parameters<typeof RunStore.create>[2],
+    parent: { runDir: string; checkpoint: CommittedCheckpoint; link: RunParent }): RunStore {
+    const store = RunStore.create(runsDir, pipeline, init);
+    const { checkpoint } = parent;
+    linkTree(resolve(parent.runDir, checkpoint.path), join(store.runDir, checkpoint.path));
+    const metrics = readFileSync(join(parent.runDir, 'metrics.jsonl'), 'utf8').split('\n').slice(0, checkpoint.metricsLines);
+    if (metrics.length < checkpoint.metricsLines) throw new Error(`${parent.runDir}: metrics.jsonl has fewer lines than its checkpoint ${checkpoint.path} counts`);
+    writeFileSync(join(store.runDir, 'metrics.jsonl'), metrics.length ? metrics.join('\n') + '\n' : '');
+    // The parent's events up to the checkpoint, minus status, system and summary lines: the monitor redraws stages 1..k.
+    const events: string[] = [];
+    for (const event of readJsonl<RunEvent>(join(parent.runDir, 'events.jsonl'))) {
+      if (event.type !== 'status' && event.type !== 'system' && event.type !== 'summary') events.push(JSON.stringify({ ...event, runId: store.id }));
+      if (event.type === 'checkpoint' && event.stage === checkpoint.stage) break;
+    }
+    writeFileSync(join(store.runDir, 'events.jsonl'), events.length ? events.join('\n') + '\n' : '');
+    const stages = readRunRecord(parent.runDir).stages.filter((s) => s.stage <= checkpoint.stage);
+    store.metricsLines = checkpoint.metricsLines;
+    store.update({ parent: parent.link, stages, checkpoints: [{ ...checkpoint }] });
+    return store;
+  }
+
   get id(): string { return this.record.id; }
   get run(): Readonly<RunRecord> { return this.record; }
 
@@ -245,6 +284,19 @@ export function checkResumePoint(runDir: string, checkpoint: CommittedCheckpoint
   try { saved = readCheckpointState(real); } catch (e) { throw new Error(`${where}: ${(e as Error).message}`); }
   if (saved.stage !== checkpoint.stage || saved.step !== checkpoint.step) {
     throw new Error(`${where}: its state.json says stage ${saved.stage}, step ${saved.step}; run.json committed stage ${checkpoint.stage}, step ${checkpoint.step}`);
+  }
+}
+
+/** Recreates a folder tree with hard links to its files (a copy where a link is refused). */
+function linkTree(from: string, to: string): void {
+  mkdirSync(to, { recursive: true });
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const src = join(from, entry.name);
+    const dst = join(to, entry.name);
+    if (entry.isDirectory()) linkTree(src, dst);
+    else if (entry.isFile()) {
+      try { linkSync(src, dst); } catch { copyFileSync(src, dst); }
+    }
   }
 }
 

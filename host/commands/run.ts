@@ -1,5 +1,7 @@
-// `sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR] [--backend auto|cpu|cuda]`
+// `sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR | --from RUN_DIR:STAGE] [--backend auto|cpu|cuda]`
 // Runs a pipeline file on the engine (in its own process) and records it under DIR/<run id>/.
+// --from continues RUN_DIR after its stage STAGE (1-based) with FILE's later stages: a new run
+// whose stages 1..STAGE must equal the parent's (host/fork.ts).
 //   TTY:     a progress bar for the running stage, a line per stage and gate, a stage table.
 //   --json:  one JSON event per line on stdout; the last is {"type":"summary", ...}.
 //   plain:   the TTY output without the redrawn progress bar.
@@ -19,10 +21,11 @@ import { cudaMaskProblem, pipelineMasks } from '../runner/placement';
 import { readPipelineText } from '../safe-read';
 import { runMemoryRefusal } from '../preflight';
 import { DEMO_MODEL_DIR } from '../runner/model-source';
+import { parseForkSpec, type ForkSource } from '../fork';
 
-const USAGE = 'usage: sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR] [--backend auto|cpu|cuda]';
+const USAGE = 'usage: sparse-studio run FILE [--out DIR] [--json] [--resume RUN_DIR | --from RUN_DIR:STAGE] [--backend auto|cpu|cuda]';
 
-export interface RunArgs { file: string; out: string; json: boolean; resume?: string; backend?: Backend }
+export interface RunArgs { file: string; out: string; json: boolean; resume?: string; from?: ForkSource; backend?: Backend }
 
 export const EXIT = { completed: 0, failed: 1, invalid: 2, crashed: 3, cancelled: 130 } as const;
 
@@ -32,6 +35,7 @@ export function parseRunArgs(args: string[]): RunArgs {
   let out = 'runs';
   let json = false;
   let resume: string | undefined;
+  let from: ForkSource | undefined;
   let backend: Backend | undefined;
   for (let i = 0; i < args.length; i++) {
     let arg = args[i];
@@ -46,6 +50,7 @@ export function parseRunArgs(args: string[]): RunArgs {
     switch (arg) {
       case '--out': out = take(); break;
       case '--resume': resume = take(); break;
+      case '--from': from = parseForkSpec(take()); break;
       case '--json':
         if (value !== undefined) throw new Error(`unknown argument "${args[i]}"`);
         json = true;
@@ -63,7 +68,8 @@ export function parseRunArgs(args: string[]): RunArgs {
     }
   }
   if (file === undefined) throw new Error('missing FILE');
-  return { file, out, json, resume, backend };
+  if (resume !== undefined && from !== undefined) throw new Error('--resume and --from do not go together: --resume continues a run in its own folder, --from starts a new one');
+  return { file, out, json, resume, ...(from ? { from } : {}), backend };
 }
 
 /** Reads and validates FILE; returns the pipeline or the problem lines (`FILE: path: message`). */
@@ -136,7 +142,7 @@ export async function run(args: string[]): Promise<number> {
   manager.on('event', (event) => view.onEvent(event));
   let id: string;
   try {
-    id = await manager.start(pipeline, { backend: opts.backend, resumeDir: opts.resume, trustedPaths: true });
+    id = await manager.start(pipeline, { backend: opts.backend, resumeDir: opts.resume, ...(opts.from ? { fork: opts.from } : {}), trustedPaths: true });
   } catch (e) {
     console.error(`${opts.file}: ${(e as Error).message}`);
     return EXIT.invalid;

@@ -180,14 +180,24 @@ class PipelineExecutor {
   }
 
   private async identify(stages: Stage[]): Promise<void> {
-    if (!this.deps.identify) return;
+    const expect = this.options.resume?.expect;
+    if (!this.deps.identify && !expect) return;
     const info = this.deps.engine.info();
     const firstData = stages.find((s) => s.dataset)?.dataset;
     const dataHash = firstData ? (await this.dataset(firstData)).contentHash : '';
-    this.deps.identify({
+    const modelHash = await modelContentHash(this.source, this.pipeline.seed);
+    this.deps.identify?.({
       engineVersion: info.version, threads: this.options.threads, backend: this.placement.backend ?? 'cpu', simd: info.simd,
-      modelHash: await modelContentHash(this.source, this.pipeline.seed), dataHash,
+      modelHash, dataHash,
     });
+    // A fork continues its parent's weights: the base model and the data must be the ones it used.
+    const stage = this.options.resume ? this.options.resume.stage + 1 : 0;
+    if (expect?.modelHash && expect.modelHash !== modelHash) {
+      throw new Error(`cannot continue after stage ${stage}: the model's weights differ from the parent run's (sha256 ${modelHash.slice(0, 12)}, the parent recorded ${expect.modelHash.slice(0, 12)})`);
+    }
+    if (expect?.dataHash && expect.dataHash !== dataHash) {
+      throw new Error(`cannot continue after stage ${stage}: the dataset's text differs from the parent run's (sha256 ${dataHash.slice(0, 12)}, the parent recorded ${expect.dataHash.slice(0, 12)})`);
+    }
   }
 
   // ---------------------------------------------------------------------------------------

@@ -15,6 +15,11 @@ export interface ResumePoint {
   stage: number;
   /** Checkpoint directory, relative to the run directory. */
   path: string;
+  /**
+   * A fork (host/fork.ts): the model and data hashes the parent run recorded. The run fails
+   * before its first stage when what it loaded hashes otherwise.
+   */
+  expect?: { modelHash?: string; dataHash?: string };
 }
 
 export interface StartMessage {
