@@ -15,7 +15,8 @@ import { EngineHost, forkEngine, type EngineExit, type EngineSpawner, type ExitR
 import { readJsonl, readRunPipeline, readRunRecord, RunStore, type RunRecord } from './run-store';
 import { startSystemMonitor } from './system-monitor';
 import { AttachedRuns } from './run-attach';
-import type { EngineToHost, EventBody } from './runner/messages';
+import type { EngineToHost, EventBody, ResumePoint } from './runner/messages';
+import { planFork, type ForkSource } from './fork';
 import { exportPathProblems } from './runner/export';
 
 export type Backend = 'auto' | 'cpu' | 'cuda';
@@ -29,6 +30,8 @@ export interface StartOptions {
    * path outside the run folder. Left out (a studio client: serve, the page), it may not.
    */
   trustedPaths?: boolean;
+  /** Continue another run after one of its finished stages, with this pipeline (fork.ts). */
+  fork?: ForkSource;
 }
 
 export interface RunManagerOptions {
@@ -64,7 +67,7 @@ interface ActiveRun {
   monitorsGpu?: boolean;
   ended: Promise<RunEnd>;
   settle: (end: RunEnd) => void;
-  launch: { backend: Backend; threads: number; resume?: { stage: number; path: string }; trustedPaths: boolean };
+  launch: { backend: Backend; threads: number; resume?: ResumePoint; trustedPaths: boolean };
 }
 
 const STATUS_OF_EXIT: Record<ExitReason, RunStatus> = { completed: 'completed', failed: 'failed', cancelled: 'cancelled', crashed: 'crashed', oom: 'crashed' };
@@ -106,7 +109,11 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
   async start(pipeline: Pipeline, opts: StartOptions = {}): Promise<string> {
     const problems = validatePipeline(pipeline);
     if (problems.length) throw new Error(`pipeline is invalid: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
-    const backend: Backend = opts.backend ?? pipeline.backend ?? 'auto';
+    if (opts.fork && opts.resumeDir) throw new Error('a run either resumes or continues another run, not both');
+    // Refused before anything is written: stages 1..k must be what the parent ran (fork.ts).
+    const fork = opts.fork ? planFork(pipeline, opts.fork) : null;
+    // A fork keeps its parent's backend and thread count: the later stages then match an uninterrupted run.
+    const backend: Backend = opts.backend ?? (fork ? fork.parent.backend as Backend : undefined) ?? pipeline.backend ?? 'auto';
     const trustedPaths = opts.trustedPaths === true;
     // Refused before any work: an Export that would write outside the run folder (export.ts).
     const exportRefusals = opts.resumeDir
@@ -114,12 +121,20 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       : exportPathProblems(pipeline, { trusted: trustedPaths });
     if (exportRefusals.length) throw new Error(exportRefusals.map((p) => `${p.path}: ${p.message}`).join('; '));
     let store: RunStore;
-    let resume: { stage: number; path: string } | undefined;
+    let resume: ResumePoint | undefined;
     if (opts.resumeDir) {
       const reopened = RunStore.reopenForResume(resolve(opts.resumeDir));
       store = reopened.store;
       if (reopened.checkpoint) resume = { stage: reopened.checkpoint.stage, path: reopened.checkpoint.path };
       pipeline = readRunPipeline(store.runDir);
+    } else if (fork) {
+      const { parent, checkpoint } = fork;
+      store = RunStore.createFork(this.runsDir, pipeline, {
+        backend, threads: parent.threads ?? this.threads,
+        versions: { studio: studioVersion(), node: process.version },
+        machine: { platform: process.platform, arch: process.arch, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', totalMemoryBytes: totalmem() },
+      }, { runDir: fork.parentDir, checkpoint, link: { runId: parent.id, stage: checkpoint.stage + 1, prefixHash: fork.prefixHash, runDir: fork.parentDir } });
+      resume = { stage: checkpoint.stage, path: checkpoint.path, expect: { modelHash: parent.hashes.model, dataHash: parent.hashes.data } };
     } else {
       store = RunStore.create(this.runsDir, pipeline, {
         backend, threads: this.threads,
@@ -128,7 +143,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       });
     }
     // A resumed run keeps its thread count: the CPU backend is bit-reproducible per count.
-    const threads = opts.resumeDir ? (store.run.threads ?? this.threads) : this.threads;
+    const threads = opts.resumeDir || fork ? (store.run.threads ?? this.threads) : this.threads;
     const id = store.id;
     let settle!: (end: RunEnd) => void;
     const ended = new Promise<RunEnd>((resolveEnd) => { settle = resolveEnd; });
@@ -183,7 +198,10 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       this.startQueued();
     });
     this.monitor(id, run, backend === 'cuda');
-    this.record(id, run, { type: 'status', status: 'running', message: resume ? `resuming from ${resume.path}` : undefined });
+    const parent = store.run.parent;
+    const message = !resume ? undefined
+      : parent && store.run.resumes === 0 ? `continuing run ${parent.runId} after stage ${parent.stage} (${resume.path})` : `resuming from ${resume.path}`;
+    this.record(id, run, { type: 'status', status: 'running', message });
     host.start({ pipeline: run.pipeline, runDir: store.runDir, backend, threads, resume, ...(trustedPaths ? { trustedPaths } : {}) });
   }
 
@@ -294,7 +312,8 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
       try {
         const r = this.settleInterrupted(id, readRunRecord(join(this.runsDir, id)));
         const status = this.active.get(id)?.status ?? r.status;
-        out.push({ id, name: r.name, status, startedAt: r.startedAt, endedAt: r.endedAt, stages: r.stages.length, final: r.final });
+        out.push({ id, name: r.name, status, startedAt: r.startedAt, endedAt: r.endedAt, stages: r.stages.length, final: r.final,
+          ...(r.parent ? { parent: { runId: r.parent.runId, stage: r.parent.stage } } : {}) });
       } catch {
         // A run directory that cannot be read is left out of the list rather than breaking it.
       }
@@ -322,6 +341,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
     return {
       id, name: record.name, status: active?.status ?? record.status, startedAt: record.startedAt, endedAt: record.endedAt,
       stages: record.stages.length, final: record.final, pipeline: readRunPipeline(runDir),
+      ...(record.parent ? { parent: { runId: record.parent.runId, stage: record.parent.stage } } : {}),
       events: readJsonl<RunEvent>(join(runDir, 'events.jsonl')), runDir,
     };
   }
