@@ -72,6 +72,7 @@ const flexMaskArrays: MaskArrays = (mask, where) => {
   return {
     heads: f.heads, qBlocks: f.qBlocks, kvBlocks: f.kvBlocks,
     kv_num_blocks: f.kvNumBlocks, kv_indices: f.kvIndices, q_num_blocks: f.qNumBlocks, q_indices: f.qIndices,
+    bitmap: { nMaskHeads: built.nMaskHeads, words: built.bitmap.words, bits: built.bitmap.bits },
   };
 };
 
@@ -90,7 +91,7 @@ async function run(port: ParentPort, start: StartMessage, control: Control): Pro
       identify: (identity) => port.post({ type: 'identity', identity }),
       onStageSummary: (summary) => port.post({ type: 'stage_summary', summary }),
     });
-    await port.postLast({ type: 'done', status: outcome.status, message: outcome.message, stages: outcome.stages, final: outcome.final });
+    await port.postLast({ type: 'done', status: outcome.status, message: outcome.message, stages: outcome.stages, final: outcome.final, ...(outcome.exported ? { exported: outcome.exported } : {}) });
   } catch (e) {
     const message = (e as Error).message;
     port.post({ type: 'event', event: { type: 'log', time: time(), level: 'error', message } });

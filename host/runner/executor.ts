@@ -32,7 +32,8 @@ import { describeLayers, nodeEffect, NO_OVERRIDES, type StageOverrides } from '.
 import { applyChanges, cloneRunModelState, initialRunModelState, replayModelState, type RunModelState } from './model-state';
 import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
-import { exportModel, type MaskArrays } from './export';
+import { describeExportLayers, exportLayers, exportModel, type ExportLayer, type MaskArrays } from './export';
+import { masksOf } from '../../core/model-state';
 import { choosePlacement, pipelineMasks, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
@@ -84,6 +85,8 @@ export interface RunOutcome {
   message?: string;
   stages: StageSummary[];
   final: Partial<EvalMetrics>;
+  /** Per layer, what the exported model uses (selector, mask, blocks) and its last validation density; set by an Export. */
+  exported?: ExportLayer[];
 }
 
 type StageResult = { ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string };
@@ -116,6 +119,7 @@ class PipelineExecutor {
   private lastCheckpoint: string | null = null;
   private readonly summaries: StageSummary[] = [];
   private final: Partial<EvalMetrics> = {};
+  private exported: ExportLayer[] | undefined;
   /** > 0 while recomputing earlier stages: nothing is emitted or written. */
   private silent = 0;
 
@@ -124,7 +128,7 @@ class PipelineExecutor {
   }
 
   outcome(status: RunOutcome['status'], message?: string): RunOutcome {
-    return { status, message, stages: this.summaries, final: this.final };
+    return { status, message, stages: this.summaries, final: this.final, ...(this.exported ? { exported: this.exported } : {}) };
   }
 
   dispose(): void {
@@ -404,8 +408,10 @@ class PipelineExecutor {
         const dir = await exportModel(this.model!, this.state, node.params, {
           runDir: this.options.runDir, tokenizer: this.source.tokenizer, maskArrays: this.deps.maskArrays,
           trustedPaths: this.options.trustedPaths, where: `nodes[${this.pipeline.nodes.indexOf(node)}].params.path (${node.id})`,
+          validationDensity: this.final.per_layer?.density,
         });
-        this.log('info', `${node.id}: exported to ${dir}`);
+        this.exported = exportLayers(masksOf(this.state), this.final.per_layer?.density);
+        this.log('info', `${node.id}: exported to ${dir}; ${describeExportLayers(this.exported)}`);
         return;
       }
       case 'distill':

@@ -2,6 +2,7 @@
 // objects, so node's fork IPC and Electron's utilityProcess carry them unchanged.
 import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../../core/events';
 import type { Pipeline } from '../../core/schema';
+import type { ExportLayer } from './export';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -55,4 +56,6 @@ export type EngineToHost =
   | { type: 'event'; event: EngineEvent }
   | { type: 'stage_summary'; summary: StageSummary }
   /** The run's end as the engine saw it; the process exits right after. */
-  | { type: 'done'; status: Extract<RunStatus, 'completed' | 'failed' | 'cancelled'>; message?: string; stages: StageSummary[]; final: Partial<EvalMetrics> };
+  | { type: 'done'; status: Extract<RunStatus, 'completed' | 'failed' | 'cancelled'>; message?: string; stages: StageSummary[]; final: Partial<EvalMetrics>;
+    /** Per layer, what the exported model uses and its last validation density (host/runner/export.ts ExportLayer); after an Export. */
+    exported?: ExportLayer[] };
