@@ -70,6 +70,12 @@ export interface StudioApi {
   attachRun(dir: string): Promise<{ runId: string }>;
   /** Stops following an attached run; its folder is left as it is. */
   detachRun(runId: string): Promise<void>;
+  /**
+   * Continues run `runId` after its finished stage `stage` (1-based) with `pipeline`, whose
+   * stages 1..stage must equal the run's (else refused with one line naming the first differing
+   * node): a new run starts from that stage's checkpoint and records its parent. Like `run --from`.
+   */
+  forkRun(fork: ForkRequest): Promise<{ runId: string }>;
   systemInfo(): Promise<SystemInfo>;
   /** Subscribe to events of every run; returns the unsubscribe function. */
   onRunEvent(listener: (event: RunEvent) => void): () => void;
@@ -79,6 +85,14 @@ export interface StudioApi {
   savePipelineFile?(text: string, suggestedName: string): Promise<string | null>;
   /** Electron only: File-menu commands the page should perform (e.g. open the import dialog). */
   onMenuCommand?(listener: (command: MenuCommand) => void): () => void;
+}
+
+export interface ForkRequest {
+  runId: string;
+  /** 1-based stage of the run whose checkpoint to continue from. */
+  stage: number;
+  pipeline: Pipeline;
+  backend?: 'auto' | 'cpu' | 'cuda';
 }
 
 /** A pipeline file the user picked in a native open dialog. */
@@ -93,5 +107,5 @@ export type FileMethod = (typeof FILE_METHODS)[number];
 
 /** Method names callable over a transport (everything but the subscription). */
 export const STUDIO_METHODS = ['listTemplates', 'getTemplate', 'validate', 'preflight', 'startRun', 'pauseRun',
-  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'attachRun', 'detachRun', 'systemInfo'] as const;
+  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'attachRun', 'detachRun', 'forkRun', 'systemInfo'] as const;
 export type StudioMethod = (typeof STUDIO_METHODS)[number];

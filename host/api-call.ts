@@ -47,6 +47,7 @@ const ARG_SHAPES: Record<CallableMethod, { required: ArgKind[]; optional?: ArgKi
   getRun: { required: ['string'] },
   attachRun: { required: ['string'] },
   detachRun: { required: ['string'] },
+  forkRun: { required: ['object'] },
   systemInfo: { required: [] },
   openPipelineFile: { required: [] },
   savePipelineFile: { required: ['string', 'string'] },

@@ -11,6 +11,8 @@ import { parseForkSpec, planFork } from './fork';
 import { prefixHash } from '../core/prefix';
 import { tinyPipeline, writeTinyFixture } from './runner/testing/tiny';
 import type { Pipeline } from '../core/schema';
+import { createStudioService } from './studio-service';
+import { checkApiCall, SERVER_METHODS } from './api-call';
 
 const root = mkdtempSync(join(tmpdir(), 'fork-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -95,6 +97,20 @@ describe('fork: continue a run from a finished stage', () => {
       expect(end.message).toMatch(/^cannot continue after stage 1: the dataset's text differs from the parent run's/);
     } finally {
       writeFileSync(fixture.corpus, saved);
+    }
+  });
+
+  it('forkRun over the StudioApi: checked arguments, the same refusal as the command line', async () => {
+    expect(checkApiCall({ method: 'forkRun', args: [{ runId: 'x', stage: 1, pipeline: {} }] }, SERVER_METHODS).method).toBe('forkRun');
+    expect(() => checkApiCall({ method: 'forkRun', args: ['x', 1] }, SERVER_METHODS)).toThrow(/forkRun/);
+    const service = createStudioService({ runsDir: join(root, 'runs'), templatesDir: join(root, 'templates'), baseDir: root });
+    try {
+      await expect(service.forkRun({ runId: parentId, stage: 0, pipeline: tinyPipeline(fixture) })).rejects.toThrow(/forkRun: stage must be a stage number from 1/);
+      await expect(service.forkRun({ runId: 'no-such-run', stage: 1, pipeline: tinyPipeline(fixture) })).rejects.toThrow(/run 'no-such-run': not found/);
+      await expect(service.forkRun({ runId: parentId, stage: 1, pipeline: tinyPipeline(fixture, { train1: { steps: 5 } }) }))
+        .rejects.toMatchObject({ code: 'fork_refused', message: expect.stringMatching(/node 'a5-train' differs at params\.steps: 4 -> 5/) });
+    } finally {
+      await service.close();
     }
   });
 });

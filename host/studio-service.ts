@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../core/api';
+import type { ForkRequest, OpenedPipelineFile, PreflightReport, RunDetail, RunSummary, StudioApi, SystemInfo, TemplateSummary, ValidationProblem } from '../core/api';
 import type { RunEvent } from '../core/events';
 import type { Pipeline } from '../core/schema';
 import { validatePipeline } from '../core/validate';
@@ -23,7 +23,9 @@ import { listTemplates, readTemplate } from './templates';
 
 /** What the service needs from run-manager.ts (the runtime engineer's RunManager). */
 export interface RunManagerLike {
-  start(pipeline: Pipeline, opts?: { backend?: 'auto' | 'cpu' | 'cuda' }): Promise<string>;
+  start(pipeline: Pipeline, opts?: { backend?: 'auto' | 'cpu' | 'cuda'; fork?: { runDir: string; stage: number } }): Promise<string>;
+  /** A run's folder (forkRun names the parent by id). */
+  runDir?(id: string): string;
   pause(id: string): Promise<void>;
   resume(id: string): Promise<void>;
   cancel(id: string): Promise<void>;
@@ -117,6 +119,30 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       if (refusal) throw new ApiCallError('insufficient_memory', refusal);
       const runId = await (await runManager()).start(pipeline, backend ? { backend } : undefined);
       return { runId };
+    },
+    async forkRun(request) {
+      const { runId, stage, pipeline, backend } = (request ?? {}) as Partial<ForkRequest>;
+      if (typeof runId !== 'string' || runId === '') throw new ApiCallError('bad_request', 'forkRun: runId must be a run id');
+      if (typeof stage !== 'number' || !Number.isInteger(stage) || stage < 1) throw new ApiCallError('bad_request', `forkRun: stage must be a stage number from 1, got ${JSON.stringify(stage)}`);
+      if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
+        throw new ApiCallError('bad_request', `forkRun: backend must be auto, cpu or cuda, got ${JSON.stringify(backend)}`);
+      }
+      if (typeof pipeline !== 'object' || pipeline === null) throw new ApiCallError('bad_request', 'forkRun: pipeline must be a pipeline object');
+      const problems = validatePipeline(pipeline);
+      if (problems.length > 0) throw new ApiCallError('invalid_pipeline', `pipeline is not valid: ${problems[0].path}: ${problems[0].message}`);
+      const refused = [...exportPathProblems(pipeline, { trusted: false }), ...(options.confineClientPaths ? clientPathProblems(pipeline, baseDir(), clientRoots()) : [])];
+      if (refused.length > 0) throw new ApiCallError('invalid_pipeline', `${refused[0].path}: ${refused[0].message}`);
+      const refusal = await runMemoryRefusal(backend ? { ...pipeline, backend } : pipeline, preflightContext());
+      if (refusal) throw new ApiCallError('insufficient_memory', refusal);
+      const m = await runManager();
+      if (!m.runDir) throw new ApiCallError('not_available', 'forkRun is not available in this mode');
+      let runDir: string;
+      try { runDir = m.runDir(runId); } catch (e) { throw new ApiCallError('not_found', (e as Error).message); }
+      try {
+        return { runId: await m.start(pipeline, { ...(backend ? { backend } : {}), fork: { runDir, stage } }) };
+      } catch (e) {
+        throw new ApiCallError('fork_refused', (e as Error).message);
+      }
     },
     pauseRun: async (runId) => (await runManager()).pause(runId),
     resumeRun: async (runId) => (await runManager()).resume(runId),
