@@ -1,11 +1,14 @@
 // Run history (listRuns) with status and key numbers; open a run's exact pipeline in the
-// editor, follow it in the monitor, or tick two or more to compare.
+// editor, follow it in the monitor, continue a finished stage with the editor's graph (forks are
+// listed under their parent), or tick two or more to compare.
 import { useEffect } from 'react';
 import type { RunSummary } from '../../../core/api';
 import { selectCompare, selectRuns, selectRunsError, selectRunsLoading } from '../stores/runs-store';
 import { useRuns, useStudio } from '../app/studio-context';
 import { CompareView } from './CompareView';
 import { AttachRunForm, DetachRunButton } from './AttachRunForm';
+import { ContinueFromStage, ParentLink } from './ContinueFromStage';
+import { familyOrder } from './run-family';
 
 function fmt(v: number | undefined, digits = 3): string {
   return v === undefined || v === null || Number.isNaN(v) ? '–' : Number(v.toPrecision(digits)).toString();
@@ -51,10 +54,10 @@ export function RunsView() {
             <tr><th aria-label="compare" /><th>Run</th><th>Status</th><th>Started</th><th>Duration</th><th>Stages</th><th>ppl_ratio</th><th>attn_kl</th><th>out_cos</th><th>density</th><th /></tr>
           </thead>
           <tbody>
-            {runs.map((r) => (
-              <tr key={r.id} aria-label={`run ${r.id}`}>
+            {familyOrder(runs).map(({ run: r, depth }) => (
+              <tr key={r.id} aria-label={`run ${r.id}`} data-depth={depth}>
                 <td><input type="checkbox" aria-label={`compare ${r.id}`} checked={compare.includes(r.id)} onChange={() => store.getState().toggleCompare(r.id)} /></td>
-                <td><div className="run-name">{r.name}</div><code className="muted">{r.id}</code>{r.attachedFrom && <div className="muted" title={r.attachedFrom}>attached: {r.attachedFrom}</div>}</td>
+                <td style={depth ? { paddingLeft: `${depth * 1.5}em` } : undefined}>{r.parent && <ParentLink parent={r.parent} />}<div className="run-name">{r.name}</div><code className="muted">{r.id}</code>{r.attachedFrom && <div className="muted" title={r.attachedFrom}>attached: {r.attachedFrom}</div>}</td>
                 <td><span className={`pill ${r.status}`}>{r.status}</span></td>
                 <td>{new Date(r.startedAt).toLocaleString()}</td>
                 <td>{duration(r)}</td>
@@ -67,6 +70,7 @@ export function RunsView() {
                   <button onClick={() => session.getState().followRun(r.id)} aria-label={`monitor ${r.id}`}>Monitor</button>
                   <button onClick={() => void openInEditor(r.id)} aria-label={`open ${r.id} in editor`}>Open pipeline</button>
                   {r.attachedFrom && <DetachRunButton runId={r.id} />}
+                  {!r.attachedFrom && r.stages > 0 && <ContinueFromStage runId={r.id} />}
                 </td>
               </tr>
             ))}
