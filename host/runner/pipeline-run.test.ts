@@ -61,6 +61,13 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
     expect(header['layers.1.kv_indices']).toMatchObject({ dtype: 'I32', shape: [1, 2, 4, 4] });
     expect(header['layers.0.q_num_blocks']).toMatchObject({ dtype: 'I32', shape: [1, 2, 4] });
     expect(config.sparse_attention.flex_masks).toMatchObject({ file: 'sparse_masks.safetensors', mask_seq_len: 64 });
+    // Per layer the export says its selector and blocks and the last evaluation's validation density.
+    const evals = readJsonl<{ type: string; per_layer: { density: (number | null)[] } }>(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'eval');
+    expect(config.sparse_attention.layers.map((l: { validation_density: number | null }) => l.validation_density)).toEqual(evals.at(-1)!.per_layer.density);
+    expect(config.sparse_attention.layers.every((l: { selector?: { type: string } }) => typeof l.selector?.type === 'string')).toBe(true);
+    expect(ofType(events, 'log').some((e) => /exported to .*layer 1: .*validation density \d/.test(e.message))).toBe(true);
+    expect(existsSync(join(runDir, 'export/sparse_bitmaps.safetensors'))).toBe(true);
+    expect(existsSync(join(runDir, 'export/sparse_attention.py'))).toBe(true);
     const record = readRunRecord(runDir);
     expect(record.threads).toBe(2);
     expect(record.hashes.model).toMatch(/^[0-9a-f]{64}$/);
