@@ -37,6 +37,13 @@ describe('chart data', () => {
 
 describe('axis ticks', async () => {
   const { niceTicks, logTicks } = await import('./chart-data');
+  it('gives a flat line a margin, also one that differs only in its last bits (an EMA of a constant)', () => {
+    expect(niceTicks(1, 1).domain[0]).toBeLessThan(1);
+    const { ticks } = niceTicks(0.9999999999999999, 1, 4);
+    expect(ticks.length).toBeGreaterThan(1);
+    expect(ticks.length).toBeLessThan(20);
+  });
+
   it('rounds to 1/2/2.5/5 steps that cover the data', () => {
     expect(niceTicks(0, 100999, 5)).toEqual({ domain: [0, 125000], ticks: [0, 25000, 50000, 75000, 100000, 125000] });
     expect(niceTicks(0.8988, 0.9212, 4).ticks).toEqual([0.89, 0.9, 0.91, 0.92, 0.93]);

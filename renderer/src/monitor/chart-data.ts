@@ -167,7 +167,9 @@ function gpuChart(id: string, title: string, unit: string, field: GpuField): Cha
 /** Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
 export function niceTicks(lo: number, hi: number, count = 5): { domain: [number, number]; ticks: number[] } {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return { domain: [0, 1], ticks: [0, 1] };
-  if (hi <= lo) { const d = Math.abs(lo) * 0.1 || 1; lo -= d; hi += d; }
+  // A flat line (or one that differs only in the last bits: an EMA of a constant) gets a margin;
+  // a step below the numbers' resolution would never advance the loop below.
+  if (hi - lo <= Math.max(Math.abs(lo), Math.abs(hi)) * 1e-9) { const d = Math.abs(lo) * 0.1 || 1; lo -= d; hi += d; }
   const raw = (hi - lo) / Math.max(1, count);
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((v) => v >= raw) ?? 10 * power;
