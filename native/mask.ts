@@ -203,6 +203,8 @@ export interface SelectorAttention {
   /** (heads, seq, dim) attention output and (heads, seq) log-sum-exp. */
   out: Float32Array;
   lse: Float32Array;
+  /** The density the engine's evaluation reports for this selection (docs/metrics.md). */
+  density: number;
   /** Block-level selectors: the mask's bitmap (mask heads, blocks, words). */
   bits?: BigUint64Array;
   words?: number;

@@ -278,10 +278,18 @@ class LayerSelector(torch.nn.Module):
         return blocks_to_bitmap(self.token_blocks(q, k, x))
 
     def density(self, q, k, x=None):
-        """Kept causal token pairs / causal token pairs, over the mask heads (the engine's density)."""
-        a = self.allowed(q, k, x)[:, ::self.num_heads // self.n_mask_heads]
+        """The density the engine's evaluation reports: kept causal block pairs / causal block pairs
+        over the mask heads (mean over the batch), or for infllm_v2's per-token selection kept causal
+        token pairs / causal token pairs over the KV heads."""
         T = q.shape[2]
-        return a.sum().item() / (a.shape[0] * a.shape[1] * T * (T + 1) / 2)
+        if self.selector == 'infllm_v2' and T >= self.mask.get('dense_below', 0):
+            a = self.allowed(q, k, x)[:, ::self.num_heads // self.n_mask_heads]
+            return a.sum().item() / (a.shape[0] * a.shape[1] * T * (T + 1) / 2)
+        blocks = self.token_blocks(q, k, x)
+        nb = blocks.shape[-1]
+        rows = blocks[:, :, ::self.block_size, :]  # one row per query block
+        kept = (rows & torch.ones(nb, nb, dtype=torch.bool, device=q.device).tril()).sum().item()
+        return kept / (rows.shape[0] * rows.shape[1] * nb * (nb + 1) / 2)
 
     def block_mask(self, q, k, x=None):
         """A FlexAttention BlockMask (BLOCK_SIZE = the mask's block size) of this input's selection."""
@@ -305,6 +313,7 @@ class LayerSelector(torch.nn.Module):
 
 
 def _has_flex():
+    """True where torch has FlexAttention (torch.nn.attention.flex_attention)."""
     try:
         from torch.nn.attention import flex_attention  # noqa: F401
         return True

@@ -1,7 +1,8 @@
 // The exported PyTorch module (host/export-python/sparse_attention.py), run by /usr/bin/python3 with
 // torch on the CPU, selects the same key blocks as the engine for the same q/k (pooled, indexer,
 // infllm_v2; GQA shared and per head; lengths with tail blocks; the dense switch), and its masked
-// attention over them matches the engine's sparse attention output to 1e-4.
+// attention over them matches the engine's sparse attention output to 1e-4, with the density the
+// engine's evaluation reports.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,9 +56,22 @@ const CASES: Case[] = [
 
 /** Reads the cases' tensors, runs the exported module, writes bitmaps (hex) and outputs. */
 const DRIVER = String.raw`
-import json, sys, torch
+import json, sys, types, torch
 sys.path.insert(0, sys.argv[1])
-from sparse_attention import LayerSelector, read_safetensors
+import sparse_attention
+from sparse_attention import LayerSelector, read_safetensors, masked_attention
+
+# A stand-in for torch.nn.attention.flex_attention (absent from this torch): create_block_mask
+# evaluates the mask_mod on every (b, h, q, kv), flex_attention attends where it allows, so the
+# module's FlexAttention path (its mask_mod) is checked against the masked softmax.
+def create_block_mask(mask_mod, B, H, Q, KV, device=None, BLOCK_SIZE=128):
+    return mask_mod(torch.arange(B)[:, None, None, None], torch.arange(H)[None, :, None, None],
+                    torch.arange(Q)[None, None, :, None], torch.arange(KV)[None, None, None, :])
+def flex_attention(q, k, v, block_mask=None, enable_gqa=False):
+    return masked_attention(q, k, v, block_mask)
+flex = types.ModuleType('torch.nn.attention.flex_attention')
+flex.create_block_mask, flex.flex_attention = create_block_mask, flex_attention
+has_flex = sparse_attention._has_flex()
 root = sys.argv[2]
 cases = json.load(open(root + '/cases.json'))
 t = read_safetensors(root + '/inputs.safetensors')
@@ -72,8 +86,15 @@ for i, c in enumerate(cases):
     sel = LayerSelector(c['spec'], c['layer'], H, Hkv, ix)
     bits = sel.bitmap(q, k, x)[0]
     out = sel(q, k, v, x, impl='masked')[0]
+    flex_diff = None
+    if not has_flex:
+        sys.modules['torch.nn.attention'] = types.ModuleType('torch.nn.attention')
+        sys.modules['torch.nn.attention.flex_attention'] = flex
+        sys.modules['torch.nn.attention'].flex_attention = flex
+        flex_diff = (sel(q, k, v, x, impl='flex')[0] - out).abs().max().item()
+        del sys.modules['torch.nn.attention'], sys.modules['torch.nn.attention.flex_attention']
     res[c['name']] = {'bits': [[[format(w & (2**64 - 1), 'x') for w in row] for row in head] for head in bits.tolist()],
-                      'out': out.reshape(-1).tolist(), 'density': sel.density(q, k, x)}
+                      'out': out.reshape(-1).tolist(), 'density': sel.density(q, k, x), 'flex_diff': flex_diff}
 json.dump(res, open(root + '/results.json', 'w'))
 `;
 
@@ -101,7 +122,7 @@ function engineTokenBits(c: Case, r: ReturnType<typeof selectorAttention>): stri
 
 describe.skipIf(!!missing || !engineAvailable())('exported PyTorch selector module vs the engine', () => {
   const engineResults = new Map<string, ReturnType<typeof selectorAttention>>();
-  let python: Record<string, { bits: string[][][]; out: number[]; density: number }> = {};
+  let python: Record<string, { bits: string[][][]; out: number[]; density: number; flex_diff: number | null }> = {};
 
   it('runs the module on every case with /usr/bin/python3', () => {
     const tensors: { name: string; shape: number[]; data: Float32Array }[] = [];
@@ -143,5 +164,7 @@ describe.skipIf(!!missing || !engineAvailable())('exported PyTorch selector modu
     let worst = 0;
     for (let i = 0; i < mine.out.length; i++) worst = Math.max(worst, Math.abs(mine.out[i] - theirs.out[i]));
     expect(worst).toBeLessThan(1e-4);
+    expect(theirs.density).toBeCloseTo(mine.density, 12);
+    if (theirs.flex_diff !== null) expect(theirs.flex_diff).toBe(0); // the FlexAttention path's mask_mod is the same mask
   });
 });

@@ -8,7 +8,7 @@
 //   infllmv2Select(q, k, heads, kvHeads, seq, dim, spec) -> { kMax, dense, density, blocks: Int32Array
 //     (kvHeads, seq, kMax) ascending, -1 padded, count: Int32Array (kvHeads, seq) }
 //   selectorAttention(spec, layer, q, k, v, heads, kvHeads, seq, dim, indexer?: { x, wq, wk, wh, channels })
-//     -> { out: Float32Array (heads, seq, dim), lse (heads, seq), bits?: BigUint64Array (mask heads, blocks,
+//     -> { out: Float32Array (heads, seq, dim), lse (heads, seq), density (the layer's eval density), bits?: BigUint64Array (mask heads, blocks,
 //          words), blocks?/count?/kMax? (infllm_v2 per-token selection) }: one sequence through a layer's
 //     selection and sparse attention as the model's forward does (model_pass.cpp build_masks), for
 //     checking exported selectors against the engine.
@@ -190,6 +190,7 @@ Napi::Value SelectorAttention(const Napi::CallbackInfo& info) {
       const engine::TokenBlockSelection sel = engine::infllmv2_select(q, k, H, Hkv, T, D, spec);
       engine::token_sparse_attention_forward(out.Data(), lse.Data(), q, k, v, 1, H, Hkv, T, D, &sel);
       o.Set("kMax", sel.k_max);
+      o.Set("density", sel.density());
       o.Set("blocks", int32s(env, sel.blocks));
       o.Set("count", int32s(env, sel.count));
       return o;
@@ -225,6 +226,7 @@ Napi::Value SelectorAttention(const Napi::CallbackInfo& info) {
     if (!m.bits.empty()) std::memcpy(bits.Data(), m.bits.data(), m.bits.size() * sizeof(uint64_t));
     o.Set("bits", bits);
     o.Set("words", m.words);
+    o.Set("density", m.density());
     return o;
   });
 }
