@@ -86,6 +86,8 @@ describe('attachRun', () => {
     expect(detail).toMatchObject({ status: 'completed', stages: 1, runDir: dir });
     expect(detail.final).toEqual({ loss: 4.7 });
 
+    await expect(service.pauseRun(runId)).rejects.toThrow(/is attached: the process that writes it controls it/);
+    await expect(service.resumeRun(runId)).rejects.toThrow(/is attached/);
     await service.detachRun(runId);
     expect((await service.listRuns()).some((r) => r.id === runId)).toBe(false);
     await expect(service.getRun(runId)).rejects.toThrow();

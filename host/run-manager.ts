@@ -271,6 +271,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
    * the client's rights (trustedPaths off).
    */
   async resume(id: string): Promise<void> {
+    if (this.attachedRuns.has(id)) this.activeRun(id); // says why not
     if (!this.active.has(id)) {
       const runDir = this.runDir(id);
       const record = this.settleInterrupted(id, readRunRecord(runDir));
@@ -373,7 +374,7 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
 
   private activeRun(id: string): ActiveRun {
     const run = this.active.get(id);
-    if (!run) throw new Error(`run '${id}' is not running`);
+    if (!run) throw new Error(this.attachedRuns.has(id) ? `run '${id}' is attached: the process that writes it controls it` : `run '${id}' is not running`);
     return run;
   }
 
