@@ -23,6 +23,7 @@ describe('run arguments', () => {
   it('reads FILE and every flag, also as --flag=value', () => {
     expect(parseRunArgs(['p.json'])).toEqual({ file: 'p.json', out: 'runs', json: false, resume: undefined, backend: undefined });
     expect(parseRunArgs(['--json', 'p.json', '--out', 'o', '--resume=r', '--backend', 'cpu'])).toEqual({ file: 'p.json', out: 'o', json: true, resume: 'r', backend: 'cpu' });
+    expect(parseRunArgs(['p.json', '--from', 'runs/20260101-x:2'])).toMatchObject({ file: 'p.json', from: { runDir: 'runs/20260101-x', stage: 2 } });
   });
   it('refuses bad usage with one line naming the argument', () => {
     expect(() => parseRunArgs([])).toThrow('missing FILE');
@@ -30,6 +31,8 @@ describe('run arguments', () => {
     expect(() => parseRunArgs(['a.json', '--backend', 'tpu'])).toThrow('--backend must be auto, cpu or cuda, got "tpu"');
     expect(() => parseRunArgs(['a.json', '--out'])).toThrow('--out needs a value');
     expect(() => parseRunArgs(['a.json', '--fast'])).toThrow('unknown argument "--fast"');
+    expect(() => parseRunArgs(['a.json', '--from', 'runs/x'])).toThrow('--from must be RUN_DIR:STAGE with STAGE a stage number from 1, got "runs/x"');
+    expect(() => parseRunArgs(['a.json', '--from', 'runs/x:2', '--resume', 'runs/x'])).toThrow(/--resume and --from do not go together/);
   });
 });
 
