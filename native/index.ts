@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { MaskSpec, ParamKind } from '../core/schema';
 import { PARAM_KINDS } from '../core/schema';
 import type {
-  BackendChoice, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
+  AttentionProfile, AttentionProfileOptions, BackendChoice, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
   StepOptions, StepResult,
 } from './engine-api';
 import { PRECISIONS } from './engine-api';
@@ -244,6 +244,13 @@ export class NativeEngineModel implements EngineModel {
     return withCallerStack(async () => {
       checkBatch(batch);
       return this.h.evaluate(batch.tokens, batch.batch, batch.seq);
+    });
+  }
+
+  attentionProfile(batch: Batch, options: AttentionProfileOptions): Promise<AttentionProfile> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      return this.h.attentionProfile(batch.tokens, batch.batch, batch.seq, options);
     });
   }
 
