@@ -241,7 +241,7 @@ class PipelineExecutor {
         }
         const verdict = judgeGate(gate.params, metrics, Number.isNaN(startLoss) ? metrics.loss : startLoss, { stage: stage.index, node: gate.id, attempt });
         this.emit({ type: 'gate', verdict });
-        const failedChecks = verdict.checks.filter((c) => !c.passed).map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
+        const failedChecks = verdict.checks.filter((c) => c.state === 'failed').map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
         status = verdict.passed ? 'passed' : 'failed';
         if (!verdict.passed && verdict.action !== 'continue') {
           this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: 'failed' });

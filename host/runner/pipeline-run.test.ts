@@ -203,6 +203,17 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
       expect(steps.slice(0, 4).map((s) => s.density < 1)).toEqual([false, false, true, true]);
       expect(steps.slice(4, 8).every((s) => s.density === 1)).toBe(true);
       expect(ofType(r.events, 'log').some((l) => l.message.startsWith('a2-replace: skipped (rollback_sparsity'))).toBe(true);
+      // Rolled back to dense, the out_cos check measures nothing: vacuous, neither a pass nor a failure.
+      const verdicts = ofType(r.events, 'gate').map((g) => g.verdict).filter((v) => v.stage === 0);
+      expect(verdicts.map((v) => [v.attempt, v.checks[0].state, v.passed])).toEqual([[1, 'failed', false], [2, 'vacuous', true]]);
+      expect(verdicts[1].checks[0].passed).toBe(false);
+      expect(r.end.status).toBe('completed');
+    });
+
+    it('rollback_sparsity: a check that still fails after the rollback stops the run', async () => {
+      const checks = [{ metric: 'ppl_ratio' as const, op: '>' as const, threshold: 100 }];
+      const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks, on_fail: 'rollback_sparsity', max_retries: 1 } }));
+      expect(ofType(r.events, 'gate').map((g) => [g.verdict.attempt, g.verdict.checks[0].state])).toEqual([[1, 'failed'], [2, 'failed']]);
       expect(r.end.status).toBe('failed');
     });
 
