@@ -74,6 +74,15 @@ export interface EvalResult {
   logit_kl: number; out_cos: number; hidden_mse: number;
 }
 
+/**
+ * Block pairs a mask keeps after its static blocks, chosen by the host (host/runner/seed-mask.ts):
+ * pairs (mask heads, blocks, blocks) 0/1 for the first `blocks` query blocks; read for causal pairs.
+ */
+export interface SeededPairs { blocks: number; pairs: Uint8Array }
+
+/** A MaskSpec as the engine takes it: the pipeline's fields plus host-computed seeded pairs. */
+export type EngineMaskSpec = MaskSpec & { seeded?: SeededPairs };
+
 /** Options of EngineModel.attentionProfile. */
 export interface AttentionProfileOptions {
   /** Sequences per teacher forward (the tokens may hold more: they run in chunks). */
@@ -109,7 +118,7 @@ export interface EngineModel {
   /** Where the model runs. */
   readonly backend: BackendInfo;
   /** 0-based layer; null restores dense attention. */
-  setAttention(layer: number, mask: MaskSpec | null): void;
+  setAttention(layer: number, mask: EngineMaskSpec | null): void;
   /** Freeze (false) or unfreeze (true). Unfreezing copies the teacher's tensors first. */
   setTrainable(selection: ParamSelection, trainable: boolean): void;
   trainStep(batch: Batch, options: StepOptions): Promise<StepResult>;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { MaskSpec, ParamKind } from '../core/schema';
 import { PARAM_KINDS } from '../core/schema';
 import type {
-  AttentionProfile, AttentionProfileOptions, BackendChoice, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
+  AttentionProfile, AttentionProfileOptions, BackendChoice, EngineMaskSpec, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
   StepOptions, StepResult,
 } from './engine-api';
 import { PRECISIONS } from './engine-api';
@@ -189,7 +189,7 @@ export class NativeEngineModel implements EngineModel {
     this.h.setTensor(name, data);
   }
 
-  setAttention(layer: number, mask: MaskSpec | null): void {
+  setAttention(layer: number, mask: EngineMaskSpec | null): void {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.num_hidden_layers) {
       throw new Error(`layer: must be an integer in [0, ${this.config.num_hidden_layers - 1}], got ${layer}`);
     }

@@ -15,11 +15,11 @@ import { existsSync } from 'node:fs';
 import type { MaskSpec } from '../core/schema';
 
 /** Why a block pair is kept; the codes of native/src/block_mask.h BlockSource. */
-export enum BlockSource { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7 }
+export enum BlockSource { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7, Seeded = 8 }
 export const BLOCK_SOURCE_NAMES: Record<BlockSource, string> = {
   [BlockSource.Skipped]: 'skipped', [BlockSource.Dense]: 'dense', [BlockSource.Diagonal]: 'diagonal',
   [BlockSource.Global]: 'global', [BlockSource.GlobalRow]: 'global row', [BlockSource.Window]: 'window',
-  [BlockSource.Random]: 'random', [BlockSource.TopK]: 'top-k',
+  [BlockSource.Random]: 'random', [BlockSource.TopK]: 'top-k', [BlockSource.Seeded]: 'seeded',
 };
 
 /**

@@ -133,3 +133,37 @@ TEST(profile_oracle_floor_is_at_most_any_random_mask_of_the_same_density) {
   EXPECT_THROWS_MSG(oracle_join_levels(pooled.data(), H, 3, T, bs, {0.5}, nullptr), "mask heads");
   EXPECT_THROWS_MSG(oracle_join_levels(pooled.data(), H, 2, T, bs, {0.5, 0.2}, nullptr), "ascending");
 }
+
+TEST(block_mask_keeps_seeded_pairs_after_the_static_blocks) {
+  MaskSpec spec;
+  spec.block_size = 16;
+  spec.global_blocks = 1;
+  spec.window_blocks = 0;
+  spec.random_blocks = 1;
+  const int T = 16 * 8, H = 4, Hkv = 2, nb = 8, sb = 6;
+  const BlockMask plain = build_block_mask(spec, T, H, Hkv, 0, nullptr);
+  spec.seeded.assign((size_t)Hkv * sb * sb, 0);
+  auto seed = [&](int m, int i, int j) { spec.seeded[((size_t)m * sb + i) * sb + j] = 1; };
+  seed(0, 3, 2);
+  seed(1, 5, 1);
+  seed(1, 5, 0);  // already global: stays Global
+  seed(0, 2, 4);  // not causal: ignored
+  spec.seeded_blocks = sb;
+  const BlockMask m = build_block_mask(spec, T, H, Hkv, 0, nullptr);
+  auto source = [&](const BlockMask& x, int h, int i, int j) { return (BlockSource)x.source[((size_t)h * nb + i) * nb + j]; };
+  EXPECT(source(m, 0, 3, 2) == BlockSource::Seeded && m.test(0, 3, 2));
+  EXPECT(source(m, 1, 5, 1) == BlockSource::Seeded && m.test(1, 5, 1));
+  EXPECT(source(m, 1, 5, 0) == BlockSource::Global);
+  EXPECT(!m.test(0, 2, 4));
+  // Rows without seeded pairs draw the same random blocks as without a seed.
+  for (int h = 0; h < Hkv; h++)
+    for (int i = 0; i < nb; i++) {
+      if ((h == 0 && i == 3) || (h == 1 && i == 5)) continue;
+      for (int j = 0; j <= i; j++) EXPECT(m.test(h, i, j) == plain.test(h, i, j));
+    }
+  EXPECT(m.kept_pairs() >= plain.kept_pairs() + 1);
+  spec.seeded.resize(spec.seeded.size() - 1);
+  EXPECT_THROWS_MSG(build_block_mask(spec, T, H, Hkv, 0, nullptr), "mask.seeded");
+  spec.seeded.assign((size_t)H * sb * sb, 0);  // per query head, but the mask is per KV head
+  EXPECT_THROWS_MSG(build_block_mask(spec, T, H, Hkv, 0, nullptr), "mask.seeded: expected 72 values");
+}
