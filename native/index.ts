@@ -15,6 +15,7 @@ import type {
 import { PRECISIONS } from './engine-api';
 import { ADDON_MISSING, addon, loadAddon, type NativeBackendOptions, type NativeModelHandle, type NativeTensorInfo } from './addon';
 import { withFeatures } from './checkpoint/families';
+import { withRecordedSeed } from './mask';
 import { validateModelConfig } from './checkpoint/config';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint/load';
 import { readSafetensors, SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
@@ -148,23 +149,6 @@ const SHAPE_FIELDS = ['model_type', 'vocab_size', 'hidden_size', 'intermediate_s
 /** Engine-only tensors (the trainable block indexers) saved beside model.safetensors. */
 export const SELECTOR_FILE = 'selector.safetensors';
 
-/**
- * The engine's seeded pairs from the pairs a run recorded in mask.seed_from_teacher (flat indices
- * m * blocks^2 + i * blocks + j); the mask unchanged when it has none or already carries `seeded`.
- */
-export function withRecordedSeed(mask: EngineMaskSpec, config: ModelConfig): EngineMaskSpec {
-  const seed = mask.seed_from_teacher;
-  if (mask.seeded || !seed || seed.blocks === undefined || seed.pairs === undefined) return mask;
-  const heads = mask.share_gqa_group ? config.num_key_value_heads : config.num_attention_heads;
-  const size = heads * seed.blocks * seed.blocks;
-  const pairs = new Uint8Array(size);
-  for (const p of seed.pairs) {
-    if (!Number.isInteger(p) || p < 0 || p >= size) throw new Error(`mask.seed_from_teacher.pairs: ${p} is outside [0, ${size})`);
-    pairs[p] = 1;
-  }
-  return { ...mask, seeded: { blocks: seed.blocks, pairs } };
-}
-
 export class NativeEngineModel implements EngineModel {
   readonly numParams: number;
   private handle: NativeModelHandle | null;
@@ -211,7 +195,7 @@ export class NativeEngineModel implements EngineModel {
       throw new Error(`layer: must be an integer in [0, ${this.config.num_hidden_layers - 1}], got ${layer}`);
     }
     if (mask !== null && (typeof mask !== 'object' || Array.isArray(mask))) throw new Error('mask: must be a MaskSpec object or null');
-    this.h.setAttention(layer, mask === null ? null : withRecordedSeed(mask, this.config));
+    this.h.setAttention(layer, mask === null ? null : withRecordedSeed(mask, mask.share_gqa_group ? this.config.num_key_value_heads : this.config.num_attention_heads));
     const prefix = `model.layers.${layer}.self_attn.indexer.`;
     const present = new Set(this.h.tensors().map((t) => t.name));
     for (const [name, data] of this.pendingSelectors) {

@@ -37,6 +37,10 @@ describe.skipIf(!engineAvailable())('seeded masks in the engine', () => {
     const plain = buildMask(spec, { seq: 64, heads: 4, kvHeads: 2, layer: 0 });
     expect(built.density).toBeGreaterThan(plain.density);
     expect(built.source[(1 * 4 + 3) * 4 + 1]).toBe(8);
+    // The pairs a run records in seed_from_teacher build the same mask (exports go this way).
+    const recorded = buildMask({ ...spec, seed_from_teacher: { threshold: 0.1, blocks: 4, pairs: [(1 * 4 + 3) * 4 + 1] } }, { seq: 64, heads: 4, kvHeads: 2, layer: 0 });
+    expect(Array.from(recorded.source)).toEqual(Array.from(built.source));
+    expect(() => buildMask({ ...spec, seed_from_teacher: { threshold: 0.1, blocks: 4, pairs: [32] } }, { seq: 64, heads: 4, kvHeads: 2 })).toThrow('outside [0, 32)');
 
     const model = engine.createModel(tinyConfig('llama', true, { max_position_embeddings: 64 }), { seed: 5 });
     try {
