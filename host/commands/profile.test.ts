@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engine, engineAvailable } from '../../native/index';
 import { tinyConfig } from '../../native/checkpoint/testing/tiny';
-import { budgetFor, floorCurve, parseProfileArgs, PROFILE_DENSITIES, type ProfileReport } from './profile';
+import { budgetFor, floorCurve, parseProfileArgs, pointAt, PROFILE_DENSITIES, type ProfileReport } from './profile';
 
 const repo = join(import.meta.dirname, '../..');
 
@@ -34,6 +34,8 @@ describe('profile helpers', () => {
     expect(budgetFor(curve, 0.1).density).toBe(0.6);
     expect(budgetFor(curve, 0.01).density).toBe(1);
     expect(budgetFor(curve, 5).density).toBe(0.4);
+    expect(pointAt(curve, 0.3)).toBeNull();
+    expect(pointAt(curve, 0.75)?.density).toBe(0.6);
   });
 });
 

@@ -113,9 +113,9 @@ export function buildReport(p: AttentionProfile, args: ProfileArgs, seq: number,
   };
 }
 
-/** Floor at the curve point of the largest density <= d (the smallest point when none). */
-function floorAt(curve: CurvePoint[], d: number): CurvePoint {
-  let best = curve[0];
+/** The curve point of the largest density <= d; null when every mask is denser (the diagonal alone is). */
+export function pointAt(curve: CurvePoint[], d: number): CurvePoint | null {
+  let best: CurvePoint | null = null;
   for (const p of curve) if (p.density <= d + 1e-12) best = p;
   return best;
 }
@@ -133,11 +133,11 @@ export function formatReport(r: ProfileReport): string {
     let diag = 0;
     for (const head of l.mass) for (let i = 0; i < head.length; i++) diag += head[i][i];
     diag /= l.mass.length * r.n_blocks;
-    const cells = [String(l.layer), ...shown.map((d) => floorAt(l.curve, d).floor.toFixed(4)), l.budget.density.toFixed(3),
+    const cells = [String(l.layer), ...shown.map((d) => pointAt(l.curve, d)?.floor.toFixed(4) ?? '-'), l.budget.density.toFixed(3),
       l.budget.floor.toFixed(4), l.budget.recall.toFixed(4), diag.toFixed(3)];
     lines.push(cells.map((s) => s.padStart(11)).join(''));
   }
-  lines.push(`mean budget density ${r.mean_budget_density.toFixed(3)} (floor@d uses the largest measured density <= d)`);
+  lines.push(`mean budget density ${r.mean_budget_density.toFixed(3)} (floor@d: at the largest measured density <= d; - when even the diagonal alone is denser)`);
   return lines.join('\n');
 }
 
