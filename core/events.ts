@@ -40,11 +40,32 @@ export interface EvalMetrics {
   per_layer: { attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer };
 }
 
+/**
+ * A gate check's outcome. 'vacuous': the metric measures nothing on this model (attn_kl,
+ * attn_recall or out_cos while no layer is sparse): not a pass (`passed` is false) and not a
+ * failure (the gate's verdict ignores it).
+ */
+export type GateCheckState = 'passed' | 'failed' | 'vacuous';
+
+export interface GateCheckResult {
+  metric: string; op: string; threshold: number; value: number;
+  /** True only for state 'passed'. */
+  passed: boolean;
+  /** Absent in events written before vacuous checks existed (read: passed ? 'passed' : 'failed'). */
+  state?: GateCheckState;
+}
+
+/** A check's state, also for events without `state`. */
+export function gateCheckState(check: GateCheckResult): GateCheckState {
+  return check.state ?? (check.passed ? 'passed' : 'failed');
+}
+
 export interface GateVerdict {
   stage: number;
   node: string;
+  /** Every non-vacuous check passed (true when all checks are vacuous: nothing failed, nothing was shown). */
   passed: boolean;
-  checks: { metric: string; op: string; threshold: number; value: number; passed: boolean }[];
+  checks: GateCheckResult[];
   action: 'none' | 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze' | 'stop' | 'continue';
   attempt: number;
 }

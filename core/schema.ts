@@ -80,6 +80,24 @@ export interface MaskSpec {
   dense_below: number;
   /** One mask per GQA group (true) or per query head (false). */
   share_gqa_group: boolean;
+  /** Optional: also keep the block pairs the base model attends to (see SeedFromTeacher). */
+  seed_from_teacher?: SeedFromTeacher | null;
+}
+
+/**
+ * Mask seeded from the base model's attention: at the start of the stage that applies the mask,
+ * the dense teacher runs on calibration batches of the stage's data and each layer keeps the
+ * causal block pairs whose block-pooled attention mass (docs/metrics.md, "Attention profile")
+ * exceeds `threshold` for some head its mask serves. The run records what it chose
+ * (`blocks`, `pairs`) in the mask it keeps, so retries, resumes and exports reuse the pairs.
+ */
+export interface SeedFromTeacher {
+  /** Pooled mass share above which a pair is kept, in (0, 1). */
+  threshold: number;
+  /** Recorded by the run: blocks per side of the seeded map (the longest sequence's blocks). */
+  blocks?: number;
+  /** Recorded by the run: kept pairs as flat indices mask_head * blocks^2 + i * blocks + j. */
+  pairs?: number[];
 }
 
 export interface ReplaceParams {

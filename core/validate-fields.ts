@@ -302,7 +302,43 @@ export function checkObject(problems: Problems, path: string, value: unknown, fi
   return ok;
 }
 
+function checkSeedFromTeacher(problems: Problems, path: string, value: unknown, node?: string): boolean {
+  if (value === null) return true;
+  if (!isRecord(value)) {
+    problems.add(path, `expected null or an object { threshold }, got ${describeType(value)}`, node);
+    return false;
+  }
+  let ok = checkFields(problems, path, value, ['threshold', 'blocks', 'pairs'], new Set(['blocks', 'pairs']), node);
+  const t = value.threshold;
+  if ('threshold' in value && (typeof t !== 'number' || !(t > 0 && t < 1))) {
+    problems.add(childPath(path, 'threshold'), `must be a number in (0, 1), got ${JSON.stringify(t)}`, node);
+    ok = false;
+  }
+  if (('blocks' in value) !== ('pairs' in value)) {
+    problems.add(path, 'blocks and pairs are recorded together (or both left out)', node);
+    return false;
+  }
+  if ('blocks' in value) {
+    const b = value.blocks;
+    if (typeof b !== 'number' || !Number.isInteger(b) || b < 1 || b > LIMITS.blocks) {
+      problems.add(childPath(path, 'blocks'), `must be an integer in [1, ${LIMITS.blocks}], got ${JSON.stringify(b)}`, node);
+      return false;
+    }
+    const p = value.pairs;
+    if (!Array.isArray(p) || !p.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+      problems.add(childPath(path, 'pairs'), 'must be an array of non-negative integers', node);
+      return false;
+    }
+  }
+  return ok;
+}
+
 function checkMask(problems: Problems, path: string, value: unknown, node?: string): boolean {
+  if (isRecord(value) && 'seed_from_teacher' in value) {
+    const { seed_from_teacher: seed, ...rest } = value;
+    const seedOk = checkSeedFromTeacher(problems, childPath(path, 'seed_from_teacher'), seed, node);
+    return checkMask(problems, path, rest, node) && seedOk;
+  }
   if (!checkObject(problems, path, value, MASK_FIELDS as Record<string, FieldSpec>, 'a mask', node)) return false;
   if (value.selector === 'none' && (value.topk_blocks as number) > 0) {
     problems.add(childPath(path, 'topk_blocks'), `top-k blocks need a selector: set selector to 'pooled' or 'indexer', or topk_blocks to 0`, node);

@@ -40,6 +40,10 @@ const cases: Case[] = [
   { name: 'block size not a power of two', edit: (p) => { node(p, 's1-replace').params.mask.block_size = 48; }, path: `nodes[${N['s1-replace']}].params.mask.block_size`, message: /power of two in \[16, 256\] \(got 48\)/ },
   { name: 'block size too large', edit: (p) => { node(p, 's1-replace').params.mask.block_size = 512; }, path: `nodes[${N['s1-replace']}].params.mask.block_size`, message: /power of two in \[16, 256\]/ },
   { name: 'block size too small', edit: (p) => { node(p, 's1-replace').params.mask.block_size = 8; }, path: `nodes[${N['s1-replace']}].params.mask.block_size`, message: /power of two in \[16, 256\]/ },
+  { name: 'seed threshold out of range', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = { threshold: 1.5 }; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher.threshold`, message: /must be a number in \(0, 1\), got 1\.5/ },
+  { name: 'seed with an unknown field', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = { threshold: 0.1, top: 3 }; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher.top`, message: /unknown field 'top'/ },
+  { name: 'seed pairs without blocks', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = { threshold: 0.1, pairs: [1] }; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher`, message: /blocks and pairs are recorded together/ },
+  { name: 'seed not an object', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = 0.1; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher`, message: /expected null or an object \{ threshold \}/ },
   { name: 'top-k without a selector', edit: (p) => { node(p, 's1-replace').params.mask.selector = 'none'; }, path: `nodes[${N['s1-replace']}].params.mask.topk_blocks`, message: /need a selector/ },
   { name: 'recall threshold above 1', edit: (p) => { node(p, 's1-gate').params.checks[0] = { metric: 'attn_recall', op: '>', threshold: 1.5 }; }, path: `nodes[${N['s1-gate']}].params.checks[0].threshold`, message: /attn_recall threshold must be in \[0, 1\]/ },
   { name: 'cosine threshold above 1', edit: (p) => { node(p, 's1-gate').params.checks[1].threshold = 2; }, path: `nodes[${N['s1-gate']}].params.checks[1].threshold`, message: /out_cos threshold must be in \[-1, 1\]/ },
@@ -119,6 +123,16 @@ describe('validatePipeline accepts', () => {
     const p = structuredClone(seed);
     p.layout = { nodes: { model: { x: 0, y: 0 }, 's1-train': { x: -10.5, y: 3 } }, viewport: { x: 1, y: 2, zoom: 0.5 } };
     expect(validatePipeline(p)).toEqual([]);
+  });
+
+  it('a mask seeded from the teacher, asked for or recorded by a run, or null', () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const mask = (p: Pipeline) => (p.nodes[N['s1-replace']] as any).params.mask;
+    for (const seedValue of [{ threshold: 0.1 }, { threshold: 0.1, blocks: 4, pairs: [4, 9] }, null]) {
+      const p = structuredClone(seed);
+      mask(p).seed_from_teacher = seedValue;
+      expect(validatePipeline(p)).toEqual([]);
+    }
   });
 
   it('an Export hanging off a Gate mid-chain', () => {

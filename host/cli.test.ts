@@ -34,7 +34,7 @@ describe('sparse-studio', () => {
   it('unknown command: one line, exit 2', () => {
     const r = runCli(['frobnicate']);
     expect(r.code).toBe(2);
-    expect(lines(r.stderr)).toEqual(["sparse-studio: unknown command 'frobnicate' (commands: run, validate, eval, serve, bench, info, export-torch, watch; see sparse-studio --help)"]);
+    expect(lines(r.stderr)).toEqual(["sparse-studio: unknown command 'frobnicate' (commands: run, validate, eval, profile, serve, bench, info, export-torch, watch; see sparse-studio --help)"]);
   });
 
   it('a command this build lacks answers "not yet available", exit 2', () => {

@@ -74,6 +74,42 @@ export interface EvalResult {
   logit_kl: number; out_cos: number; hidden_mse: number;
 }
 
+/**
+ * Block pairs a mask keeps after its static blocks, chosen by the host (host/runner/seed-mask.ts):
+ * pairs (mask heads, blocks, blocks) 0/1 for the first `blocks` query blocks; read for causal pairs.
+ */
+export interface SeededPairs { blocks: number; pairs: Uint8Array }
+
+/** A MaskSpec as the engine takes it: the pipeline's fields plus host-computed seeded pairs. */
+export type EngineMaskSpec = MaskSpec & { seeded?: SeededPairs };
+
+/** Options of EngineModel.attentionProfile. */
+export interface AttentionProfileOptions {
+  /** Sequences per teacher forward (the tokens may hold more: they run in chunks). */
+  batch: number;
+  /** Block size in tokens of the pooled map and the masks. */
+  block: number;
+  /** One mask per KV head (a GQA group shares its blocks, their masses summed) or per query head. */
+  shareGqa: boolean;
+  /** Densities (ascending, in (0, 1]) at which the oracle's masks and their floors are measured. */
+  densities: number[];
+}
+
+/** The dense teacher's attention profile; definitions in docs/metrics.md ("Attention profile"). */
+export interface AttentionProfile {
+  block: number;
+  /** Blocks per sequence: ceil(seq / block). */
+  n_blocks: number;
+  /** Heads that own a mask: num_kv_heads with shareGqa, else num_heads. */
+  mask_heads: number;
+  layers: {
+    /** (H, n_blocks, n_blocks) row-major: mean over sequences and the rows of query block i of the teacher's attention mass in key block j (0 for j > i). */
+    mass: Float64Array;
+    /** Per asked density: the oracle mask's actual density, its attention-KL floor (nats) and recall. */
+    density: number[]; floor: number[]; recall: number[];
+  }[];
+}
+
 export interface ParamSelection { layers: number[] | 'all'; kinds: ParamKind[] }
 
 export interface EngineModel {
@@ -82,11 +118,13 @@ export interface EngineModel {
   /** Where the model runs. */
   readonly backend: BackendInfo;
   /** 0-based layer; null restores dense attention. */
-  setAttention(layer: number, mask: MaskSpec | null): void;
+  setAttention(layer: number, mask: EngineMaskSpec | null): void;
   /** Freeze (false) or unfreeze (true). Unfreezing copies the teacher's tensors first. */
   setTrainable(selection: ParamSelection, trainable: boolean): void;
   trainStep(batch: Batch, options: StepOptions): Promise<StepResult>;
   evaluate(batch: Batch): Promise<EvalResult>;
+  /** The dense teacher's attention mass map and the oracle masks' attention-KL floors over `batch.batch` sequences. */
+  attentionProfile?(batch: Batch, options: AttentionProfileOptions): Promise<AttentionProfile>;
   /** Hugging Face directory: config.json + model.safetensors. */
   save(dir: string): Promise<void>;
   /** Optimiser moments and step count, for --resume. */

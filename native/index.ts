@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import type { MaskSpec, ParamKind } from '../core/schema';
 import { PARAM_KINDS } from '../core/schema';
 import type {
-  BackendChoice, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
+  AttentionProfile, AttentionProfileOptions, BackendChoice, EngineMaskSpec, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
   StepOptions, StepResult,
 } from './engine-api';
 import { PRECISIONS } from './engine-api';
 import { ADDON_MISSING, addon, loadAddon, type NativeBackendOptions, type NativeModelHandle, type NativeTensorInfo } from './addon';
 import { withFeatures } from './checkpoint/families';
+import { withRecordedSeed } from './mask';
 import { validateModelConfig } from './checkpoint/config';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint/load';
 import { readSafetensors, SafetensorsFile, writeSafetensors } from './checkpoint/safetensors';
@@ -189,12 +190,12 @@ export class NativeEngineModel implements EngineModel {
     this.h.setTensor(name, data);
   }
 
-  setAttention(layer: number, mask: MaskSpec | null): void {
+  setAttention(layer: number, mask: EngineMaskSpec | null): void {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.num_hidden_layers) {
       throw new Error(`layer: must be an integer in [0, ${this.config.num_hidden_layers - 1}], got ${layer}`);
     }
     if (mask !== null && (typeof mask !== 'object' || Array.isArray(mask))) throw new Error('mask: must be a MaskSpec object or null');
-    this.h.setAttention(layer, mask);
+    this.h.setAttention(layer, mask === null ? null : withRecordedSeed(mask, mask.share_gqa_group ? this.config.num_key_value_heads : this.config.num_attention_heads));
     const prefix = `model.layers.${layer}.self_attn.indexer.`;
     const present = new Set(this.h.tensors().map((t) => t.name));
     for (const [name, data] of this.pendingSelectors) {
@@ -244,6 +245,13 @@ export class NativeEngineModel implements EngineModel {
     return withCallerStack(async () => {
       checkBatch(batch);
       return this.h.evaluate(batch.tokens, batch.batch, batch.seq);
+    });
+  }
+
+  attentionProfile(batch: Batch, options: AttentionProfileOptions): Promise<AttentionProfile> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      return this.h.attentionProfile(batch.tokens, batch.batch, batch.seq, options);
     });
   }
 

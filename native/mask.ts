@@ -13,13 +13,14 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import type { MaskSpec } from '../core/schema';
+import type { EngineMaskSpec } from './engine-api';
 
 /** Why a block pair is kept; the codes of native/src/block_mask.h BlockSource. */
-export enum BlockSource { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7 }
+export enum BlockSource { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7, Seeded = 8 }
 export const BLOCK_SOURCE_NAMES: Record<BlockSource, string> = {
   [BlockSource.Skipped]: 'skipped', [BlockSource.Dense]: 'dense', [BlockSource.Diagonal]: 'diagonal',
   [BlockSource.Global]: 'global', [BlockSource.GlobalRow]: 'global row', [BlockSource.Window]: 'window',
-  [BlockSource.Random]: 'random', [BlockSource.TopK]: 'top-k',
+  [BlockSource.Random]: 'random', [BlockSource.TopK]: 'top-k', [BlockSource.Seeded]: 'seeded',
 };
 
 /**
@@ -142,6 +143,23 @@ export function previewScores(nMaskHeads: number, nBlocks: number, seed: number,
   return out;
 }
 
+/**
+ * The engine's seeded pairs from the pairs a run recorded in mask.seed_from_teacher (flat indices
+ * m * blocks^2 + i * blocks + j over `maskHeads` mask heads); the mask unchanged when it has none
+ * or already carries `seeded`.
+ */
+export function withRecordedSeed(mask: EngineMaskSpec, maskHeads: number): EngineMaskSpec {
+  const seed = mask.seed_from_teacher;
+  if (mask.seeded || !seed || seed.blocks === undefined || seed.pairs === undefined) return mask;
+  const size = maskHeads * seed.blocks * seed.blocks;
+  const pairs = new Uint8Array(size);
+  for (const p of seed.pairs) {
+    if (!Number.isInteger(p) || p < 0 || p >= size) throw new Error(`mask.seed_from_teacher.pairs: ${p} is outside [0, ${size})`);
+    pairs[p] = 1;
+  }
+  return { ...mask, seeded: { blocks: seed.blocks, pairs } };
+}
+
 /** Builds the mask of one layer for `seq` tokens with `heads` query and `kvHeads` KV heads. */
 export function buildMask(spec: MaskSpec, options: BuildMaskOptions): BuiltMask {
   const seq = positiveInt(options.seq, 'seq');
@@ -160,7 +178,8 @@ export function buildMask(spec: MaskSpec, options: BuildMaskOptions): BuiltMask 
     scores = previewScores(spec.share_gqa_group ? kvHeads : heads, nBlocks, spec.random_seed, layer);
     preview = true;
   }
-  return fromRaw(a.maskBuild(spec, seq, heads, kvHeads, layer, scores), preview);
+  const engineSpec = withRecordedSeed(spec, spec.share_gqa_group ? kvHeads : heads);
+  return fromRaw(a.maskBuild(engineSpec, seq, heads, kvHeads, layer, scores), preview);
 }
 
 /** A mask from an InfLLM-style bitmap (nMaskHeads, nBlocks, words); the diagonal is added. */

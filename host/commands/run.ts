@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { totalmem } from 'node:os';
 import type { RunEvent, StageSummary, EvalMetrics } from '../../core/events';
+import { checkMark } from '../runner/gate';
 import type { Pipeline } from '../../core/schema';
 import { parsePipelineText } from '../../core/parse';
 import { canonicalJson } from '../../core/canonical';
@@ -213,7 +214,7 @@ class TextView implements View {
         break;
       case 'gate': {
         const v = event.verdict;
-        const checks = v.checks.map((c) => `${c.metric} ${f(c.value)} ${c.op} ${c.threshold} ${c.passed ? 'ok' : 'FAIL'}`).join(', ');
+        const checks = v.checks.map((c) => `${c.metric} ${f(c.value)} ${c.op} ${c.threshold} ${checkMark(c)}`).join(', ');
         this.line(`  gate ${v.node} (attempt ${v.attempt}): ${v.passed ? 'passed' : `failed -> ${v.action}`}: ${checks}`);
         break;
       }

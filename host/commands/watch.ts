@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunEvent, StageSummary } from '../../core/events';
+import { checkMark } from '../runner/gate';
 import { RunFollower } from '../run-follow';
 
 const USAGE = 'usage: sparse-studio watch RUN_DIR [--json]';
@@ -24,7 +25,7 @@ export function watchLine(event: RunEvent): string | null {
     case 'eval': return `  eval @${event.metrics.step}: loss ${f(event.metrics.loss)} ppl_ratio ${f(event.metrics.ppl_ratio)} attn_kl ${f(event.metrics.attn_kl)} out_cos ${f(event.metrics.out_cos)} density ${f(event.metrics.density)}`;
     case 'gate': {
       const v = event.verdict;
-      const checks = v.checks.map((c) => `${c.metric} ${f(c.value)} ${c.op} ${c.threshold} ${c.passed ? 'ok' : 'FAIL'}`).join(', ');
+      const checks = v.checks.map((c) => `${c.metric} ${f(c.value)} ${c.op} ${c.threshold} ${checkMark(c)}`).join(', ');
       return `  gate ${v.node} (attempt ${v.attempt}): ${v.passed ? 'passed' : `failed -> ${v.action}`}: ${checks}`;
     }
     case 'stage_end': return `  stage ${event.stage + 1} ${event.status}`;

@@ -28,16 +28,21 @@ import { learningRateAt } from './lr-schedule';
 import { maxSeqLen, seqLenAt } from '../data/curriculum';
 import { PlateauTracker } from './plateau';
 import { stepBackSparsity } from './sparsity-step';
-import { describeLayers, nodeEffect, NO_OVERRIDES, type StageOverrides } from '../../core/model-state';
+import { describeLayers, nodeEffect, NO_OVERRIDES, type ModelChange, type StageOverrides } from '../../core/model-state';
 import { applyChanges, cloneRunModelState, initialRunModelState, replayModelState, type RunModelState } from './model-state';
 import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
 import { describeExportLayers, exportLayers, exportModel, type ExportLayer, type MaskArrays } from './export';
 import { masksOf } from '../../core/model-state';
+import { seedPairs, seededShare } from './seed-mask';
 import { choosePlacement, pipelineMasks, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
+/** Training batches the teacher runs to seed masks from its attention (seed_from_teacher). */
+const SEED_BATCHES = 2;
+
 /** The data engineer's dataset contract (host/data). */
+
 export interface TokenDataset {
   vocabSize: number;
   trainTokens: number;
@@ -255,7 +260,7 @@ class PipelineExecutor {
         }
         const verdict = judgeGate(gate.params, metrics, Number.isNaN(startLoss) ? metrics.loss : startLoss, { stage: stage.index, node: gate.id, attempt });
         this.emit({ type: 'gate', verdict });
-        const failedChecks = verdict.checks.filter((c) => !c.passed).map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
+        const failedChecks = verdict.checks.filter((c) => c.state === 'failed').map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
         status = verdict.passed ? 'passed' : 'failed';
         if (!verdict.passed && verdict.action !== 'continue') {
           this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: 'failed' });
@@ -421,7 +426,8 @@ class PipelineExecutor {
       case 'replace':
       case 'unfreeze': {
         const effect = nodeEffect(this.state, node, overrides)!;
-        applyChanges(this.model!, this.state, effect.changes, stage);
+        const changes = node.kind === 'replace' ? await this.seedFromTeacher(node, effect.changes, stage) : effect.changes;
+        applyChanges(this.model!, this.state, changes, stage);
         this.log('info', effect.summary);
         return;
       }
@@ -431,6 +437,44 @@ class PipelineExecutor {
       case 'gate':
         throw new Error(`${node.id}: a ${node.kind} node is not a stage operation`);
     }
+  }
+
+  /**
+   * Masks with seed_from_teacher and no recorded pairs get them: the dense teacher runs on the
+   * stage's first training batches (its longest sequence) and each layer keeps the pairs whose
+   * pooled mass exceeds the threshold (host/runner/seed-mask.ts). The pairs go into the layer's
+   * mask, so the run state, checkpoints and exports carry them and a retry or resume reuses them.
+   */
+  private async seedFromTeacher(node: NodeOf<'replace'>, changes: ModelChange[], stageIndex: number): Promise<ModelChange[]> {
+    const seed = node.params.mask.seed_from_teacher;
+    if (!seed || seed.pairs !== undefined) return changes;
+    const stage = stagesOf(this.pipeline)[stageIndex];
+    if (!stage?.dataset) throw new Error(`${node.id}.mask.seed_from_teacher: needs the data of a stage after it (none follows)`);
+    const model = this.model!;
+    if (!model.attentionProfile) throw new Error(`${node.id}.mask.seed_from_teacher: this engine cannot profile attention`);
+    const train = this.node(stage.train) as NodeOf<'train'>;
+    const data = await this.dataset(stage.dataset);
+    const seq = maxSeqLen(train.params.curriculum), batch = train.params.batch_size;
+    const parts = Array.from({ length: SEED_BATCHES }, (_, i) => data.trainBatch(i, batch, seq).tokens);
+    const tokens = new Int32Array(parts.reduce((n, t) => n + t.length, 0));
+    parts.reduce((at, t) => (tokens.set(t, at), at + t.length), 0);
+    const { mask } = node.params;
+    const profile = await model.attentionProfile({ tokens, batch: SEED_BATCHES * batch, seq }, {
+      batch, block: mask.block_size, shareGqa: mask.share_gqa_group, densities: [],
+    });
+    const heads = model.config.num_attention_heads;
+    const notes: string[] = [];
+    const out = changes.map((c) => {
+      if (c.type !== 'attention' || !c.mask) return c;
+      const s = seedPairs(profile.layers[c.layer].mass, heads, profile.mask_heads, profile.n_blocks, seed.threshold);
+      const pairs: number[] = [];
+      s.pairs.forEach((v, i) => { if (v) pairs.push(i); });
+      notes.push(`layer ${c.layer + 1} ${pairs.length} (${(100 * seededShare(s, profile.mask_heads)).toFixed(1)}%)`);
+      return { ...c, mask: { ...c.mask, seed_from_teacher: { threshold: seed.threshold, blocks: s.blocks, pairs } } };
+    });
+    this.log('info', `${node.id}: seeded from the teacher's attention (threshold ${seed.threshold}, ${SEED_BATCHES * batch} sequences x ${seq} tokens, block ${mask.block_size}): ` +
+      `pairs kept per layer (share of the off-diagonal causal pairs): ${notes.join(', ')}`);
+    return out;
   }
 
   /**

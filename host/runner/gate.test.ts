@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeGate, gateMetricValue } from './gate';
+import { checkMark, judgeGate, gateMetricValue, noSparseLayers } from './gate';
 import type { EvalMetrics } from '../../core/events';
 import type { GateParams } from '../../core/schema';
 
@@ -36,5 +36,48 @@ describe('judgeGate', () => {
     expect(gateMetricValue('loss_increase', metrics, 2)).toBeCloseTo(0.05, 12);
     const v = judgeGate(gate({ checks: [{ metric: 'out_cos', op: '>', threshold: 0 }] }), { ...metrics, out_cos: NaN }, 2, where);
     expect(v.passed).toBe(false);
+  });
+});
+
+describe('vacuous checks', () => {
+  // A model with no sparse layer: the engine reports null per layer, attn_kl 0, recall 1, and
+  // out_cos 1 while the student equals the teacher. Those checks would pass without showing anything.
+  const dense: EvalMetrics = {
+    ...metrics, attn_kl: 0, attn_recall: 1, out_cos: 1, density: 1, sparsity: 0, attn_flops_saved: 0,
+    per_layer: { attn_kl: [null, null], attn_recall: [null, null], density: [null, null] },
+  };
+  const sparse: EvalMetrics = { ...metrics, per_layer: { attn_kl: [null, 0.05], attn_recall: [null, 0.9], density: [null, 0.6] } };
+
+  it('marks attn_kl, attn_recall and out_cos vacuous without sparse layers, never as passed', () => {
+    const checks = [
+      { metric: 'attn_kl' as const, op: '<' as const, threshold: 0.1 },
+      { metric: 'attn_recall' as const, op: '>' as const, threshold: 0.8 },
+      { metric: 'out_cos' as const, op: '>' as const, threshold: 0.95 },
+      { metric: 'ppl_ratio' as const, op: '>' as const, threshold: 0.5 },
+    ];
+    const v = judgeGate(gate({ checks }), dense, 2, where);
+    expect(v.checks.map((c) => c.state)).toEqual(['vacuous', 'vacuous', 'vacuous', 'passed']);
+    expect(v.checks.map((c) => c.passed)).toEqual([false, false, false, true]);
+    expect(v.checks.map(checkMark)).toEqual(['vacuous (no sparse layers)', 'vacuous (no sparse layers)', 'vacuous (no sparse layers)', 'ok']);
+    // Nothing failed, so the stage goes on; the vacuous checks are not counted as passes.
+    expect(v.passed).toBe(true);
+    expect(v.action).toBe('none');
+  });
+
+  it('still fails a real check next to vacuous ones, and judges every check once a layer is sparse', () => {
+    const checks = [{ metric: 'attn_kl' as const, op: '<' as const, threshold: 0.1 }, { metric: 'density' as const, op: '<' as const, threshold: 0.5 }];
+    const v = judgeGate(gate({ checks }), dense, 2, where);
+    expect(v.checks.map((c) => c.state)).toEqual(['vacuous', 'failed']);
+    expect(v.passed).toBe(false);
+    expect(v.action).toBe('stop');
+    const s = judgeGate(gate({ checks }), sparse, 2, where);
+    expect(s.checks.map((c) => c.state)).toEqual(['passed', 'failed']);
+  });
+
+  it('knows sparse layers from the per-layer densities (unknown without them)', () => {
+    expect(noSparseLayers(dense)).toBe(true);
+    expect(noSparseLayers(sparse)).toBe(false);
+    expect(noSparseLayers(metrics)).toBe(false);
+    expect(checkMark({ metric: 'attn_kl', op: '<', threshold: 1, value: 2, passed: false })).toBe('FAIL');
   });
 });

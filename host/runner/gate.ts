@@ -2,7 +2,25 @@
 // gate's validation batches; loss_increase compares the student's validation loss with the
 // one measured at the start of the stage ((loss - start) / start, so 0.05 = 5% worse).
 import type { GateCheck, GateMetric, GateParams } from '../../core/schema';
-import type { EvalMetrics, GateVerdict } from '../../core/events';
+import { gateCheckState, type EvalMetrics, type GateCheckResult, type GateCheckState, type GateVerdict } from '../../core/events';
+
+/** Metrics that compare sparse attention with the teacher's: they say nothing while no layer is sparse. */
+export const SPARSE_ONLY_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos'];
+
+/**
+ * True when the evaluation had no sparse (replaced) layer: every per-layer density is null.
+ * Without per-layer values (an empty array) nothing is known, so false.
+ */
+export function noSparseLayers(metrics: EvalMetrics): boolean {
+  const d = metrics.per_layer.density;
+  return d.length > 0 && d.every((x) => x === null);
+}
+
+/** 'vacuous' for a sparse-only metric on a model without sparse layers, else pass or fail. */
+export function checkState(check: GateCheck, value: number, metrics: EvalMetrics): GateCheckState {
+  if (SPARSE_ONLY_METRICS.includes(check.metric) && noSparseLayers(metrics)) return 'vacuous';
+  return checkPasses(check, value) ? 'passed' : 'failed';
+}
 
 export function gateMetricValue(metric: GateMetric, metrics: EvalMetrics, stageStartLoss: number): number {
   switch (metric) {
@@ -27,7 +45,8 @@ export function checkPasses(check: GateCheck, value: number): boolean {
 }
 
 /**
- * Judges one gate attempt (1-based). On failure the configured policy applies while retries
+ * Judges one gate attempt (1-based). Vacuous checks neither pass nor fail: the verdict passes
+ * when no check failed. On failure the configured policy applies while retries
  * remain; after max_retries failed retries the run stops. 'continue' and 'stop' never retry.
  */
 export function judgeGate(
@@ -36,9 +55,10 @@ export function judgeGate(
 ): GateVerdict {
   const checks = params.checks.map((c) => {
     const value = gateMetricValue(c.metric, metrics, stageStartLoss);
-    return { metric: c.metric, op: c.op, threshold: c.threshold, value, passed: checkPasses(c, value) };
+    const state = checkState(c, value, metrics);
+    return { metric: c.metric, op: c.op, threshold: c.threshold, value, passed: state === 'passed', state };
   });
-  const passed = checks.every((c) => c.passed);
+  const passed = checks.every((c) => c.state !== 'failed');
   let action: GateVerdict['action'] = 'none';
   if (!passed) {
     const retries = where.attempt - 1;
@@ -46,4 +66,10 @@ export function judgeGate(
     action = retrying && retries >= params.max_retries ? 'stop' : params.on_fail;
   }
   return { stage: where.stage, node: where.node, passed, checks, action, attempt: where.attempt };
+}
+
+/** A check's outcome in command-line output: ok, FAIL, or vacuous. */
+export function checkMark(check: GateCheckResult): string {
+  const state = gateCheckState(check);
+  return state === 'passed' ? 'ok' : state === 'failed' ? 'FAIL' : 'vacuous (no sparse layers)';
 }

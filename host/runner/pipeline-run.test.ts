@@ -177,6 +177,24 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
     });
   });
 
+  it('seed_from_teacher: the stage start profiles the teacher, keeps the pairs above the threshold and records them', async () => {
+    const r = await runToEnd(tinyPipeline(fixture, { mask2: { seed_from_teacher: { threshold: 0.05 } } }));
+    expect(r.end.status, r.end.message).toBe('completed');
+    const note = ofType(r.events, 'log').map((l) => l.message).find((m) => m.startsWith('b1-replace: seeded from the teacher'));
+    expect(note).toMatch(/^b1-replace: seeded from the teacher's attention \(threshold 0\.05, \d+ sequences x \d+ tokens, block 16\): pairs kept per layer \(share of the off-diagonal causal pairs\): layer 1 \d+ \(/);
+    const state = JSON.parse(readFileSync(join(r.runDir, 'checkpoints/stage-1/state.json'), 'utf8'));
+    const seed = JSON.stringify(state).match(/"seed_from_teacher":(\{[^}]*\})/);
+    expect(seed).not.toBeNull();
+    const recorded = JSON.parse(seed![1]) as { threshold: number; blocks: number; pairs: number[] };
+    expect(recorded.threshold).toBe(0.05);
+    expect(recorded.blocks).toBeGreaterThan(1);
+    expect(recorded.pairs.length).toBeGreaterThan(0);
+    // The seeded pairs make stage 2's masks denser than the same run without them.
+    const density = (events: RunEvent[]) => ofType(events, 'step').filter((e) => e.metrics.stage === 1).map((e) => e.metrics.density);
+    const seeded = density(r.events), plain = density(reference.events);
+    expect(seeded.reduce((a, b) => a + b, 0)).toBeGreaterThan(plain.reduce((a, b) => a + b, 0));
+  });
+
   describe('a failing gate applies its on_fail policy', () => {
     const impossible = [{ metric: 'out_cos' as const, op: '>' as const, threshold: 1 }];
 
@@ -210,6 +228,17 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
       expect(steps.slice(0, 4).map((s) => s.density < 1)).toEqual([false, false, true, true]);
       expect(steps.slice(4, 8).every((s) => s.density === 1)).toBe(true);
       expect(ofType(r.events, 'log').some((l) => l.message.startsWith('a2-replace: skipped (rollback_sparsity'))).toBe(true);
+      // Rolled back to dense, the out_cos check measures nothing: vacuous, neither a pass nor a failure.
+      const verdicts = ofType(r.events, 'gate').map((g) => g.verdict).filter((v) => v.stage === 0);
+      expect(verdicts.map((v) => [v.attempt, v.checks[0].state, v.passed])).toEqual([[1, 'failed', false], [2, 'vacuous', true]]);
+      expect(verdicts[1].checks[0].passed).toBe(false);
+      expect(r.end.status).toBe('completed');
+    });
+
+    it('rollback_sparsity: a check that still fails after the rollback stops the run', async () => {
+      const checks = [{ metric: 'ppl_ratio' as const, op: '>' as const, threshold: 100 }];
+      const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks, on_fail: 'rollback_sparsity', max_retries: 1 } }));
+      expect(ofType(r.events, 'gate').map((g) => [g.verdict.attempt, g.verdict.checks[0].state])).toEqual([[1, 'failed'], [2, 'failed']]);
       expect(r.end.status).toBe('failed');
     });
 

@@ -86,9 +86,23 @@ std::string validate_mask_spec(const MaskSpec& s) {
                    nonneg(s.topk_blocks, "topk_blocks"), nonneg(s.dense_below, "dense_below")})
     if (!msg.empty()) return msg;
   if (s.selector < MaskSpec::None || s.selector > MaskSpec::InfLLMv2) return "mask.selector: unknown selector";
+  if (!s.seeded.empty() && (s.seeded_blocks < 1 || s.seeded.size() % ((size_t)s.seeded_blocks * s.seeded_blocks) != 0))
+    return "mask.seeded: expected n_mask_heads x blocks x blocks values, got " + std::to_string(s.seeded.size()) +
+           " for blocks " + std::to_string(s.seeded_blocks);
   if (s.selector == MaskSpec::InfLLMv2 && !s.share_gqa_group)
     return "mask.share_gqa_group: infllm_v2 selects per GQA group (sums the group's scores); it must be true";
   return "";
+}
+
+// Query blocks covered by the spec's seeded pairs (0 without), after checking they fit the heads.
+static int s_blocks(const MaskSpec& spec, int n_heads) {
+  if (spec.seeded.empty()) return 0;
+  const size_t want = (size_t)n_heads * spec.seeded_blocks * spec.seeded_blocks;
+  if (spec.seeded.size() != want)
+    throw std::invalid_argument("mask.seeded: expected " + std::to_string(want) + " values (" + std::to_string(n_heads) +
+                                " mask heads x " + std::to_string(spec.seeded_blocks) + "^2), got " +
+                                std::to_string(spec.seeded.size()));
+  return spec.seeded_blocks;
 }
 
 BlockMask build_block_mask(const MaskSpec& spec, int T, int H, int Hkv, int layer, const float* block_scores) {
@@ -103,6 +117,7 @@ BlockMask build_block_mask(const MaskSpec& spec, int T, int H, int Hkv, int laye
   if (use_topk && !block_scores)
     throw std::invalid_argument("mask.topk_blocks: block scores are required when topk_blocks > 0 and a selector is set");
 
+  const int sb = s_blocks(spec, n_heads);
   std::vector<int> free_blocks;
   free_blocks.reserve(nb);
   for (int h = 0; h < n_heads; h++) {
@@ -117,6 +132,7 @@ BlockMask build_block_mask(const MaskSpec& spec, int T, int H, int Hkv, int laye
         else if (j < spec.global_blocks) keep(m, h, i, j, BlockSource::Global);
         else if (i < spec.global_rows) keep(m, h, i, j, BlockSource::GlobalRow);
         else if (j >= i - spec.window_blocks) keep(m, h, i, j, BlockSource::Window);
+        else if (i < sb && spec.seeded[((size_t)h * sb + i) * sb + j]) keep(m, h, i, j, BlockSource::Seeded);
         else free_blocks.push_back(j);
       }
       // Random extras: partial Fisher-Yates over the free blocks (ascending list).

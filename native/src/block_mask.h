@@ -36,10 +36,15 @@ struct MaskSpec {
   enum Selector { None, Pooled, Indexer, InfLLMv2 } selector = None;
   int dense_below = 0;      // sequences shorter than this many tokens are dense
   bool share_gqa_group = true;  // one mask per KV head (true) or per query head (false)
+  // Block pairs seeded from the teacher's attention (computed by the host from its profile):
+  // (n_mask_heads, seeded_blocks, seeded_blocks) 0/1, read for causal pairs of query blocks
+  // < seeded_blocks, kept after the static blocks and before random/top-k. Empty: none.
+  std::vector<uint8_t> seeded;
+  int seeded_blocks = 0;
 };
 
 // Why a block pair is kept (first reason wins, in this order), for the editor's heatmap.
-enum class BlockSource : uint8_t { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7 };
+enum class BlockSource : uint8_t { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7, Seeded = 8 };
 
 struct BlockMask {
   int T = 0, block_size = 0, n_blocks = 0, n_mask_heads = 0;

@@ -121,6 +121,15 @@ struct EvalResult {
   double logit_kl = 0, out_cos = 0, hidden_mse = 0;
 };
 
+// The dense teacher's attention profile (attention_profile.h), per layer: the pooled mass map
+// (H, nb, nb) averaged over the sequences, and the oracle's nested masks at the asked densities
+// with their actual density, attention-KL floor and recall (means over every row).
+struct AttentionProfile {
+  int block = 0, n_blocks = 0, mask_heads = 0;
+  struct Layer { std::vector<double> mass, density, floor, recall; };
+  std::vector<Layer> layers;
+};
+
 struct Activations;  // model_acts.h
 
 class Model {
@@ -159,6 +168,10 @@ class Model {
   // tokens (B, T+1): inputs [:, :T], targets [:, 1:]. Throws on a token outside the vocabulary.
   StepResult train_step(const int32_t* tokens, int B, int T, const StepOptions& options);
   EvalResult evaluate(const int32_t* tokens, int B, int T);
+  // tokens (S, T+1), run `batch` sequences at a time through the teacher (twice: the map, then
+  // the floors of the masks built from it). Mask heads: Hkv when share_gqa, else H.
+  AttentionProfile attention_profile(const int32_t* tokens, int S, int T, int batch, int block, bool share_gqa,
+                                     const std::vector<double>& densities);
   // Mean next-token cross-entropy of the student (dense forward, no grads).
   double loss(const int32_t* tokens, int B, int T);
   // Loss and gradients of every trainable tensor (left in Param::grad), no update. For tests and

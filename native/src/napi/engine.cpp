@@ -196,6 +196,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                         InstanceMethod("computeGradients", &NativeModel::ComputeGradients),
                         InstanceMethod("evaluate", &NativeModel::Evaluate),
                         InstanceMethod("loss", &NativeModel::Loss),
+                        InstanceMethod("attentionProfile", &NativeModel::AttentionProfile),
                         InstanceMethod("getOptimizerState", &NativeModel::GetOptimizerState),
                         InstanceMethod("setOptimizerState", &NativeModel::SetOptimizerState),
                         InstanceMethod("backend", &NativeModel::BackendInfo),
@@ -419,6 +420,53 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             o.Set("out_cos", result->out_cos);
             o.Set("hidden_mse", result->hidden_mse);
             return o;
+          });
+      return queue(w);
+    });
+  }
+
+  // attentionProfile(tokens, sequences, seq, { batch, block, shareGqa, densities }) ->
+  // { block, n_blocks, mask_heads, layers: [{ mass: Float64Array (H*nb*nb), density, floor, recall }] }
+  Napi::Value AttentionProfile(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      model();
+      auto batch = std::make_shared<TokenBatch>(batch_from(info[0], info[1], info[2]));
+      const Napi::Object o = object_arg(info[3], "options");
+      const int chunk = int_field(o, "batch", "options", 1);
+      const int block = int_field(o, "block", "options", 1);
+      const bool share = bool_field(o, "shareGqa", "options");
+      const std::vector<float> d = float_list(o.Get("densities"), "options.densities");
+      const std::vector<double> densities(d.begin(), d.end());
+      auto result = std::make_shared<engine::AttentionProfile>();
+      auto* w = new ModelWorker(
+          info.Env(), box_,
+          [=](Model& m) {
+            *result = m.attention_profile(batch->tokens.data(), batch->B, batch->T, chunk, block, share, densities);
+          },
+          [=](Napi::Env env) -> Napi::Value {
+            auto list = [&](const std::vector<double>& v) {
+              auto a = Napi::Array::New(env, v.size());
+              for (size_t i = 0; i < v.size(); i++) a.Set((uint32_t)i, v[i]);
+              return a;
+            };
+            auto out = Napi::Object::New(env);
+            out.Set("block", result->block);
+            out.Set("n_blocks", result->n_blocks);
+            out.Set("mask_heads", result->mask_heads);
+            auto layers = Napi::Array::New(env, result->layers.size());
+            for (size_t l = 0; l < result->layers.size(); l++) {
+              const auto& layer = result->layers[l];
+              auto lo = Napi::Object::New(env);
+              auto mass = Napi::Float64Array::New(env, layer.mass.size());
+              std::copy(layer.mass.begin(), layer.mass.end(), mass.Data());
+              lo.Set("mass", mass);
+              lo.Set("density", list(layer.density));
+              lo.Set("floor", list(layer.floor));
+              lo.Set("recall", list(layer.recall));
+              layers.Set((uint32_t)l, lo);
+            }
+            out.Set("layers", layers);
+            return out;
           });
       return queue(w);
     });

@@ -35,6 +35,18 @@ engine::MaskSpec mask_spec_from(const Napi::Value& value) {
   Napi::Value share = o.Get("share_gqa_group");
   if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");
   m.share_gqa_group = share.As<Napi::Boolean>().Value();
+  // Optional, host-computed: { blocks, pairs: Uint8Array (mask heads x blocks x blocks) }.
+  Napi::Value seeded = o.Get("seeded");
+  if (!seeded.IsUndefined() && !seeded.IsNull()) {
+    if (!seeded.IsObject()) throw std::invalid_argument("mask.seeded: must be an object { blocks, pairs }");
+    Napi::Object so = seeded.As<Napi::Object>();
+    m.seeded_blocks = napi_args::int_field(so, "blocks", "mask.seeded", 1);
+    Napi::Value pairs = so.Get("pairs");
+    if (!pairs.IsTypedArray() || pairs.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw std::invalid_argument("mask.seeded.pairs: must be a Uint8Array");
+    auto a = pairs.As<Napi::Uint8Array>();
+    m.seeded.assign(a.Data(), a.Data() + a.ElementLength());
+  }
   const std::string err = engine::validate_mask_spec(m);
   if (!err.empty()) throw std::invalid_argument(err);
   return m;

@@ -1,5 +1,6 @@
 // Stages in order with their status and gate verdicts (every check with its value).
 import type { StageSpan } from '../stores/monitor-store';
+import { gateCheckState } from '../../../core/events';
 
 export function StageTimeline({ stages }: { stages: StageSpan[] }) {
   if (!stages.length) return <section className="timeline" aria-label="stage timeline"><p className="hint">No stage has started yet.</p></section>;
@@ -19,11 +20,15 @@ export function StageTimeline({ stages }: { stages: StageSpan[] }) {
             </div>
             {verdict && (
               <ul className="checks" aria-label={`gate ${verdict.node}`}>
-                {verdict.checks.map((c, j) => (
-                  <li key={j} className={c.passed ? 'pass' : 'fail'}>
-                    {c.passed ? '✓' : '✗'} <code>{c.metric}</code> {c.value.toPrecision(4)} {c.op} {c.threshold}
-                  </li>
-                ))}
+                {verdict.checks.map((c, j) => {
+                  const state = gateCheckState(c);
+                  return (
+                    <li key={j} className={state === 'passed' ? 'pass' : state === 'failed' ? 'fail' : 'vacuous muted'}>
+                      {state === 'passed' ? '✓' : state === 'failed' ? '✗' : '–'} <code>{c.metric}</code> {c.value.toPrecision(4)} {c.op} {c.threshold}
+                      {state === 'vacuous' && ' (vacuous: no sparse layers)'}
+                    </li>
+                  );
+                })}
                 <li className="muted">gate {verdict.passed ? 'passed' : `failed → ${verdict.action}`}</li>
               </ul>
             )}
