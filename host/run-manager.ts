@@ -396,6 +396,10 @@ export class RunManager extends EventEmitter<{ event: [RunEvent] }> {
         run.store.update({ stages: run.stages });
         break;
       }
+      case 'done':
+        // What the exported model uses, per layer, belongs to the run's record too.
+        if (message.exported) run.store.update({ exported: message.exported });
+        break;
       case 'event': {
         const event = { ...message.event, runId: id } as RunEvent;
         if (event.type === 'step') run.lastStep = event.metrics.step + 1;

@@ -23,6 +23,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { EvalMetrics, RunEvent, RunStatus, StageSummary } from '../core/events';
 import type { Pipeline } from '../core/schema';
+import type { ExportLayer } from './runner/export';
 import { canonicalJson } from '../core/canonical';
 import { durableFs, replaceFileDurably } from './durable-fs';
 import { readCheckpointState } from './runner/checkpoint';
@@ -59,6 +60,8 @@ export interface RunRecord {
   checkpoints: CommittedCheckpoint[];
   stages: StageSummary[];
   final: Partial<EvalMetrics>;
+  /** Per layer, what the exported model uses (selector, static or dynamic blocks) and its last validation density; after an Export. */
+  exported?: ExportLayer[];
   resumes: number;
   /** A fork (`run --from`, forkRun): the run and 1-based stage it continues from, and that stage's prefix hash (core/prefix.ts). */
   parent?: RunParent;

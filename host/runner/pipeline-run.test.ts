@@ -73,6 +73,9 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
     expect(record.hashes.model).toMatch(/^[0-9a-f]{64}$/);
     expect(record.hashes.data).toMatch(/^[0-9a-f]{64}$/);
     expect(record.checkpoints.map((c) => c.stage)).toEqual([0, 1]);
+    // run.json records the same per-layer summary as the export's config.json.
+    expect(record.exported?.map((l) => l.validation_density)).toEqual(evals.at(-1)!.per_layer.density);
+    expect(record.exported?.map((l) => l.attention)).toEqual(['block_sparse', 'block_sparse']);
     const steps = readJsonl<{ type: string } & StepMetrics>(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'step');
     expect(steps.map((s) => s.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(steps.map((s) => s.seq_len)).toEqual([48, 48, 64, 64, 48, 48, 64, 64]);
