@@ -8,6 +8,16 @@ import type { Pipeline } from '../../core/schema';
 const templatePath = join(__dirname, '../../templates/pretrain-demo.json');
 
 describe('pipeline files', () => {
+  it('keeps the template\'s "$schema" through the editor, so the exported file still names the JSON Schema', () => {
+    const { pipeline } = importPipelineText(readFileSync(templatePath, 'utf8'), 'pretrain-demo.json');
+    const graph = createGraphStore();
+    graph.getState().load(pipeline, { resetHistory: true });
+    graph.getState().setTop('seed', 7);
+    const exported = exportPipelineText(graph.getState().pipeline);
+    expect(exported.startsWith('{\n  "$schema": "../schema/pipeline.schema.json",\n')).toBe(true);
+    expect(importPipelineText(exported, 'x.pipeline.json').problems).toEqual([]);
+  });
+
   it('round-trips a template through the editor: import, edit nothing, export the same semantics', () => {
     const text = readFileSync(templatePath, 'utf8');
     const { pipeline, problems } = importPipelineText(text, 'pretrain-demo.json');
