@@ -43,10 +43,19 @@ describe('pipeline JSON Schema', () => {
       mutate((d) => { delete d.seed; }),
       mutate((d) => { d.extra = true; }),
       mutate((d) => { d.nodes[0].kind = 'nope'; }),
+      mutate((d) => { d.nodes.find((n: any) => n.kind === 'replace').params.mask.seed_from_teacher = { threshold: 1.5 }; }),
     ]) {
       expect(validate(bad)).toBe(false);
       expect(validatePipeline(bad).length).toBeGreaterThan(0);
     }
+  });
+
+  it('accepts an optional seed_from_teacher on a mask, as the validator does', () => {
+    const validate = compile();
+    const doc = JSON.parse(readFileSync(join(root, 'templates', 'quick-demo.json'), 'utf8'));
+    doc.nodes.find((n: any) => n.kind === 'replace').params.mask.seed_from_teacher = { threshold: 0.1, blocks: 2, pairs: [0, 3] };
+    expect(validate(doc) ? [] : validate.errors).toEqual([]);
+    expect(validatePipeline(doc)).toEqual([]);
   });
 
   it('$schema is optional, must be a string, and survives parse and canonical JSON', () => {

@@ -99,6 +99,26 @@ function fieldSchema(spec: FieldSpec, defaultValue: unknown): Schema {
   }
 }
 
+/** MASK_FIELDS, plus the optional `seed_from_teacher` (core/schema.ts SeedFromTeacher; validate-fields.ts checkMask). */
+function maskSchema(): Schema {
+  const base = objectSchema(MASK_FIELDS as unknown as Record<string, FieldSpec>, NODE_SPECS.replace.defaults.mask as unknown as Record<string, unknown>);
+  const seed: Schema = {
+    description: "Optional: also keep the block pairs the base model attends to above `threshold`; the run records `blocks` and `pairs`.",
+    anyOf: [
+      { type: 'null' },
+      {
+        type: 'object', required: ['threshold'], additionalProperties: false, dependencies: { blocks: ['pairs'], pairs: ['blocks'] },
+        properties: {
+          threshold: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'Pooled attention mass share above which a block pair is kept.' },
+          blocks: { type: 'integer', minimum: 1, maximum: LIMITS.blocks, description: 'Recorded by the run: blocks per side of the seeded map.' },
+          pairs: { type: 'array', items: { type: 'integer', minimum: 0 }, description: 'Recorded by the run: kept pairs as flat indices.' },
+        },
+      },
+    ],
+  };
+  return { title: 'Mask', ...base, properties: { ...(base.properties as Schema), seed_from_teacher: seed } };
+}
+
 /** The pipeline file's JSON Schema (draft-07), from NODE_SPECS and MASK_FIELDS. */
 export function pipelineJsonSchema(): Schema {
   const nodeSchemas = NODE_KINDS.map((kind) => {
@@ -153,7 +173,7 @@ export function pipelineJsonSchema(): Schema {
     },
     definitions: {
       node: { oneOf: nodeSchemas },
-      mask: { title: 'Mask', ...objectSchema(MASK_FIELDS as unknown as Record<string, FieldSpec>, NODE_SPECS.replace.defaults.mask as unknown as Record<string, unknown>) },
+      mask: maskSchema(),
     },
   };
 }
