@@ -13,8 +13,9 @@ const template = JSON.parse(readFileSync(join(PROJECT_ROOT, 'templates/quick-dem
 const artifacts = join(PROJECT_ROOT, 'e2e/artifacts');
 
 /** The pipeline without editor-only parts, nodes and links in a fixed order. */
+/** What a pipeline means: without its layout and its `$schema` reference (an editor hint only). */
 function semantic(p: Pipeline) {
-  const { layout: _layout, ...rest } = p;
+  const { layout: _layout, $schema: _schema, ...rest } = p;
   return {
     ...rest,
     nodes: [...rest.nodes].sort((a, b) => a.id.localeCompare(b.id)),

@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type MouseEvent } from 'react';
 import {
   Background, BackgroundVariant, Controls, MiniMap, ReactFlow, applyNodeChanges, useReactFlow,
-  type Connection, type Edge, type EdgeChange, type NodeChange, type OnConnectStartParams, type OnSelectionChangeParams,
+  type Connection, type Edge, type EdgeChange, type NodeChange, type OnConnectStartParams,
 } from '@xyflow/react';
 import type { NodeKind } from '../../../core/schema';
 import { checkConnection, refusalAt, type DragStart, selectPipeline, selectSelectedLinks, selectSelection } from '../stores/graph-store';
@@ -20,6 +20,9 @@ import { dataLaneY, NODE_H, NODE_W, openingViewport } from './stage-layout';
 export const NODE_DRAG_TYPE = 'application/x-sparse-studio-node';
 const nodeTypes = { pipeline: PipelineNodeView };
 const edgeTypes = { data: DataEdge };
+
+const FIT_VIEW_OPTIONS = { padding: 0.2, maxZoom: 1 };
+const PRO_OPTIONS = { hideAttribution: true };
 
 export function Canvas({ searchRequest }: { searchRequest: number }) {
   const { graph, session } = useStudio();
@@ -54,8 +57,19 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
     }));
   }, [pipeline, selectedLinks]);
 
+  // Selection has one home, the graph store: xyflow's select changes go there, and the nodes'
+  // `selected` flags come back from it (two copies of the selection flip-flopped into a render loop).
   const onNodesChange = useCallback((changes: NodeChange<FlowNode>[]) => {
-    setNodes((current) => applyNodeChanges(changes, current));
+    const picks = changes.filter((c) => c.type === 'select');
+    if (picks.length) {
+      const selected = new Set(graph.getState().selection);
+      for (const c of picks) if (c.selected) selected.add(c.id); else selected.delete(c.id);
+      const ids = [...selected];
+      const current = graph.getState().selection;
+      if (ids.length !== current.length || ids.some((id, i) => id !== current[i])) graph.getState().select(ids);
+    }
+    const rest = changes.filter((c) => c.type !== 'select');
+    if (rest.length) setNodes((current) => applyNodeChanges(rest, current));
     const moved: Record<string, { x: number; y: number }> = {};
     for (const c of changes) if (c.type === 'position' && c.position) moved[c.id] = c.position;
     if (Object.keys(moved).length) graph.getState().moveNodes(moved);
@@ -72,11 +86,6 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
     if (changed) graph.getState().selectLinks([...selected]);
   }, [graph]);
 
-  const onSelectionChange = useCallback(({ nodes: picked }: OnSelectionChangeParams) => {
-    const ids = picked.map((n) => n.id);
-    const current = graph.getState().selection;
-    if (ids.length !== current.length || ids.some((id, i) => id !== current[i])) graph.getState().select(ids);
-  }, [graph]);
 
   const isValidConnection = useCallback((c: Connection | Edge) => {
     if (!c.source || !c.target) return false;
@@ -146,6 +155,12 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
     if (!visible) void flow.setCenter(at.x + NODE_W / 2, at.y + NODE_H / 2, { zoom, duration: 200 });
   }, [selection, flow, graph]);
 
+  // Props of <ReactFlow> stay the same objects between renders: xyflow copies every changed
+  // prop into its store, and a fresh callback per render made that a render loop.
+  const onNodeDragStart = useCallback(() => graph.getState().beginGesture(), [graph]);
+  const onNodeDragStop = useCallback(() => graph.getState().endGesture(), [graph]);
+  const clearHint = useCallback(() => setHint(null), []);
+
   const onDrop = useCallback((event: DragEvent) => {
     const kind = event.dataTransfer.getData(NODE_DRAG_TYPE) as NodeKind;
     if (!kind) return;
@@ -188,23 +203,22 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         edgeTypes={edgeTypes}
         onNodesChange={onNodesChange}
         onEdgesChange={onEdgesChange}
-        onSelectionChange={onSelectionChange}
-        onNodeDragStart={() => graph.getState().beginGesture()}
-        onNodeDragStop={() => graph.getState().endGesture()}
+        onNodeDragStart={onNodeDragStart}
+        onNodeDragStop={onNodeDragStop}
         onConnect={onConnect}
         onConnectStart={onConnectStart}
         onConnectEnd={onConnectEnd}
-        onPaneClick={() => setHint(null)}
-        onNodeClick={() => setHint(null)}
+        onPaneClick={clearHint}
+        onNodeClick={clearHint}
         isValidConnection={isValidConnection}
         onDrop={onDrop}
         onDragOver={onDragOver}
         deleteKeyCode={null}
         zoomOnDoubleClick={false}
-        fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
+        fitViewOptions={FIT_VIEW_OPTIONS}
         minZoom={0.2}
         colorMode="dark"
-        proOptions={{ hideAttribution: true }}
+        proOptions={PRO_OPTIONS}
       >
         <Background variant={BackgroundVariant.Dots} gap={20} size={1} />
         <StageFrames />
