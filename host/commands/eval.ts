@@ -5,6 +5,7 @@
 // cross-entropy in nats (ppl = exp(loss)). Bad input: one line on stderr, exit 2.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadModelForCommand } from './load-model';
 
 const USAGE = 'usage: sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]';
 const MAX_BATCH = 8; // windows evaluated together
@@ -80,16 +81,8 @@ export async function run(args: string[]): Promise<number> {
     console.error(`sparse-studio eval: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  // Loaded lazily: a missing addon must not break argument errors or --help.
-  const { engine, ADDON_MISSING } = await import('../../native/index');
-  let model;
-  try {
-    model = await engine.loadModel(parsed.model);
-  } catch (e) {
-    const message = (e as Error).message;
-    console.error(`sparse-studio eval: ${message === ADDON_MISSING ? message : message.split('\n')[0]}`);
-    return 2;
-  }
+  const model = await loadModelForCommand('eval', parsed.model);
+  if (!model) return 2;
   try {
     const V = model.config.vocab_size;
     const maxSeq = model.config.max_position_embeddings;

@@ -10,6 +10,7 @@
 // Bad input: one line on stderr, exit 2.
 import { join } from 'node:path';
 import type { AttentionProfile } from '../../native/engine-api';
+import { loadModelForCommand } from './load-model';
 
 const USAGE = 'usage: sparse-studio profile --model DIR [--data builtin:brown|FILE] [--seq N] [--block B] [--batches N] [--batch-size N] [--target-kl X] [--per-query-head] [--json]';
 
@@ -149,16 +150,8 @@ export async function run(args: string[]): Promise<number> {
     console.error(`sparse-studio profile: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  // Loaded lazily: a missing addon must not break argument errors or --help.
-  const { engine, ADDON_MISSING } = await import('../../native/index');
-  let model;
-  try {
-    model = await engine.loadModel(parsed.model);
-  } catch (e) {
-    const message = (e as Error).message;
-    console.error(`sparse-studio profile: ${message === ADDON_MISSING ? message : message.split('\n')[0]}`);
-    return 2;
-  }
+  const model = await loadModelForCommand('profile', parsed.model);
+  if (!model) return 2;
   try {
     if (!model.attentionProfile) throw new Error('this engine has no attentionProfile');
     const maxSeq = model.config.max_position_embeddings;
