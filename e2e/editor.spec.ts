@@ -138,7 +138,9 @@ test('undo/redo, copy/paste, delete and autosave restore after a reload', async 
   await expect(canvasNodes(page)).toHaveCount(count);
   await expect(node(page, 'replace-1')).toHaveCount(0);
 
-  // An edit, then a reload: the autosaved draft comes back.
+  // An edit, then a reload: the autosaved draft comes back. (Templates open on stage 1: fit the
+  // view so stage 2's node is on screen, not under the minimap or outside the pane.)
+  await page.getByRole('button', { name: 'fit view' }).click();
   await node(page, 's2-train').click();
   await inspector(page).getByLabel('steps', { exact: true }).fill('42');
   await expect(node(page, 's2-train')).toContainText('42 steps');
