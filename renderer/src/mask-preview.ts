@@ -11,6 +11,7 @@
 // - Top-k blocks are picked from run-time scores, so the preview cannot place them: the row's
 //   remaining causal blocks are drawn as "top-k candidates" and k of them count toward density.
 import type { MaskSpec } from '../../core/schema';
+import type { MaskKeep } from '../../core/attention-bound';
 
 export const enum Source { Skipped = 0, Dense = 1, Diagonal = 2, Global = 3, GlobalRow = 4, Window = 5, Random = 6, TopK = 7, TopKCandidate = 8 }
 
@@ -98,4 +99,23 @@ export function previewMask(spec: MaskSpec, seqLen: number, layer = 0, maskHead 
   }
   const causal = (n * (n + 1)) / 2;
   return { seqLen, nBlocks: n, source, density: kept / causal, topkPerRow, dense };
+}
+
+/**
+ * What a mask keeps at `seqLen` for every one of its `maskHeads` mask heads, as the attention-KL
+ * bound reads it (core/attention-bound.ts): static blocks (dense, diagonal, global, window,
+ * random) per head, and the top-k blocks each row adds at run time. Null for a mask seeded from
+ * the teacher (seed_from_teacher): this preview does not place seeded pairs, and the engine draws
+ * random blocks among the blocks they leave free, so its static blocks are not known here.
+ */
+export function maskKeep(spec: MaskSpec, seqLen: number, layer: number, maskHeads: number): MaskKeep | null {
+  if (spec.seed_from_teacher && seqLen >= spec.dense_below) return null;
+  const kept: Uint8Array[] = [];
+  let preview: MaskPreview | null = null;
+  for (let m = 0; m < maskHeads; m++) {
+    preview = previewMask(spec, seqLen, layer, m);
+    kept.push(preview.source.map((s) => (s !== Source.Skipped && s !== Source.TopKCandidate && s !== Source.TopK ? 1 : 0)));
+  }
+  if (!preview) throw new Error('maskKeep: needs at least one mask head');
+  return { kept, dynamicPerRow: preview.topkPerRow, density: preview.density };
 }
