@@ -3,6 +3,7 @@
 // WebSocket (`sparse-studio serve`). Every call returns a Promise; events are subscriptions.
 import type { Pipeline } from './schema';
 import type { RunEvent, RunStatus, EvalMetrics } from './events';
+import type { AttentionProfileRequest, ProfileReport } from './attention-profile';
 
 export interface ValidationProblem {
   /** JSON path of the offending value, e.g. `nodes[3].params.lr`. */
@@ -77,6 +78,13 @@ export interface StudioApi {
    */
   forkRun(fork: ForkRequest): Promise<{ runId: string }>;
   systemInfo(): Promise<SystemInfo>;
+  /**
+   * The dense teacher's attention profile (`sparse-studio profile`'s report) for an "Analyze
+   * attention" request (core/attention-profile.ts attentionProfileRequest). Runs off the
+   * server's thread; answers are cached for the session. Under `serve`, only paths the service
+   * reads for its clients.
+   */
+  analyzeAttention(request: AttentionProfileRequest): Promise<ProfileReport>;
   /** Subscribe to events of every run; returns the unsubscribe function. */
   onRunEvent(listener: (event: RunEvent) => void): () => void;
   /** Electron only (native dialogs): absent in the browser, where the page uploads/downloads. */
@@ -107,5 +115,5 @@ export type FileMethod = (typeof FILE_METHODS)[number];
 
 /** Method names callable over a transport (everything but the subscription). */
 export const STUDIO_METHODS = ['listTemplates', 'getTemplate', 'validate', 'preflight', 'startRun', 'pauseRun',
-  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'attachRun', 'detachRun', 'forkRun', 'systemInfo'] as const;
+  'resumeRun', 'cancelRun', 'listRuns', 'getRun', 'attachRun', 'detachRun', 'forkRun', 'systemInfo', 'analyzeAttention'] as const;
 export type StudioMethod = (typeof STUDIO_METHODS)[number];

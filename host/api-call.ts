@@ -49,6 +49,7 @@ const ARG_SHAPES: Record<CallableMethod, { required: ArgKind[]; optional?: ArgKi
   detachRun: { required: ['string'] },
   forkRun: { required: ['object'] },
   systemInfo: { required: [] },
+  analyzeAttention: { required: ['object'] },
   openPipelineFile: { required: [] },
   savePipelineFile: { required: ['string', 'string'] },
 };

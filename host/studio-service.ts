@@ -16,6 +16,7 @@ import type { Pipeline } from '../core/schema';
 import { validatePipeline } from '../core/validate';
 import { ApiCallError } from './api-call';
 import { RunManager } from './run-manager';
+import { createAttentionAnalyzer, type AttentionAnalyzerOptions } from './attention-analysis';
 import { collectInfo } from './commands/info';
 import { clientPathProblems, insideRoots, preflightPipeline, runMemoryRefusal } from './preflight';
 import { exportPathProblems } from './runner/export';
@@ -68,6 +69,8 @@ export interface StudioServiceOptions {
    * refused by path alone (preflight.ts clientPathProblems), in preflight and startRun.
    */
   confineClientPaths?: boolean;
+  /** analyzeAttention's job runner (tests); default: a child process per profile. */
+  runProfileJob?: AttentionAnalyzerOptions['runJob'];
 }
 
 export type StudioService = StudioApi & { close(): Promise<void> };
@@ -95,6 +98,11 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
   const preflightContext = () => ({
     baseDir: baseDir(), modelsDir, totalMemoryBytes: options.totalMemoryBytes ?? totalmem(),
     ...(options.confineClientPaths ? { confineTo: clientRoots() } : {}),
+  });
+
+  const analyzer = createAttentionAnalyzer({
+    baseDir, modelsDir, runJob: options.runProfileJob,
+    ...(options.confineClientPaths ? { confineTo: clientRoots } : {}),
   });
 
   const service: StudioService = {
@@ -169,6 +177,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       await m.detach(runId);
     },
     systemInfo: (): Promise<SystemInfo> => (systemInfoProbe ??= collectInfo()),
+    analyzeAttention: (request) => analyzer.analyze(request),
     onRunEvent(listener) {
       events.on('event', listener);
       // Subscribing starts the run manager so events of runs started elsewhere arrive too.
@@ -176,6 +185,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       return () => { events.off('event', listener); };
     },
     async close() {
+      analyzer.close();
       events.removeAllListeners();
       if (!manager) return;
       const m = await manager.catch(() => null);
