@@ -11,6 +11,7 @@ import { createRunsStore, type RunsState } from '../stores/runs-store';
 import { createPrefsStore, type PrefsState } from '../stores/prefs-store';
 import { createSessionStore, type SessionState } from '../stores/session-store';
 import { createLiveRunsStore, type LiveRunsState } from '../stores/live-runs';
+import { createAnalysisStore, type AnalysisState } from '../stores/analysis-store';
 
 export interface Studio {
   connection: StudioConnection;
@@ -21,6 +22,8 @@ export interface Studio {
   session: StoreApi<SessionState>;
   /** Running, paused and queued runs of the whole studio. */
   live: StoreApi<LiveRunsState>;
+  /** Attention profiles asked for in the editor. */
+  analysis: StoreApi<AnalysisState>;
 }
 
 export function createStudio(connection: StudioConnection, storage: Storage | null, hash = ''): Studio {
@@ -32,6 +35,7 @@ export function createStudio(connection: StudioConnection, storage: Storage | nu
     prefs: createPrefsStore(storage),
     session: createSessionStore(hash),
     live: createLiveRunsStore(),
+    analysis: createAnalysisStore(connection.api),
   };
 }
 
@@ -53,4 +57,5 @@ export const useMonitor = <T,>(selector: (s: import('../stores/monitor-store').M
 export const useRuns = <T,>(selector: (s: RunsState) => T) => useStore(useStudio().runs, selector);
 export const usePrefs = <T,>(selector: (s: PrefsState) => T) => useStore(useStudio().prefs, selector);
 export const useLive = <T,>(selector: (s: LiveRunsState) => T) => useStore(useStudio().live, selector);
+export const useAnalysis = <T,>(selector: (s: AnalysisState) => T) => useStore(useStudio().analysis, selector);
 export const useSession = <T,>(selector: (s: SessionState) => T) => useStore(useStudio().session, selector);

@@ -11,6 +11,7 @@ import { formatBytes } from './graph-view';
 import { useGraph, useSession, useStudio } from '../app/studio-context';
 import { Field, FieldRow, NumberInput } from './fields';
 import { MaskHeatmap } from './MaskHeatmap';
+import { AttentionAnalysis, MaskBoundLine } from './AttentionAnalysis';
 import { useValidation } from './use-validation';
 import { effectiveSeed, seedUses } from '../../../core/seeds';
 
@@ -85,6 +86,8 @@ function NodeForm({ node, index, problems }: { node: PipelineNode; index: number
       {node.kind === 'replace' && Array.isArray(node.params.layers) && (
         <MaskHeatmap mask={{ ...node.params.mask, random_seed: effectiveSeed(Number(node.params.mask.random_seed) || 0, pipelineSeed) }} layer={Number(node.params.layers[0]) || 1} />
       )}
+      {node.kind === 'replace' && <MaskBoundLine node={node} />}
+      {(node.kind === 'model' || node.kind === 'replace') && <AttentionAnalysis node={node} />}
     </div>
   );
 }
