@@ -1,11 +1,16 @@
 // `sparse-studio profile`: the helpers, the engine's attentionProfile on a tiny random model, and
 // the command on models/demo.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engine, engineAvailable } from '../../native/index';
 import { tinyConfig } from '../../native/checkpoint/testing/tiny';
 import { budgetFor, floorCurve, parseProfileArgs, pointAt, PROFILE_DENSITIES, type ProfileReport } from './profile';
+import type { MaskBoundReport } from '../mask-bounds';
+import type { Pipeline } from '../../core/schema';
+import { effectiveSeed } from '../../core/seeds';
+import { replaceBound } from '../../renderer/src/editor/replace-bound';
 
 const repo = join(import.meta.dirname, '../..');
 
@@ -93,6 +98,30 @@ describe.skipIf(!engineAvailable())('sparse-studio profile', () => {
       expect(l.budget.floor).toBeLessThanOrEqual(0.1);
       expect(l.curve[l.curve.length - 1].density).toBe(1);
     }
+  });
+
+  it('--pipeline: the bound of each Replace node\'s mask, equal to what the editor computes from the same profile', () => {
+    // 256 tokens: 16 blocks, so the top-k masks of stages 1-2 have rows with room for their top-k blocks.
+    const r = cli('--model', 'models/demo', '--seq', '256', '--block', '16', '--batches', '1', '--batch-size', '1', '--pipeline', 'templates/seed-progressive.json', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as ProfileReport & { masks: MaskBoundReport[] };
+    expect(report.masks.map((m) => [m.node, m.kind])).toEqual([['s1-replace', 'oracle'], ['s2-replace-a', 'oracle'], ['s2-replace-b', 'oracle'], ['s3-replace', 'static']]);
+    const pipeline = JSON.parse(readFileSync(join(repo, 'templates/seed-progressive.json'), 'utf8')) as Pipeline;
+    for (const m of report.masks) {
+      const node = pipeline.nodes.find((n) => n.id === m.node)!;
+      if (node.kind !== 'replace') throw new Error(m.node);
+      const editor = replaceBound(report, { ...node.params.mask, random_seed: effectiveSeed(node.params.mask.random_seed, pipeline.seed) }, node.params.layers);
+      if (typeof editor === 'string') throw new Error(editor);
+      expect(m.bound).toBeCloseTo(editor.mean, 12);
+      expect(m.bound).toBeGreaterThan(0);
+    }
+    const table = cli('--model', 'models/demo', '--seq', '64', '--block', '32', '--batches', '1', '--batch-size', '1', '--pipeline', 'templates/seed-progressive.json');
+    expect(table.stdout).toContain('s3-replace (layers 11-12): no bound: its block is 16, the profile\'s 32');
+    const bad = cli('--model', 'models/demo', '--pipeline', 'package.json');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^sparse-studio profile: package.json: /);
   });
 
   it('rejects a bad flag with exit 2', () => {

@@ -5,14 +5,19 @@
 // Per layer: the block-pooled attention mass map and the floor curve, the lowest attention KL
 // any student can reach at each density (the oracle masks' mean over rows of -log kept teacher
 // mass, with their recall), and the recommended budget: the smallest density whose floor is at
-// most --target-kl. Definitions: docs/metrics.md ("Attention profile"). The numbers come from
+// most --target-kl. With --pipeline FILE, also the attention-KL bound of each Replace node's
+// mask (host/mask-bounds.ts; docs/metrics.md "Attention KL bound at a mask"). Definitions: docs/metrics.md ("Attention profile"). The numbers come from
 // the engine (EngineModel.attentionProfile); this module parses, aggregates and prints.
 // Bad input: one line on stderr, exit 2.
 import { pointAt, PROFILE_DEFAULTS, type ProfileReport } from '../../core/attention-profile';
 import { ProfileInputError, profileTeacher } from '../attention-profile';
 import { loadModelForCommand } from './load-model';
+import { parsePipelineText } from '../../core/parse';
+import type { Pipeline } from '../../core/schema';
+import { formatMaskBounds, pipelineMaskBounds } from '../mask-bounds';
+import { readPipelineText } from '../safe-read';
 
-const USAGE = 'usage: sparse-studio profile --model DIR [--data builtin:brown|FILE] [--seq N] [--block B] [--batches N] [--batch-size N] [--target-kl X] [--per-query-head] [--json]';
+const USAGE = 'usage: sparse-studio profile --model DIR [--data builtin:brown|FILE] [--seq N] [--block B] [--batches N] [--batch-size N] [--target-kl X] [--per-query-head] [--pipeline FILE] [--json]';
 
 class UsageError extends Error {}
 
@@ -23,6 +28,8 @@ export { budgetFor, floorCurve, pointAt, PROFILE_DENSITIES, type CurvePoint, typ
 export interface ProfileArgs {
   model: string; data: string; seq?: number; block: number; batches: number; batchSize: number;
   targetKl: number; shareGqa: boolean; json: boolean;
+  /** A pipeline whose Replace nodes' masks get the attention-KL bound from this profile. */
+  pipeline?: string;
 }
 
 export function parseProfileArgs(args: string[]): ProfileArgs {
@@ -45,6 +52,7 @@ export function parseProfileArgs(args: string[]): ProfileArgs {
     else if (a === '--per-query-head') out.shareGqa = false;
     else if (a === '--model') out.model = value();
     else if (a === '--data') out.data = value();
+    else if (a === '--pipeline') out.pipeline = value();
     else if (a === '--seq') out.seq = int(a, value());
     else if (a === '--block') out.block = int(a, value());
     else if (a === '--batches') out.batches = int(a, value());
@@ -89,6 +97,17 @@ export async function run(args: string[]): Promise<number> {
     console.error(`sparse-studio profile: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
+  let pipeline: Pipeline | undefined;
+  if (parsed.pipeline) {
+    const read = readPipelineText(parsed.pipeline);
+    const result = 'error' in read ? null : parsePipelineText(read.text, parsed.pipeline);
+    if (!result || !('pipeline' in result)) {
+      const why = 'error' in read ? `cannot read: ${read.error}` : `${result!.problems[0].path}: ${result!.problems[0].message}`;
+      console.error(`sparse-studio profile: ${parsed.pipeline}: ${why.split('\n')[0]}`);
+      return 2;
+    }
+    pipeline = result.pipeline;
+  }
   const model = await loadModelForCommand('profile', parsed.model);
   if (!model) return 2;
   try {
@@ -97,8 +116,9 @@ export async function run(args: string[]): Promise<number> {
       data: { source: parsed.data, format: 'auto', text_field: 'text', validation_fraction: 0.05, seed: 0, content_hash: '' },
       block: parsed.block, batches: parsed.batches, batchSize: parsed.batchSize, shareGqa: parsed.shareGqa, targetKl: parsed.targetKl,
     });
-    if (parsed.json) console.log(JSON.stringify(report));
-    else console.log(formatReport(report));
+    const masks = pipeline ? pipelineMaskBounds(report, pipeline, model.config.num_key_value_heads) : undefined;
+    if (parsed.json) console.log(JSON.stringify(masks ? { ...report, masks } : report));
+    else console.log([formatReport(report), ...(masks ? formatMaskBounds(masks) : [])].join('\n'));
     return 0;
   } catch (e) {
     console.error(`sparse-studio profile: ${(e as Error).message.split('\n')[0]}`);
