@@ -21,7 +21,7 @@ commands:
                                      run a pipeline; --json prints one JSON event per line
   eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]
                                      dense forward of a checkpoint: tokens, loss, ppl
-  profile --model DIR [--data builtin:brown|FILE] [--seq N] [--block B] [--batches N] [--target-kl X] [--json]
+  profile --model DIR [--data builtin:brown|FILE] [--seq N] [--block B] [--batches N] [--target-kl X] [--pipeline FILE] [--json]
                                      the teacher's attention mass per block and the attention-KL floor per density
   serve [--host 127.0.0.1] [--port 7788] [--no-token] [--max-runs N]
                                      the studio in a browser (prints the URL with its token); runs beyond --max-runs queue
