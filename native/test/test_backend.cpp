@@ -89,6 +89,17 @@ class CopyingBackend final : public Backend {
                        int64_t n) override {
     cpu_->swiglu_backward(dgate, dup, dout, gate, up, n);
   }
+  void moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C) override {
+    cpu_->moe_gather_rows(out, x, rows, M, C);
+  }
+  void moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K,
+                   int C) override {
+    cpu_->moe_combine(out, y, pos, weight, N, K, C);
+  }
+  void moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y, const int32_t* pos,
+                            const float* weight, int N, int K, int C) override {
+    cpu_->moe_combine_backward(dy, dweight, dout, y, pos, weight, N, K, C);
+  }
   void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) override {
     cpu_->add_scaled(out, a, b, s, n);
   }
