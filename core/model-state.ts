@@ -18,7 +18,7 @@
 // Owned by core/: no Node, DOM or Electron imports here.
 import type { LayerRange, MaskSpec, NodeOf, ParamKind, PipelineNode } from './schema';
 import { PARAM_KINDS } from './schema';
-import { LAYER_PARAM_KINDS } from './nodes';
+import { LAYER_PARAM_KINDS, MOE_PARAM_KINDS } from './nodes';
 
 export interface LayerState {
   attention: 'dense' | 'sparse';
@@ -59,7 +59,7 @@ const OUTSIDE_KINDS: readonly ParamKind[] = ['norms', 'embeddings'];
 
 /** Fresh model: every layer dense, every base parameter trainable, no selector yet. */
 export function initialModelState(numLayers: number): ModelState {
-  const base: ParamKind[] = LAYER_PARAM_KINDS.filter((k) => k !== 'selector');
+  const base: ParamKind[] = LAYER_PARAM_KINDS.filter((k) => k !== 'selector' && !MOE_PARAM_KINDS.includes(k));
   return {
     layers: Array.from({ length: numLayers }, (): LayerState => ({ attention: 'dense', trainable: [...base] })),
     outside: { trainable: [...OUTSIDE_KINDS] },

@@ -97,8 +97,10 @@ export const GATE_METRIC_SPECS: Record<GateMetric, MetricSpec> = {
 
 /** Parameter kinds that live inside a decoder layer (embeddings live outside every layer). */
 export const LAYER_PARAM_KINDS: readonly ParamKind[] = PARAM_KINDS.filter((k) => k !== 'embeddings');
-/** Base-model parameters: everything but the block selector, which the conversion adds. */
-export const BASE_PARAM_KINDS: readonly ParamKind[] = PARAM_KINDS.filter((k) => k !== 'selector');
+/** Kinds only a mixture-of-experts model has (its routers and experts' MLPs). */
+export const MOE_PARAM_KINDS: readonly ParamKind[] = ['router', 'experts'];
+/** Base-model parameters of a dense model: everything but the block selector, which the conversion adds, and the MoE kinds. */
+export const BASE_PARAM_KINDS: readonly ParamKind[] = PARAM_KINDS.filter((k) => k !== 'selector' && !MOE_PARAM_KINDS.includes(k));
 
 /**
  * Upper bounds of the numeric fields, sized for the largest real use with room to spare:

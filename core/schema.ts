@@ -16,8 +16,8 @@ export type NodeKind = 'model' | 'dataset' | 'freeze' | 'replace' | 'distill' | 
 export const NODE_KINDS: readonly NodeKind[] = ['model', 'dataset', 'freeze', 'replace', 'distill', 'unfreeze', 'train', 'gate', 'export'];
 
 /** Parameter kinds a Freeze/Unfreeze node can select. */
-export type ParamKind = 'q' | 'k' | 'v' | 'o' | 'mlp' | 'norms' | 'embeddings' | 'selector';
-export const PARAM_KINDS: readonly ParamKind[] = ['q', 'k', 'v', 'o', 'mlp', 'norms', 'embeddings', 'selector'];
+export type ParamKind = 'q' | 'k' | 'v' | 'o' | 'mlp' | 'norms' | 'embeddings' | 'selector' | 'router' | 'experts';
+export const PARAM_KINDS: readonly ParamKind[] = ['q', 'k', 'v', 'o', 'mlp', 'norms', 'embeddings', 'selector', 'router', 'experts'];
 
 /** Inclusive 1-based layer range [first, last]. */
 export type LayerRange = [number, number];

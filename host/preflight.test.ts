@@ -50,6 +50,12 @@ describe('memory estimate', () => {
     expect(countParams({ ...demo, model_type: 'qwen3' }) - countParams(demo)).toBe(12 * 2 * 32);
   });
 
+  it('counts every expert of a mixture-of-experts model (memory), not only the active ones', () => {
+    const moe = { ...demo, model_type: 'qwen3_moe', tie_word_embeddings: true, num_experts: 8, num_experts_per_tok: 2, moe_intermediate_size: 64, mlp_only_layers: [3] };
+    // 11 MoE layers trade the dense MLP (3*128*384) for a router (8*128) and 8 experts (3*128*64 each).
+    expect(countParams(moe) - countParams({ ...demo, model_type: 'qwen3' })).toBe(11 * (8 * 128 + 8 * 3 * 128 * 64 - 3 * 128 * 384));
+  });
+
   it('counts what the engine builds: an omitted tie_word_embeddings is untied for llama, tied for minicpm', () => {
     const { tie_word_embeddings: _, ...untold } = demo;
     expect(countParams(untold)).toBe(countParams({ ...demo, tie_word_embeddings: false }));
@@ -62,7 +68,7 @@ describe('memory estimate', () => {
   });
 
   it('names the file and field of a config the engine refuses', () => {
-    expect(() => countParams({ ...demo, model_type: 'gpt2' }, 'x/config.json')).toThrow(/^x\/config\.json: model_type: must be one of llama, qwen3, minicpm/);
+    expect(() => countParams({ ...demo, model_type: 'gpt2' }, 'x/config.json')).toThrow(/^x\/config\.json: model_type: must be one of llama, qwen3, qwen3_moe, minicpm/);
   });
 
   it('adds four fp32 copies of the weights and ~20 activations per token, layer and channel', () => {

@@ -49,6 +49,12 @@ export interface ConfigShape {
   num_key_value_heads?: number;
   head_dim?: number;
   tie_word_embeddings?: boolean;
+  /** Mixture of experts (qwen3_moe): every expert's weights count toward memory. */
+  num_experts?: number;
+  num_experts_per_tok?: number;
+  moe_intermediate_size?: number;
+  decoder_sparse_step?: number;
+  mlp_only_layers?: number[];
 }
 
 const ACTIVATION_VALUES_PER_TOKEN_LAYER_HIDDEN = 20;
@@ -57,7 +63,8 @@ const BYTES_PER_FLOAT = 4;
 const PARAM_COPIES = 4;
 
 /**
- * Parameters of the model a config.json describes: the tensors the engine's layout holds for it,
+ * Parameters of the model a config.json describes: the tensors the engine's layout holds for it
+ * (a mixture-of-experts model: the router and every expert, not only the k a token runs),
  * with the family's defaults (an omitted tie_word_embeddings is untied for llama). Throws a
  * one-line error naming the field of a config the engine refuses, or when the addon is not built.
  */

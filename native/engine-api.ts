@@ -23,6 +23,22 @@ export interface ModelConfig {
   scale_depth?: number;
   dim_model_base?: number;
   rope_scaling?: Record<string, unknown> | null;
+  // Mixture of experts (qwen3_moe; families.ts QWEN3_MOE_DEFAULTS fills what config.json omits;
+  // absent on dense families). A layer l is MoE when num_experts > 0, l is not in mlp_only_layers
+  // and (l + 1) % decoder_sparse_step == 0 (families.ts isMoeLayer); the others keep a dense MLP.
+  /** Experts per MoE layer (0: every layer dense). */
+  num_experts?: number;
+  /** Experts each token runs (top-k of the router's softmax). */
+  num_experts_per_tok?: number;
+  /** Each expert's SwiGLU width. */
+  moe_intermediate_size?: number;
+  /** Renormalise the chosen experts' probabilities to sum 1. */
+  norm_topk_prob?: boolean;
+  decoder_sparse_step?: number;
+  /** 0-based layers that keep the dense MLP. */
+  mlp_only_layers?: number[];
+  /** transformers' weight of the Switch-style auxiliary loss; the default weight of load_balance 'switch'. */
+  router_aux_loss_coef?: number;
   /**
    * Every other key of the source config.json (sparse_config, auto_map, quantization or generation
    * fields, ...), read once at load and written back unchanged on save; the engine never reads it.
@@ -45,10 +61,40 @@ export interface StepOptions {
   grad_clip: number;
   /** null: plain next-token training, no teacher (pretraining). */
   distill: DistillWeights | null;
+  /**
+   * Mixture-of-experts models only (refused on a dense model): the load-balancing term added to
+   * the loss, its gradient reaching every MoE layer's router. Absent or null: none.
+   * Definitions: docs/metrics.md "Mixture of experts".
+   */
+  load_balance?: LoadBalance | null;
 }
 
-export interface StepResult {
+/**
+ * 'seed': weight * mean over MoE layers of (Var(u) + mean_e |u_e - 1/E|), u_e the soft usage (the
+ * mean router probability of expert e over the batch's tokens); weight defaults to 0.01.
+ * 'switch': weight * transformers' load_balancing_loss_func (the aux_loss below); weight defaults
+ * to the config's router_aux_loss_coef.
+ */
+export interface LoadBalance { kind: 'seed' | 'switch'; weight?: number }
+
+/**
+ * Routing statistics of a mixture-of-experts model (absent on dense models), keyed by the 0-based
+ * index of each MoE layer. Definitions: docs/metrics.md "Mixture of experts".
+ */
+export interface MoeMetrics {
+  /** transformers' load_balancing_loss_func over every MoE layer's router logits together (unweighted). */
+  aux_loss?: number;
+  /** Per MoE layer, per expert: routed token-slots / (tokens * num_experts_per_tok); sums to 1. */
+  expert_usage?: Record<string, number[]>;
+  /** Per MoE layer: mean over tokens of the entropy (nats) of the router's softmax over every expert. */
+  routing_entropy?: Record<string, number>;
+}
+
+export interface StepResult extends MoeMetrics {
+  /** The total: the weighted task and distillation losses plus load_balance_loss. */
   loss: number; task_loss: number; attn_kl_loss: number; logit_kl_loss: number; hidden_mse_loss: number;
+  /** MoE models: the step's load-balancing term as added to loss (weight included; 0 without one). */
+  load_balance_loss?: number;
   /** Global gradient norm before clipping. */
   grad_norm: number;
   /** Mean density over block-sparse layers (1 when none). */
@@ -66,7 +112,7 @@ export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16', 'fp16'];
 export interface BackendChoice { backend?: BackendName; precision?: Precision }
 export interface BackendInfo { name: BackendName; device: string; precision: Precision; lossScale: number }
 
-export interface EvalResult {
+export interface EvalResult extends MoeMetrics {
   /** Mean next-token cross-entropy (nats) of the student and of the dense teacher. */
   loss: number; loss_teacher: number;
   /** Per 0-based layer; null for dense layers. Definitions: docs/metrics.md. */

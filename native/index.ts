@@ -129,6 +129,14 @@ function checkStepOptions(o: StepOptions): void {
       throw new Error(`options.distill.temperature: must be a positive number, got ${String(d.temperature)}`);
     }
   }
+  if (o.load_balance !== null && o.load_balance !== undefined) {
+    const lb = o.load_balance;
+    if (typeof lb !== 'object') throw new Error('options.load_balance: must be an object { kind, weight? } or null');
+    if (lb.kind !== 'seed' && lb.kind !== 'switch') throw new Error(`options.load_balance.kind: must be seed or switch, got ${JSON.stringify(lb.kind)}`);
+    if (lb.weight !== undefined && (typeof lb.weight !== 'number' || !Number.isFinite(lb.weight) || lb.weight < 0)) {
+      throw new Error(`options.load_balance.weight: must be a non-negative number, got ${String(lb.weight)}`);
+    }
+  }
 }
 
 /** Re-throws an addon error from here, so the stack shows the caller (the addon's has none). */
@@ -144,7 +152,7 @@ async function withCallerStack<T>(p: () => Promise<T>): Promise<T> {
 
 /** The config fields that fix every tensor's shape (a checkpoint must agree on all of them). */
 const SHAPE_FIELDS = ['model_type', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
-  'num_key_value_heads', 'head_dim', 'tie_word_embeddings'] as const;
+  'num_key_value_heads', 'head_dim', 'tie_word_embeddings', 'num_experts', 'moe_intermediate_size', 'decoder_sparse_step'] as const;
 
 /** Engine-only tensors (the trainable block indexers) saved beside model.safetensors. */
 export const SELECTOR_FILE = 'selector.safetensors';

@@ -27,6 +27,13 @@ describe('bench shapes and flops', () => {
     // weights: 2 (q, o) + 2 (k, v) + 3 (mlp) + 1 (head) = 8; attention 2*2*(T/2)*1 = 2T per token, x3
     expect(trainStepFlops(c, 1, 4)).toBe(4 * (6 * 8 + 3 * 8));
   });
+
+  it('counts a mixture-of-experts layer by its router and the k experts a token runs, not all of them', () => {
+    const dense = { ...BUILTIN_TRAIN_CONFIG, model_type: 'qwen3' as const, num_hidden_layers: 2 };
+    const moe = { ...dense, model_type: 'qwen3_moe' as const, num_experts: 8, num_experts_per_tok: 2, moe_intermediate_size: dense.intermediate_size / 2, decoder_sparse_step: 1, mlp_only_layers: [1] };
+    // Layer 0: router C*E more weights than the dense MLP of the same active width; layer 1 stays dense.
+    expect(trainStepFlops(moe, 2, 16) - trainStepFlops(dense, 2, 16)).toBe(2 * 16 * 6 * dense.hidden_size * 8);
+  });
 });
 
 describe.skipIf(!engineAvailable())('sparse-studio bench', () => {

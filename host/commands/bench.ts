@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../../native/engine-api';
+import { isMoeLayer } from '../../native/checkpoint/families';
 
 const USAGE = `usage: sparse-studio bench gemm [--json] [--reps N]
        sparse-studio bench train [--json] [--model DIR] [--batch B] [--seq T] [--steps N]
@@ -61,10 +62,18 @@ export function gemmShapes(): GemmShape[] {
   return [...trainingGemmShapes('demo', demoShape(), 4 * 256), ...trainingGemmShapes('d1024', d1024, 4096)];
 }
 
-/** FLOPs of one training step (forward + backward) over B x T tokens: 6 per matmul weight per token plus causal attention. */
+/**
+ * FLOPs of one training step (forward + backward) over B x T tokens: 6 per matmul weight per token
+ * plus causal attention. A mixture-of-experts layer counts its router and the k experts a token
+ * runs (not all E), as the engine's Model::train_flops does.
+ */
 export function trainStepFlops(c: ModelConfig, B: number, T: number): number {
   const C = c.hidden_size, F = c.intermediate_size, HD = c.num_attention_heads * c.head_dim, KD = c.num_key_value_heads * c.head_dim;
-  const matmulParams = c.num_hidden_layers * (2 * C * HD + 2 * C * KD + 3 * C * F) + c.vocab_size * C;
+  let matmulParams = c.vocab_size * C;
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const mlp = isMoeLayer(c, l) ? C * c.num_experts! + c.num_experts_per_tok! * 3 * C * c.moe_intermediate_size! : 3 * C * F;
+    matmulParams += 2 * C * HD + 2 * C * KD + mlp;
+  }
   const attention = c.num_hidden_layers * 2 * 2 * (T / 2) * HD; // QK^T and PV over the causal half, per token
   return B * T * (6 * matmulParams + 3 * attention);
 }

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { engineAvailable } from '../../native/index';
 import { loadCheckpoint } from '../../native/checkpoint/load';
 import { readSafetensors, writeSafetensors } from '../../native/checkpoint/safetensors';
+import { referenceMoeLoss } from '../../native/checkpoint/testing/moe-reference';
 import { referenceLoss } from '../../native/checkpoint/testing/reference';
 import { tinyConfig, writeTinyCheckpoint } from '../../native/checkpoint/testing/tiny';
 import { loadTokenizer } from '../data/tokenizer';
@@ -74,6 +75,26 @@ describe.skipIf(!engineAvailable())('sparse-studio eval', () => {
     expect(JSON.parse(cli('--model', model, '--token-ids', plain, '--seq', '5', '--json').stdout)).toEqual(out);
     const table = cli('--model', model, '--token-ids', plain, '--seq', '5');
     expect(table.stdout).toMatch(/^tokens 12 {2}loss \d+\.\d{4} nats {2}ppl \d+\.\d{2}$/);
+  });
+
+  it('adds aux_loss and expert_usage for a mixture-of-experts model (float64 reference, 1e-5)', () => {
+    const moeConfig = tinyConfig('qwen3_moe', false);
+    const dir = join(root, 'moe');
+    writeTinyCheckpoint(dir, moeConfig, { seed: 5 });
+    const moeIds = Array.from({ length: 17 }, (_, i) => (i * 7 + 1) % 37);
+    const file = join(root, 'moe-ids.json');
+    writeFileSync(file, JSON.stringify(moeIds));
+    const r = cli('--model', dir, '--token-ids', file, '--seq', '8', '--json');
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out)).toEqual(['tokens', 'loss', 'ppl', 'aux_loss', 'expert_usage']);
+    // Two full windows of 9 tokens: one batch of 2 sequences.
+    const want = referenceMoeLoss(moeConfig, loadCheckpoint(dir).tensors, [...moeIds.slice(0, 9), ...moeIds.slice(8, 17)], 2, 8);
+    expect(out.tokens).toBe(16);
+    expect(Math.abs(out.loss - want.ce)).toBeLessThanOrEqual(1e-5);
+    expect(Math.abs(out.aux_loss - want.routing.aux)).toBeLessThanOrEqual(1e-5);
+    expect(Object.keys(out.expert_usage)).toEqual(['0', '2']);
+    for (const layer of ['0', '2']) (out.expert_usage[layer] as number[]).forEach((u, e) => expect(Math.abs(u - want.routing.usage[layer][e])).toBeLessThanOrEqual(1e-5));
   });
 
   it('tokenises --text-file with the model directory tokenizer.json', () => {

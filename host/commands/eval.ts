@@ -2,7 +2,10 @@
 // dense forward of a checkpoint over a token stream; prints {"tokens","loss","ppl"}.
 // The stream is cut into windows of seq+1 tokens that overlap by one, so every token after the
 // first is predicted exactly once; `tokens` counts those predictions and `loss` is their mean
-// cross-entropy in nats (ppl = exp(loss)). Bad input: one line on stderr, exit 2.
+// cross-entropy in nats (ppl = exp(loss)). A mixture-of-experts model adds "aux_loss" (transformers'
+// load_balancing_loss_func over every MoE layer, per forward, averaged over the windows weighted by
+// their tokens) and "expert_usage" ({ "<0-based layer>": share of routed token-slots per expert },
+// over every evaluated token). Bad input: one line on stderr, exit 2.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelForCommand } from './load-model';
@@ -113,6 +116,11 @@ export async function run(args: string[]): Promise<number> {
     const chunks = windows(ids, seq);
     let total = 0;
     let count = 0;
+    // Mixture of experts: evaluate() also reports the routing (usage shares are per batch, so
+    // weighting them by tokens gives the shares over every token).
+    const moe = (model.config.num_experts ?? 0) > 0;
+    let aux = 0;
+    const usage: Record<string, number[]> = {};
     // Full-length windows go in batches; the shorter tail window runs alone.
     for (let i = 0; i < chunks.length;) {
       const T = chunks[i].length - 1;
@@ -120,7 +128,18 @@ export async function run(args: string[]): Promise<number> {
       while (j < chunks.length && j - i < MAX_BATCH && chunks[j].length - 1 === T) j++;
       const tokens = Int32Array.from(chunks.slice(i, j).flat());
       const B = j - i;
-      const loss = await model.loss({ tokens, batch: B, seq: T });
+      let loss: number;
+      if (moe) {
+        const r = await model.evaluate({ tokens, batch: B, seq: T });
+        loss = r.loss;
+        aux += (r.aux_loss ?? 0) * B * T;
+        for (const [layer, shares] of Object.entries(r.expert_usage ?? {})) {
+          const sum = (usage[layer] ??= shares.map(() => 0));
+          shares.forEach((u, e) => (sum[e] += u * B * T));
+        }
+      } else {
+        loss = await model.loss({ tokens, batch: B, seq: T });
+      }
       total += loss * B * T;
       count += B * T;
       i = j;
@@ -128,7 +147,11 @@ export async function run(args: string[]): Promise<number> {
     const loss = total / count;
     // NaN or infinite weights give a non-finite loss: that is a broken model, not a result.
     if (!Number.isFinite(loss)) throw new Error(`${parsed.model}: the model's loss is ${loss} (its weights hold NaN or infinite values?)`);
-    const result = { tokens: count, loss, ppl: Math.exp(loss) };
+    const result: Record<string, unknown> & { tokens: number; loss: number; ppl: number } = { tokens: count, loss, ppl: Math.exp(loss) };
+    if (moe) {
+      result.aux_loss = aux / count;
+      result.expert_usage = Object.fromEntries(Object.entries(usage).map(([layer, sums]) => [layer, sums.map((x) => x / count)]));
+    }
     if (parsed.json) console.log(JSON.stringify(result));
     else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)} nats  ppl ${result.ppl.toFixed(2)}`);
     return 0;

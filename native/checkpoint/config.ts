@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { addon } from '../addon';
 import type { MaskSpec } from '../../core/schema';
 import type { ModelConfig } from '../engine-api';
-import { family, MODEL_TYPES, type ModelType, type ScaleFields, withFeatures } from './families';
+import { family, MODEL_TYPES, type MoeFields, type ModelType, type ScaleFields, withFeatures } from './families';
 
 export { MODEL_TYPES };
 
@@ -36,6 +36,9 @@ export const CONFIG_CAPS = {
   num_key_value_heads: 1024,
   head_dim: 1024,
   max_position_embeddings: 1 << 24,
+  num_experts: 4096,
+  moe_intermediate_size: 1 << 19,
+  decoder_sparse_step: 1024,
 } as const;
 
 /** config.json larger than this is refused before it is read. */
@@ -141,7 +144,36 @@ const ENGINE_KEYS = new Set([
   'model_type', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
   'num_key_value_heads', 'head_dim', 'rms_norm_eps', 'rope_theta', 'max_position_embeddings', 'tie_word_embeddings',
   'scale_emb', 'scale_depth', 'dim_model_base', 'rope_scaling', 'architectures', 'hidden_act', 'torch_dtype', 'passthrough',
+  'num_experts', 'num_experts_per_tok', 'moe_intermediate_size', 'norm_topk_prob', 'decoder_sparse_step', 'mlp_only_layers',
+  'router_aux_loss_coef',
 ]);
+
+/** The mixture-of-experts fields of a config.json, the family's defaults for those it omits. */
+function validateMoe(r: Raw, file: string, layers: number, defaults: MoeFields): MoeFields {
+  const int = (field: keyof MoeFields, min: number, max: number): number => {
+    const v = r[field] ?? defaults[field];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(file, field, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    if (v > max) fail(file, field, `${v} exceeds the supported maximum ${max}`);
+    return v;
+  };
+  const experts = int('num_experts', 0, CONFIG_CAPS.num_experts);
+  const perTok = experts === 0 ? int('num_experts_per_tok', 0, Number.MAX_SAFE_INTEGER) : int('num_experts_per_tok', 1, experts);
+  const width = int('moe_intermediate_size', 1, CONFIG_CAPS.moe_intermediate_size);
+  const step = int('decoder_sparse_step', 1, CONFIG_CAPS.decoder_sparse_step);
+  const norm = r.norm_topk_prob ?? defaults.norm_topk_prob;
+  if (typeof norm !== 'boolean') fail(file, 'norm_topk_prob', 'must be true or false');
+  const only = r.mlp_only_layers ?? defaults.mlp_only_layers;
+  if (!Array.isArray(only)) fail(file, 'mlp_only_layers', `must be an array of layer indices, got ${JSON.stringify(only)}`);
+  for (const l of only) {
+    if (typeof l !== 'number' || !Number.isInteger(l) || l < 0 || l >= layers) fail(file, 'mlp_only_layers', `${JSON.stringify(l)} is not a layer in [0, ${layers - 1}]`);
+  }
+  const coef = r.router_aux_loss_coef ?? defaults.router_aux_loss_coef;
+  if (typeof coef !== 'number' || !Number.isFinite(coef) || coef < 0) fail(file, 'router_aux_loss_coef', `must be a number >= 0, got ${JSON.stringify(coef)}`);
+  return {
+    num_experts: experts, num_experts_per_tok: perTok, moe_intermediate_size: width, norm_topk_prob: norm, decoder_sparse_step: step,
+    mlp_only_layers: [...(only as number[])], router_aux_loss_coef: coef,
+  };
+}
 
 /** The keys of a config.json the engine does not use; an already-validated config's own passthrough is kept. */
 function passthroughOf(r: Raw): Record<string, unknown> {
@@ -191,6 +223,7 @@ export function validateModelConfig(raw: unknown, file = 'config.json'): ModelCo
   };
   const passthrough = passthroughOf(r);
   if (Object.keys(passthrough).length > 0) config.passthrough = passthrough;
+  if (fam.moe_defaults) Object.assign(config, validateMoe(r, file, config.num_hidden_layers, fam.moe_defaults));
   if (fam.scale_defaults) {
     for (const [field, fallback] of Object.entries(fam.scale_defaults(hidden))) {
       config[field as keyof ScaleFields] = positiveNumber(r, file, field, fallback);

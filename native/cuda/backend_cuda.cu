@@ -270,6 +270,17 @@ class CudaBackend final : public engine::Backend {
     check(unpack_rows_f32(dv, dvp, rk, D, Dp, 1.f, kStream));
   }
 
+  void moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C) override {
+    check(cuda_backend::moe_gather_rows(out, x, rows, M, C, kStream));
+  }
+  void moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K,
+                   int C) override {
+    check(cuda_backend::moe_combine(out, y, pos, weight, N, K, C, kStream));
+  }
+  void moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y, const int32_t* pos,
+                            const float* weight, int N, int K, int C) override {
+    check(cuda_backend::moe_combine_backward(dy, dweight, dout, y, pos, weight, N, K, C, kStream));
+  }
   void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) override {
     check(cuda_backend::swiglu_forward(out, gate, up, n, kStream));
   }

@@ -16,6 +16,7 @@
 #include "backend_cuda.h"
 #include "block_mask.h"
 #include "check.h"
+#include "moe.h"
 #include "cuda_test_util.h"
 #include "ops.h"
 
@@ -338,6 +339,36 @@ TEST(cuda_backend_swiglu_add_scaled_scale_match_cpu) {
       },
       {"swiglu out", "dgate", "dup", "add_scaled", "add_scaled out=a", "add_scaled out=b", "scale", "scale in place"},
       {1e-4, 1e-4, 1e-4, 1e-6, 1e-6, 1e-6, 1e-6, 1e-6});
+}
+
+// The MoE row movements on a routing of random logits (engine::moe_route, the host routing both
+// backends share), with the grouped expert GEMM (one matmul per expert over its rows) between them.
+TEST(cuda_backend_moe_grouped_expert_pass_matches_cpu) {
+  const int N = 37, C = 48, E = 5, K = 2, Fm = 40;
+  const auto logits = randn((size_t)N * E, 40);
+  const engine::MoeRouting r = engine::moe_route(logits.data(), N, E, K, true);
+  const int64_t M = (int64_t)N * K;
+  const auto x = randn((size_t)N * C, 41), wg = randn((size_t)E * Fm * C, 42, 0.2f), wd = randn((size_t)E * C * Fm, 43, 0.2f);
+  const auto dout = randn((size_t)N * C, 44), base = randn((size_t)N * C, 45);
+  compare(
+      [&](Backend& be) {
+        I rows(be, r.rows), pos(be, r.pos);
+        F X(be, x), Wg(be, wg), Wd(be, wd), W(be, r.weight), DOUT(be, dout);
+        F XG(be, garbage(M * C)), H(be, garbage(M * Fm)), Y(be, garbage(M * C)), OUT(be, base), BACK(be, base);
+        F DY(be, garbage(M * C)), DW(be, garbage(M));
+        be.moe_gather_rows(XG.p, X.p, rows.p, M, C);
+        for (int e = 0; e < E; e++) {
+          const int64_t o = r.offset[e], n = r.count(e);
+          if (n == 0) continue;
+          be.matmul_forward(H.p + o * Fm, XG.p + o * C, Wg.p + (int64_t)e * Fm * C, (int)n, C, Fm);
+          be.matmul_forward(Y.p + o * C, H.p + o * Fm, Wd.p + (int64_t)e * C * Fm, (int)n, Fm, C);
+        }
+        be.moe_combine(OUT.p, Y.p, pos.p, W.p, N, K, C);  // accumulates onto `base`
+        be.moe_combine_backward(DY.p, DW.p, DOUT.p, Y.p, pos.p, W.p, N, K, C);
+        be.moe_combine(BACK.p, DY.p, pos.p, nullptr, N, K, C);  // weight 1
+        return Outputs{XG.get(), OUT.get(), DY.get(), DW.get(), BACK.get()};
+      },
+      {"gathered rows", "combined", "dy", "dweight", "combined back (weight 1)"}, {1e-6, 3e-2, 1e-6, 3e-2, 1e-5});
 }
 
 TEST(cuda_backend_cross_entropy_matches_cpu) {

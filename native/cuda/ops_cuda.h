@@ -85,6 +85,16 @@ int64_t rmsnorm_backward_scratch(int N, int C);
 Status rope_forward(float* x, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
 Status rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int H, int D, cudaStream_t s);
 
+// ------------------------------------------------------------------ mixture of experts (moe.cu)
+// As native/src/ops.h: out[i] = x[rows[i]] (overwritten); out[n] += sum_j weight[n, j] * y[pos[n, j]]
+// (weight nullable: 1); backward overwrites dy[pos[n, j]] = weight[n, j] * dout[n] and
+// dweight[n, j] = dot(dout[n], y[pos[n, j]]).
+Status moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C, cudaStream_t s);
+Status moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K, int C,
+                   cudaStream_t s);
+Status moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y, const int32_t* pos,
+                            const float* weight, int N, int K, int C, cudaStream_t s);
+
 // ------------------------------------------------------------------ swiglu (swiglu.cu)
 Status swiglu_forward(float* out, const float* gate, const float* up, int64_t n, cudaStream_t s);
 // Overwrites dgate and dup; every array may alias any other (each element is read before written).

@@ -79,6 +79,13 @@ class Backend {
   virtual void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) = 0;
   virtual void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up,
                                int64_t n) = 0;
+  // Mixture of experts (ops.h semantics): gather rows into the grouped-by-expert order, the
+  // weighted sum back per token (accumulated), and its backward (overwritten).
+  virtual void moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C) = 0;
+  virtual void moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K,
+                           int C) = 0;
+  virtual void moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y,
+                                    const int32_t* pos, const float* weight, int N, int K, int C) = 0;
   // out = a + s * b (out may alias a or b)
   virtual void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) = 0;
   // out = x * s (out may alias x)

@@ -116,6 +116,17 @@ class CpuBackend final : public Backend {
                        int64_t n) override {
     engine::swiglu_backward(dgate, dup, dout, gate, up, n);
   }
+  void moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C) override {
+    engine::moe_gather_rows(out, x, rows, M, C);
+  }
+  void moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K,
+                   int C) override {
+    engine::moe_combine(out, y, pos, weight, N, K, C);
+  }
+  void moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y, const int32_t* pos,
+                            const float* weight, int N, int K, int C) override {
+    engine::moe_combine_backward(dy, dweight, dout, y, pos, weight, N, K, C);
+  }
   void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) override {
     parallel_for(n, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; i++) out[i] = a[i] + s * b[i];

@@ -42,9 +42,26 @@ void ModelConfig::validate() const {
   if (!positive(embedding_scale)) bad("embedding_scale", "must be a finite number > 0");
   if (!positive(residual_scale)) bad("residual_scale", "must be a finite number > 0");
   if (!positive(logit_divisor)) bad("logit_divisor", "must be a finite number > 0");
+  if (num_experts == 0) return;
+  in_range("num_experts", num_experts, 4096);
+  in_range("num_experts_per_tok", num_experts_per_tok, num_experts);
+  in_range("moe_intermediate_size", moe_intermediate_size, 1 << 19);
+  in_range("decoder_sparse_step", decoder_sparse_step, 1024);
+  for (int l : mlp_only_layers)
+    if (l < 0 || l >= num_layers)
+      bad("mlp_only_layers", std::to_string(l) + " is not a layer in [0, " + std::to_string(num_layers - 1) + "]");
+  if (!(router_aux_loss_coef >= 0) || !std::isfinite(router_aux_loss_coef))
+    bad("router_aux_loss_coef", "must be a finite number >= 0");
 }
 
-static const char* const kKindNames[kParamKinds] = {"q", "k", "v", "o", "mlp", "norms", "embeddings", "selector"};
+bool ModelConfig::is_moe_layer(int l) const {
+  if (num_experts <= 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) != mlp_only_layers.end()) return false;
+  return (l + 1) % decoder_sparse_step == 0;
+}
+
+static const char* const kKindNames[kParamKinds] = {"q",          "k",        "v",      "o",      "mlp",
+                                                    "norms",      "embeddings", "selector", "router", "experts"};
 
 const char* param_kind_name(ParamKind kind) { return kKindNames[(int)kind]; }
 
@@ -75,6 +92,18 @@ std::vector<TensorSpec> tensor_layout(const ModelConfig& c) {
     }
     add("self_attn.o_proj.weight", K::o, {C, HD}, R::o);
     add("post_attention_layernorm.weight", K::norms, {C}, R::ln2);
+    if (c.is_moe_layer(l)) {  // Qwen3MoeSparseMoeBlock: mlp.gate is the router
+      const int64_t E = c.num_experts, Fm = c.moe_intermediate_size;
+      add("mlp.gate.weight", K::router, {E, C}, R::router);
+      for (int e = 0; e < E; e++) {
+        const std::string x = "mlp.experts." + std::to_string(e) + ".";
+        add(x + "gate_proj.weight", K::experts, {Fm, C}, R::expert_gate);
+        add(x + "up_proj.weight", K::experts, {Fm, C}, R::expert_up);
+        add(x + "down_proj.weight", K::experts, {C, Fm}, R::expert_down);
+        for (int i = 0; i < 3; i++) out[out.size() - 1 - i].expert = e;
+      }
+      continue;
+    }
     switch (c.mlp) {
       case MlpKind::swiglu:
         add("mlp.gate_proj.weight", K::mlp, {F, C}, R::gate);
@@ -126,6 +155,10 @@ Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
       case TensorRole::gate: lp->gate = i; break;
       case TensorRole::up: lp->up = i; break;
       case TensorRole::down: lp->down = i; break;
+      case TensorRole::router: lp->router = i; break;
+      case TensorRole::expert_gate: lp->expert_gate.push_back(i); break;
+      case TensorRole::expert_up: lp->expert_up.push_back(i); break;
+      case TensorRole::expert_down: lp->expert_down.push_back(i); break;
     }
   }
   if (config_.tie_word_embeddings) lm_head_index_ = embed_index_;

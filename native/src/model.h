@@ -55,18 +55,32 @@ struct ModelConfig {
   float residual_scale = 1;   // multiplies each residual branch
   float logit_divisor = 1;    // divides the final hidden state before the LM head
 
+  // Mixture of experts (qwen3_moe; num_experts 0 = every layer dense). Field meanings as in
+  // transformers' Qwen3MoeConfig; a layer is MoE per is_moe_layer.
+  int num_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  int decoder_sparse_step = 1;
+  std::vector<int> mlp_only_layers;  // these keep the dense MLP of intermediate_size
+  float router_aux_loss_coef = 0.001f;
+
+  // transformers' rule: num_experts > 0, l not in mlp_only_layers, (l + 1) % decoder_sparse_step == 0.
+  bool is_moe_layer(int l) const;
   // Throws std::invalid_argument naming the first bad field.
   void validate() const;
 };
 
-enum class ParamKind { q, k, v, o, mlp, norms, embeddings, selector };
-constexpr int kParamKinds = 8;
+// Kinds are appended, never reordered: core/schema.ts PARAM_KINDS mirrors this order.
+enum class ParamKind { q, k, v, o, mlp, norms, embeddings, selector, router, experts };
+constexpr int kParamKinds = 10;
 const char* param_kind_name(ParamKind kind);
 // Throws std::invalid_argument for an unknown name.
 ParamKind param_kind_from_name(const std::string& name);
 
 // What a tensor is for inside its layer (or globally), so the model finds it without names.
-enum class TensorRole { embed, final_norm, lm_head, ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down };
+enum class TensorRole {
+  embed, final_norm, lm_head, ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down,
+  router, expert_gate, expert_up, expert_down
+};
 
 struct TensorSpec {
   std::string name;  // Hugging Face checkpoint name
@@ -74,6 +88,7 @@ struct TensorSpec {
   int layer = -1;    // -1 for embeddings, final norm and LM head
   std::vector<int64_t> shape;
   TensorRole role;
+  int expert = -1;   // the expert of an expert_* tensor
 };
 
 // Every tensor of a Hugging Face checkpoint of this config, in checkpoint order: the one
@@ -100,11 +115,30 @@ struct DistillWeights {
   float task = 1, attn_kl = 0, logit_kl = 0, hidden_mse = 0, temperature = 1;
 };
 
+// The load-balancing term a step adds for MoE models (docs/metrics.md "Mixture of experts"):
+// seed = weight * mean over MoE layers of (Var(u) + mean |u - 1/E|), u the soft usage (mean router
+// probability per expert); switch = weight * transformers' load_balancing_loss_func.
+struct LoadBalance {
+  enum Kind { none, seed, switch_aux } kind = none;
+  float weight = -1;  // < 0: the kind's default (seed 0.01, switch the config's router_aux_loss_coef)
+};
+
 struct StepOptions {
   float lr = 1e-3f, weight_decay = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   float grad_clip = 0;  // 0 = off
   bool distill = false;
   DistillWeights weights;
+  LoadBalance load_balance;
+};
+
+// Routing statistics of the student's forward (MoE models only; `present` false otherwise).
+struct MoeStats {
+  bool present = false;
+  double aux_loss = 0;           // transformers' load_balancing_loss_func over every MoE layer
+  double load_balance_loss = 0;  // the step's load-balancing term as added to the loss (weight included)
+  std::vector<int> layers;       // the MoE layers (0-based), in order
+  std::vector<std::vector<double>> usage;  // per MoE layer: routed token-slots per expert / (N * k)
+  std::vector<double> entropy;   // per MoE layer: mean over tokens of the router softmax's entropy (nats)
 };
 
 struct StepResult {
@@ -112,6 +146,7 @@ struct StepResult {
   double grad_norm = 0, density = 1;
   bool skipped = false;    // fp16: a non-finite gradient skipped the update (loss scale halved)
   double loss_scale = 1;   // the scale the gradients were computed at (1 unless fp16)
+  MoeStats moe;
 };
 
 struct EvalResult {
@@ -119,6 +154,7 @@ struct EvalResult {
   // Per layer; NaN marks a dense layer (null in JS).
   std::vector<double> attn_kl, attn_recall, density;
   double logit_kl = 0, out_cos = 0, hidden_mse = 0;
+  MoeStats moe;  // load_balance_loss stays 0
 };
 
 // The dense teacher's attention profile (attention_profile.h), per layer: the pooled mass map
@@ -222,6 +258,13 @@ class Model {
   void mlp_forward(Activations& acts, int l, const float* x, float* out, bool teacher) const;
   void attention_backward(Activations& acts, int l, struct BackwardBuffers& grads);
   void mlp_backward(Activations& acts, int l, struct BackwardBuffers& grads);
+  // The MoE branch of layer l (moe.cpp), called by mlp_forward / mlp_backward on MoE layers.
+  void moe_forward(Activations& acts, int l, const float* x, float* out, bool teacher) const;
+  void moe_backward(Activations& acts, int l, struct BackwardBuffers& grads);
+  // Routing statistics of the student's last forward, and the load-balancing term: its value goes
+  // to stats.load_balance_loss and, when grad_scale != 0, its gradient w.r.t. each MoE layer's
+  // router logits is kept for moe_backward. No-op (present false) for dense models.
+  MoeStats moe_stats(const LoadBalance& lb, float grad_scale);
   // Runs the LM head chunk by chunk: CE (and logit KL vs teacher hidden when given), fills
   // dhidden (N, C) unless null. Returns {ce, logit_kl}.
   // targets in backend memory; gradients scaled by grad_scale (the fp16 loss scale).
@@ -240,7 +283,9 @@ class Model {
   std::vector<Param> params_;
   size_t embed_index_ = 0, final_norm_index_ = 0, lm_head_index_ = 0;
   struct LayerParams {
-    size_t ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down;
+    size_t ln1, q, k, v, q_norm, k_norm, o, ln2, gate, up, down;  // gate/up/down: dense layers
+    size_t router = SIZE_MAX;  // MoE layers: the router and every expert's gate, up, down
+    std::vector<size_t> expert_gate, expert_up, expert_down;
     size_t idx_q = SIZE_MAX, idx_k = SIZE_MAX, idx_h = SIZE_MAX;  // indexer selector, when added
   };
   std::vector<LayerParams> layers_;  // indices into params_; q_norm/k_norm only with qk_norm

@@ -8,6 +8,7 @@
 #include "block_mask.h"
 #include "block_selector.h"
 #include "device_array.h"
+#include "moe.h"
 
 namespace engine {
 
@@ -31,6 +32,7 @@ struct LayerActs {
   std::vector<TokenBlockSelection> token_sel;
   bool sparse() const { return !masks.empty() || !token_sel.empty(); }
   Buf dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
+  MoeActs moe;                 // MoE layers: routing and the experts' forward values (moe.cpp)
 };
 
 struct Activations {
@@ -49,6 +51,9 @@ struct BackwardBuffers {
   Buf dbranch, dln;  // (N, C)
   Buf dact, dgate, dup;  // (N, F)
   Buf dmerged, datt, dq, dk, dv, dqt, dkt, dvt, dpre;  // q-shaped (N*H*D) or kv-shaped (N*Hkv*D)
+  // MoE layers (moe.cpp): grouped rows (N*K) of the experts' outputs, activations and inputs,
+  // and the gradients w.r.t. the routing weights (N, K) and router logits (N, E).
+  Buf moe_dy, moe_dact, moe_dgate, moe_dup, moe_dx, moe_dweight, moe_dlogits;
 };
 
 // Calls fn(b0, bb, mask) over the batch: once with the shared mask, or once per sequence.

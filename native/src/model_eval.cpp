@@ -55,6 +55,7 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
     }
     cos_sum += dot / std::max(std::sqrt(ns * nt), 1e-12);
   }
+  r.moe = moe_stats(LoadBalance{}, 0);
   r.out_cos = cos_sum / N;
   r.hidden_mse = mse / ((double)N * C);
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -94,12 +95,18 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
 
 double Model::train_flops(int B, int T) const {
   // 6 * params-in-matmuls per token (forward 2, backward 4) plus attention's 2 * 2 * T * H * D per
-  // token forward (QK^T and PV, causal half), times 3 for forward + backward.
+  // token forward (QK^T and PV, causal half), times 3 for forward + backward. A MoE layer's MLP
+  // counts its router and only the k experts a token runs.
   const ModelConfig& c = config_;
   const double C = c.hidden_size, F = c.intermediate_size, HD = (double)c.num_heads * c.head_dim,
                KD = (double)c.num_kv_heads * c.head_dim;
-  const double per_layer = C * HD * 2 + C * KD * 2 + 3 * C * F;
-  const double matmul_params = c.num_layers * per_layer + (double)c.vocab_size * C;
+  double matmul_params = (double)c.vocab_size * C;
+  for (int l = 0; l < c.num_layers; l++) {
+    const double mlp = c.is_moe_layer(l)
+                           ? C * c.num_experts + (double)c.num_experts_per_tok * 3 * C * c.moe_intermediate_size
+                           : 3 * C * F;
+    matmul_params += C * HD * 2 + C * KD * 2 + mlp;
+  }
   const double tokens = (double)B * T;
   const double attn = c.num_layers * 2.0 * 2.0 * (T / 2.0) * HD;
   return tokens * (6 * matmul_params + 3 * attn);

@@ -99,6 +99,7 @@ void Model::attention_forward(Activations& a, int l, const float* x, float* out,
 }
 
 void Model::mlp_forward(Activations& a, int l, const float* x, float* out, bool teacher) const {
+  if (config_.is_moe_layer(l)) return moe_forward(a, l, x, out, teacher);
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   Backend* bp = backend_.get();
@@ -196,6 +197,7 @@ void Model::backward(Activations& a, const float* dhidden, const int32_t* inputs
 
 // resid[l+1] = resid_mid + rs * down(swiglu(gate(ln2), up(ln2)))
 void Model::mlp_backward(Activations& a, int l, BackwardBuffers& g) {
+  if (config_.is_moe_layer(l)) return moe_backward(a, l, g);
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   const int N = a.B * a.T, C = c.hidden_size, F = c.intermediate_size;

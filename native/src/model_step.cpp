@@ -101,6 +101,8 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   // The indexer's warm-up KL only reaches the selector tensors (its input is detached).
   r.loss = dw.task * ce + dw.attn_kl * r.attn_kl_loss + dw.logit_kl * lkl + dw.hidden_mse * r.hidden_mse_loss +
            selector_loss;
+  r.moe = moe_stats(options.load_balance, S);  // keeps the load-balancing gradient for backward
+  r.loss += r.moe.load_balance_loss;
   backward(*acts_, dhidden.data(), inputs, B, T);
   double ss = 0;
   for (size_t i = 0; i < params_.size(); i++)

@@ -109,6 +109,18 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 // Overwrites dgate (n) and dup (n).
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t n);
 
+
+// ---------------------------------------------------------------------------- mixture of experts
+// Rows of a grouped-by-expert layout (moe.h): pos (N, K) names the grouped row of each (token, slot).
+// out (M, C)[i] = x[rows[i]] (overwritten).
+void moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C);
+// out (N, C)[n] += sum over j < K of weight[n, j] * y[pos[n, j]] (weight nullptr: 1), slots in
+// order: the experts' weighted sum per token, and (weight 1) the gathered rows' gradient back.
+void moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K, int C);
+// Backward of moe_combine, overwriting: dy[pos[n, j]] = weight[n, j] * dout[n] and
+// dweight (N, K)[n, j] = dot(dout[n], y[pos[n, j]]) (accumulated in double).
+void moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y, const int32_t* pos,
+                          const float* weight, int N, int K, int C);
 // ---------------------------------------------------------------------------- cross entropy
 // Fused softmax + cross-entropy over logits (N, V), targets (N) with target < 0 = ignored.
 // Returns the mean loss over valid targets (0 when none); writes dlogits (N, V) =

@@ -89,6 +89,17 @@ class CopyingBackend final : public Backend {
                        int64_t n) override {
     cpu_->swiglu_backward(dgate, dup, dout, gate, up, n);
   }
+  void moe_gather_rows(float* out, const float* x, const int32_t* rows, int64_t M, int C) override {
+    cpu_->moe_gather_rows(out, x, rows, M, C);
+  }
+  void moe_combine(float* out, const float* y, const int32_t* pos, const float* weight, int N, int K,
+                   int C) override {
+    cpu_->moe_combine(out, y, pos, weight, N, K, C);
+  }
+  void moe_combine_backward(float* dy, float* dweight, const float* dout, const float* y, const int32_t* pos,
+                            const float* weight, int N, int K, int C) override {
+    cpu_->moe_combine_backward(dy, dweight, dout, y, pos, weight, N, K, C);
+  }
   void add_scaled(float* out, const float* a, const float* b, float s, int64_t n) override {
     cpu_->add_scaled(out, a, b, s, n);
   }
@@ -147,7 +158,19 @@ class CopyingBackend final : public Backend {
   std::shared_ptr<Backend> cpu_ = cpu_backend();
 };
 
-ModelConfig small(const std::string& type) { return fixtures::tiny_config(type, 37, 3, 8, false); }
+// qwen3_moe: MoE layers 0 and 2 (4 experts, top-2), layer 1 dense.
+ModelConfig small(const std::string& type) {
+  ModelConfig c = fixtures::tiny_config(type, 37, 3, 8, false);
+  if (type == "qwen3_moe") {
+    c.qk_norm = true;
+    c.num_experts = 4;
+    c.num_experts_per_tok = 2;
+    c.moe_intermediate_size = 12;
+    c.norm_topk_prob = true;
+    c.mlp_only_layers = {1};
+  }
+  return c;
+}
 
 using fixtures::tokens;
 
@@ -188,6 +211,13 @@ void convert(Model& m) {
                        ParamKind::embeddings},
                   false);
   m.set_trainable({1, 2}, {ParamKind::q, ParamKind::k, ParamKind::norms}, true);
+  if (m.config().num_experts > 0) m.set_trainable({0, 2}, {ParamKind::router, ParamKind::experts}, true);
+}
+
+void add_moe_stats(std::vector<double>& numbers, const MoeStats& s) {
+  numbers.insert(numbers.end(), {s.aux_loss, s.load_balance_loss});
+  for (auto& u : s.usage) numbers.insert(numbers.end(), u.begin(), u.end());
+  numbers.insert(numbers.end(), s.entropy.begin(), s.entropy.end());
 }
 
 struct Trace {
@@ -199,12 +229,14 @@ Trace run(Model& m) {
   Trace t;
   convert(m);
   const int B = 2, T = 64;
-  const StepOptions o = distill_options();
+  StepOptions o = distill_options();
+  if (m.config().num_experts > 0) o.load_balance = {LoadBalance::seed, 0.1f};
   for (int step = 0; step < 3; step++) {
     auto batch = tokens(B, T, m.config().vocab_size, 100 + step);
     StepResult r = m.train_step(batch.data(), B, T, o);
     t.numbers.insert(t.numbers.end(), {r.loss, r.task_loss, r.attn_kl_loss, r.logit_kl_loss, r.hidden_mse_loss,
                                        r.grad_norm, r.density});
+    add_moe_stats(t.numbers, r.moe);
     if (step == 1) {
       // A host read and write between steps, as checkpoints and the pipeline do.
       std::vector<float> w = m.param("model.layers.1.self_attn.q_proj.weight").data;
@@ -217,6 +249,7 @@ Trace run(Model& m) {
   EvalResult e = m.evaluate(batch.data(), B, T);
   t.numbers.insert(t.numbers.end(), {e.loss, e.loss_teacher, e.logit_kl, e.out_cos, e.hidden_mse});
   for (int l = 0; l < 3; l++) t.numbers.insert(t.numbers.end(), {e.attn_kl[l], e.attn_recall[l], e.density[l]});
+  add_moe_stats(t.numbers, e.moe);
   StepResult g = m.compute_gradients(batch.data(), B, T, distill_options());
   t.numbers.push_back(g.grad_norm);
   for (const Param& p : m.params()) {
@@ -247,7 +280,7 @@ void expect_identical(const Trace& got, const Trace& want) {
 }  // namespace
 
 TEST(backend_copying_model_matches_the_cpu_backend_bit_for_bit) {
-  for (const char* type : {"llama", "qwen3"}) {
+  for (const char* type : {"llama", "qwen3", "qwen3_moe"}) {
     Model cpu(small(type));
     auto copying = std::make_shared<CopyingBackend>(Precision::fp32);
     Model mirrored(small(type), copying);

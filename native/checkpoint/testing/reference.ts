@@ -3,6 +3,7 @@
 // rope_scaling type of rope-reference.ts, LongRoPE with MiniCPM's always-long factor choice). The
 // engine's loss and gradients are held to it.
 import type { ModelConfig } from '../../engine-api';
+import { referenceIsMoeLayer, referenceMoeBlock, type RouterRecord } from './moe-reference';
 import { referenceRopeParameters } from './rope-reference';
 
 type Weights = Map<string, Float64Array | Float32Array>;
@@ -65,8 +66,8 @@ function rope(x: Float64Array, T: number, heads: number, D: number, t: { cos: Fl
  */
 export type KeyMask = (layer: number, q: Float64Array, k: Float64Array) => ((kvHead: number, i: number, j: number) => boolean) | null;
 
-/** Final hidden states (T, C) and logits (T, V) of one sequence of input ids. */
-export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<number>, keyMask?: KeyMask): { hidden: Float64Array; logits: Float64Array } {
+/** Final hidden states (T, C) and logits (T, V) of one sequence of input ids; `routing` collects the MoE layers' routing. */
+export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<number>, keyMask?: KeyMask, routing?: RouterRecord[]): { hidden: Float64Array; logits: Float64Array } {
   const T = ids.length, C = c.hidden_size, F = c.intermediate_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, V = c.vocab_size;
   const get = (name: string) => {
     const t = w.get(name);
@@ -85,7 +86,7 @@ export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<numb
     let q = linear(h, T, C, get(p + 'self_attn.q_proj.weight'), H * D);
     let k = linear(h, T, C, get(p + 'self_attn.k_proj.weight'), Hkv * D);
     const v = linear(h, T, C, get(p + 'self_attn.v_proj.weight'), Hkv * D);
-    if (c.model_type === 'qwen3') {
+    if (c.model_type === 'qwen3' || c.model_type === 'qwen3_moe') {
       q = rmsnorm(q, T * H, D, get(p + 'self_attn.q_norm.weight'), c.rms_norm_eps);
       k = rmsnorm(k, T * Hkv, D, get(p + 'self_attn.k_norm.weight'), c.rms_norm_eps);
     }
@@ -113,10 +114,15 @@ export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<numb
     const o = linear(att, T, H * D, get(p + 'self_attn.o_proj.weight'), C);
     for (let i = 0; i < T * C; i++) x[i] += rs * o[i];
     const h2 = rmsnorm(x, T, C, get(p + 'post_attention_layernorm.weight'), c.rms_norm_eps);
-    const g = linear(h2, T, C, get(p + 'mlp.gate_proj.weight'), F);
-    const u = linear(h2, T, C, get(p + 'mlp.up_proj.weight'), F);
-    for (let i = 0; i < T * F; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
-    const d = linear(g, T, F, get(p + 'mlp.down_proj.weight'), C);
+    let d: Float64Array;
+    if (referenceIsMoeLayer(c, l)) {
+      d = referenceMoeBlock(c, w, l, h2, T, routing);
+    } else {
+      const g = linear(h2, T, C, get(p + 'mlp.gate_proj.weight'), F);
+      const u = linear(h2, T, C, get(p + 'mlp.up_proj.weight'), F);
+      for (let i = 0; i < T * F; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+      d = linear(g, T, F, get(p + 'mlp.down_proj.weight'), C);
+    }
     const next = new Float64Array(T * C);
     for (let i = 0; i < T * C; i++) next[i] = x[i] + rs * d[i];
     x = next;

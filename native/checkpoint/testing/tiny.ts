@@ -22,10 +22,16 @@ export function rng(seed: number): () => number {
 export function tinyConfig(type: ModelConfig['model_type'], tied: boolean, extra: Partial<ModelConfig> = {}): ModelConfig {
   const base: ModelConfig = {
     model_type: type, vocab_size: 37, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2,
-    num_attention_heads: 4, num_key_value_heads: 2, head_dim: type === 'qwen3' ? 8 : 4, rms_norm_eps: 1e-6,
+    num_attention_heads: 4, num_key_value_heads: 2, head_dim: type === 'qwen3' || type === 'qwen3_moe' ? 8 : 4, rms_norm_eps: 1e-6,
     rope_theta: 10000, max_position_embeddings: 64, tie_word_embeddings: tied, rope_scaling: null,
   };
   if (type === 'minicpm') Object.assign(base, { scale_emb: 2.5, scale_depth: 1.4, dim_model_base: 8 });
+  if (type === 'qwen3_moe') {
+    Object.assign(base, {
+      num_hidden_layers: 3, num_experts: 4, num_experts_per_tok: 2, moe_intermediate_size: 12, norm_topk_prob: true,
+      decoder_sparse_step: 1, mlp_only_layers: [1], router_aux_loss_coef: 0.001,
+    });
+  }
   return { ...base, ...extra };
 }
 

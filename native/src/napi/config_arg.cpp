@@ -29,6 +29,21 @@ engine::ModelConfig model_config_from(const Napi::Value& value) {
   c.embedding_scale = (float)number_field(o, "embedding_scale", "config");
   c.residual_scale = (float)number_field(o, "residual_scale", "config");
   c.logit_divisor = (float)number_field(o, "logit_divisor", "config");
+  // Mixture of experts: present when num_experts is (config.ts resolved the family's defaults).
+  Napi::Value experts = o.Get("num_experts");
+  if (!experts.IsUndefined() && !experts.IsNull()) {
+    c.num_experts = int_field(o, "num_experts", "config", 0);
+    c.num_experts_per_tok = int_field(o, "num_experts_per_tok", "config", 0);
+    c.moe_intermediate_size = int_field(o, "moe_intermediate_size", "config", 1);
+    c.norm_topk_prob = bool_field(o, "norm_topk_prob", "config");
+    c.decoder_sparse_step = int_field(o, "decoder_sparse_step", "config", 1);
+    c.router_aux_loss_coef = (float)number_field(o, "router_aux_loss_coef", "config");
+    Napi::Value only = o.Get("mlp_only_layers");
+    if (!only.IsArray()) throw std::invalid_argument("config.mlp_only_layers: must be an array of layer indices");
+    auto arr = only.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++)
+      c.mlp_only_layers.push_back(int_arg(arr.Get(i), "config.mlp_only_layers[" + std::to_string(i) + "]"));
+  }
   c.rope_scaling.max_position_embeddings = c.max_position_embeddings;
   Napi::Value rs = o.Get("rope_scaling");
   if (rs.IsObject()) {

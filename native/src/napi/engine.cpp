@@ -44,6 +44,16 @@ engine::StepOptions step_options_from(const Napi::Object& o) {
     s.weights.hidden_mse = (float)number_field(w, "hidden_mse", "options.distill");
     s.weights.temperature = (float)number_field(w, "temperature", "options.distill");
   }
+  Napi::Value lb = o.Get("load_balance");
+  if (lb.IsObject()) {
+    auto b = lb.As<Napi::Object>();
+    const std::string kind = string_field(b, "kind", "options.load_balance");
+    if (kind == "seed") s.load_balance.kind = engine::LoadBalance::seed;
+    else if (kind == "switch") s.load_balance.kind = engine::LoadBalance::switch_aux;
+    else throw std::invalid_argument("options.load_balance.kind: must be seed or switch, got '" + kind + "'");
+    Napi::Value weight = b.Get("weight");
+    if (!weight.IsUndefined() && !weight.IsNull()) s.load_balance.weight = (float)number_field(b, "weight", "options.load_balance");
+  }
   return s;
 }
 
@@ -66,6 +76,23 @@ TokenBatch batch_from(const Napi::Value& tokens, const Napi::Value& b, const Nap
   return out;
 }
 
+// The routing statistics of a MoE model onto a result object (nothing for a dense model):
+// aux_loss, expert_usage { "<layer>": [share per expert] }, routing_entropy { "<layer>": nats }.
+void set_moe_stats(Napi::Env env, Napi::Object o, const engine::MoeStats& s) {
+  if (!s.present) return;
+  o.Set("aux_loss", s.aux_loss);
+  auto usage = Napi::Object::New(env), entropy = Napi::Object::New(env);
+  for (size_t i = 0; i < s.layers.size(); i++) {
+    const std::string key = std::to_string(s.layers[i]);
+    auto shares = Napi::Array::New(env, s.usage[i].size());
+    for (size_t e = 0; e < s.usage[i].size(); e++) shares.Set((uint32_t)e, s.usage[i][e]);
+    usage.Set(key, shares);
+    entropy.Set(key, s.entropy[i]);
+  }
+  o.Set("expert_usage", usage);
+  o.Set("routing_entropy", entropy);
+}
+
 Napi::Object step_result_to_js(Napi::Env env, const engine::StepResult& r) {
   auto o = Napi::Object::New(env);
   o.Set("loss", r.loss);
@@ -77,6 +104,8 @@ Napi::Object step_result_to_js(Napi::Env env, const engine::StepResult& r) {
   o.Set("density", r.density);
   o.Set("skipped", r.skipped);
   o.Set("loss_scale", r.loss_scale);
+  if (r.moe.present) o.Set("load_balance_loss", r.moe.load_balance_loss);
+  set_moe_stats(env, o, r.moe);
   return o;
 }
 
@@ -419,6 +448,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             o.Set("logit_kl", result->logit_kl);
             o.Set("out_cos", result->out_cos);
             o.Set("hidden_mse", result->hidden_mse);
+            set_moe_stats(env, o, result->moe);
             return o;
           });
       return queue(w);
