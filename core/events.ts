@@ -21,6 +21,10 @@ export interface StepMetrics {
   tokens: number;          // tokens in this step
   density: number;         // mean kept causal block-pair share over replaced layers (1 if none)
   seq_len: number;
+  /** Steps that trained an indexer only: its KL, the unweighted term inside `loss`. */
+  indexer_loss?: number;
+  /** With indexer_loss, per 0-based layer: 1 warm-up KL, 2 selected-set KL, null no trained indexer. */
+  indexer_phase?: PerLayer;
 }
 
 export interface EvalMetrics {

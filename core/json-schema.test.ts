@@ -44,6 +44,7 @@ describe('pipeline JSON Schema', () => {
       mutate((d) => { d.extra = true; }),
       mutate((d) => { d.nodes[0].kind = 'nope'; }),
       mutate((d) => { d.nodes.find((n: any) => n.kind === 'replace').params.mask.seed_from_teacher = { threshold: 1.5 }; }),
+      mutate((d) => { d.nodes.find((n: any) => n.kind === 'replace').params.mask.indexer_warmup_steps = -1; }),
     ]) {
       expect(validate(bad)).toBe(false);
       expect(validatePipeline(bad).length).toBeGreaterThan(0);
@@ -56,6 +57,17 @@ describe('pipeline JSON Schema', () => {
     doc.nodes.find((n: any) => n.kind === 'replace').params.mask.seed_from_teacher = { threshold: 0.1, blocks: 2, pairs: [0, 3] };
     expect(validate(doc) ? [] : validate.errors).toEqual([]);
     expect(validatePipeline(doc)).toEqual([]);
+  });
+
+  it('accepts an optional indexer_warmup_steps (a step count or null), as the validator does', () => {
+    const validate = compile();
+    const doc = JSON.parse(readFileSync(join(root, 'templates', 'quick-demo.json'), 'utf8'));
+    const mask = doc.nodes.find((n: any) => n.kind === 'replace' && n.params.mask.selector === 'indexer').params.mask;
+    for (const steps of [0, 25, null]) {
+      mask.indexer_warmup_steps = steps;
+      expect(validate(doc) ? [] : validate.errors).toEqual([]);
+      expect(validatePipeline(doc)).toEqual([]);
+    }
   });
 
   it('$schema is optional, must be a string, and survives parse and canonical JSON', () => {

@@ -13,7 +13,7 @@
 //
 // Owned by core/: no Node, DOM or Electron imports here.
 import { GATE_METRICS, NODE_KINDS, PARAM_KINDS, PIPELINE_VERSION } from './schema';
-import { GATE_METRIC_SPECS, LIMITS, MASK_FIELDS, NODE_SPECS, type FieldSpec } from './nodes';
+import { GATE_METRIC_SPECS, INDEXER_WARMUP_FIELD, LIMITS, MASK_FIELDS, NODE_SPECS, type FieldSpec } from './nodes';
 
 /** Where templates point "$schema" (relative to templates/); the shipped file's path in the repository. */
 export const PIPELINE_SCHEMA_PATH = 'schema/pipeline.schema.json';
@@ -99,7 +99,7 @@ function fieldSchema(spec: FieldSpec, defaultValue: unknown): Schema {
   }
 }
 
-/** MASK_FIELDS, plus the optional `seed_from_teacher` (core/schema.ts SeedFromTeacher; validate-fields.ts checkMask). */
+/** MASK_FIELDS, plus the optional `seed_from_teacher` (core/schema.ts SeedFromTeacher) and `indexer_warmup_steps` (validate-fields.ts checkMask). */
 function maskSchema(): Schema {
   const base = objectSchema(MASK_FIELDS as unknown as Record<string, FieldSpec>, NODE_SPECS.replace.defaults.mask as unknown as Record<string, unknown>);
   const seed: Schema = {
@@ -116,7 +116,9 @@ function maskSchema(): Schema {
       },
     ],
   };
-  return { title: 'Mask', ...base, properties: { ...(base.properties as Schema), seed_from_teacher: seed } };
+  // null or a step count; the selector rule (indexer only) is the validator's.
+  const warmup: Schema = { anyOf: [{ type: 'null' }, fieldSchema(INDEXER_WARMUP_FIELD, undefined)] };
+  return { title: 'Mask', ...base, properties: { ...(base.properties as Schema), seed_from_teacher: seed, indexer_warmup_steps: warmup } };
 }
 
 /** The pipeline file's JSON Schema (draft-07), from NODE_SPECS and MASK_FIELDS. */

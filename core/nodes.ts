@@ -146,6 +146,15 @@ export const MASK_FIELDS: FieldSpecs<MaskSpec> = {
   share_gqa_group: { type: 'boolean', label: 'Share per GQA group', help: 'One mask per key/value group (true) or per query head (false).' },
 };
 
+/**
+ * MaskSpec.indexer_warmup_steps, optional and only for the `indexer` selector (so not in
+ * MASK_FIELDS, whose fields every mask has): validator bounds and inspector widget.
+ */
+export const INDEXER_WARMUP_FIELD: FieldSpec = {
+  type: 'integer', label: 'Indexer warm-up', unit: 'steps', min: 0, max: LIMITS.steps, step: 1,
+  help: "The indexer's own trained steps on the KL over every causal block; then its KL runs over the kept blocks only. Empty: warm-up throughout.",
+};
+
 const LAYERS_HELP = 'Inclusive 1-based layer range, as the seed plan writes it ("layers 4-6").';
 
 export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {

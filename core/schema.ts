@@ -82,6 +82,12 @@ export interface MaskSpec {
   share_gqa_group: boolean;
   /** Optional: also keep the block pairs the base model attends to (see SeedFromTeacher). */
   seed_from_teacher?: SeedFromTeacher | null;
+  /**
+   * Optional, `indexer` selector only: the indexer's own optimiser steps that train on the warm-up
+   * KL over every causal key block; after them its KL runs over the blocks the mask keeps
+   * (DeepSeek DSA's second phase). Absent or null: the warm-up KL throughout.
+   */
+  indexer_warmup_steps?: number | null;
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { ValidationProblem } from './api';
 import type { NodeKind, NodeOf, PipelineNode } from './schema';
 import { GATE_METRICS, PARAM_KINDS } from './schema';
-import { GATE_METRIC_SPECS, LIMITS, MASK_FIELDS } from './nodes';
+import { GATE_METRIC_SPECS, INDEXER_WARMUP_FIELD, LIMITS, MASK_FIELDS } from './nodes';
 import type { FieldSpec } from './nodes';
 
 /** Problems listed at most; past it one closing "... and N more" problem stands for the rest. */
@@ -333,11 +333,27 @@ function checkSeedFromTeacher(problems: Problems, path: string, value: unknown, 
   return ok;
 }
 
+/** MaskSpec.indexer_warmup_steps: null, or an integer step count on an `indexer` mask. */
+function checkIndexerWarmup(problems: Problems, path: string, value: unknown, selector: unknown, node?: string): boolean {
+  if (value === null) return true;
+  if (!checkField(problems, path, value, INDEXER_WARMUP_FIELD, node)) return false;
+  if (selector !== 'indexer') {
+    problems.add(path, `only the indexer selector trains (selector is ${JSON.stringify(selector)}): clear this field or set selector to 'indexer'`, node);
+    return false;
+  }
+  return true;
+}
+
 function checkMask(problems: Problems, path: string, value: unknown, node?: string): boolean {
   if (isRecord(value) && 'seed_from_teacher' in value) {
     const { seed_from_teacher: seed, ...rest } = value;
     const seedOk = checkSeedFromTeacher(problems, childPath(path, 'seed_from_teacher'), seed, node);
     return checkMask(problems, path, rest, node) && seedOk;
+  }
+  if (isRecord(value) && 'indexer_warmup_steps' in value) {
+    const { indexer_warmup_steps: warmup, ...rest } = value;
+    const warmupOk = checkIndexerWarmup(problems, childPath(path, 'indexer_warmup_steps'), warmup, value.selector, node);
+    return checkMask(problems, path, rest, node) && warmupOk;
   }
   if (!checkObject(problems, path, value, MASK_FIELDS as Record<string, FieldSpec>, 'a mask', node)) return false;
   if (value.selector === 'none' && (value.topk_blocks as number) > 0) {

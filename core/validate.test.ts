@@ -44,6 +44,10 @@ const cases: Case[] = [
   { name: 'seed with an unknown field', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = { threshold: 0.1, top: 3 }; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher.top`, message: /unknown field 'top'/ },
   { name: 'seed pairs without blocks', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = { threshold: 0.1, pairs: [1] }; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher`, message: /blocks and pairs are recorded together/ },
   { name: 'seed not an object', edit: (p) => { node(p, 's1-replace').params.mask.seed_from_teacher = 0.1; }, path: `nodes[${N['s1-replace']}].params.mask.seed_from_teacher`, message: /expected null or an object \{ threshold \}/ },
+  { name: 'indexer warm-up negative', edit: (p) => { node(p, 's1-replace').params.mask.indexer_warmup_steps = -1; }, path: `nodes[${N['s1-replace']}].params.mask.indexer_warmup_steps`, message: /must be in \[0, 10000000\] \(got -1\)/ },
+  { name: 'indexer warm-up fractional', edit: (p) => { node(p, 's1-replace').params.mask.indexer_warmup_steps = 2.5; }, path: `nodes[${N['s1-replace']}].params.mask.indexer_warmup_steps`, message: /whole number/ },
+  { name: 'indexer warm-up as text', edit: (p) => { node(p, 's1-replace').params.mask.indexer_warmup_steps = '100'; }, path: `nodes[${N['s1-replace']}].params.mask.indexer_warmup_steps`, message: /expected an integer|expected a number/ },
+  { name: 'indexer warm-up on a pooled mask', edit: (p) => { Object.assign(node(p, 's1-replace').params.mask, { selector: 'pooled', indexer_warmup_steps: 10 }); }, path: `nodes[${N['s1-replace']}].params.mask.indexer_warmup_steps`, message: /only the indexer selector trains \(selector is "pooled"\)/ },
   { name: 'top-k without a selector', edit: (p) => { node(p, 's1-replace').params.mask.selector = 'none'; }, path: `nodes[${N['s1-replace']}].params.mask.topk_blocks`, message: /need a selector/ },
   { name: 'recall threshold above 1', edit: (p) => { node(p, 's1-gate').params.checks[0] = { metric: 'attn_recall', op: '>', threshold: 1.5 }; }, path: `nodes[${N['s1-gate']}].params.checks[0].threshold`, message: /attn_recall threshold must be in \[0, 1\]/ },
   { name: 'cosine threshold above 1', edit: (p) => { node(p, 's1-gate').params.checks[1].threshold = 2; }, path: `nodes[${N['s1-gate']}].params.checks[1].threshold`, message: /out_cos threshold must be in \[-1, 1\]/ },
@@ -133,6 +137,20 @@ describe('validatePipeline accepts', () => {
       mask(p).seed_from_teacher = seedValue;
       expect(validatePipeline(p)).toEqual([]);
     }
+  });
+
+  it("an indexer's warm-up length (0 = selected-set KL from the first step), or null", () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const mask = (p: Pipeline) => (p.nodes[N['s1-replace']] as any).params.mask;
+    expect(mask(seed).selector).toBe('indexer');
+    for (const steps of [0, 200, 10_000_000, null]) {
+      const p = structuredClone(seed);
+      mask(p).indexer_warmup_steps = steps;
+      expect(validatePipeline(p)).toEqual([]);
+    }
+    const pooled = structuredClone(seed);
+    Object.assign(mask(pooled), { selector: 'pooled', indexer_warmup_steps: null });  // null is allowed on any selector
+    expect(validatePipeline(pooled).filter((q) => q.path.includes('indexer_warmup_steps'))).toEqual([]);
   });
 
   it('an Export hanging off a Gate mid-chain', () => {

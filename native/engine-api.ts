@@ -103,6 +103,10 @@ export interface StepResult extends MoeMetrics {
   skipped?: boolean;
   /** The loss scale the gradients were computed at (1 unless fp16). */
   loss_scale?: number;
+  /** Steps that trained an indexer only: its KL (mean over those layers; inside `loss`). */
+  indexer_loss?: number;
+  /** With indexer_loss, per 0-based layer: 1 warm-up KL, 2 selected-set KL, null no trained indexer. */
+  indexer_phase?: (1 | 2 | null)[];
 }
 
 export type BackendName = 'cpu' | 'cuda';

@@ -356,6 +356,7 @@ class PipelineExecutor {
           stage: stage.index, step: this.globalStep, stage_step: i, loss: r.loss, task_loss: r.task_loss, attn_kl_loss: r.attn_kl_loss,
           logit_kl_loss: r.logit_kl_loss, hidden_mse_loss: r.hidden_mse_loss, lr, grad_norm: r.grad_norm,
           tokens: batch.batch * batch.seq, density: r.density, seq_len: seq,
+          ...(r.indexer_phase ? { indexer_loss: r.indexer_loss, indexer_phase: r.indexer_phase } : {}),
         } });
       }
       this.globalStep += 1;

@@ -198,6 +198,17 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
     expect(seeded.reduce((a, b) => a + b, 0)).toBeGreaterThan(plain.reduce((a, b) => a + b, 0));
   });
 
+  it("indexer_warmup_steps: step lines record each layer's indexer phase, switching after the warm-up", async () => {
+    const r = await runToEnd(tinyPipeline(fixture, { mask2: { selector: 'indexer', topk_blocks: 1, indexer_warmup_steps: 2 } }));
+    expect(r.end.status, r.end.message).toBe('completed');
+    const steps = readJsonl<{ type: string } & StepMetrics>(join(r.runDir, 'metrics.jsonl')).filter((l) => l.type === 'step');
+    // Stage 1 trains no indexer: its lines carry no indexer fields. Stage 2's indexer (layer 1,
+    // index 0) warms up for 2 of its own steps, then trains on the selected blocks.
+    expect(steps.filter((l) => l.stage === 0).every((l) => !('indexer_phase' in l) && !('indexer_loss' in l))).toBe(true);
+    expect(steps.filter((l) => l.stage === 1).map((l) => l.indexer_phase)).toEqual([[1, null], [1, null], [2, null], [2, null]]);
+    expect(steps.filter((l) => l.stage === 1).every((l) => l.indexer_loss! > 0)).toBe(true);
+  });
+
   describe('a failing gate applies its on_fail policy', () => {
     const impossible = [{ metric: 'out_cos' as const, op: '>' as const, threshold: 1 }];
 

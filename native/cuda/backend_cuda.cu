@@ -22,7 +22,8 @@
 //   is summed on the host. Pooled block scores are computed on the device and downloaded, since
 //   the mask builder that takes them runs on the host.
 // - The trainable block indexer (block_selector.cu): scores, the teacher's block-attention target
-//   and the warm-up KL with its weight gradients all on the device in fp32 (cuBLAS at fp32
+//   and its KL (warm-up, or over the kept blocks, whose bitmaps go up) with its weight gradients
+//   all on the device in fp32 (cuBLAS at fp32
 //   compute whatever the backend's precision); only the small score map and the per-row losses
 //   come down.
 // - Argument checks the CPU ops make are the CPU's own (native/src/op_checks.h, inline), so both
@@ -364,19 +365,40 @@ class CudaBackend final : public engine::Backend {
   }
   double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x, const float* w_q, const float* w_k,
                       const float* w_h, const float* q_t, const float* k_t, const float* lse_t, const engine::IndexerShape& shape, int B, int H,
-                      int Hkv, int T, int D, int block_size) override {
+                      int Hkv, int T, int D, int block_size, const std::vector<engine::BlockMask>* selected) override {
     check_indexer_args(shape, T, block_size, "indexer_loss");
     if (B < 1 || D < 1) throw std::invalid_argument("indexer_loss: need B, D >= 1");
     engine::check_selector_heads(H, Hkv, "teacher_block_attention");
     engine::check_teacher_lse(lse_t, "indexer_loss");
+    if (selected) {
+      engine::check_indexer_selected_count(*selected, B, "indexer_loss");
+      for (const engine::BlockMask& m : *selected) {
+        engine::check_indexer_selected(m, T, block_size, "indexer_loss");
+        if (m.n_mask_heads != selected->front().n_mask_heads) fail("indexer_loss: the selected masks differ in mask heads");
+      }
+    }
     const bool grads = dw_q || dw_k || dw_h;
     std::lock_guard<std::mutex> lock(mu_);
     const int nb = (T + block_size - 1) / block_size, rows = B * nb;
     IndexerBuffers z = indexer_buffers(B, nb, shape, true);
     check(indexer_project(z.xbar, z.qi, z.kj, x, w_q, w_k, B, T, shape.C, shape.Hi, shape.Di, block_size, kStream));
     check(teacher_block_attention(z.target, z.acc, q_t, k_t, lse_t, B, H, Hkv, T, D, block_size, kStream));
-    check(indexer_kl_loss(z.row_loss, z.dscore, grads ? z.dqi : nullptr, grads ? z.dkj : nullptr, grads ? z.dwh_rows : nullptr, z.qi, z.kj, w_h,
-                          z.target, B, nb, shape.Hi, shape.Di, kStream));
+    if (selected) {
+      // The kept-block bitmaps of the batch, one after another (the masks are built on the host).
+      const engine::BlockMask& first = selected->front();
+      const int64_t per_mask = (int64_t)first.bits.size();
+      std::vector<uint64_t> bits;
+      bits.reserve((size_t)per_mask * selected->size());
+      for (const engine::BlockMask& m : *selected) bits.insert(bits.end(), m.bits.begin(), m.bits.end());
+      uint64_t* keep = keep_.get<uint64_t>((int64_t)bits.size());
+      upload(keep, bits.data(), (int64_t)(bits.size() * sizeof(uint64_t)));
+      check(indexer_selected_kl_loss(z.row_loss, z.dscore, z.acc, grads ? z.dqi : nullptr, grads ? z.dkj : nullptr, grads ? z.dwh_rows : nullptr,
+                                     z.qi, z.kj, w_h, z.target, keep, first.n_mask_heads, first.words, selected->size() == 1 ? 0 : per_mask,
+                                     B, nb, shape.Hi, shape.Di, kStream));
+    } else {
+      check(indexer_kl_loss(z.row_loss, z.dscore, grads ? z.dqi : nullptr, grads ? z.dkj : nullptr, grads ? z.dwh_rows : nullptr, z.qi, z.kj,
+                            w_h, z.target, B, nb, shape.Hi, shape.Di, kStream));
+    }
     // As the CPU backend: dw += (the batch's summed gradient) * (grad_scale / B).
     if (grads)
       check(indexer_weight_grads(dw_q, dw_k, dw_h, grad_scale / B, z.dqi, z.dkj, z.dwh_rows, z.xbar, rows, shape.C, shape.Hi, shape.Di, kStream));
@@ -532,7 +554,7 @@ class CudaBackend final : public engine::Backend {
   std::string device_;
   size_t smem_optin_ = 0;
   std::mutex mu_;
-  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_, stats_, scores_, indexer_f_, indexer_d_;
+  Scratch q_, k_, v_, out_, dout_, dq_, dk_, dv_, delta_, rows_, csr_, norm_, stats_, scores_, indexer_f_, indexer_d_, keep_;
   MaskCache<DeviceTileMask> masks_{free_tile_mask};
   MaskCache<DeviceBlockLists> lists_{free_block_lists};
 };

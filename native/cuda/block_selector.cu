@@ -3,8 +3,9 @@
 //     mean-pooled keys, summed over the GQA group when the group shares its blocks (else one map
 //     per query head); top-k itself runs on the host mask builder, which takes these scores;
 // (b) the trainable block indexer (DeepSeek DSA style, block granularity), fp32: its block scores,
-//     the teacher's block-attention target and the warm-up KL loss with its gradients (the CPU
-//     definitions: indexer_acts, indexer_block_scores, teacher_block_attention, indexer_kl_loss).
+//     the teacher's block-attention target and its KL losses (warm-up, and the selected set of
+//     phase 2) with their gradients (the CPU definitions: indexer_acts, indexer_block_scores,
+//     teacher_block_attention, indexer_kl_loss).
 // See ops_cuda.h for each launcher's contract.
 // Shapes: B sequences, H query heads, Hkv KV heads, T tokens, D head dim, C channels; Hi indexer
 // heads of Di dims, HD = Hi * Di; nb = ceil(T / block_size) blocks, rows = B * nb.
@@ -258,6 +259,57 @@ __global__ void __launch_bounds__(kRowThreads) kl_rows_kernel(double* row_loss, 
   for (int j = threadIdx.x; j <= i; j += kRowThreads) s[j] = (float)((exp((double)s[j] - lse) * mass - (double)t[j]) * inv_rows);
 }
 
+// Phase 2, a CTA per row like kl_rows_kernel: for each mask head m in order, the KL over the kept
+// key blocks S (bits of keep) with the target renormalised over S; a head whose S holds no
+// target mass adds nothing. The scores stay in `dscore` while the gradient sums over the heads in
+// `gacc` (double, entry j owned by thread j % 128), then dscore = gacc (0 off S).
+__global__ void __launch_bounds__(kRowThreads) kl_selected_rows_kernel(double* row_loss, float* dscore, double* gacc, const float* qi,
+                                                                     const float* kj, const float* w_h, const float* target,
+                                                                     const uint64_t* keep, int M, int words, int64_t keep_stride, int nb,
+                                                                     int Hi, int Di, float inv_sqrt, bool grads) {
+  __shared__ double red[32];
+  const int i = blockIdx.x;
+  const int64_t r = (int64_t)blockIdx.y * nb + i, seq0 = (int64_t)blockIdx.y * nb;
+  const float* t = target + r * nb;
+  float* s = dscore + r * nb;
+  double* g = gacc + r * nb;
+  const float* qrow = qi + r * Hi * Di;
+  const uint64_t* seq_keep = keep + blockIdx.y * keep_stride;
+  for (int j = threadIdx.x; j <= i; j += kRowThreads) {
+    s[j] = block_score(qrow, kj + (seq0 + j) * Di, w_h, Hi, Di, inv_sqrt);
+    g[j] = 0;
+  }
+  const double inv_rows = 1.0 / ((double)nb * M);
+  double loss = 0;
+  for (int m = 0; m < M; m++) {
+    const uint64_t* bits = seq_keep + ((int64_t)m * nb + i) * words;
+    auto kept = [&](int j) { return (bits[j >> 6] >> (j & 63)) & 1ull; };
+    double mass = 0, mx = -INFINITY;
+    for (int j = threadIdx.x; j <= i; j += kRowThreads)
+      if (kept(j)) {
+        mass += t[j];
+        mx = fmax(mx, (double)s[j]);
+      }
+    mass = cta_reduce<false>(mass, red);  // the same value in every thread: the branch is uniform
+    if (!(mass > 0)) continue;
+    mx = cta_reduce<true>(mx, red);
+    double sum = 0;
+    for (int j = threadIdx.x; j <= i; j += kRowThreads)
+      if (kept(j)) sum += exp((double)s[j] - mx);
+    const double lse = mx + log(cta_reduce<false>(sum, red));
+    for (int j = threadIdx.x; j <= i; j += kRowThreads) {
+      if (!kept(j)) continue;
+      const double tj = t[j] / mass, logp = (double)s[j] - lse;
+      if (tj > 0) loss += tj * (log(tj) - logp);
+      g[j] += (exp(logp) - tj) * inv_rows;
+    }
+  }
+  loss = cta_reduce<false>(loss, red);
+  if (threadIdx.x == 0) row_loss[r] = loss * inv_rows;
+  if (!grads) return;
+  for (int j = threadIdx.x; j <= i; j += kRowThreads) s[j] = (float)g[j];
+}
+
 // Row i of sequence b (grid (nb, B)): dqi[i, h, :] = sum_{j <= i, a_h > 0} dscore_ij w_h[h] / sqrt(Di) kj_j
 // and dwh_rows[i, h] = sum_{j <= i, a_h > 0} dscore_ij a_h, j ascending. Per chunk of 32 key
 // blocks the coefficients are staged in shared memory (a thread per (block, head)), then thread
@@ -424,6 +476,28 @@ Status indexer_kl_loss(double* row_loss, float* dscore, float* dqi, float* dkj, 
   const float inv_sqrt = 1.0f / std::sqrt((float)Di);
   const dim3 grid((unsigned)nb, (unsigned)B);
   kl_rows_kernel<<<grid, kRowThreads, 0, s>>>(row_loss, dscore, qi, kj, w_h, target, nb, Hi, Di, inv_sqrt, grads);
+  CUDA_TRY_LAUNCH();
+  if (!grads) return Status::success();
+  dqi_kernel<<<grid, kRowThreads, 0, s>>>(dqi, dwh_rows, dscore, qi, kj, w_h, nb, Hi, Di, inv_sqrt);
+  CUDA_TRY_LAUNCH();
+  dkj_kernel<<<grid, kRowThreads, 0, s>>>(dkj, dscore, qi, kj, w_h, nb, Hi, Di, inv_sqrt);
+  CUDA_TRY_LAUNCH();
+  return Status::success();
+}
+
+Status indexer_selected_kl_loss(double* row_loss, float* dscore, double* gacc, float* dqi, float* dkj, double* dwh_rows, const float* qi,
+                                const float* kj, const float* w_h, const float* target, const uint64_t* keep, int M, int words,
+                                int64_t keep_stride, int B, int nb, int Hi, int Di, cudaStream_t s) {
+  if (B < 1 || nb < 1 || Hi < 1 || Di < 1 || M < 1) return Status::error("indexer_selected_kl_loss: B, nb, Hi, Di and M must be >= 1");
+  if (Hi > kMaxHi) return Status::error("indexer_selected_kl_loss: " + std::to_string(Hi) + " indexer heads; the CUDA kernels take at most " + std::to_string(kMaxHi));
+  if (nb > 65535 || B > 65535) return Status::error("indexer_selected_kl_loss: more than 65535 blocks or sequences");
+  if (words != (nb + 63) / 64 || keep_stride < 0) return Status::error("indexer_selected_kl_loss: the bitmap does not match nb");
+  const bool grads = dqi && dkj && dwh_rows;
+  if (!grads && (dqi || dkj || dwh_rows)) return Status::error("indexer_selected_kl_loss: dqi, dkj and dwh_rows go together");
+  const float inv_sqrt = 1.0f / std::sqrt((float)Di);
+  const dim3 grid((unsigned)nb, (unsigned)B);
+  kl_selected_rows_kernel<<<grid, kRowThreads, 0, s>>>(row_loss, dscore, gacc, qi, kj, w_h, target, keep, M, words, keep_stride, nb, Hi, Di,
+                                                       inv_sqrt, grads);
   CUDA_TRY_LAUNCH();
   if (!grads) return Status::success();
   dqi_kernel<<<grid, kRowThreads, 0, s>>>(dqi, dwh_rows, dscore, qi, kj, w_h, nb, Hi, Di, inv_sqrt);

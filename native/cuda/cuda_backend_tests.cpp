@@ -661,9 +661,12 @@ struct IndexerCase {
   engine::IndexerShape shape;
   int mask_heads;
   float grad_scale;
+  bool one_mask = false;  // phase 2: one mask for the whole batch instead of one per sequence
 };
 
-void indexer_case(const IndexerCase& c, uint32_t seed) {
+// phase2: the selected-set KL over masks the CPU builds from the indexer's scores (a global
+// block, a random block that differs between mask heads, a top-1 block).
+void indexer_case(const IndexerCase& c, uint32_t seed, bool phase2) {
   const engine::IndexerShape& s = c.shape;
   const int nb = (c.T + c.block - 1) / c.block, HD = s.Hi * s.Di;
   const size_t nx = (size_t)c.B * c.T * s.C, nq = (size_t)c.B * c.H * c.T * c.D, nk = (size_t)c.B * c.Hkv * c.T * c.D;
@@ -678,7 +681,25 @@ void indexer_case(const IndexerCase& c, uint32_t seed) {
   const auto q_t = randn(nq, seed + 5), k_t = randn(nk, seed + 6), v_t = randn(nk, seed + 7);
   std::vector<float> out(nq), lse_t((size_t)c.B * c.H * c.T);
   cpu().attention_forward(out.data(), lse_t.data(), q_t.data(), k_t.data(), v_t.data(), c.B, c.H, c.Hkv, c.T, c.D, nullptr);
-  const std::string w = c.what;
+  const std::string w = std::string(c.what) + (phase2 ? " (selected set)" : " (warm-up)");
+  std::vector<engine::BlockMask> masks;
+  if (phase2) {
+    engine::MaskSpec m;
+    m.block_size = c.block;
+    m.global_blocks = 1;
+    m.window_blocks = 0;
+    m.random_blocks = 1;
+    m.random_seed = seed;
+    m.topk_blocks = 1;
+    m.selector = engine::MaskSpec::Indexer;
+    m.share_gqa_group = c.mask_heads <= c.Hkv;
+    const int heads = m.share_gqa_group ? c.Hkv : c.H;
+    std::vector<float> scores((size_t)heads * nb * nb);
+    for (int b = 0; b < (c.one_mask ? 1 : c.B); b++) {
+      engine::indexer_block_scores(scores.data(), x.data() + (size_t)b * c.T * s.C, wq.data(), wk.data(), wh.data(), s, c.T, c.block, heads);
+      masks.push_back(engine::build_block_mask(m, c.T, c.H, c.Hkv, 0, scores.data()));
+    }
+  }
 
   // Scores of the last sequence of the batch (the model passes a sequence's offset), every mask head.
   {
@@ -700,7 +721,8 @@ void indexer_case(const IndexerCase& c, uint32_t seed) {
   const float gs = c.grad_scale;
   auto call = [&](Backend& be, float* dq, float* dk, float* dh, const F& X, const F& WQ, const F& WK, const F& WH, const F& QT, const F& KT,
                   const F& LT) {
-    return be.indexer_loss(dq, dk, dh, gs, X.p, WQ.p, WK.p, WH.p, QT.p, KT.p, LT.p, s, c.B, c.H, c.Hkv, c.T, c.D, c.block);
+    return be.indexer_loss(dq, dk, dh, gs, X.p, WQ.p, WK.p, WH.p, QT.p, KT.p, LT.p, s, c.B, c.H, c.Hkv, c.T, c.D, c.block,
+                           phase2 ? &masks : nullptr);
   };
   std::vector<float> scale_of(3, 0.f);
   {
@@ -732,7 +754,7 @@ void indexer_case(const IndexerCase& c, uint32_t seed) {
           {w + ": dw_q", w + ": dw_k", w + ": dw_h", w + ": dw_q accumulated", w + ": dw_k accumulated", w + ": dw_h accumulated",
            w + ": dw_k (w_q frozen)", w + ": dw_h (w_q frozen)", w + ": dw_q (w_k, w_h frozen)"},
           {1e-4});
-  EXPECT_MSG(loss[0][0] > 0, w << ": the warm-up KL should be positive");
+  EXPECT_MSG(loss[0][0] > 0, w << ": the KL should be positive");
   for (int i = 0; i < 5; i++) {
     near_scalar(loss[1][i], loss[0][i], 1e-4, 0, w + ": loss " + std::to_string(i));
     EXPECT_MSG(loss[1][i] == loss[1][0], w << ": loss " << i << " should not depend on which gradients are asked for");
@@ -750,11 +772,14 @@ TEST(cuda_backend_indexer_matches_cpu) {
       {"indexer block 16 D32 GQA 2 tail", 2, 4, 2, 200, 32, 16, standard, 2, 0.37f},
       {"indexer block 64 D64 H == Hkv tail", 2, 2, 2, 300, 64, 64, other, 2, 2.5f},
       {"indexer block 128 D64 GQA 4 tail per-head", 1, 4, 1, 700, 64, 128, standard, 4, 1.f},
-      {"indexer block 64 D32 GQA 2 no tail", 3, 4, 2, 256, 32, 64, other, 1, 0.5f},
+      {"indexer block 64 D32 GQA 2 no tail", 3, 4, 2, 256, 32, 64, other, 1, 0.5f, true},
       {"indexer block 16 D64 two blocks short tail", 2, 2, 1, 20, 64, 16, standard, 2, 1.f},
   };
   uint32_t seed = 300;
-  for (const IndexerCase& c : cases) indexer_case(c, seed += 20);
+  for (const IndexerCase& c : cases) {
+    indexer_case(c, seed += 20, false);
+    indexer_case(c, seed, true);
+  }
 }
 
 TEST(cuda_backend_indexer_refuses_bad_arguments) {
@@ -766,15 +791,15 @@ TEST(cuda_backend_indexer_refuses_bad_arguments) {
   std::vector<float> scores(16);
   EXPECT_THROWS_MSG(be.indexer_block_scores(scores.data(), x.p, wq.p, wk.p, wh.p, engine::IndexerShape{0, 4, 8}, T, 16, 1), "C, Hi and Di must be >= 1");
   EXPECT_THROWS_MSG(be.indexer_block_scores(scores.data(), x.p, wq.p, wk.p, wh.p, s, T, 0, 1), "block_size must be >= 1");
-  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, nullptr, s, 1, H, Hkv, T, D, 16),
+  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, nullptr, s, 1, H, Hkv, T, D, 16, nullptr),
                     "lse is required");
-  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, s, 1, 3, 2, T, D, 16),
+  EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, s, 1, 3, 2, T, D, 16, nullptr),
                     "H must be a multiple of Hkv");
   EXPECT_THROWS_MSG(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, engine::IndexerShape{32, 65, 8}, 1, H,
-                                    Hkv, T, D, 16),
+                                    Hkv, T, D, 16, nullptr),
                     "at most 64");
   // Still usable after refusing: zero inputs give equal scores (0) and a finite loss.
   be.indexer_block_scores(scores.data(), x.p, wq.p, wk.p, wh.p, s, T, 16, 1);
   for (int e = 0; e < 16; e++) EXPECT(e % 4 > e / 4 ? std::isinf(scores[e]) : scores[e] == 0.f);
-  EXPECT(std::isfinite(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, s, 1, H, Hkv, T, D, 16)));
+  EXPECT(std::isfinite(be.indexer_loss(nullptr, nullptr, nullptr, 1.f, x.p, wq.p, wk.p, wh.p, q.p, k.p, l.p, s, 1, H, Hkv, T, D, 16, nullptr)));
 }

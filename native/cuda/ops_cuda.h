@@ -244,6 +244,14 @@ Status teacher_block_attention(float* target, double* acc, const float* q, const
 // dwh_rows (rows, Hi) doubles with each row's part of the gradient w.r.t. w_h. Deterministic.
 Status indexer_kl_loss(double* row_loss, float* dscore, float* dqi, float* dkj, double* dwh_rows, const float* qi, const float* kj, const float* w_h,
                        const float* target, int B, int nb, int Hi, int Di, cudaStream_t s);
+// The selected-set loss (phase 2), otherwise as indexer_kl_loss: per sequence b, mask head m and
+// row i, the KL over the key blocks whose bit is set in keep + b * keep_stride, bitmap (M, nb,
+// words) as BlockMask::bits (keep_stride 0: one mask for the batch), the target renormalised over
+// them; row_loss = the sum over m / (nb * M). gacc: B * nb * nb doubles of scratch (may be the
+// teacher target's acc, which is dead by then). Deterministic.
+Status indexer_selected_kl_loss(double* row_loss, float* dscore, double* gacc, float* dqi, float* dkj, double* dwh_rows, const float* qi,
+                                const float* kj, const float* w_h, const float* target, const uint64_t* keep, int M, int words,
+                                int64_t keep_stride, int B, int nb, int Hi, int Di, cudaStream_t s);
 // Each non-null weight gradient += alpha times the batch's: dw_q (HD, C) += alpha dqi^T xbar,
 // dw_k (Di, C) += alpha dkj^T xbar, dw_h[h] += alpha * the sum of dwh_rows[., h] in row order.
 Status indexer_weight_grads(float* dw_q, float* dw_k, float* dw_h, float alpha, const float* dqi, const float* dkj, const double* dwh_rows,

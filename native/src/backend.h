@@ -118,14 +118,16 @@ class Backend {
   virtual void indexer_block_scores(float* scores_host, const float* x, const float* w_q, const float* w_k,
                                     const float* w_h, const IndexerShape& shape, int T, int block_size,
                                     int n_mask_heads) = 0;
-  // The indexer's warm-up loss over B sequences: per sequence, target = teacher_block_attention of
-  // q_t (B, H, T, D), k_t (B, Hkv, T, D), lse_t (B, H, T), and loss = indexer_kl_loss on x (B, T, C).
+  // The indexer's KL over B sequences: per sequence, target = teacher_block_attention of
+  // q_t (B, H, T, D), k_t (B, Hkv, T, D), lse_t (B, H, T), and loss = indexer_kl_loss on x (B, T, C):
+  // the warm-up KL when `selected` is null, else the selected-set KL over the kept blocks of
+  // (*selected)[0] for every sequence (one element) or (*selected)[b] (B elements), host masks.
   // Returns the mean over the batch and ADDS grad_scale / B times the summed gradients to dw_q,
   // dw_k, dw_h (each nullable: a frozen tensor gets none).
   virtual double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x,
                               const float* w_q, const float* w_k, const float* w_h, const float* q_t,
                               const float* k_t, const float* lse_t, const IndexerShape& shape, int B, int H, int Hkv,
-                              int T, int D, int block_size) = 0;
+                              int T, int D, int block_size, const std::vector<BlockMask>* selected) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;
   virtual void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,
                             float beta2, float eps, float weight_decay, int step, float grad_scale) = 0;

@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "block_selector.h"
 #include "blocksparse_attention.h"
+#include "op_checks.h"
 #include "parallel.h"
 
 namespace engine {
@@ -193,7 +194,9 @@ class CpuBackend final : public Backend {
   }
   double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x, const float* w_q,
                       const float* w_k, const float* w_h, const float* q_t, const float* k_t, const float* lse_t,
-                      const IndexerShape& shape, int B, int H, int Hkv, int T, int D, int block_size) override {
+                      const IndexerShape& shape, int B, int H, int Hkv, int T, int D, int block_size,
+                      const std::vector<BlockMask>* selected) override {
+    if (selected) check_indexer_selected_count(*selected, B, "indexer_loss");
     const int nb = (T + block_size - 1) / block_size;
     const bool grads = dw_q || dw_k || dw_h;
     std::vector<float> target((size_t)nb * nb), gq, gk, gh;
@@ -208,7 +211,8 @@ class CpuBackend final : public Backend {
                                       lse_t + (size_t)b * H * T, H, Hkv, T, D, block_size);
       total += engine::indexer_kl_loss(grads ? gq.data() : nullptr, grads ? gk.data() : nullptr,
                                        grads ? gh.data() : nullptr, x + (size_t)b * T * shape.C, w_q, w_k, w_h,
-                                       target.data(), shape, T, block_size);
+                                       target.data(), shape, T, block_size,
+                                       selected ? &(*selected)[selected->size() == 1 ? 0 : b] : nullptr);
     }
     for (auto [dw, g] : {std::pair{dw_q, &gq}, {dw_k, &gk}, {dw_h, &gh}})
       if (dw) add_scaled(dw, dw, g->data(), grad_scale / B, (int64_t)g->size());

@@ -86,6 +86,8 @@ std::string validate_mask_spec(const MaskSpec& s) {
                    nonneg(s.topk_blocks, "topk_blocks"), nonneg(s.dense_below, "dense_below")})
     if (!msg.empty()) return msg;
   if (s.selector < MaskSpec::None || s.selector > MaskSpec::InfLLMv2) return "mask.selector: unknown selector";
+  if (s.indexer_warmup_steps < -1)
+    return "mask.indexer_warmup_steps: must be >= 0 (or left out), got " + std::to_string(s.indexer_warmup_steps);
   if (!s.seeded.empty() && (s.seeded_blocks < 1 || s.seeded.size() % ((size_t)s.seeded_blocks * s.seeded_blocks) != 0))
     return "mask.seeded: expected n_mask_heads x blocks x blocks values, got " + std::to_string(s.seeded.size()) +
            " for blocks " + std::to_string(s.seeded_blocks);

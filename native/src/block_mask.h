@@ -36,6 +36,10 @@ struct MaskSpec {
   enum Selector { None, Pooled, Indexer, InfLLMv2 } selector = None;
   int dense_below = 0;      // sequences shorter than this many tokens are dense
   bool share_gqa_group = true;  // one mask per KV head (true) or per query head (false)
+  // Indexer only: optimiser steps of the indexer (its own trained steps) that use the warm-up KL
+  // over every causal key block; from then on its KL runs over the blocks the mask keeps
+  // (block_selector.h, phase 2). -1 (the pipeline leaves the field out): warm-up KL only.
+  int indexer_warmup_steps = -1;
   // Block pairs seeded from the teacher's attention (computed by the host from its profile):
   // (n_mask_heads, seeded_blocks, seeded_blocks) 0/1, read for causal pairs of query blocks
   // < seeded_blocks, kept after the static blocks and before random/top-k. Empty: none.

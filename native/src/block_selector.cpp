@@ -1,5 +1,5 @@
-// Block selection: pooled-key scores, the trainable indexer and its warm-up loss
-// (see block_selector.h for the definitions).
+// Block selection: pooled-key scores, the trainable indexer and its KL losses (warm-up and
+// selected set; see block_selector.h for the definitions).
 #include "block_selector.h"
 
 #include <algorithm>
@@ -143,19 +143,18 @@ void indexer_block_scores(float* scores, const float* x, const float* w_q, const
   for (int h = 1; h < n_mask_heads; h++) std::copy(scores, scores + (size_t)nb * nb, scores + (size_t)h * nb * nb);
 }
 
-double indexer_kl_loss(float* dw_q, float* dw_k, float* dw_h, const float* x, const float* w_q, const float* w_k,
-                       const float* w_h, const float* target, const IndexerShape& s, int T, int block_size) {
-  check_indexer_shape(s);
-  check_selector_args(T, block_size, "indexer_kl_loss");
-  IndexerActs z = indexer_acts(x, w_q, w_k, s, T, block_size);
-  const int nb = z.nb, HD = s.Hi * s.Di;
-  const double inv_rows = 1.0 / nb, inv_sqrt = 1.0 / std::sqrt((double)s.Di);
+namespace {
+
+// Phase 1: row i's KL over every causal key block; writes d loss / d score into dscore.
+double warmup_kl(std::vector<double>& dscore, const IndexerActs& z, const float* w_h, const float* target, int Hi) {
+  const int nb = z.nb;
+  const double inv_rows = 1.0 / nb;
   double loss = 0;
-  std::vector<double> dscore((size_t)nb * nb, 0.0), logits(nb);
+  std::vector<double> logits(nb);
   for (int i = 0; i < nb; i++) {
     // log-softmax of the causal scores of row i
     double mx = -INFINITY;
-    for (int j = 0; j <= i; j++) mx = std::max(mx, logits[j] = score_of(z, w_h, s.Hi, i, j));
+    for (int j = 0; j <= i; j++) mx = std::max(mx, logits[j] = score_of(z, w_h, Hi, i, j));
     double sum = 0;
     for (int j = 0; j <= i; j++) sum += std::exp(logits[j] - mx);
     const double lse = mx + std::log(sum);
@@ -169,6 +168,53 @@ double indexer_kl_loss(float* dw_q, float* dw_k, float* dw_h, const float* x, co
     for (int j = 0; j <= i; j++)
       dscore[(size_t)i * nb + j] = (std::exp(logits[j] - lse) * mass - target[(size_t)i * nb + j]) * inv_rows;
   }
+  return loss;
+}
+
+// Phase 2: per mask head m and row i, the KL over the kept key blocks S with the target
+// renormalised over S; ADDS d loss / d score into dscore (the mask heads share one score map).
+double selected_kl(std::vector<double>& dscore, const IndexerActs& z, const float* w_h, const float* target, int Hi,
+                   const BlockMask& mask) {
+  const int nb = z.nb, M = mask.n_mask_heads;
+  const double inv_rows = 1.0 / ((double)nb * M);
+  double loss = 0;
+  std::vector<double> logits(nb), tsel(nb);
+  for (int m = 0; m < M; m++)
+    for (int i = 0; i < nb; i++) {
+      const int32_t* kept = mask.kv_idx.data() + mask.kv_ptr[(size_t)m * nb + i];
+      const int n = mask.kv_ptr[(size_t)m * nb + i + 1] - mask.kv_ptr[(size_t)m * nb + i];
+      double mass = 0;
+      for (int p = 0; p < n; p++) mass += target[(size_t)i * nb + kept[p]];
+      if (!(mass > 0)) continue;  // the teacher puts nothing on S: no direction to learn
+      double mx = -INFINITY;
+      for (int p = 0; p < n; p++) mx = std::max(mx, logits[p] = score_of(z, w_h, Hi, i, kept[p]));
+      double sum = 0;
+      for (int p = 0; p < n; p++) sum += std::exp(logits[p] - mx);
+      const double lse = mx + std::log(sum);
+      for (int p = 0; p < n; p++) {
+        const double t = tsel[p] = target[(size_t)i * nb + kept[p]] / mass;
+        if (t > 0) loss += t * (std::log(t) - (logits[p] - lse)) * inv_rows;
+      }
+      // the renormalised target sums to 1: d/dz_j = p_j - t_j on S, 0 elsewhere
+      for (int p = 0; p < n; p++) dscore[(size_t)i * nb + kept[p]] += (std::exp(logits[p] - lse) - tsel[p]) * inv_rows;
+    }
+  return loss;
+}
+
+}  // namespace
+
+double indexer_kl_loss(float* dw_q, float* dw_k, float* dw_h, const float* x, const float* w_q, const float* w_k,
+                       const float* w_h, const float* target, const IndexerShape& s, int T, int block_size,
+                       const BlockMask* selected) {
+  check_indexer_shape(s);
+  check_selector_args(T, block_size, "indexer_kl_loss");
+  if (selected) check_indexer_selected(*selected, T, block_size, "indexer_kl_loss");
+  IndexerActs z = indexer_acts(x, w_q, w_k, s, T, block_size);
+  const int nb = z.nb, HD = s.Hi * s.Di;
+  const double inv_sqrt = 1.0 / std::sqrt((double)s.Di);
+  std::vector<double> dscore((size_t)nb * nb, 0.0);
+  const double loss =
+      selected ? selected_kl(dscore, z, w_h, target, s.Hi, *selected) : warmup_kl(dscore, z, w_h, target, s.Hi);
   if (!dw_q && !dw_k && !dw_h) return loss;
   // Back through score = sum_h w_h relu(a_h), a_h = qi_h . kj / sqrt(Di), qi = w_q xbar, kj = w_k xbar.
   std::vector<double> dqi((size_t)nb * HD, 0.0), dkj((size_t)nb * s.Di, 0.0), dwh(s.Hi, 0.0);

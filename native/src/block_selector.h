@@ -12,9 +12,15 @@
 //       qi_{i,h} = w_q[h] xq_i (Di), kj_j = w_k xk_j (Di)
 //       score(i, j) = sum_h w_h[h] * relu(qi_{i,h} . kj_j) / sqrt(Di)
 //     One score map per layer; it is copied to every mask head (DSA shares its selection).
-//     Warm-up loss: mean over query blocks of KL(target_i || softmax_j(score(i, .))) over the
-//     causal key blocks, target = the teacher's head-summed, L1-normalised block attention.
-//     The input x is detached: gradients go to w_q, w_k, w_h only.
+//     Its training has two phases (DeepSeek-V3.2's DSA, at block granularity), both against
+//     target = the teacher's block attention summed over all heads (one indexer serves them all):
+//     phase 1, warm-up: mean over query blocks of KL(target_i || softmax_j(score(i, .))) over the
+//       causal key blocks, target L1-normalised per row;
+//     phase 2, selected set: the same KL with the target and the softmax both renormalised over
+//       S_m(i), the key blocks the layer's mask keeps for query block i in mask head m; mean over
+//       mask heads and query blocks. A row with one kept block (or no target mass on S) adds 0.
+//     The input x is detached: gradients go to w_q, w_k, w_h only (the main loss reaches the model
+//     through the selected attention; top-k itself has no gradient).
 //
 // (c) infllm_v2 (InfLLM-V2 as published with MiniCPM 4.1), per (KV head, query TOKEN), not per
 //     query block; the selection feeds the per-token attention (token_sparse_attention.h):
@@ -81,10 +87,13 @@ void indexer_block_scores(float* scores, const float* x, const float* w_q, const
 void teacher_block_attention(float* target, const float* q, const float* k, const float* lse, int H, int Hkv,
                              int T, int D, int block_size);
 
-// Warm-up loss for one sequence: returns mean over query blocks of KL(target_i || softmax(score_i))
-// over causal key blocks, and ADDS its gradients to dw_q, dw_k, dw_h (nullable: loss only).
-// x (T, C), target (nb, nb). Multiply by 1/B yourself to average a batch.
+// The indexer's KL for one sequence, and its gradients ADDED to dw_q, dw_k, dw_h (nullable: loss
+// only). x (T, C), target (nb, nb) as teacher_block_attention writes it. selected == nullptr:
+// phase 1, the mean over query blocks of KL(target_i || softmax(score_i)) over causal key blocks.
+// selected: phase 2 over the blocks that mask keeps (built for this T and block_size, any number
+// of mask heads), see (b). Multiply by 1/B yourself to average a batch.
 double indexer_kl_loss(float* dw_q, float* dw_k, float* dw_h, const float* x, const float* w_q, const float* w_k,
-                       const float* w_h, const float* target, const IndexerShape& s, int T, int block_size);
+                       const float* w_h, const float* target, const IndexerShape& s, int T, int block_size,
+                       const BlockMask* selected = nullptr);
 
 }  // namespace engine

@@ -147,6 +147,10 @@ struct StepResult {
   bool skipped = false;    // fp16: a non-finite gradient skipped the update (loss scale halved)
   double loss_scale = 1;   // the scale the gradients were computed at (1 unless fp16)
   MoeStats moe;
+  // The trainable indexers' KL (mean over the layers whose indexer trains; inside `loss`) and per
+  // layer which KL that was: 0 no trained indexer, 1 warm-up, 2 selected set (block_selector.h).
+  double indexer_loss = 0;
+  std::vector<int8_t> indexer_phase;
 };
 
 struct EvalResult {
@@ -299,8 +303,9 @@ class Model {
   // Attention KL (student || teacher) over the sparse layers: mean over layers; writes per-layer
   // q/k gradients (scaled by `weight`) into the student's activations when weight != 0.
   double attention_kl(float weight);
-  // Indexer warm-up KL over the layers whose selector trains; adds selector grads. Returns its mean.
-  double indexer_loss(float grad_scale);
+  // Indexer KL over the layers whose selector trains (warm-up or selected set, by the mask's
+  // indexer_warmup_steps); adds selector grads, writes each layer's phase. Returns its mean.
+  double indexer_loss(float grad_scale, std::vector<int8_t>& phase);
   std::unique_ptr<Activations> acts_, teacher_acts_;
 };
 

@@ -1,6 +1,6 @@
 // Losses of a training step: the LM head's cross-entropy and logit KL (chunked over rows), and
 // the distillation losses against the dense teacher: hidden-state MSE, attention KL of the
-// block-sparse layers and the block indexers' warm-up KL.
+// block-sparse layers and the block indexers' KL (warm-up or selected set).
 #include <algorithm>
 
 #include "model.h"
@@ -114,21 +114,31 @@ double Model::attention_kl(float weight) {
   return total / n_sparse;
 }
 
-double Model::indexer_loss(float grad_scale) {
+double Model::indexer_loss(float grad_scale, std::vector<int8_t>& phase) {
   Activations& s = *acts_;
   Activations& t = *teacher_acts_;
   const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  phase.assign(config_.num_layers, 0);
   double total = 0;
   int n = 0;
   for (int l = 0; l < config_.num_layers; l++) {
     const LayerParams& lp = layers_[l];
     if (!attention_[l] || attention_[l]->selector != MaskSpec::Indexer || lp.idx_q == SIZE_MAX) continue;
-    if (!params_[lp.idx_q].trainable && !params_[lp.idx_k].trainable && !params_[lp.idx_h].trainable) continue;
+    const Param &wq = params_[lp.idx_q], &wk = params_[lp.idx_k], &wh = params_[lp.idx_h];
+    if (!wq.trainable && !wk.trainable && !wh.trainable) continue;
+    // The indexer's own optimiser steps so far (they travel with checkpoints and rollbacks):
+    // the first indexer_warmup_steps of them use the warm-up KL, the rest the selected-set KL
+    // over the masks this forward used.
+    const int64_t trained = std::max({wq.adam_step, wk.adam_step, wh.adam_step});
+    const int warmup = attention_[l]->indexer_warmup_steps;
+    const bool selected = warmup >= 0 && trained >= warmup;
+    phase[l] = selected ? 2 : 1;
     const LayerActs& lt = t.layers[l];
     total += backend_->indexer_loss(dev_grad(lp.idx_q), dev_grad(lp.idx_k), dev_grad(lp.idx_h), grad_scale,
                                     s.layers[l].ln1.data(), dev_weights(lp.idx_q, false), dev_weights(lp.idx_k, false),
                                     dev_weights(lp.idx_h, false), lt.q.data(), lt.k.data(), lt.lse.data(),
-                                    indexer_shape_, B, H, Hkv, T, D, attention_[l]->block_size);
+                                    indexer_shape_, B, H, Hkv, T, D, attention_[l]->block_size,
+                                    selected ? &s.layers[l].masks : nullptr);
     n++;
   }
   return n ? total / n : 0;

@@ -96,9 +96,9 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   double selector_loss = 0;
   if (distill) {
     r.attn_kl_loss = attention_kl(dw.attn_kl * S);
-    selector_loss = indexer_loss(S);
+    selector_loss = r.indexer_loss = indexer_loss(S, r.indexer_phase);
   }
-  // The indexer's warm-up KL only reaches the selector tensors (its input is detached).
+  // The indexer's KL only reaches the selector tensors (its input is detached).
   r.loss = dw.task * ce + dw.attn_kl * r.attn_kl_loss + dw.logit_kl * lkl + dw.hidden_mse * r.hidden_mse_loss +
            selector_loss;
   r.moe = moe_stats(options.load_balance, S);  // keeps the load-balancing gradient for backward

@@ -94,6 +94,21 @@ inline void check_selector_args(int T, int block_size, const char* who) {
   if (block_size < 1) throw std::invalid_argument(std::string(who) + ": block_size must be >= 1");
 }
 
+// The indexer's selected-set KL: the mask must be built for this sequence's T and block size.
+inline void check_indexer_selected(const BlockMask& mask, int T, int block_size, const char* who) {
+  if (mask.T != T || mask.block_size != block_size || mask.n_mask_heads < 1)
+    throw std::invalid_argument(std::string(who) + ": selected mask built for T=" + std::to_string(mask.T) +
+                                " and block_size " + std::to_string(mask.block_size) + ", got T=" + std::to_string(T) +
+                                " and block_size " + std::to_string(block_size));
+}
+
+// Backend::indexer_loss: one selected mask for the batch or one per sequence.
+inline void check_indexer_selected_count(const std::vector<BlockMask>& masks, int B, const char* who) {
+  if (masks.size() != 1 && masks.size() != (size_t)B)
+    throw std::invalid_argument(std::string(who) + ": " + std::to_string(masks.size()) +
+                                " selected masks for a batch of " + std::to_string(B) + " (need 1 or B)");
+}
+
 // pooled_block_scores and teacher_block_attention: H a positive multiple of Hkv.
 inline void check_selector_heads(int H, int Hkv, const char* who) {
   if (H < 1 || Hkv < 1 || H % Hkv != 0) throw std::invalid_argument(std::string(who) + ": H must be a multiple of Hkv");

@@ -136,9 +136,10 @@ class CopyingBackend final : public Backend {
   }
   double indexer_loss(float* dw_q, float* dw_k, float* dw_h, float grad_scale, const float* x, const float* w_q,
                       const float* w_k, const float* w_h, const float* q_t, const float* k_t, const float* lse_t,
-                      const IndexerShape& shape, int B, int H, int Hkv, int T, int D, int block_size) override {
+                      const IndexerShape& shape, int B, int H, int Hkv, int T, int D, int block_size,
+                      const std::vector<BlockMask>* selected) override {
     return cpu_->indexer_loss(dw_q, dw_k, dw_h, grad_scale, x, w_q, w_k, w_h, q_t, k_t, lse_t, shape, B, H, Hkv, T, D,
-                              block_size);
+                              block_size, selected);
   }
   double sum_squares(const float* x, int64_t n) override { return cpu_->sum_squares(x, n); }
   void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1,

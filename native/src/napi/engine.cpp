@@ -4,6 +4,7 @@
 // copied into V8-owned typed arrays (Electron forbids external buffers). Nothing here aborts.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -106,6 +107,14 @@ Napi::Object step_result_to_js(Napi::Env env, const engine::StepResult& r) {
   o.Set("loss_scale", r.loss_scale);
   if (r.moe.present) o.Set("load_balance_loss", r.moe.load_balance_loss);
   set_moe_stats(env, o, r.moe);
+  // Only steps that trained an indexer carry its KL and per-layer phase (null: no trained indexer).
+  if (std::any_of(r.indexer_phase.begin(), r.indexer_phase.end(), [](int8_t p) { return p != 0; })) {
+    o.Set("indexer_loss", r.indexer_loss);
+    auto phase = Napi::Array::New(env, r.indexer_phase.size());
+    for (size_t l = 0; l < r.indexer_phase.size(); l++)
+      phase.Set((uint32_t)l, r.indexer_phase[l] ? Napi::Number::New(env, r.indexer_phase[l]) : env.Null());
+    o.Set("indexer_phase", phase);
+  }
   return o;
 }
 

@@ -35,6 +35,9 @@ engine::MaskSpec mask_spec_from(const Napi::Value& value) {
   Napi::Value share = o.Get("share_gqa_group");
   if (!share.IsBoolean()) throw std::invalid_argument("mask.share_gqa_group: must be a boolean");
   m.share_gqa_group = share.As<Napi::Boolean>().Value();
+  // Optional: absent or null keeps the indexer on its warm-up KL.
+  Napi::Value warmup = o.Get("indexer_warmup_steps");
+  if (!warmup.IsUndefined() && !warmup.IsNull()) m.indexer_warmup_steps = napi_args::int_field(o, "indexer_warmup_steps", "mask", 0);
   // Optional, host-computed: { blocks, pairs: Uint8Array (mask heads x blocks x blocks) }.
   Napi::Value seeded = o.Get("seeded");
   if (!seeded.IsUndefined() && !seeded.IsNull()) {

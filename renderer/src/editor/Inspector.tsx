@@ -2,7 +2,7 @@
 // registry, errors under fields), or the pipeline's own settings when nothing is selected.
 import { useState, useEffect } from 'react';
 import type { FieldSpec } from '../../../core/nodes';
-import { MASK_FIELDS, NODE_SPECS } from '../../../core/nodes';
+import { INDEXER_WARMUP_FIELD, MASK_FIELDS, NODE_SPECS } from '../../../core/nodes';
 import type { ValidationProblem } from '../../../core/api';
 import type { PipelineNode } from '../../../core/schema';
 import { selectPipeline, selectRevision, selectSelection } from '../stores/graph-store';
@@ -71,6 +71,14 @@ function NodeForm({ node, index, problems }: { node: PipelineNode; index: number
                   {m === 'random_seed' && <SeedNote own={mask?.[m]} pipelineSeed={pipelineSeed} />}
                 </div>
               ))}
+              {(mask?.selector === 'indexer' || (mask?.indexer_warmup_steps ?? null) !== null) && (
+                <FieldRow name="indexer_warmup_steps" spec={INDEXER_WARMUP_FIELD}
+                  errors={problemsAt(problems, `${paramsPrefix}.mask.indexer_warmup_steps`)}>
+                  {/* Empty text clears the field (null): the warm-up KL throughout. */}
+                  <NumberInput label="indexer_warmup_steps" value={mask?.indexer_warmup_steps ?? null} spec={INDEXER_WARMUP_FIELD}
+                    onChange={(v) => graph.getState().setParam(node.id, ['mask', 'indexer_warmup_steps'], v === '' ? null : v)} />
+                </FieldRow>
+              )}
             </fieldset>
           );
         }
