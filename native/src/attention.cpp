@@ -26,8 +26,11 @@ namespace engine {
 
 namespace {
 
-constexpr int TILE = 64;  // query and key tile size (equal, so causal tiles line up)
-constexpr int BACKWARD_SPAN = 256;  // query rows per backward tile: larger GEMMs, P still in L2
+constexpr int TILE = 64;  // forward query and key tile size (equal, so causal tiles line up)
+// Backward tiles: BACKWARD_SPAN query rows x BACKWARD_KEY_TILE keys. Wider than the forward's so
+// each packed operand of the tile GEMMs (head dim deep) serves more products; P and dS stay in L2.
+constexpr int BACKWARD_SPAN = 256;
+constexpr int BACKWARD_KEY_TILE = 128;
 
 // Calls fn(bh, tile) for every (head, tile) unit, pairing tiles i and n-1-i for balance.
 template <typename Fn>
@@ -121,13 +124,13 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* v, const float* out, const float* lse, int B, int H, int Hkv, int T, int D) {
   check_attention_heads(H, Hkv, "attention_backward");
   if (B <= 0 || T <= 0 || D <= 0) return;
-  const int group = H / Hkv, tiles = (T + TILE - 1) / TILE;
+  const int group = H / Hkv, tiles = (T + BACKWARD_KEY_TILE - 1) / BACKWARD_KEY_TILE;
   // Key tile j is read by every query row from its own start on, taken BACKWARD_SPAN rows at a time.
   std::vector<int64_t> cost((size_t)B * Hkv * tiles);
-  for (size_t t = 0; t < cost.size(); t++) cost[t] = (int64_t)group * (T - (int)(t % tiles) * TILE);
-  flash_backward::run(dq, dk, dv, {dout, q, k, v, out, lse, B, H, Hkv, T, D}, TILE, cost,
+  for (size_t t = 0; t < cost.size(); t++) cost[t] = (int64_t)group * (T - (int)(t % tiles) * BACKWARD_KEY_TILE);
+  flash_backward::run(dq, dk, dv, {dout, q, k, v, out, lse, B, H, Hkv, T, D}, BACKWARD_KEY_TILE, cost,
                       [&](int64_t task, int, std::vector<flash_backward::RowSpan>& spans) {
-                        for (int q0 = (int)(task % tiles) * TILE; q0 < T; q0 += BACKWARD_SPAN)
+                        for (int q0 = (int)(task % tiles) * BACKWARD_KEY_TILE; q0 < T; q0 += BACKWARD_SPAN)
                           spans.push_back({q0, std::min(BACKWARD_SPAN, T - q0)});
                       });
 }

@@ -2,6 +2,7 @@
 #include "attention_backward.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -129,15 +130,19 @@ void run(float* dq, float* dk, float* dv, const Tensors& x, int block_size, cons
   const int64_t tasks = (int64_t)x.B * x.Hkv * nb;
   const size_t unit_floats = (size_t)group * T * D;  // dq of one kv unit: its group's query heads
   const std::vector<float> delta = row_deltas(x);
-  const int pieces = (int)std::max<int64_t>(1, std::min<int64_t>(ThreadPool::get().threads(), tasks));
+  // Two pieces per thread, taken first come first served: a thread slowed by other work takes
+  // fewer. Which thread runs a piece never changes its arithmetic.
+  const int threads = ThreadPool::get().threads();
+  const int pieces = (int)std::max<int64_t>(1, std::min<int64_t>(2 * threads, tasks));
   const std::vector<int64_t> bounds = cut(cost, pieces);
 
   // A piece that starts inside a unit (not at its key block 0) adds that unit's dQ into its own
   // buffer, rows from its first key block on (causal: earlier rows get nothing from it).
   std::vector<std::vector<float>> partial(pieces);
   std::vector<int> partial_row0(pieces, 0);
-  parallel_for(pieces, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; p++) {
+  std::atomic<int> next{0};
+  parallel_for(threads, [&](int64_t, int64_t) {
+    for (int p; (p = next.fetch_add(1, std::memory_order_relaxed)) < pieces;) {
       const int64_t begin = bounds[p], end = bounds[p + 1];
       for (int64_t t = begin; t < end; t++) {
         const int u = (int)(t / nb), j = (int)(t % nb), k0 = j * block_size;

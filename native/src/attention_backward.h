@@ -9,12 +9,12 @@
 // does 2), where a two-pass backward needs 7.
 //
 // dK and dV of a key block are complete inside its task. dQ rows collect from many key blocks:
-// the ordered task list (kv unit = (batch, kv head) major, key block ascending) is cut into one
-// contiguous piece per thread of about equal cost; a piece adds straight into dq for the units it
-// holds whole, and into its own zeroed buffer for the (at most two) units it shares with a
-// neighbouring piece; those are summed piece by piece, in piece order, at the end. Only the cut
-// (a function of the thread count and the costs) decides the order of the additions, so results
-// are bit-identical run to run for a fixed thread count.
+// the ordered task list (kv unit = (batch, kv head) major, key block ascending) is cut into two
+// contiguous pieces per thread of about equal cost, which threads take as they come free. A
+// piece adds straight into dq for the units it begins, and into its own zeroed buffer for the
+// unit it continues from the piece before; the buffers are added in piece order at the end. Only
+// the cut (a function of the thread count and the costs), not which thread ran a piece, decides
+// the order of the additions, so results are bit-identical run to run for a fixed thread count.
 // Shapes as in ops.h: q, out, dout, dq (B, H, T, D); k, v, dk, dv (B, Hkv, T, D); lse (B, H, T).
 #pragma once
 #include <cstdint>
@@ -36,6 +36,7 @@ struct Tensors {
 
 // Fills `spans` (cleared by the caller) with the ascending query spans of group head g (0 ..
 // H/Hkv - 1) that attend to the key block of `task`; causality inside a span is applied per token.
+// Spans must not start before the key block (causal: earlier queries never read it).
 using SpansFn = std::function<void(int64_t task, int g, std::vector<RowSpan>& spans)>;
 
 // Writes dq, dk, dv (overwritten, not accumulated). Task t is key block t % n_blocks (keys
