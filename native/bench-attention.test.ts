@@ -32,10 +32,14 @@ describe('bench attention', () => {
     const rows = lines.join('').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows.length).toBe(10);
     for (const r of rows) {
-      expect(Object.keys(r)).toEqual(['bench', 'seq', 'density', 'ms_fwd', 'ms_bwd', 'ratio_to_dense']);
+      expect(Object.keys(r)).toEqual(['bench', 'seq', 'density', 'ms_fwd', 'ms_bwd', 'ratio_to_dense', 'backward_over_forward',
+        'dense_ms_fwd', 'dense_ms_bwd', 'dense_backward_over_forward']);
       expect(r.bench).toBe('attention');
       expect(r.ms_fwd).toBeGreaterThan(0);
       expect(r.ratio_to_dense).toBeGreaterThan(0);
+      expect(r.backward_over_forward).toBeGreaterThan(0);  // ms_bwd / ms_fwd before rounding
+      expect(r.dense_backward_over_forward).toBeGreaterThan(0);
+      expect(r.dense_ms_fwd).toBe(rows.find((x) => x.seq === r.seq).dense_ms_fwd);  // one dense reference per seq
     }
     expect(rows[0].density).toBe(1);
     expect(rows[4].density).toBeLessThan(0.2);

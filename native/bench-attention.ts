@@ -1,8 +1,11 @@
 // `sparse-studio bench attention`: block-sparse attention (forward + backward) against the dense
 // kernel, measured in the same run. For each sequence length and target density it prints
-//   {"bench":"attention","seq":..,"density":..,"ms_fwd":..,"ms_bwd":..,"ratio_to_dense":..}
+//   {"bench":"attention","seq":..,"density":..,"ms_fwd":..,"ms_bwd":..,"ratio_to_dense":..,
+//    "backward_over_forward":..,"dense_ms_fwd":..,"dense_ms_bwd":..,"dense_backward_over_forward":..}
 // (--json, one line per measurement) or a table. density is the mask's actual density;
-// ratio_to_dense = (ms_fwd + ms_bwd) / (dense ms_fwd + dense ms_bwd).
+// ratio_to_dense = (ms_fwd + ms_bwd) / (dense ms_fwd + dense ms_bwd); backward_over_forward =
+// ms_bwd / ms_fwd (FlashAttention-2's backward does 2.5x its forward's matmul work), and the
+// dense_* fields give the dense kernel's times of the same run.
 //
 // Masks for a target density: one global block, a sliding window and random blocks. With those,
 // query block i keeps min(i + 1, c) blocks for c = 2 + window + random, so the density depends
@@ -93,12 +96,15 @@ export function maskForDensity(target: number, seq: number, blockSize: number): 
   return spec;
 }
 
-export interface AttentionBenchRow { bench: 'attention'; seq: number; density: number; ms_fwd: number; ms_bwd: number; ratio_to_dense: number }
+export interface AttentionBenchRow {
+  bench: 'attention'; seq: number; density: number; ms_fwd: number; ms_bwd: number; ratio_to_dense: number;
+  backward_over_forward: number; dense_ms_fwd: number; dense_ms_bwd: number; dense_backward_over_forward: number;
+}
 
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 /** Runs the sweep; calls `emit` after each measurement. */
-export async function benchAttention(o: AttentionBenchOptions, emit: (row: AttentionBenchRow, dense: { ms_fwd: number; ms_bwd: number }) => void): Promise<AttentionBenchRow[]> {
+export async function benchAttention(o: AttentionBenchOptions, emit: (row: AttentionBenchRow) => void): Promise<AttentionBenchRow[]> {
   const a = sparseAddon();
   const rows: AttentionBenchRow[] = [];
   for (const seq of o.seqs) {
@@ -121,9 +127,12 @@ export async function benchAttention(o: AttentionBenchOptions, emit: (row: Atten
       const row: AttentionBenchRow = {
         bench: 'attention', seq, density: round(s.density, 4), ms_fwd: round(s.msFwd, 2), ms_bwd: round(s.msBwd, 2),
         ratio_to_dense: round((s.msFwd + s.msBwd) / (dense.ms_fwd + dense.ms_bwd), 4),
+        backward_over_forward: round(s.msBwd / s.msFwd, 3),
+        dense_ms_fwd: round(dense.ms_fwd, 2), dense_ms_bwd: round(dense.ms_bwd, 2),
+        dense_backward_over_forward: round(dense.ms_bwd / dense.ms_fwd, 3),
       };
       rows.push(row);
-      emit(row, dense);
+      emit(row);
     }
   }
   return rows;
@@ -141,20 +150,20 @@ export async function runAttentionBench(args: string[]): Promise<number> {
   try {
     if (!o.json) {
       process.stdout.write(`block-sparse attention vs dense: B=${o.batch} H=${o.heads} Hkv=${o.kvHeads} D=${o.dim} block ${o.blockSize}, best of ${o.reps}\n`);
-      process.stdout.write(`${'seq'.padStart(6)} ${'density'.padStart(8)} ${'ms_fwd'.padStart(10)} ${'ms_bwd'.padStart(10)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}\n`);
+      process.stdout.write(`${'seq'.padStart(6)} ${'density'.padStart(8)} ${'ms_fwd'.padStart(10)} ${'ms_bwd'.padStart(10)} ${'bwd/fwd'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}\n`);
     }
     let lastSeq = -1;
-    await benchAttention(o, (row, dense) => {
+    await benchAttention(o, (row) => {
       if (o.json) {
         process.stdout.write(`${JSON.stringify(row)}\n`);
         return;
       }
       if (row.seq !== lastSeq) {
-        process.stdout.write(`${String(row.seq).padStart(6)} ${'dense'.padStart(8)} ${dense.ms_fwd.toFixed(1).padStart(10)} ${dense.ms_bwd.toFixed(1).padStart(10)}\n`);
+        process.stdout.write(`${String(row.seq).padStart(6)} ${'dense'.padStart(8)} ${row.dense_ms_fwd.toFixed(1).padStart(10)} ${row.dense_ms_bwd.toFixed(1).padStart(10)} ${row.dense_backward_over_forward.toFixed(2).padStart(8)}\n`);
         lastSeq = row.seq;
       }
       const target = 1.15 * row.density + 0.05;
-      process.stdout.write(`${String(row.seq).padStart(6)} ${row.density.toFixed(4).padStart(8)} ${row.ms_fwd.toFixed(1).padStart(10)} ${row.ms_bwd.toFixed(1).padStart(10)} ${row.ratio_to_dense.toFixed(3).padStart(7)} ${(row.ratio_to_dense <= target ? '<=' : '> ') + target.toFixed(3)}\n`);
+      process.stdout.write(`${String(row.seq).padStart(6)} ${row.density.toFixed(4).padStart(8)} ${row.ms_fwd.toFixed(1).padStart(10)} ${row.ms_bwd.toFixed(1).padStart(10)} ${row.backward_over_forward.toFixed(2).padStart(8)} ${row.ratio_to_dense.toFixed(3).padStart(7)} ${(row.ratio_to_dense <= target ? '<=' : '> ') + target.toFixed(3)}\n`);
     });
     return 0;
   } catch (e) {

@@ -4,10 +4,10 @@
 // Shapes: B batch, H query heads, Hkv key/value heads (H = Hkv * group), T tokens, D head dim.
 // q, out, dout, dq (B, H, T, D); k, v, dk, dv (B, Hkv, T, D); lse (B, H, T).
 // Tile products run on the packed SGEMM (gemm.h), row softmax on the vector exp (simd.h).
-// Threads take whole (head, tile) units: forward and dq own their query rows, dk/dv own their key
-// rows (summing over the query heads of the group in a fixed order), so nothing is shared and the
-// results are bit-identical for any thread count. Units pair tile i with tile n-1-i so every unit
-// has the same causal work.
+// Forward: threads take whole (head, query tile) units that own their rows, so results are
+// bit-identical for any thread count; units pair tile i with tile n-1-i so every unit has the
+// same causal work. Backward: one pass over key tiles (attention_backward.h), bit-identical run
+// to run for a fixed thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_backward.h"
 #include "gemm.h"
 #include "op_checks.h"
 #include "ops.h"
@@ -25,7 +26,11 @@ namespace engine {
 
 namespace {
 
-constexpr int TILE = 64;  // query and key tile size (equal, so causal tiles line up)
+constexpr int TILE = 64;  // forward query and key tile size (equal, so causal tiles line up)
+// Backward tiles: BACKWARD_SPAN query rows x BACKWARD_KEY_TILE keys. Wider than the forward's so
+// each packed operand of the tile GEMMs (head dim deep) serves more products; P and dS stay in L2.
+constexpr int BACKWARD_SPAN = 256;
+constexpr int BACKWARD_KEY_TILE = 128;
 
 // Calls fn(bh, tile) for every (head, tile) unit, pairing tiles i and n-1-i for balance.
 template <typename Fn>
@@ -42,11 +47,10 @@ void for_each_tile_pair(int heads, int tiles, Fn&& fn) {
 
 // Scratch per thread, reused across calls.
 struct TileScratch {
-  std::vector<float> s, p, dp, acc, row_max, row_sum;
+  std::vector<float> s, p, acc, row_max, row_sum;
   void ensure(int D) {
     s.resize(TILE * TILE);
     p.resize(TILE * TILE);
-    dp.resize(TILE * TILE);
     acc.resize((size_t)TILE * D);
     row_max.resize(TILE);
     row_sum.resize(TILE);
@@ -58,11 +62,6 @@ thread_local TileScratch scratch;
 void mask_future(float* s, int rows, int cols, int q0, int k0) {
   for (int r = 0; r < rows; r++)
     for (int c = std::max(0, q0 + r - k0 + 1); c < cols; c++) s[r * TILE + c] = -INFINITY;
-}
-
-// p[r][c] = exp(s[r][c] - shift[r]) for a rows x cols tile (row stride TILE).
-void exp_shifted(float* p, const float* s, int rows, int cols, const float* shift) {
-  for (int r = 0; r < rows; r++) exp_shift_sum(p + r * TILE, s + r * TILE, cols, shift[r]);
 }
 
 // ---------------------------------------------------------------------------- forward
@@ -105,71 +104,6 @@ void forward_tile(float* out, float* lse, const float* q, const float* k, const 
   }
 }
 
-// ---------------------------------------------------------------------------- backward
-
-// Probabilities of one (query tile, key tile) pair from the saved lse: p = exp(scale q k^T - lse).
-void recompute_probs(TileScratch& w, const float* qt, const float* kt, const float* lse_t, int rows, int cols, int D,
-                     int q0, int k0, float scale) {
-  sgemm_serial(false, true, rows, cols, D, scale, qt, D, kt, D, 0.0f, w.s.data(), TILE);
-  if (k0 + cols - 1 > q0) mask_future(w.s.data(), rows, cols, q0, k0);
-  exp_shifted(w.p.data(), w.s.data(), rows, cols, lse_t);
-}
-
-// ds = p * (dp - delta[r]), written over dp; dp = dout_tile @ v_tile^T first.
-void softmax_grad(TileScratch& w, const float* dot, const float* vt, const float* delta_t, int rows, int cols, int D) {
-  sgemm_serial(false, true, rows, cols, D, 1.0f, dot, D, vt, D, 0.0f, w.dp.data(), TILE);
-  for (int r = 0; r < rows; r++) {
-    float* dpr = w.dp.data() + r * TILE;
-    const float* pr = w.p.data() + r * TILE;
-    for (int c = 0; c < cols; c++) dpr[c] = pr[c] * (dpr[c] - delta_t[r]);
-  }
-}
-
-// dq rows of one query tile: dq = scale * sum over key tiles of ds @ k_tile.
-void dq_tile(float* dq, const float* dout, const float* q, const float* k, const float* v, const float* lse,
-             const float* delta, int T, int D, int q0) {
-  TileScratch& w = scratch;
-  w.ensure(D);
-  const int rows = std::min(TILE, T - q0);
-  const float scale = 1.0f / std::sqrt((float)D);
-  float* dqt = dq + (size_t)q0 * D;
-  std::fill(dqt, dqt + (size_t)rows * D, 0.0f);
-  for (int k0 = 0; k0 < q0 + rows; k0 += TILE) {
-    const int cols = std::min(TILE, q0 + rows - k0);
-    recompute_probs(w, q + (size_t)q0 * D, k + (size_t)k0 * D, lse + q0, rows, cols, D, q0, k0, scale);
-    softmax_grad(w, dout + (size_t)q0 * D, v + (size_t)k0 * D, delta + q0, rows, cols, D);
-    sgemm_serial(false, false, rows, D, cols, scale, w.dp.data(), TILE, k + (size_t)k0 * D, D, 1.0f, dqt, D);
-  }
-}
-
-// dk, dv rows of one key tile, summed over the group's query heads (h0 .. h0 + group) in order.
-// qh, douth, lseh, deltah point at head h0; consecutive heads are T * D (or T) apart.
-void dkdv_tile(float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
-               const float* lse, const float* delta, int group, int T, int D, int k0) {
-  TileScratch& w = scratch;
-  w.ensure(D);
-  const int cols = std::min(TILE, T - k0);
-  const float scale = 1.0f / std::sqrt((float)D);
-  float* dkt = dk + (size_t)k0 * D;
-  float* dvt = dv + (size_t)k0 * D;
-  std::fill(dkt, dkt + (size_t)cols * D, 0.0f);
-  std::fill(dvt, dvt + (size_t)cols * D, 0.0f);
-  for (int g = 0; g < group; g++) {
-    const float* qh = q + (size_t)g * T * D;
-    const float* doh = dout + (size_t)g * T * D;
-    for (int q0 = k0; q0 < T; q0 += TILE) {
-      const int rows = std::min(TILE, T - q0);
-      recompute_probs(w, qh + (size_t)q0 * D, k + (size_t)k0 * D, lse + (size_t)g * T + q0, rows, cols, D, q0, k0,
-                      scale);
-      // dv_tile (cols, D) += p^T (cols, rows) @ dout_tile (rows, D)
-      sgemm_serial(true, false, cols, D, rows, 1.0f, w.p.data(), TILE, doh + (size_t)q0 * D, D, 1.0f, dvt, D);
-      softmax_grad(w, doh + (size_t)q0 * D, v + (size_t)k0 * D, delta + (size_t)g * T + q0, rows, cols, D);
-      // dk_tile (cols, D) += scale * ds^T (cols, rows) @ q_tile (rows, D)
-      sgemm_serial(true, false, cols, D, rows, scale, w.dp.data(), TILE, qh + (size_t)q0 * D, D, 1.0f, dkt, D);
-    }
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------- entry points
@@ -190,31 +124,15 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
                         const float* v, const float* out, const float* lse, int B, int H, int Hkv, int T, int D) {
   check_attention_heads(H, Hkv, "attention_backward");
   if (B <= 0 || T <= 0 || D <= 0) return;
-  const int group = H / Hkv, tiles = (T + TILE - 1) / TILE;
-  // delta (B, H, T) = rowsum(dout * out): the softmax Jacobian's correction term per query row.
-  std::vector<float> delta((size_t)B * H * T);
-  parallel_for((int64_t)B * H * T, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* a = dout + r * D;
-      const float* o = out + r * D;
-      float s = 0;
-      for (int d = 0; d < D; d++) s += a[d] * o[d];
-      delta[r] = s;
-    }
-  });
-  for_each_tile_pair(B * H, tiles, [&](int bh, int tile) {
-    const int b = bh / H, h = bh % H;
-    const size_t qo = (size_t)bh * T * D, kvo = ((size_t)b * Hkv + h / group) * T * D;
-    dq_tile(dq + qo, dout + qo, q + qo, k + kvo, v + kvo, lse + (size_t)bh * T, delta.data() + (size_t)bh * T, T, D,
-            tile * TILE);
-  });
-  for_each_tile_pair(B * Hkv, tiles, [&](int bkv, int tile) {
-    const int b = bkv / Hkv, hkv = bkv % Hkv;
-    const int h0 = hkv * group;  // first query head reading this kv head
-    const size_t qo = ((size_t)b * H + h0) * T * D, kvo = (size_t)bkv * T * D, ro = ((size_t)b * H + h0) * T;
-    dkdv_tile(dk + kvo, dv + kvo, dout + qo, q + qo, k + kvo, v + kvo, lse + ro, delta.data() + ro, group, T, D,
-              tile * TILE);
-  });
+  const int group = H / Hkv, tiles = (T + BACKWARD_KEY_TILE - 1) / BACKWARD_KEY_TILE;
+  // Key tile j is read by every query row from its own start on, taken BACKWARD_SPAN rows at a time.
+  std::vector<int64_t> cost((size_t)B * Hkv * tiles);
+  for (size_t t = 0; t < cost.size(); t++) cost[t] = (int64_t)group * (T - (int)(t % tiles) * BACKWARD_KEY_TILE);
+  flash_backward::run(dq, dk, dv, {dout, q, k, v, out, lse, B, H, Hkv, T, D}, BACKWARD_KEY_TILE, cost,
+                      [&](int64_t task, int, std::vector<flash_backward::RowSpan>& spans) {
+                        for (int q0 = (int)(task % tiles) * BACKWARD_KEY_TILE; q0 < T; q0 += BACKWARD_SPAN)
+                          spans.push_back({q0, std::min(BACKWARD_SPAN, T - q0)});
+                      });
 }
 
 }  // namespace engine

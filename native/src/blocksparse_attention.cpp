@@ -6,11 +6,13 @@
 //   a dense mask runs as a few large tile GEMMs instead of many 64-wide ones.
 // - Tile products use sgemm_serial (gemm.h: packed, register-tiled AVX-512/AVX2/scalar micro-
 //   kernels) on the calling thread; the softmax parts use vectorised max/exp helpers below.
-// - Backward recomputes P twice: once per key block for dk/dv (transposed lists), once per
-//   query block for dq (key lists). Each output row is owned by one task: no atomics, so
-//   results are bit-identical run to run whatever the thread count.
-// - Tasks have very different costs (row i of a causal mask has up to i+1 blocks); they are
-//   dealt to threads by a longest-first greedy schedule computed from the mask, then each
+// - Forward: each output row is owned by one task: no atomics, so results are bit-identical
+//   run to run whatever the thread count.
+// - Backward: one pass over key blocks (transposed lists), shared with the dense kernel
+//   (attention_backward.h): P is recomputed once per kept block pair; bit-identical run to run
+//   for a fixed thread count.
+// - Forward tasks have very different costs (row i of a causal mask has up to i+1 blocks); they
+//   are dealt to threads by a longest-first greedy schedule computed from the mask, then each
 //   thread runs its list. The schedule only changes which thread computes a row, not the
 //   arithmetic, so it never affects results.
 #include "blocksparse_attention.h"
@@ -25,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_backward.h"
 #include "gemm.h"
 #include "op_checks.h"
 #include "parallel.h"
@@ -171,34 +174,18 @@ namespace {
 using namespace blocksparse_detail;
 
 struct Scratch {
-  std::vector<float> s, dp, o, m, l, acc_a, acc_b;
+  std::vector<float> s, o, m, l;
   void reserve(int D) {
     s.resize((size_t)kSpanTokens * kSpanTokens);  // rows, cols <= 256 (block_size <= 256)
-    dp.resize(s.size());
     o.resize((size_t)256 * D);
     m.resize(256);
     l.resize(256);
-    acc_a.resize((size_t)256 * D);
-    acc_b.resize((size_t)256 * D);
   }
 };
 Scratch& scratch(int D) {
   thread_local Scratch s;
   s.reserve(D);
   return s;
-}
-
-// S (rows, cols) = scale * Q K^T, then P = exp(S - lse_row) with masked entries 0.
-// Q (rows, D) starts at query position q0, K (cols, D) at key position k0.
-void probabilities(float* P, const float* Q, const float* K, const float* lse, int rows, int cols, int D, int q0,
-                   int k0, float scale) {
-  sgemm_serial(false, true, rows, cols, D, scale, Q, D, K, D, 0.0f, P, cols);
-  for (int r = 0; r < rows; r++) {
-    float* row = P + (size_t)r * cols;
-    const int n = valid_cols(q0 + r, k0, cols);
-    exp_sub_sum(row, n, lse[r]);
-    if (n < cols) std::memset(row + n, 0, sizeof(float) * (cols - n));
-  }
 }
 
 }  // namespace
@@ -260,91 +247,19 @@ void blocksparse_attention_backward(float* dq, float* dk, float* dv, const float
                                     int Hkv, int T, int D, const BlockMask& mask) {
   check_blocksparse_args(B, H, Hkv, T, D, mask);
   const int nb = mask.n_blocks, bs = mask.block_size, group = H / Hkv;
-  const float scale = 1.0f / std::sqrt((float)D);
-
-  // delta (B, H, T) = rowsum(dout * out): the softmax backward's per-row constant
-  std::vector<float> delta((size_t)B * H * T);
-  parallel_for((int64_t)B * H * T, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; r++) {
-      const float *a = dout + r * D, *o = out + r * D;
-      float s = 0;
-      for (int d = 0; d < D; d++) s += a[d] * o[d];
-      delta[r] = s;
-    }
-  });
-
-  // dP (rows, cols) = dO V^T; dS = P * (dP - delta_row), in place in dP
-  auto softmax_grad = [&](float* dS, const float* P, const float* dO, const float* Vs, const float* dlt, int rows,
-                          int cols) {
-    sgemm_serial(false, true, rows, cols, D, 1.0f, dO, D, Vs, D, 0.0f, dS, cols);
-    for (int row = 0; row < rows; row++) {
-      float* g = dS + (size_t)row * cols;
-      const float* p = P + (size_t)row * cols;
-      const float c = dlt[row];
-      for (int col = 0; col < cols; col++) g[col] = p[col] * (g[col] - c);
-    }
-  };
-
-  // Pass 1: dk, dv per (b, kv head, key block j), over the query blocks that keep j, for every
-  // query head of the group.
-  {
-    run_scheduled(mask.key_block_costs(B, H, Hkv), [&](int64_t t) {
-      const int j = (int)(t % nb), kvh = (int)(t / nb % Hkv), b = (int)(t / nb / Hkv);
-      const int k0 = j * bs, cols = mask.block_len(j);
-      const float* Kj = k + (((size_t)b * Hkv + kvh) * T + k0) * D;
-      const float* Vj = v + (((size_t)b * Hkv + kvh) * T + k0) * D;
-      Scratch& sc = scratch(D);
-      float *dK = sc.acc_a.data(), *dV = sc.acc_b.data(), *P = sc.s.data(), *dS = sc.dp.data();
-      std::fill(dK, dK + (size_t)cols * D, 0.0f);
-      std::fill(dV, dV + (size_t)cols * D, 0.0f);
-      thread_local std::vector<Span> spans;
-      for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-        const int col = mask.mask_head(h, H) * nb + j;
-        coalesce(&mask.q_idx[mask.q_ptr[col]], mask.q_ptr[col + 1] - mask.q_ptr[col], bs, spans);
-        const size_t head = (size_t)b * H + h;
-        for (const Span& sp : spans) {
-          const int q0 = sp.first_block * bs, rows = std::min(T, (sp.last_block + 1) * bs) - q0;
-          const float* Q = q + (head * T + q0) * D;
-          const float* dO = dout + (head * T + q0) * D;
-          probabilities(P, Q, Kj, lse + head * T + q0, rows, cols, D, q0, k0, scale);
-          // dV (cols, D) += P^T (cols, rows) dO (rows, D)
-          sgemm_serial(true, false, cols, D, rows, 1.0f, P, cols, dO, D, 1.0f, dV, D);
-          softmax_grad(dS, P, dO, Vj, delta.data() + head * T + q0, rows, cols);
-          // dK (cols, D) += scale * dS^T (cols, rows) Q (rows, D)
-          sgemm_serial(true, false, cols, D, rows, scale, dS, cols, Q, D, 1.0f, dK, D);
-        }
-      }
-      std::memcpy(dk + (((size_t)b * Hkv + kvh) * T + k0) * D, dK, sizeof(float) * cols * D);
-      std::memcpy(dv + (((size_t)b * Hkv + kvh) * T + k0) * D, dV, sizeof(float) * cols * D);
-    });
-  }
-
-  // Pass 2: dq per (b, head, query block i), over its kept key blocks.
-  {
-    run_scheduled(mask.query_block_costs(B, H), [&](int64_t t) {
-      const int i = (int)(t % nb), h = (int)(t / nb % H), b = (int)(t / nb / H);
-      const int kvh = h / group, r = mask.mask_head(h, H) * nb + i;
-      const int q0 = i * bs, rows = mask.block_len(i);
-      const size_t head = (size_t)b * H + h;
-      const float* Q = q + (head * T + q0) * D;
-      const float* dO = dout + (head * T + q0) * D;
-      const float* K = k + ((size_t)b * Hkv + kvh) * T * D;
-      const float* V = v + ((size_t)b * Hkv + kvh) * T * D;
-      Scratch& sc = scratch(D);
-      float *dQ = sc.acc_a.data(), *P = sc.s.data(), *dS = sc.dp.data();
-      std::fill(dQ, dQ + (size_t)rows * D, 0.0f);
-      thread_local std::vector<Span> spans;
-      coalesce(&mask.kv_idx[mask.kv_ptr[r]], mask.kv_ptr[r + 1] - mask.kv_ptr[r], bs, spans);
-      for (const Span& sp : spans) {
-        const int k0 = sp.first_block * bs, cols = std::min(T, (sp.last_block + 1) * bs) - k0;
-        probabilities(P, Q, K + (size_t)k0 * D, lse + head * T + q0, rows, cols, D, q0, k0, scale);
-        softmax_grad(dS, P, dO, V + (size_t)k0 * D, delta.data() + head * T + q0, rows, cols);
-        // dQ (rows, D) += scale * dS (rows, cols) K (cols, D)
-        sgemm_serial(false, false, rows, D, cols, scale, dS, cols, K + (size_t)k0 * D, D, 1.0f, dQ, D);
-      }
-      std::memcpy(dq + (head * T + q0) * D, dQ, sizeof(float) * rows * D);
-    });
-  }
+  // Key block j of a kv head is read by the query blocks of its transposed list, per query head
+  // of the group (the lists differ when masks are per query head); runs of them are coalesced.
+  flash_backward::run(dq, dk, dv, {dout, q, k, v, out, lse, B, H, Hkv, T, D}, bs, mask.key_block_costs(B, H, Hkv),
+                      [&](int64_t task, int g, std::vector<flash_backward::RowSpan>& out_spans) {
+                        const int j = (int)(task % nb), kvh = (int)(task / nb % Hkv);
+                        const int col = mask.mask_head(kvh * group + g, H) * nb + j;
+                        thread_local std::vector<Span> spans;
+                        coalesce(&mask.q_idx[mask.q_ptr[col]], mask.q_ptr[col + 1] - mask.q_ptr[col], bs, spans);
+                        for (const Span& sp : spans) {
+                          const int q0 = sp.first_block * bs;
+                          out_spans.push_back({q0, std::min(T, (sp.last_block + 1) * bs) - q0});
+                        }
+                      });
 }
 
 }  // namespace engine

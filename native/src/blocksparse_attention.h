@@ -6,10 +6,10 @@
 // Scale is 1/sqrt(D). Inside a kept block pair, causality is applied per token (the diagonal
 // block and the tail block). Rows with no kept key cannot happen: the diagonal is always kept.
 //
-// Threading (native/src/parallel.h): forward over (batch, head, query block); backward computes
-// dk/dv per (batch, KV head, key block) over the transposed lists, and dq per (batch, head,
-// query block) over the key lists: every output element is written by one task, no atomics,
-// so results are bit-identical run to run. Vectorised with AVX-512 / AVX2+FMA at the level
+// Threading (native/src/parallel.h): forward over (batch, head, query block), each output row
+// written by one task, so bit-identical for any thread count; backward in one pass over
+// (batch, KV head, key block) and the transposed lists (attention_backward.h), dq summed in a
+// fixed order, so bit-identical run to run for a fixed thread count. Vectorised with AVX-512 / AVX2+FMA at the level
 // simd.h picks at run time (tests lower it with set_simd_level_for_testing), scalar fallback.
 #pragma once
 #include <cstdint>

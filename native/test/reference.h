@@ -182,6 +182,50 @@ inline Vec attention(const Vec& q, const Vec& k, const Vec& v, int B, int H, int
   return out;
 }
 
+// Gradients of L = sum(attention(q, k, v) * dout), written out from the definition:
+// P = softmax(scale q k^T) over causal keys, dV = P^T dO, dP = dO V^T,
+// dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q (GQA heads summed).
+inline void attention_backward(Vec& dq, Vec& dk, Vec& dv, const Vec& dout, const Vec& q, const Vec& k, const Vec& v,
+                               int B, int H, int Hkv, int T, int D) {
+  dq.assign(q.size(), 0.0);
+  dk.assign(k.size(), 0.0);
+  dv.assign(v.size(), 0.0);
+  const double scale = 1.0 / std::sqrt((double)D);
+  const int group = H / Hkv;
+  Vec p(T), dp(T);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const size_t qh = ((size_t)b * H + h) * T * D, kh = ((size_t)b * Hkv + h / group) * T * D;
+      for (int i = 0; i < T; i++) {
+        double m = -INFINITY;
+        for (int j = 0; j <= i; j++) {
+          double s = 0;
+          for (int d = 0; d < D; d++) s += q[qh + (size_t)i * D + d] * k[kh + (size_t)j * D + d];
+          p[j] = s * scale;
+          m = std::max(m, p[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j <= i; j++) sum += (p[j] = std::exp(p[j] - m));
+        double pdp = 0;
+        for (int j = 0; j <= i; j++) {
+          p[j] /= sum;
+          double g = 0;
+          for (int d = 0; d < D; d++) g += dout[qh + (size_t)i * D + d] * v[kh + (size_t)j * D + d];
+          dp[j] = g;
+          pdp += p[j] * g;
+        }
+        for (int j = 0; j <= i; j++) {
+          const double ds = p[j] * (dp[j] - pdp) * scale;
+          for (int d = 0; d < D; d++) {
+            dq[qh + (size_t)i * D + d] += ds * k[kh + (size_t)j * D + d];
+            dk[kh + (size_t)j * D + d] += ds * q[qh + (size_t)i * D + d];
+            dv[kh + (size_t)j * D + d] += p[j] * dout[qh + (size_t)i * D + d];
+          }
+        }
+      }
+    }
+}
+
 // ---------------------------------------------------------------------------- cross entropy
 
 // Mean over valid rows (target >= 0) of -log softmax(logits[n])[target[n]]; 0 when none are valid.

@@ -193,8 +193,9 @@ TEST(blocksparse_attention_matches_float64_reference_on_200_random_masks) {
 }
 
 TEST(blocksparse_attention_simd_levels_and_thread_counts_agree) {
-  // Every SIMD level the CPU has matches the float64 reference, and a fixed level gives
-  // bit-identical results for 1 and 2 threads (each output row is owned by one task).
+  // Every SIMD level the CPU has matches the float64 reference; at a fixed level the forward
+  // gives bit-identical results for 1 and 2 threads (each output row is owned by one task) and
+  // the backward for two runs at the same thread count.
   Rng r{77};
   Case c{1, 4, 2, 16 * 13 + 5, 64, MaskSpec{}};
   c.spec.block_size = 16;
@@ -209,15 +210,72 @@ TEST(blocksparse_attention_simd_levels_and_thread_counts_agree) {
     if (!set_simd_level_for_testing(level)) continue;
     ThreadPool::get().set_threads(1);
     Outputs one = run_kernels(c, q, k, v, dout, m);
-    ThreadPool::get().set_threads(2);
-    Outputs two = run_kernels(c, q, k, v, dout, m);
-    EXPECT_MSG(one.out == two.out && one.dq == two.dq && one.dk == two.dk && one.dv == two.dv,
-               level << ": results depend on the thread count");
-    EXPECT_MSG(rel_err(one.out, ref.out) < 1e-5 && rel_err(one.dq, ref.dq) < 1e-5 && rel_err(one.dk, ref.dk) < 1e-5,
-               level << ": differs from the reference");
+    ThreadPool::get().set_threads(3);
+    Outputs three = run_kernels(c, q, k, v, dout, m), again = run_kernels(c, q, k, v, dout, m);
+    EXPECT_MSG(one.out == three.out && one.lse == three.lse, level << ": forward depends on the thread count");
+    EXPECT_MSG(three.dq == again.dq && three.dk == again.dk && three.dv == again.dv,
+               level << ": backward differs between two runs");
+    for (const Outputs* o : {&one, &three})
+      EXPECT_MSG(rel_err(o->out, ref.out) < 1e-5 && rel_err(o->dq, ref.dq) < 1e-5 && rel_err(o->dk, ref.dk) < 1e-5 &&
+                     rel_err(o->dv, ref.dv) < 1e-5,
+                 level << ": differs from the reference");
   }
   set_simd_level_for_testing("auto");
   ThreadPool::get().set_threads(threads);
+}
+
+TEST(blocksparse_attention_backward_edge_masks_match_reference_for_any_thread_count) {
+  // The one-pass backward on masks that leave key blocks with few or no readers, at thread
+  // counts whose pieces cut kv heads apart (dq then sums several pieces' buffers):
+  // - diagonal only: every off-diagonal block pair skipped, a key block read by its own query
+  //   block alone (causal triangle only), with a short tail block and GQA 4;
+  // - a mask per query head: heads of one group keep different blocks, so a key block task has
+  //   no query rows at all for some heads of its group;
+  // - global rows and a window, two sequences.
+  Rng r{31};
+  std::vector<Case> cases;
+  Case diag{1, 4, 1, 16 * 13 + 5, 32, MaskSpec{}};
+  diag.spec.block_size = 16;
+  diag.spec.global_blocks = 0;
+  diag.spec.window_blocks = 0;
+  cases.push_back(diag);
+  Case per_head{1, 4, 2, 100, 32, MaskSpec{}};
+  per_head.spec.block_size = 32;
+  per_head.spec.global_blocks = 0;
+  per_head.spec.window_blocks = 0;
+  per_head.spec.random_blocks = 1;
+  per_head.spec.random_seed = 9;
+  per_head.spec.share_gqa_group = false;
+  cases.push_back(per_head);
+  Case rows{2, 2, 2, 64 * 3 + 33, 16, MaskSpec{}};
+  rows.spec.global_blocks = 1;
+  rows.spec.global_rows = 1;
+  rows.spec.window_blocks = 1;
+  cases.push_back(rows);
+  const int saved = ThreadPool::get().threads();
+  for (const Case& c : cases) {
+    BlockMask m = mask_for(c, r);
+    auto q = randn((size_t)c.B * c.H * c.T * c.D, r), k = randn((size_t)c.B * c.Hkv * c.T * c.D, r);
+    auto v = randn(k.size(), r), dout = randn(q.size(), r);
+    Ref ref = reference(q, k, v, dout, c.B, c.H, c.Hkv, c.T, c.D, m);
+    for (int threads : {1, 2, 3, 5, 7}) {
+      ThreadPool::get().set_threads(threads);
+      Outputs a = run_kernels(c, q, k, v, dout, m), b = run_kernels(c, q, k, v, dout, m);
+      EXPECT_MSG(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv,
+                 c.describe() << " threads " << threads << ": backward differs between two runs");
+      const double errs[] = {rel_err(a.dq, ref.dq), rel_err(a.dk, ref.dk), rel_err(a.dv, ref.dv)};
+      const char* names[] = {"dq", "dk", "dv"};
+      for (int e = 0; e < 3; e++)
+        EXPECT_MSG(errs[e] < 1e-5, c.describe() << " threads " << threads << ": " << names[e] << " rel err " << errs[e]);
+    }
+  }
+  // the per-head case must really leave some group head without a key block another head keeps
+  const BlockMask m = build_block_mask(per_head.spec, per_head.T, per_head.H, per_head.Hkv, 2, nullptr);
+  bool differs = false;
+  for (int j = 0; j < m.n_blocks; j++)
+    for (int i = j; i < m.n_blocks; i++) differs |= m.test(0, i, j) != m.test(1, i, j);
+  EXPECT(differs);
+  ThreadPool::get().set_threads(saved);
 }
 
 TEST(blocksparse_attention_rejects_mismatched_mask) {
