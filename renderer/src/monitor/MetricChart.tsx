@@ -10,9 +10,10 @@ import { axisTicks, drawLines, niceTicks, seriesXMax, stageBands, xAxisEnd, type
 
 const BAND_FILLS = ['#5aa9ff', '#f2b84b', '#3ec7b0', '#e86a92', '#a77bf3'];
 
-/** Total points behind a chart's lines: it only changes when one of its series grew. */
+/** Points behind a chart's lines and the stages' states: it changes when one of its series grew or a stage began or ended. */
 function signature(data: MonitorData, spec: ChartSpec): string {
-  return spec.lines(data).map((l) => `${l.key}:${data.series.get(l.key)?.length ?? 0}`).join(',') + `|${data.stages.length}:${data.lastStep}`;
+  return spec.lines(data).map((l) => `${l.key}:${data.series.get(l.key)?.length ?? 0}`).join(',')
+    + `|${data.stages.map((s) => `${s.status}:${s.startStep}:${s.endStep}:${s.endTime}`).join(',')}`;
 }
 
 /** Everything recharts draws; compared by value, so an append that moves no axis redraws no frame. */
@@ -32,8 +33,9 @@ function chartFrame(lines: DrawnLine[], bands: Band[], xEnd: number, options: Dr
     x: { domain: [0, xEnd], ticks: niceTicks(0, xEnd, 5).ticks.filter((t) => t <= xEnd) },
     left: axisTicks(lines, 'left', options.logScale),
     right: hasRight ? axisTicks(lines, 'right', false) : null,
-    // A running stage's band reaches the axis end: it grows with the run, not per point.
-    bands: bands.map((b) => (b.status === 'running' ? { ...b, x2: Math.max(b.x2, xEnd) } : b)),
+    // Bands end at the axis end at most, and a running stage's band reaches it: the frame
+    // changes when the axis moves or a stage begins or ends, not per step.
+    bands: bands.map((b) => ({ ...b, x2: b.status === 'running' ? xEnd : Math.min(b.x2, xEnd) })),
     xAxis: options.xAxis,
     logScale: options.logScale,
   };
@@ -47,7 +49,7 @@ function useStable<T>(value: T): T {
   return last.current.value;
 }
 
-/** The drawn lines, handed to the path layer and the readout without re-rendering the frame. */
+/** The drawn lines, handed to the line canvas and the readout without re-rendering the frame. */
 const LinesContext = createContext<DrawnLine[]>([]);
 
 // Plot width of the last chart measured: a chart mounted later starts from it.
@@ -56,10 +58,17 @@ let knownPlotWidth = 600;
 export const MetricChart = memo(function MetricChart({ spec, data, version, options, title }: {
   spec: ChartSpec; data: MonitorData; version: number; options: DrawOptions; title?: string;
 }) {
-  const [width, setWidth] = useState(knownPlotWidth);
-  // Charts whose series did not grow keep their lines object: an eval chart redraws per eval, not per step.
+  // A chart whose series did not grow stops here: its view below gets equal props and is
+  // skipped (an eval chart redraws per eval, not per step).
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const sig = useMemo(() => signature(data, spec), [data, version, spec]);
+  return <ChartView spec={spec} data={data} sig={sig} options={options} title={title} />;
+});
+
+const ChartView = memo(function ChartView({ spec, data, sig, options, title }: {
+  spec: ChartSpec; data: MonitorData; sig: string; options: DrawOptions; title?: string;
+}) {
+  const [width, setWidth] = useState(knownPlotWidth);
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const specs = useMemo(() => spec.lines(data), [data, sig, spec]);
   const bands = useMemo(() => stageBands(data, options.xAxis),
