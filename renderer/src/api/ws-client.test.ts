@@ -72,6 +72,20 @@ describe('WebSocket StudioApi client', () => {
     expect(seen).toEqual(['log']);
   });
 
+  it('hands on every event of a fast stream, in order (2,000 sent back to back)', async () => {
+    const { server, sockets, url } = startServer((request, socket) => socket.send(JSON.stringify({ id: request.id, result: null })));
+    const studio = createWsStudio(url, { socketFactory: factory });
+    cleanups.push(() => { studio.close(); server.close(); });
+    const seen: number[] = [];
+    studio.api.onRunEvent((event) => { if (event.type === 'log') seen.push(Number(event.message)); });
+    await studio.api.systemInfo();
+    for (let i = 0; i < 2_000; i++) {
+      for (const s of sockets) s.send(JSON.stringify({ event: { runId: 'r1', time: 1000 + (i >> 2), type: 'log', level: 'info', message: String(i) } }));
+    }
+    await waitFor(() => seen.length >= 2_000);
+    expect(seen).toEqual(Array.from({ length: 2_000 }, (_, i) => i));
+  });
+
   it('reconnects with backoff, rejects in-flight calls, and tells listeners it came back', async () => {
     let drop = true;
     const { server, sockets, url } = startServer((request, socket) => {

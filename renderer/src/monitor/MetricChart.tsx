@@ -1,34 +1,90 @@
-// One metric chart (recharts axes, grid and stage bands; the decimated lines drawn as plain
-// SVG paths through recharts' scales). Re-renders only when its own series grew or the
-// drawing preferences changed.
-import { memo, useId, useMemo, useSyncExternalStore } from 'react';
+// One metric chart: recharts draws the frame (axes, grid, stage bands, hover readout) and the
+// reduced lines go on a canvas through recharts' own scales. A redraw after new points touches
+// only the canvas: the frame's props stay equal while the axes keep their place (xAxisEnd, round
+// y ticks), so recharts' subtree, the expensive part, is skipped.
+import { createContext, memo, useContext, useEffect, useLayoutEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import { CartesianGrid, LineChart, ReferenceArea, ResponsiveContainer, XAxis, YAxis, usePlotArea, useXAxisInverseScale, useXAxisScale, useYAxisScale } from 'recharts';
 import type { MonitorData } from '../stores/monitor-store';
-import { axisTicks, drawLines, niceTicks, pathData, stageBands, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
+import { changedFrom, paintLines, type PlotScales } from './line-canvas';
+import { axisTicks, drawLines, niceTicks, seriesXMax, stageBands, xAxisEnd, type Band, type ChartSpec, type DrawnLine, type DrawOptions } from './chart-data';
 
 const BAND_FILLS = ['#5aa9ff', '#f2b84b', '#3ec7b0', '#e86a92', '#a77bf3'];
 
-/** Total points behind a chart's lines: it only changes when one of its series grew. */
+/** Points behind a chart's lines and the stages' states: it changes when one of its series grew or a stage began or ended. */
 function signature(data: MonitorData, spec: ChartSpec): string {
-  return spec.lines(data).map((l) => `${l.key}:${data.series.get(l.key)?.length ?? 0}`).join(',') + `|${data.stages.length}:${data.lastStep}`;
+  return spec.lines(data).map((l) => `${l.key}:${data.series.get(l.key)?.length ?? 0}`).join(',')
+    + `|${data.stages.map((s) => `${s.status}:${s.startStep}:${s.endStep}:${s.endTime}`).join(',')}`;
 }
+
+/** Everything recharts draws; compared by value, so an append that moves no axis redraws no frame. */
+interface Frame {
+  x: { domain: [number, number]; ticks: number[] };
+  left: { domain: [number, number]; ticks: number[] };
+  right: { domain: [number, number]; ticks: number[] } | null;
+  bands: Band[];
+  xAxis: DrawOptions['xAxis'];
+  logScale: boolean;
+}
+
+function chartFrame(lines: DrawnLine[], bands: Band[], xEnd: number, options: DrawOptions): Frame {
+  const hasRight = lines.some((l) => l.axis === 'right');
+  return {
+    // The x axis ends just past the last point; its ticks are the round ones inside.
+    x: { domain: [0, xEnd], ticks: niceTicks(0, xEnd, 5).ticks.filter((t) => t <= xEnd) },
+    left: axisTicks(lines, 'left', options.logScale),
+    right: hasRight ? axisTicks(lines, 'right', false) : null,
+    // Bands end at the axis end at most, and a running stage's band reaches it: the frame
+    // changes when the axis moves or a stage begins or ends, not per step.
+    bands: bands.map((b) => ({ ...b, x2: b.status === 'running' ? xEnd : Math.min(b.x2, xEnd) })),
+    xAxis: options.xAxis,
+    logScale: options.logScale,
+  };
+}
+
+/** `value`, or the previous one while it is equal by value (small objects only). */
+function useStable<T>(value: T): T {
+  const last = useRef<{ key: string; value: T } | null>(null);
+  const key = JSON.stringify(value);
+  if (!last.current || last.current.key !== key) last.current = { key, value };
+  return last.current.value;
+}
+
+/** The drawn lines, handed to the line canvas and the readout without re-rendering the frame. */
+const LinesContext = createContext<DrawnLine[]>([]);
+
+// Plot width of the last chart measured: a chart mounted later starts from it.
+let knownPlotWidth = 600;
 
 export const MetricChart = memo(function MetricChart({ spec, data, version, options, title }: {
   spec: ChartSpec; data: MonitorData; version: number; options: DrawOptions; title?: string;
 }) {
-  // Charts whose series did not grow keep their lines object, so the recharts subtree below
-  // (the expensive part) is skipped: an eval chart redraws per eval, not per step.
+  // A chart whose series did not grow stops here: its view below gets equal props and is
+  // skipped (an eval chart redraws per eval, not per step).
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const sig = useMemo(() => signature(data, spec), [data, version, spec]);
-  const lines = useMemo(() => drawLines(data, spec.lines(data), options),
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-    [data, sig, spec, options.xAxis, options.smoothing, options.logScale, options.buckets]);
+  return <ChartView spec={spec} data={data} sig={sig} options={options} title={title} />;
+});
+
+const ChartView = memo(function ChartView({ spec, data, sig, options, title }: {
+  spec: ChartSpec; data: MonitorData; sig: string; options: DrawOptions; title?: string;
+}) {
+  const [width, setWidth] = useState(knownPlotWidth);
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const specs = useMemo(() => spec.lines(data), [data, sig, spec]);
   const bands = useMemo(() => stageBands(data, options.xAxis),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [data, sig, options.xAxis]);
-  const points = lines.reduce((n, l) => n + l.points.length, 0);
+  const xEnd = useMemo(() => xAxisEnd(bands.reduce((m, b) => Math.max(m, b.x1), seriesXMax(data, specs, options.xAxis))), [data, specs, bands, options.xAxis]);
+  const lines = useMemo(() => drawLines(data, specs, { ...options, width, xEnd }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [data, specs, options.xAxis, options.smoothing, options.logScale, width, xEnd]);
+  const frame = useStable(chartFrame(lines, bands, xEnd, options));
+  const onPlotWidth = useMemo(() => (w: number) => { knownPlotWidth = w; setWidth(w); }, []);
+  let points = 0;
+  let sourcePoints = 0;
+  for (const l of lines) { points += l.points.length; sourcePoints += l.sourcePoints; }
   return (
-    <figure className="chart" aria-label={spec.id} data-points={points}>
+    <figure className="chart" aria-label={spec.id} data-points={points} data-source-points={sourcePoints}>
       <figcaption>
         <span className="chart-title">{title ?? spec.title}</span>
         <code className="chart-id">{spec.id}</code>
@@ -39,7 +95,11 @@ export const MetricChart = memo(function MetricChart({ spec, data, version, opti
           {lines.map((l) => <span key={l.key}><i style={{ background: l.color }} />{l.label}</span>)}
         </div>
       )}
-      {lines.length === 0 ? <div className="chart-empty">no points yet</div> : <ChartPlot lines={lines} bands={bands} xAxis={options.xAxis} logScale={options.logScale} />}
+      {lines.length === 0 ? <div className="chart-empty">no points yet</div> : (
+        <LinesContext.Provider value={lines}>
+          <ChartPlot frame={frame} onPlotWidth={onPlotWidth} />
+        </LinesContext.Provider>
+      )}
     </figure>
   );
 });
@@ -47,28 +107,36 @@ export const MetricChart = memo(function MetricChart({ spec, data, version, opti
 const fmt = (v: number) => (Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(4))));
 
 /**
- * The lines themselves: one SVG path per line through recharts' own axis scales. Recharts'
- * <Line> keeps every point in its store and re-derives it per render; with 8 series that
- * cost most of a redraw, so the monitor draws its decimated paths directly.
+ * The lines themselves, on a canvas over the plot area, through recharts' own axis scales.
+ * Recharts' <Line> keeps every point in its store and re-derives it per render, and an SVG
+ * path of thousands of points is re-parsed and re-stroked whole per redraw; the canvas is
+ * painted again only right of the first changed point (line-canvas.ts).
  */
-function PathLayer({ lines, axis }: { lines: DrawnLine[]; axis: 'left' | 'right' }) {
+function LineCanvas() {
+  const lines = useContext(LinesContext);
   const x = useXAxisScale();
-  const y = useYAxisScale(axis);
+  const left = useYAxisScale('left');
+  const right = useYAxisScale('right');
   const plot = usePlotArea();
-  const clipId = `clip-${useId().replace(/[^a-zA-Z0-9_-]/g, '')}`;
-  if (!x || !y || !plot) return null;
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const painted = useRef<{ lines: DrawnLine[]; scales: PlotScales } | null>(null);
+  useLayoutEffect(() => {
+    const ctx = canvas.current?.getContext('2d');
+    if (!ctx || !plot || !x) return;
+    const ratio = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(plot.width * ratio));
+    const h = Math.max(1, Math.round(plot.height * ratio));
+    if (ctx.canvas.width !== w || ctx.canvas.height !== h) { ctx.canvas.width = w; ctx.canvas.height = h; painted.current = null; }
+    const scales: PlotScales = { x, left, right, plot, ratio };
+    const from = changedFrom(painted.current, lines, scales);
+    if (from !== null) paintLines(ctx, lines, scales, from);
+    painted.current = { lines, scales };
+  }, [lines, x, left, right, plot]);
+  if (!plot) return null;
   return (
-    <g className="paths">
-      <defs><clipPath id={clipId}><rect x={plot.x} y={plot.y} width={plot.width} height={plot.height} /></clipPath></defs>
-      <g clipPath={`url(#${clipId})`}>
-        {lines.filter((l) => l.axis === axis).map((l) => {
-          let d = pathData(l.points, l.breaks, x, y);
-          if (l.points.length === 1 && d) d += 'h0.01';
-          return <path key={l.key} d={d} fill="none" stroke={l.color} strokeWidth={l.key === 'attn_kl' ? 2 : 1.4}
-            strokeLinejoin="round" strokeLinecap="round" vectorEffect="non-scaling-stroke" />;
-        })}
-      </g>
-    </g>
+    <foreignObject x={plot.x} y={plot.y} width={plot.width} height={plot.height} pointerEvents="none">
+      <canvas ref={canvas} className="chart-lines" style={{ width: plot.width, height: plot.height, display: 'block' }} />
+    </foreignObject>
   );
 }
 
@@ -98,7 +166,8 @@ function nearest(points: DrawnLine['points'], x: number) {
 }
 
 /** Crosshair and values of every line at the pointer (replaces recharts' Tooltip, which re-derives every point). */
-function HoverReadout({ bus, lines, xAxis }: { bus: HoverBus; lines: DrawnLine[]; xAxis: DrawOptions['xAxis'] }) {
+function HoverReadout({ bus, xAxis }: { bus: HoverBus; xAxis: DrawOptions['xAxis'] }) {
+  const lines = useContext(LinesContext);
   const px = useSyncExternalStore(bus.subscribe, bus.get);
   const invert = useXAxisInverseScale();
   const plot = usePlotArea();
@@ -118,16 +187,17 @@ function HoverReadout({ bus, lines, xAxis }: { bus: HoverBus; lines: DrawnLine[]
   );
 }
 
-const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { lines: DrawnLine[]; bands: Band[]; xAxis: DrawOptions['xAxis']; logScale: boolean }) {
-  const hasRight = lines.some((l) => l.axis === 'right');
-  let xMax = 0;
-  for (const l of lines) if (l.points.length) xMax = Math.max(xMax, l.points[l.points.length - 1].x);
-  for (const b of bands) xMax = Math.max(xMax, b.x1);
-  // The x axis ends at the last point (no empty margin); its ticks are the round ones inside.
-  const xEnd = xMax || 1;
-  const x = { domain: [0, xEnd] as [number, number], ticks: niceTicks(0, xEnd, 5).ticks.filter((t) => t <= xEnd) };
-  const left = axisTicks(lines, 'left', logScale);
-  const right = hasRight ? axisTicks(lines, 'right', false) : null;
+/** Reports the plot's width in pixels: the lines are reduced to one bucket per pixel column. */
+function PlotWidth({ onWidth }: { onWidth: (width: number) => void }) {
+  const plot = usePlotArea();
+  const width = plot ? Math.max(1, Math.round(plot.width)) : 0;
+  useEffect(() => { if (width > 0) onWidth(width); }, [width, onWidth]);
+  return null;
+}
+
+const ChartPlot = memo(function ChartPlot({ frame, onPlotWidth }: { frame: Frame; onPlotWidth: (width: number) => void }) {
+  const { x, left, right, bands, xAxis, logScale } = frame;
+  const hasRight = right !== null;
   const bus = useMemo(createHoverBus, []);
   return (
     <div className="chart-body" onMouseMove={(e) => bus.set(e.clientX - e.currentTarget.getBoundingClientRect().left)} onMouseLeave={() => bus.set(null)}>
@@ -138,16 +208,16 @@ const ChartPlot = memo(function ChartPlot({ lines, bands, xAxis, logScale }: { l
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" tickFormatter={(v: number) => (xAxis === 'time' ? `${Math.round(v)}s` : String(Math.round(v)))} />
           <YAxis yAxisId="left" type="number" scale={logScale ? 'log' : 'linear'} domain={left.domain} ticks={left.ticks} allowDataOverflow interval={0}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={52} tickFormatter={fmt} />
-          {hasRight && <YAxis yAxisId="right" type="number" orientation="right" domain={right?.domain} ticks={right?.ticks} allowDataOverflow interval={0}
+          {hasRight && <YAxis yAxisId="right" type="number" orientation="right" domain={right.domain} ticks={right.ticks} allowDataOverflow interval={0}
             tick={{ fill: '#8b95a8', fontSize: 11 }} stroke="#3a4356" width={48} tickFormatter={fmt} />}
           {bands.map((b) => (
             <ReferenceArea key={b.index} yAxisId="left" x1={b.x1} x2={b.x2} ifOverflow="hidden"
               fill={BAND_FILLS[b.index % BAND_FILLS.length]} fillOpacity={b.status === 'failed' ? 0.14 : 0.07}
               stroke={b.status === 'failed' ? '#e5484d' : 'none'} strokeOpacity={0.4} />
           ))}
-          <PathLayer lines={lines} axis="left" />
-          {hasRight && <PathLayer lines={lines} axis="right" />}
-          <HoverReadout bus={bus} lines={lines} xAxis={xAxis} />
+          <LineCanvas />
+          <HoverReadout bus={bus} xAxis={xAxis} />
+          <PlotWidth onWidth={onPlotWidth} />
         </LineChart>
       </ResponsiveContainer>
     </div>

@@ -8,8 +8,6 @@ import { CHARTS, type DrawOptions } from './chart-data';
 import { MetricChart } from './MetricChart';
 import { LayerHeatmap } from './LayerHeatmap';
 
-export const DRAW_BUCKETS = 250;
-
 export function ChartControls() {
   const smoothing = usePrefs(selectSmoothing);
   const logScale = usePrefs(selectLogScale);
@@ -38,7 +36,7 @@ export function MonitorCharts() {
   const smoothing = usePrefs(selectSmoothing);
   const logScale = usePrefs(selectLogScale);
   const xAxis = usePrefs(selectXAxis);
-  const options = useMemo<DrawOptions>(() => ({ smoothing, logScale, xAxis, buckets: DRAW_BUCKETS }), [smoothing, logScale, xAxis]);
+  const options = useMemo<DrawOptions>(() => ({ smoothing, logScale, xAxis }), [smoothing, logScale, xAxis]);
   return (
     <div className="charts" data-version={version}>
       {CHARTS.filter((spec) => !spec.shown || spec.shown(data)).map((spec) => (

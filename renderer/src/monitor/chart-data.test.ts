@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { createMonitorStore } from '../stores/monitor-store';
-import { CHARTS, drawLines, pathData, stageBands } from './chart-data';
+import { CHARTS, drawLines, stageBands, tracePath, xAxisEnd } from './chart-data';
+import type { XY } from '../series/downsample';
+
+/** The path `tracePath` draws, as SVG path data (M = new subpath, L = segment). */
+function pathData(points: XY[], breaks: number[], x: (v: number) => number, y: (v: number) => number): string {
+  let d = '';
+  tracePath(points, breaks, x, y, { moveTo: (px, py) => { d += `M${px},${py}`; }, lineTo: (px, py) => { d += `L${px},${py}`; } });
+  return d;
+}
 import { syntheticRun } from '../bench/fixture';
 
 describe('chart data', () => {
@@ -8,11 +16,14 @@ describe('chart data', () => {
   store.getState().load({ id: 'bench', name: 'b', status: 'running', startedAt: 0, stages: 3, final: {}, pipeline: null as never, events: syntheticRun(30_000), runDir: '' });
   const data = store.getState().data;
 
-  it('draws every chart from the full series with at most ~2 points per bucket per line', () => {
+  it('draws every chart from the full series with at most 4 points per pixel column per line', () => {
     for (const chart of CHARTS.filter((c) => !c.shown || c.shown(data))) {
-      const lines = drawLines(data, chart.lines(data), { xAxis: 'step', smoothing: 0.6, logScale: false, buckets: 250 });
+      const lines = drawLines(data, chart.lines(data), { xAxis: 'step', smoothing: 0.6, logScale: false, width: 250 });
       expect(lines.length, chart.id).toBeGreaterThan(0);
-      for (const l of lines) expect(l.points.length, `${chart.id} ${l.key}`).toBeLessThanOrEqual(502);
+      for (const l of lines) {
+        expect(l.points.length, `${chart.id} ${l.key}`).toBeLessThanOrEqual(1000);
+        expect(l.sourcePoints).toBe(data.series.get(l.key)!.length);
+      }
     }
     expect(data.series.get('loss')!.length).toBe(30_000);
   });
@@ -30,8 +41,42 @@ describe('chart data', () => {
   });
 
   it('drops non-positive values on a log scale', () => {
-    const lines = drawLines(data, [{ key: 'lr', label: 'lr', color: '#fff', smooth: false }], { xAxis: 'step', smoothing: 0, logScale: true, buckets: 100 });
+    const lines = drawLines(data, [{ key: 'lr', label: 'lr', color: '#fff', smooth: false }], { xAxis: 'step', smoothing: 0, logScale: true, width: 100 });
     expect(lines[0].points.every((p) => p.y > 0)).toBe(true);
+  });
+});
+
+describe('the x axis end', () => {
+  it('covers the last point by at most a tenth of a tick step and stays put while points arrive', () => {
+    for (const xMax of [0.3, 7, 99, 1234, 99_999, 100_999, 2.5e6]) {
+      const end = xAxisEnd(xMax);
+      expect(end).toBeGreaterThanOrEqual(xMax);
+      expect(end - xMax).toBeLessThanOrEqual(xMax * 0.05 + 1e-9); // a tick step is at most a quarter of the range
+    }
+    const ends = new Set<number>();
+    for (let step = 100_000; step < 101_000; step += 4) ends.add(xAxisEnd(step));
+    expect(ends.size).toBeLessThanOrEqual(2); // 250 appends, one axis change at most
+    expect(xAxisEnd(0)).toBe(1);
+  });
+});
+
+describe('incremental lines', () => {
+  it('after live appends equal the lines drawn from scratch', () => {
+    const events = syntheticRun(5_000);
+    const steps = events.filter((e) => e.type === 'step');
+    const cut = events.indexOf(steps[4_000]);
+    const live = createMonitorStore();
+    live.getState().load({ id: 'bench', name: 'b', status: 'running', startedAt: 0, stages: 3, final: {}, pipeline: null as never, events: events.slice(0, cut), runDir: '' });
+    const loss = CHARTS[0];
+    const opts = { xAxis: 'step' as const, smoothing: 0.6, logScale: false, width: 300, xEnd: 6_000 };
+    drawLines(live.getState().data, loss.lines(live.getState().data), opts);
+    for (let i = cut; i < events.length; i += 97) live.getState().ingest(events.slice(i, i + 97));
+    const fresh = createMonitorStore();
+    fresh.getState().load({ id: 'bench', name: 'b', status: 'running', startedAt: 0, stages: 3, final: {}, pipeline: null as never, events, runDir: '' });
+    const a = drawLines(live.getState().data, loss.lines(live.getState().data), opts);
+    const b = drawLines(fresh.getState().data, loss.lines(fresh.getState().data), opts);
+    expect(a.map((l) => l.points)).toEqual(b.map((l) => l.points));
+    expect(a[0].sourcePoints).toBe(5_000);
   });
 });
 
@@ -70,11 +115,11 @@ describe('a paused run on the time axis', () => {
     ] });
     const data = store.getState().data;
     const spec = [{ key: 'loss', label: 'loss', color: '#fff', smooth: false }];
-    const [time] = drawLines(data, spec, { xAxis: 'time', smoothing: 0, logScale: false, buckets: 100 });
+    const [time] = drawLines(data, spec, { xAxis: 'time', smoothing: 0, logScale: false, width: 100 });
     expect(time.breaks).toEqual([1.5]);
     const id = (v: number) => v;
-    expect(pathData(time.points, time.breaks, id, id)).toBe('M0.0,5.0L1.0,4.0M61.0,3.0L62.0,2.0');
-    const [steps] = drawLines(data, spec, { xAxis: 'step', smoothing: 0, logScale: false, buckets: 100 });
-    expect(pathData(steps.points, steps.breaks, id, id)).toBe('M0.0,5.0L1.0,4.0L2.0,3.0L3.0,2.0');
+    expect(pathData(time.points, time.breaks, id, id)).toBe('M0,5L1,4M61,3L62,2');
+    const [steps] = drawLines(data, spec, { xAxis: 'step', smoothing: 0, logScale: false, width: 100 });
+    expect(pathData(steps.points, steps.breaks, id, id)).toBe('M0,5L1,4L2,3L3,2');
   });
 });

@@ -1,7 +1,8 @@
 // What the charts draw, computed from the monitor store's full series: smoothed (EMA, into a
-// copy), decimated to a few points per pixel, in step or time units, plus stage bands.
-import { minMaxDecimate, SmoothedColumn, type XY } from '../series/downsample';
-import type { Series } from '../series/column';
+// copy), reduced to at most four points per pixel column, in step or time units, plus stage bands.
+import { SmoothedColumn, type XY } from '../series/downsample';
+import { drawable, PixelColumns, type PixelSpan } from '../series/pixel-columns';
+import type { Column, Series } from '../series/column';
 import { gpuSeriesKey, type GpuField, type MonitorData } from '../stores/monitor-store';
 import type { XAxisKind } from '../stores/prefs-store';
 
@@ -19,11 +20,16 @@ export interface ChartSpec {
 
 export interface DrawnLine {
   key: string; label: string; color: string; axis: 'left' | 'right'; points: XY[];
+  /** Stored points behind the line (drawn or not). */
+  sourcePoints: number;
   /** x values where the line is cut (pauses on the time axis): no segment crosses them. */
   breaks: number[];
 }
 
-export interface DrawOptions { xAxis: XAxisKind; smoothing: number; logScale: boolean; buckets: number }
+export interface DrawOptions { xAxis: XAxisKind; smoothing: number; logScale: boolean }
+
+/** Where one chart draws: pixel columns across its plot and the end of its x axis (from xAxisEnd). */
+export interface DrawArea { width: number; xEnd?: number }
 
 const PALETTE = ['#5aa9ff', '#f2b84b', '#3ec7b0', '#e86a92', '#a77bf3', '#9bd267', '#f08a4b', '#6ed3f0', '#d3d36e', '#c08af5', '#78e0b6', '#ff9f9f'];
 
@@ -31,19 +37,51 @@ export function colorAt(i: number): string {
   return PALETTE[i % PALETTE.length];
 }
 
-export function drawLines(data: MonitorData, specs: LineSpec[], options: DrawOptions): DrawnLine[] {
+export function drawLines(data: MonitorData, specs: LineSpec[], options: DrawOptions & DrawArea): DrawnLine[] {
   const out: DrawnLine[] = [];
+  const span: PixelSpan = { x0: 0, x1: options.xEnd ?? xAxisEnd(seriesXMax(data, specs, options.xAxis)), width: options.width };
   for (const spec of specs) {
     const series = data.series.get(spec.key);
     if (!series || series.length === 0) continue;
     const xs = options.xAxis === 'time' ? series.time : series.step;
     const ys = spec.smooth !== false && options.smoothing > 0 ? smoothed(series, options.smoothing) : series.value;
-    let points = minMaxDecimate(xs, ys, options.buckets);
-    if (options.logScale) points = points.filter((p) => p.y > 0);
+    const points = reducer(xs, ys, span, options.logScale).points();
     const breaks = options.xAxis === 'time' ? (data.pauses ?? []).map((p) => p.from) : [];
-    out.push({ key: spec.key, label: spec.label, color: spec.color, axis: spec.axis ?? 'left', points, breaks });
+    out.push({ key: spec.key, label: spec.label, color: spec.color, axis: spec.axis ?? 'left', points, breaks, sourcePoints: series.length });
   }
   return out;
+}
+
+/** The largest x of the lines' series (their last points: steps and times only grow). */
+export function seriesXMax(data: MonitorData, specs: LineSpec[], xAxis: XAxisKind): number {
+  let max = 0;
+  for (const spec of specs) {
+    const s = data.series.get(spec.key);
+    if (s && s.length) max = Math.max(max, (xAxis === 'time' ? s.time : s.step).last());
+  }
+  return max;
+}
+
+/**
+ * The end of the x axis: `xMax` rounded up to a tenth of the axis' tick step. The axis then
+ * moves only every few hundred steps of a long run, so the chart frame (axes, grid, bands) is
+ * not redrawn with every point and the pixel columns keep their place (incremental reduction).
+ */
+export function xAxisEnd(xMax: number): number {
+  if (!(xMax > 0) || !Number.isFinite(xMax)) return 1;
+  const { ticks } = niceTicks(0, xMax, 5);
+  const grain = (ticks[1] - ticks[0]) / 10;
+  return Number((Math.ceil(xMax / grain - 1e-9) * grain).toPrecision(12));
+}
+
+// One incremental reducer per drawn column: a redraw after an append reads only the new points.
+const reducers = new WeakMap<Column, PixelColumns>();
+
+function reducer(xs: Column, ys: Column, span: PixelSpan, logScale: boolean): PixelColumns {
+  const keep = drawable(logScale);
+  let r = reducers.get(ys);
+  if (!r || !r.fits(xs, ys, span, keep)) { r = new PixelColumns(xs, ys, span, keep); reducers.set(ys, r); }
+  return r;
 }
 
 const smoothCache = new WeakMap<Series, SmoothedColumn>();
@@ -54,9 +92,11 @@ function smoothed(series: Series, weight: number) {
   return cached.values(weight);
 }
 
-/** SVG path data through `points`, starting a new subpath after a gap (non-finite y) or across a break. */
-export function pathData(points: XY[], breaks: number[], x: (v: number) => number | undefined, y: (v: number) => number | undefined): string {
-  let d = '';
+/** Where a line is drawn: a canvas 2D context, or anything with its moveTo/lineTo. */
+export interface Pen { moveTo(x: number, y: number): void; lineTo(x: number, y: number): void }
+
+/** Traces `points` in pixels with `out`, starting a new subpath after a gap (non-finite y) or across a break. */
+export function tracePath(points: XY[], breaks: number[], x: (v: number) => number | undefined, y: (v: number) => number | undefined, out: Pen): void {
   let pen = false;
   let b = 0;
   let prevX = -Infinity;
@@ -67,10 +107,9 @@ export function pathData(points: XY[], breaks: number[], x: (v: number) => numbe
     const px = x(p.x);
     const py = Number.isFinite(p.y) ? y(p.y) : undefined;
     if (px === undefined || py === undefined || !Number.isFinite(py)) { pen = false; continue; }
-    d += `${pen ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`;
+    if (pen) out.lineTo(px, py); else out.moveTo(px, py);
     pen = true;
   }
-  return d;
 }
 
 export interface Band { x1: number; x2: number; label: string; status: string; index: number }

@@ -44,7 +44,7 @@ describe('GPU panel', () => {
   });
 
   it('draws on the same axes as the stage bands', () => {
-    const opts = { smoothing: 0, logScale: false, buckets: 100 } as const;
+    const opts = { smoothing: 0, logScale: false, width: 100 } as const;
     const byTime = drawLines(data, chart('gpu_utilization').lines(data), { ...opts, xAxis: 'time' });
     expect(byTime.map((l) => l.points.map((p) => [p.x, p.y]))).toEqual([
       [[1.5, 90], [2.5, 91], [3.5, 92], [4.5, 93]],

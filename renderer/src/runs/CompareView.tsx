@@ -46,7 +46,7 @@ export function CompareView({ ids }: { ids: string[] }) {
     id: metric, title: `${metric} by run`,
     lines: () => details.map((d, i) => ({ key: `${metric}@${d.id}`, label: d.id, color: colorAt(i), smooth: metric === 'loss' })),
   })), [details]);
-  const options: DrawOptions = { smoothing, logScale, xAxis: xAxis === 'time' ? 'step' : xAxis, buckets: 500 };
+  const options = useMemo<DrawOptions>(() => ({ smoothing, logScale, xAxis: xAxis === 'time' ? 'step' : xAxis }), [smoothing, logScale, xAxis]);
 
   return (
     <section className="compare" aria-label="compare runs">

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { RunEvent, StepMetrics, EvalMetrics } from '../../../core/events';
 import type { RunDetail, StudioApi } from '../../../core/api';
 import type { StudioConnection } from '../api/connection';
@@ -133,6 +133,56 @@ describe('followRun', () => {
     expect(loss.length).toBe(4);
     expect(Array.from(loss.step.toArray())).toEqual([0, 1, 2, 3]);
     stop();
+  });
+});
+
+describe('a live run at 20 steps/s', () => {
+  it('stores every one of 2,000 steps once, in order, with the evals and samples between them', async () => {
+    vi.useFakeTimers();
+    try {
+      // Steps 50 ms apart; an eval and a system sample every 100 steps at the step's own
+      // millisecond (same time, different content: none may be taken for a duplicate).
+      const events: RunEvent[] = [];
+      for (let i = 0; i < 2_000; i++) {
+        const time = T0 + i * 50;
+        events.push(step(i, 0, time));
+        if (i % 100 === 99) {
+          events.push({ ...evalEvent(i), time });
+          events.push({ runId: 'r1', time, type: 'system', sample: { source: 'cpu', utilization: i % 97, memory_bytes: 2 ** 30 } });
+        }
+      }
+      // The service: live events to subscribers; getRun answers a snapshot of the run's log
+      // taken right after step 299 (before that step's eval and sample, which share its
+      // millisecond), and the answer arrives 1 s later while the stream goes on.
+      const listeners = new Set<(e: RunEvent) => void>();
+      let answer: (d: RunDetail) => void = () => {};
+      const api = {
+        getRun: () => new Promise<RunDetail>((resolve) => { answer = resolve; }),
+        onRunEvent: (l: (e: RunEvent) => void) => { listeners.add(l); return () => listeners.delete(l); },
+      } as unknown as StudioApi;
+      const connection: StudioConnection = { api, kind: 'websocket', getState: () => 'open', onStateChange: () => () => {}, onReconnect: () => () => {}, close: () => {} };
+      const store = createMonitorStore();
+      const stop = followRun(connection, store, 'r1'); // the app's own batching (a flush every 200 ms)
+      for (const [n, e] of events.entries()) {
+        for (const l of listeners) l(e);
+        if (e.type === 'step' && e.metrics.step === 299) {
+          const snapshot = detail(events.slice(0, n + 1));
+          setTimeout(() => answer(snapshot), 1000);
+        }
+        if (e.type === 'step') await vi.advanceTimersByTimeAsync(50);
+      }
+      await vi.advanceTimersByTimeAsync(1000);
+      const data = store.getState().data;
+      expect(data.eventCount).toBe(events.length);
+      expect(Array.from(data.series.get('loss')!.step.toArray())).toEqual(Array.from({ length: 2_000 }, (_, i) => i));
+      expect(Array.from(data.series.get('loss')!.value.toArray())).toEqual(events.filter((e) => e.type === 'step').map((e) => e.metrics.loss));
+      expect(data.series.get('attn_kl')!.length).toBe(20);
+      expect(data.series.get('system.utilization')!.length).toBe(20);
+      expect(store.getState().version).toBeGreaterThan(400); // batches of a few steps, not one at the end
+      stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
