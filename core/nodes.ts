@@ -93,6 +93,8 @@ export const GATE_METRIC_SPECS: Record<GateMetric, MetricSpec> = {
   ppl_ratio: { label: 'Perplexity ratio', help: 'ppl_teacher / ppl_student; 0.95 keeps 95% of the base quality.', min: 0, max: Infinity, better: 'higher' },
   density: { label: 'Density', help: 'Kept causal block pairs / all causal block pairs; 0.6 means attention compute down 40%.', min: 0, max: 1, better: 'lower' },
   loss_increase: { label: 'Loss increase', help: 'Relative change of validation loss over the stage: 0.05 = 5% worse.', min: -1, max: Infinity, better: 'lower' },
+  flops_saved: { label: 'Attention FLOPs saved', help: "Whole model: share of causal attention token-pair dot products the masks skip (dense layers skip none).", min: 0, max: 1, better: 'higher' },
+  speedup: { label: 'Measured speed-up', help: 'Dense / sparse prefill time of the student at the stage\'s longest sequence, measured in the same process.', min: 0, max: Infinity, better: 'higher' },
 };
 
 /** Parameter kinds that live inside a decoder layer (embeddings live outside every layer). */
@@ -284,7 +286,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     fields: {
       checks: { type: 'checks', label: 'Checks', options: GATE_METRICS, help: 'Every check must hold for the gate to pass.' },
       on_fail: { type: 'enum', label: 'On fail', options: ['rollback_sparsity', 'decay_lr_retry', 'refreeze', 'stop', 'continue'], help: 'What to do when a check fails.' },
-      max_retries: { type: 'integer', label: 'Max retries', min: 0, max: LIMITS.retries, step: 1, help: 'Retries before the run stops.' },
+      max_retries: { type: 'integer', label: 'Max retries', min: 0, max: LIMITS.retries, step: 1, help: 'Retries before the run stops; rollback_sparsity: retries with one more level of denser masks each, then the stage returns to its previous masks and the run goes on.' },
       lr_factor: { type: 'number', label: 'Retry LR factor', min: 0, max: 1, minExclusive: true, maxExclusive: true, step: 0.05, help: 'LR multiplier for decay_lr_retry.' },
       eval_batches: { type: 'integer', label: 'Eval batches', min: 1, max: LIMITS.evalBatches, step: 1, help: 'Validation batches the gate evaluates.' },
     },

@@ -165,8 +165,8 @@ export interface TrainParams {
   plateau_factor: number;
 }
 
-export type GateMetric = 'attn_kl' | 'attn_recall' | 'out_cos' | 'logit_kl' | 'ppl_ratio' | 'density' | 'loss_increase';
-export const GATE_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos', 'logit_kl', 'ppl_ratio', 'density', 'loss_increase'];
+export type GateMetric = 'attn_kl' | 'attn_recall' | 'out_cos' | 'logit_kl' | 'ppl_ratio' | 'density' | 'loss_increase' | 'flops_saved' | 'speedup';
+export const GATE_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos', 'logit_kl', 'ppl_ratio', 'density', 'loss_increase', 'flops_saved', 'speedup'];
 
 export interface GateCheck {
   metric: GateMetric;
@@ -179,7 +179,10 @@ export type OnFailPolicy = 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze' |
 export interface GateParams {
   checks: GateCheck[];
   on_fail: OnFailPolicy;
-  /** Retries for rollback_sparsity / decay_lr_retry / refreeze before the run stops. */
+  /**
+   * Retries for decay_lr_retry / refreeze before the run stops; for rollback_sparsity, the
+   * retries with denser masks before the stage returns to its previous masks.
+   */
   max_retries: number;
   /** LR multiplier for decay_lr_retry. */
   lr_factor: number;
