@@ -56,6 +56,8 @@ export interface FieldSpec {
   powerOfTwo?: boolean;
   /** Strings only: may be empty. */
   allowEmpty?: boolean;
+  /** The field may be left out of the file (the inspector's empty input removes it). */
+  optional?: boolean;
 }
 
 export type FieldSpecs<P> = { [K in keyof P]: FieldSpec };
@@ -256,7 +258,9 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
       steps: { type: 'integer', label: 'Steps', min: 1, max: LIMITS.steps, step: 10, help: 'Optimiser steps in this stage.' },
       batch_size: { type: 'integer', label: 'Batch size', unit: 'sequences', min: 1, max: LIMITS.batch, step: 1, help: 'Sequences per step.' },
       curriculum: { type: 'curriculum', label: 'Sequence length', help: 'Short sequences first: each entry applies from its step on; the first starts at step 0.' },
-      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, step: 1e-5, help: 'Peak learning rate; the plan decays it about 20% per stage.' },
+      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, step: 1e-5, help: 'Peak learning rate (of every kind without its own below); the plan decays it about 20% per stage.' },
+      lr_selector: { type: 'number', label: 'Selector LR', optional: true, min: 0, step: 1e-5, help: 'Optional peak learning rate of the block selectors (trainable indexer), same schedule; empty = the learning rate. The plan: 1e-4.' },
+      lr_attention: { type: 'number', label: 'Attention LR', optional: true, min: 0, step: 1e-6, help: 'Optional peak learning rate of the attention projections q, k, v, o, same schedule; empty = the learning rate. The plan: 1e-5-class.' },
       schedule: { type: 'enum', label: 'Schedule', options: ['constant', 'cosine', 'warmup_cosine'], help: 'Learning-rate schedule within the stage.' },
       warmup_steps: { type: 'integer', label: 'Warm-up steps', min: 0, max: LIMITS.steps, step: 10, help: 'Linear warm-up (warmup_cosine only); at most the stage steps.' },
       weight_decay: { type: 'number', label: 'Weight decay', min: 0, max: LIMITS.rate, step: 0.01, help: 'AdamW decoupled weight decay.' },

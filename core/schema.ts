@@ -143,8 +143,16 @@ export interface TrainParams {
   batch_size: number;
   /** Sequence-length curriculum, sorted by from_step, first entry from_step 0. */
   curriculum: CurriculumStep[];
-  /** Peak learning rate of the trainable parameters (> 0). */
+  /** Peak learning rate of the trainable parameters (> 0); of every kind without its own below. */
   lr: number;
+  /**
+   * Optional peak learning rates per kind of parameter, following the same schedule and
+   * multipliers as `lr` (absent: `lr`). The seed plan trains the scorer at 1e-4 and Q/K/V at
+   * 1e-5-class rates. lr_selector: block selectors (a trainable indexer); lr_attention: the
+   * attention projections q, k, v, o.
+   */
+  lr_selector?: number;
+  lr_attention?: number;
   schedule: LrSchedule;
   warmup_steps: number;
   weight_decay: number;

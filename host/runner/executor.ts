@@ -26,7 +26,7 @@ import { aggregateEval } from './eval-metrics';
 import { judgeGate, unpassedChecks } from './gate';
 import { planRetry, type RetryAction } from './gate-retry';
 import { describePrefillSpeed, measurePrefillSpeed, type PrefillSpeed } from './prefill-speed';
-import { learningRateAt } from './lr-schedule';
+import { learningRateAt, lrScaleOf } from './lr-schedule';
 import { maxSeqLen, seqLenAt } from '../data/curriculum';
 import { PlateauTracker } from './plateau';
 import { stepBackSparsity } from '../../core/sparsity-step';
@@ -328,6 +328,7 @@ class PipelineExecutor {
     Promise<({ ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string }) & { last: EvalMetrics | null }> {
     const p: TrainParams = train.params;
     const plateau = new PlateauTracker(p.plateau_patience);
+    const lrScale = lrScaleOf(p);
     let plateauMultiplier = 1;
     let last: EvalMetrics | null = null;
     for (let i = 0; i < p.steps; i++) {
@@ -351,6 +352,7 @@ class PipelineExecutor {
       try {
         r = await this.model!.trainStep(batch, {
           lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill,
+          ...(lrScale ? { lr_scale: lrScale } : {}),
         });
       } catch (e) {
         // The engine refuses a non-finite step itself ("training diverged: ..."); other errors end the stage the same way.

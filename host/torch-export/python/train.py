@@ -221,6 +221,17 @@ def learning_rate(p, step, mult=1.0):
     return peak * cos_factor(step - warm, steps - warm)
 
 
+def lr_scale_of(p):
+    """Per-kind learning rates as multipliers of lr (host/runner/lr-schedule.ts lrScaleOf)."""
+    scale = {}
+    if p.get("lr_selector") is not None:
+        scale["selector"] = p["lr_selector"] / p["lr"]
+    if p.get("lr_attention") is not None:
+        for k in ("q", "k", "v", "o"):
+            scale[k] = p["lr_attention"] / p["lr"]
+    return scale
+
+
 def seq_len_at(curriculum, step):
     seq = curriculum[0]["seq_len"]
     for c in curriculum:
@@ -503,8 +514,12 @@ class Runner:
         scale = clip / (grad_norm + 1e-6) if clip > 0 and grad_norm > clip else 1.0
         f32 = lambda x: float(torch.tensor(x, dtype=torch.float32))
         b1, b2, eps = p["beta1"], p["beta2"], p["eps"]
+        scales = lr_scale_of(p)
+        base_lr = lr
         with torch.no_grad():
             for name, prm in named:
+                # The engine multiplies in fp32: lr * lr_scale[kind].
+                lr = f32(f32(base_lr) * f32(scales.get(param_kinds(name)[1], 1.0))) if scales else base_lr
                 st = self.opt.setdefault(name, {"step": 0, "m": torch.zeros_like(local(prm)), "v": torch.zeros_like(local(prm))})
                 st["step"] += 1
                 wd = p["weight_decay"] if prm.dim() >= 2 else 0.0
