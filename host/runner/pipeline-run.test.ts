@@ -212,6 +212,13 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
       const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks: impossible, on_fail: 'continue' } }));
       expect(r.end.status).toBe('completed');
       expect(r.end.stages.map((s) => s.status)).toEqual(['failed', 'passed']);
+      // Each stage measured the student's prefill with and without its masks (a time, never asserted).
+      for (const s of r.end.stages) {
+        expect(s.prefill!.seq).toBe(64);
+        expect(s.prefill!.speedup).toBeGreaterThan(0);
+        expect(s.prefill!.speedup).toBeCloseTo(s.prefill!.dense_ms / s.prefill!.sparse_ms, 9);
+      }
+      expect(ofType(r.events, 'log').filter((l) => /^prefill of 1 x 64 tokens: dense [\d.]+ ms, sparse [\d.]+ ms \(best of 3\), speed-up [\d.]+x$/.test(l.message))).toHaveLength(2);
     });
 
     it('decay_lr_retry: restores the stage start and retrains with a lower LR, then stops after max_retries', async () => {
