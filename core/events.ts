@@ -40,14 +40,17 @@ export interface EvalMetrics {
   out_cos: number;
   density: number;
   sparsity: number;
-  attn_flops_saved: number; // share of causal attention FLOPs skipped
-  per_layer: { attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer };
+  attn_flops_saved: number; // whole model: share of causal attention block pairs skipped (dense layers skip none)
+  /** Whole model: share of causal attention token-pair dot products skipped (the engine's count). Absent in runs recorded before it existed. */
+  flops_saved?: number;
+  /** flops_saved: per layer, absent in runs recorded before it existed. */
+  per_layer: { attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer; flops_saved?: PerLayer };
 }
 
 /**
  * A gate check's outcome. 'vacuous': the metric measures nothing on this model (attn_kl,
- * attn_recall or out_cos while no layer is sparse): not a pass (`passed` is false) and not a
- * failure (the gate's verdict ignores it).
+ * attn_recall or out_cos while no layer is sparse): not a pass (`passed` is false), so the
+ * gate's verdict does not pass either.
  */
 export type GateCheckState = 'passed' | 'failed' | 'vacuous';
 
@@ -67,7 +70,7 @@ export function gateCheckState(check: GateCheckResult): GateCheckState {
 export interface GateVerdict {
   stage: number;
   node: string;
-  /** Every non-vacuous check passed (true when all checks are vacuous: nothing failed, nothing was shown). */
+  /** Every check passed: a vacuous check is not a pass, so a gate with one does not pass. */
   passed: boolean;
   checks: GateCheckResult[];
   action: 'none' | 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze' | 'stop' | 'continue';
@@ -118,6 +121,12 @@ export interface StageSummary {
   status: 'passed' | 'failed' | 'done' | 'skipped' | 'cancelled';
   attempts: number;
   metrics: Partial<EvalMetrics>;
+  /**
+   * Measured prefill speed-up of its last attempt (dense / sparse time of the student at the
+   * stage's longest sequence, same process); wall-clock, so never in metrics.jsonl. Absent when
+   * the engine cannot time prefill.
+   */
+  prefill?: { seq: number; batch: number; dense_ms: number; sparse_ms: number; speedup: number };
 }
 
 export type RunEventType = RunEvent['type'];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { MaskSpec, NodeKind, Pipeline, PipelineNode } from './schema';
+import type { MaskSpec, NodeKind, NodeOf, Pipeline, PipelineNode } from './schema';
 import { NODE_KINDS } from './schema';
 import { defaultParams } from './nodes';
 import { modelStateAfter } from './order';
@@ -78,12 +78,19 @@ describe('nodeEffect', () => {
     expect(state.outside.trainable).toEqual([]);
   });
 
-  it('gate retries: rollback_sparsity skips Replace, refreeze skips Unfreeze, and both still say so', () => {
+  it('gate retries: rollback_sparsity makes Replace denser by levels, then skips it; refreeze keeps chosen layers frozen; all say so', () => {
     const state = initialModelState(4);
-    const replace = nodeEffect(state, node('replace', { layers: [1, 2] }), { ...NO_OVERRIDES, skipReplace: true })!;
+    const r = node('replace', { layers: [1, 2] }) as NodeOf<'replace'>;
+    const denser = nodeEffect(state, r, { ...NO_OVERRIDES, denserLevels: 2 })!;
+    const m = r.params.mask;
+    const want = m.random_blocks > 0 ? { ...m, random_blocks: m.random_blocks + 4 } : { ...m, window_blocks: m.window_blocks + 2 };
+    expect(denser.changes.filter((c) => c.type === 'attention').map((c) => c.type === 'attention' && c.mask)).toEqual([want, want]);
+    expect(denser.summary).toMatch(/^replace-1: block-sparse attention on layers 1-2, 2 levels denser \(rollback_sparsity: (random|window)_blocks \d+ -> \d+, (random|window)_blocks \d+ -> \d+\)$/);
+    const replace = nodeEffect(state, r, { ...NO_OVERRIDES, skipReplace: true })!;
     expect(replace).toEqual({ changes: [], summary: 'replace-1: skipped (rollback_sparsity: layers 1-2 keep their previous attention)' });
-    const unfreeze = nodeEffect(state, node('unfreeze', { layers: [3, 3] }), { ...NO_OVERRIDES, skipUnfreeze: true })!;
-    expect(unfreeze).toEqual({ changes: [], summary: 'unfreeze-1: skipped (refreeze: layer 3 stay frozen)' });
+    const unfreeze = nodeEffect(state, node('unfreeze', { layers: [2, 4], kinds: ['q'], replaced_only: false }), { ...NO_OVERRIDES, refrozen: [3, 2] })!;
+    expect(unfreeze.changes).toEqual([{ type: 'trainable', selection: { layers: [1], kinds: ['q'] }, trainable: true }]);
+    expect(unfreeze.summary).toBe('unfreeze-1: unfroze q of layer 2; refreeze: layers 3-4 stay frozen');
   });
 
   it('selects nothing rather than issuing an empty change', () => {

@@ -12,13 +12,15 @@
 // - Layer ranges are trusted, not repaired: the validator rejects a range outside the model,
 //   and layerIndices throws on one (naming the field) rather than quietly narrowing it, so
 //   nothing shows or trains layers other than the ones the file names.
-// - Retries of a failed gate may skip a stage's Replace nodes (rollback_sparsity: the layers
-//   keep the masks they had) or its Unfreeze nodes (refreeze): StageOverrides.
+// - Retries of a failed gate change what a stage's nodes do (StageOverrides): rollback_sparsity
+//   makes its Replace nodes' masks some levels denser, and after its last retry skips them (the
+//   layers keep the masks they had); refreeze leaves some layers of its Unfreeze nodes frozen.
 //
 // Owned by core/: no Node, DOM or Electron imports here.
 import type { LayerRange, MaskSpec, NodeOf, ParamKind, PipelineNode } from './schema';
 import { PARAM_KINDS } from './schema';
 import { LAYER_PARAM_KINDS, MOE_PARAM_KINDS } from './nodes';
+import { denserBy } from './sparsity-step';
 
 export interface LayerState {
   attention: 'dense' | 'sparse';
@@ -46,13 +48,15 @@ export type ModelChange =
 export interface NodeEffect { changes: ModelChange[]; summary: string }
 
 export interface StageOverrides {
-  /** rollback_sparsity retry: the stage's Replace nodes change nothing. */
+  /** rollback_sparsity, retries 1..max_retries: the Replace nodes' masks, this many levels denser (core/sparsity-step.ts). */
+  denserLevels: number;
+  /** rollback_sparsity after max_retries: the stage's Replace nodes change nothing (the layers keep their previous masks). */
   skipReplace: boolean;
-  /** refreeze retry: the stage's Unfreeze nodes change nothing. */
-  skipUnfreeze: boolean;
+  /** refreeze retries: 0-based layers the stage's Unfreeze nodes leave frozen. */
+  refrozen: readonly number[];
 }
 
-export const NO_OVERRIDES: StageOverrides = { skipReplace: false, skipUnfreeze: false };
+export const NO_OVERRIDES: StageOverrides = { denserLevels: 0, skipReplace: false, refrozen: [] };
 
 /** Kinds that live outside every layer. */
 const OUTSIDE_KINDS: readonly ParamKind[] = ['norms', 'embeddings'];
@@ -121,22 +125,27 @@ function replaceEffect(state: ModelState, node: NodeOf<'replace'>, overrides: St
   const { mask } = node.params;
   const layers = layerIndices(node.params.layers, state.layers.length, `${node.id}.layers`);
   if (overrides.skipReplace) return { changes: [], summary: `${node.id}: skipped (rollback_sparsity: ${describeLayers(layers)} keep their previous attention)` };
-  const changes: ModelChange[] = layers.map((layer) => ({ type: 'attention', layer, mask, by: node.id }));
+  const denser = denserBy(mask, overrides.denserLevels);
+  const changes: ModelChange[] = layers.map((layer) => ({ type: 'attention', layer, mask: denser.mask, by: node.id }));
   // A trainable indexer is a new part: it trains from the start ("train only the new parts").
   if (mask.selector === 'indexer') changes.push(...trainableChange({ layers, kinds: ['selector'] }, true));
-  return { changes, summary: `${node.id}: block-sparse attention on ${describeLayers(layers)}` };
+  const levels = overrides.denserLevels;
+  const note = levels > 0 ? `, ${levels} level${levels > 1 ? 's' : ''} denser (rollback_sparsity: ${denser.change})` : '';
+  return { changes, summary: `${node.id}: block-sparse attention on ${describeLayers(layers)}${note}` };
 }
 
 function unfreezeEffect(state: ModelState, node: NodeOf<'unfreeze'>, overrides: StageOverrides): NodeEffect {
   const { kinds, replaced_only } = node.params;
   const all = layerIndices(node.params.layers, state.layers.length, `${node.id}.layers`);
-  if (overrides.skipUnfreeze) return { changes: [], summary: `${node.id}: skipped (refreeze: ${describeLayers(all)} stay frozen)` };
-  const layers = replaced_only ? all.filter((l) => state.layers[l].attention === 'sparse') : all;
+  const eligible = replaced_only ? all.filter((l) => state.layers[l].attention === 'sparse') : all;
+  const kept = eligible.filter((l) => overrides.refrozen.includes(l));
+  const layers = eligible.filter((l) => !overrides.refrozen.includes(l));
+  const refrozen = kept.length ? `; refreeze: ${describeLayers(kept)} stay frozen` : '';
   const changes = trainableChange({ layers, kinds: kinds.filter((k) => k !== 'embeddings' && k !== 'selector') }, true);
   if (kinds.includes('selector')) {
     changes.push(...trainableChange({ layers: layers.filter((l) => state.layers[l].mask?.selector === 'indexer'), kinds: ['selector'] }, true));
   }
-  return { changes, summary: `${node.id}: unfroze ${kinds.join(',')} of ${describeLayers(layers)}${replaced_only ? ' (replaced layers only)' : ''}` };
+  return { changes, summary: `${node.id}: unfroze ${kinds.join(',')} of ${describeLayers(layers)}${replaced_only ? ' (replaced layers only)' : ''}${refrozen}` };
 }
 
 /** A trainability change, or none when it would select nothing. */

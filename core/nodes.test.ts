@@ -14,7 +14,9 @@ describe('NODE_SPECS', () => {
     const spec = NODE_SPECS[kind];
     expect(spec.kind).toBe(kind);
     expect(spec.description.length).toBeGreaterThan(10);
-    expect(Object.keys(spec.fields).sort()).toEqual(Object.keys(spec.defaults).sort());
+    // Optional fields have no default: left out, they follow another field (lr_attention: lr).
+    const required = Object.entries(spec.fields as Record<string, { optional?: boolean }>).filter(([, f]) => !f.optional).map(([k]) => k);
+    expect(required.sort()).toEqual(Object.keys(spec.defaults).sort());
     for (const field of Object.values(spec.fields)) expect(field.help.length).toBeGreaterThan(5);
   });
 

@@ -56,6 +56,8 @@ export interface FieldSpec {
   powerOfTwo?: boolean;
   /** Strings only: may be empty. */
   allowEmpty?: boolean;
+  /** The field may be left out of the file (the inspector's empty input removes it). */
+  optional?: boolean;
 }
 
 export type FieldSpecs<P> = { [K in keyof P]: FieldSpec };
@@ -93,6 +95,8 @@ export const GATE_METRIC_SPECS: Record<GateMetric, MetricSpec> = {
   ppl_ratio: { label: 'Perplexity ratio', help: 'ppl_teacher / ppl_student; 0.95 keeps 95% of the base quality.', min: 0, max: Infinity, better: 'higher' },
   density: { label: 'Density', help: 'Kept causal block pairs / all causal block pairs; 0.6 means attention compute down 40%.', min: 0, max: 1, better: 'lower' },
   loss_increase: { label: 'Loss increase', help: 'Relative change of validation loss over the stage: 0.05 = 5% worse.', min: -1, max: Infinity, better: 'lower' },
+  flops_saved: { label: 'Attention FLOPs saved', help: "Whole model: share of causal attention token-pair dot products the masks skip (dense layers skip none).", min: 0, max: 1, better: 'higher' },
+  speedup: { label: 'Measured speed-up', help: 'Dense / sparse prefill time of the student at the stage\'s longest sequence, measured in the same process.', min: 0, max: Infinity, better: 'higher' },
 };
 
 /** Parameter kinds that live inside a decoder layer (embeddings live outside every layer). */
@@ -265,7 +269,9 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
       steps: { type: 'integer', label: 'Steps', min: 1, max: LIMITS.steps, step: 10, help: 'Optimiser steps in this stage.' },
       batch_size: { type: 'integer', label: 'Batch size', unit: 'sequences', min: 1, max: LIMITS.batch, step: 1, help: 'Sequences per step.' },
       curriculum: { type: 'curriculum', label: 'Sequence length', help: 'Short sequences first: each entry applies from its step on; the first starts at step 0.' },
-      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, step: 1e-5, help: 'Peak learning rate; the plan decays it about 20% per stage.' },
+      lr: { type: 'number', label: 'Learning rate', min: 0, minExclusive: true, step: 1e-5, help: 'Peak learning rate (of every kind without its own below); the plan decays it about 20% per stage.' },
+      lr_selector: { type: 'number', label: 'Selector LR', optional: true, min: 0, step: 1e-5, help: 'Optional peak learning rate of the block selectors (trainable indexer), same schedule; empty = the learning rate. The plan: 1e-4.' },
+      lr_attention: { type: 'number', label: 'Attention LR', optional: true, min: 0, step: 1e-6, help: 'Optional peak learning rate of the attention projections q, k, v, o, same schedule; empty = the learning rate. The plan: 1e-5-class.' },
       schedule: { type: 'enum', label: 'Schedule', options: ['constant', 'cosine', 'warmup_cosine'], help: 'Learning-rate schedule within the stage.' },
       warmup_steps: { type: 'integer', label: 'Warm-up steps', min: 0, max: LIMITS.steps, step: 10, help: 'Linear warm-up (warmup_cosine only); at most the stage steps.' },
       weight_decay: { type: 'number', label: 'Weight decay', min: 0, max: LIMITS.rate, step: 0.01, help: 'AdamW decoupled weight decay.' },
@@ -295,7 +301,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     fields: {
       checks: { type: 'checks', label: 'Checks', options: GATE_METRICS, help: 'Every check must hold for the gate to pass.' },
       on_fail: { type: 'enum', label: 'On fail', options: ['rollback_sparsity', 'decay_lr_retry', 'refreeze', 'stop', 'continue'], help: 'What to do when a check fails.' },
-      max_retries: { type: 'integer', label: 'Max retries', min: 0, max: LIMITS.retries, step: 1, help: 'Retries before the run stops.' },
+      max_retries: { type: 'integer', label: 'Max retries', min: 0, max: LIMITS.retries, step: 1, help: 'Retries before the run stops; rollback_sparsity: retries with one more level of denser masks each, then the stage returns to its previous masks and the run goes on.' },
       lr_factor: { type: 'number', label: 'Retry LR factor', min: 0, max: 1, minExclusive: true, maxExclusive: true, step: 0.05, help: 'LR multiplier for decay_lr_retry.' },
       eval_batches: { type: 'integer', label: 'Eval batches', min: 1, max: LIMITS.evalBatches, step: 1, help: 'Validation batches the gate evaluates.' },
     },

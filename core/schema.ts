@@ -149,8 +149,16 @@ export interface TrainParams {
   batch_size: number;
   /** Sequence-length curriculum, sorted by from_step, first entry from_step 0. */
   curriculum: CurriculumStep[];
-  /** Peak learning rate of the trainable parameters (> 0). */
+  /** Peak learning rate of the trainable parameters (> 0); of every kind without its own below. */
   lr: number;
+  /**
+   * Optional peak learning rates per kind of parameter, following the same schedule and
+   * multipliers as `lr` (absent: `lr`). The seed plan trains the scorer at 1e-4 and Q/K/V at
+   * 1e-5-class rates. lr_selector: block selectors (a trainable indexer); lr_attention: the
+   * attention projections q, k, v, o.
+   */
+  lr_selector?: number;
+  lr_attention?: number;
   schedule: LrSchedule;
   warmup_steps: number;
   weight_decay: number;
@@ -171,8 +179,8 @@ export interface TrainParams {
   plateau_factor: number;
 }
 
-export type GateMetric = 'attn_kl' | 'attn_recall' | 'out_cos' | 'logit_kl' | 'ppl_ratio' | 'density' | 'loss_increase';
-export const GATE_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos', 'logit_kl', 'ppl_ratio', 'density', 'loss_increase'];
+export type GateMetric = 'attn_kl' | 'attn_recall' | 'out_cos' | 'logit_kl' | 'ppl_ratio' | 'density' | 'loss_increase' | 'flops_saved' | 'speedup';
+export const GATE_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos', 'logit_kl', 'ppl_ratio', 'density', 'loss_increase', 'flops_saved', 'speedup'];
 
 export interface GateCheck {
   metric: GateMetric;
@@ -185,7 +193,10 @@ export type OnFailPolicy = 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze' |
 export interface GateParams {
   checks: GateCheck[];
   on_fail: OnFailPolicy;
-  /** Retries for rollback_sparsity / decay_lr_retry / refreeze before the run stops. */
+  /**
+   * Retries for decay_lr_retry / refreeze before the run stops; for rollback_sparsity, the
+   * retries with denser masks before the stage returns to its previous masks.
+   */
   max_retries: number;
   /** LR multiplier for decay_lr_retry. */
   lr_factor: number;

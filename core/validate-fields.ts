@@ -295,7 +295,8 @@ export function checkObject(problems: Problems, path: string, value: unknown, fi
     problems.add(path, `expected ${what} object, got ${describeType(value)}`, node);
     return false;
   }
-  let ok = checkFields(problems, path, value, Object.keys(fields), new Set(), node);
+  const optional = new Set(Object.entries(fields).filter(([, spec]) => spec.optional).map(([key]) => key));
+  let ok = checkFields(problems, path, value, Object.keys(fields), optional, node);
   for (const [key, spec] of Object.entries(fields)) {
     if (key in value && !checkField(problems, childPath(path, key), value[key], spec, node)) ok = false;
   }

@@ -36,6 +36,8 @@ const cases: Case[] = [
   { name: 'unknown param', edit: (p) => { node(p, 's1-train').params.momentum = 0.9; }, path: `nodes[${N['s1-train']}].params.momentum`, message: /unknown field 'momentum'/ },
   { name: 'lr zero', edit: (p) => { node(p, 's2-train').params.lr = 0; }, path: `nodes[${N['s2-train']}].params.lr`, message: /must be > 0 \(got 0\)/, node: 's2-train' },
   { name: 'lr negative', edit: (p) => { node(p, 's2-train').params.lr = -1e-4; }, path: `nodes[${N['s2-train']}].params.lr`, message: /must be > 0/ },
+  { name: 'per-kind lr negative', edit: (p) => { node(p, 's2-train').params.lr_attention = -1e-5; }, path: `nodes[${N['s2-train']}].params.lr_attention`, message: /must be >= 0 \(got -0\.00001\)/, node: 's2-train' },
+  { name: 'per-kind lr as text', edit: (p) => { node(p, 's2-train').params.lr_selector = 'fast'; }, path: `nodes[${N['s2-train']}].params.lr_selector`, message: /expected a number, got "fast"/ },
   { name: 'lr infinite', edit: (p) => { node(p, 's2-train').params.lr = Infinity; }, path: `nodes[${N['s2-train']}].params.lr`, message: /must be a finite number/ },
   { name: 'block size not a power of two', edit: (p) => { node(p, 's1-replace').params.mask.block_size = 48; }, path: `nodes[${N['s1-replace']}].params.mask.block_size`, message: /power of two in \[16, 256\] \(got 48\)/ },
   { name: 'block size too large', edit: (p) => { node(p, 's1-replace').params.mask.block_size = 512; }, path: `nodes[${N['s1-replace']}].params.mask.block_size`, message: /power of two in \[16, 256\]/ },
@@ -151,6 +153,14 @@ describe('validatePipeline accepts', () => {
     const pooled = structuredClone(seed);
     Object.assign(mask(pooled), { selector: 'pooled', indexer_warmup_steps: null });  // null is allowed on any selector
     expect(validatePipeline(pooled).filter((q) => q.path.includes('indexer_warmup_steps'))).toEqual([]);
+  });
+
+  it('per-kind learning rates on a Train node, or none (files written before them)', () => {
+    const p = structuredClone(seed);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    Object.assign((p.nodes[N['s2-train']] as any).params, { lr_selector: 1e-4, lr_attention: 0 });
+    expect(validatePipeline(p)).toEqual([]);
+    expect(validatePipeline(seed)).toEqual([]);
   });
 
   it('an Export hanging off a Gate mid-chain', () => {

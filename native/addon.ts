@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import type { MaskSpec, ParamKind } from '../core/schema';
-import type { AttentionProfile, AttentionProfileOptions, EngineMaskSpec, BackendInfo, BackendName, EvalResult, ModelConfig, Precision, StepOptions, StepResult } from './engine-api';
+import type { AttentionProfile, AttentionProfileOptions, EngineMaskSpec, BackendInfo, BackendName, EvalResult, ModelConfig, Precision, PrefillTimes, StepOptions, StepResult } from './engine-api';
 import type { ModelFeatures } from './checkpoint/families';
 import type { CudaInfo, NvmlReading } from './index';
 
@@ -24,6 +24,7 @@ export interface NativeModelHandle {
   computeGradients(tokens: Int32Array, batch: number, seq: number, options: StepOptions): Promise<{ result: StepResult; grads: Record<string, Float32Array> }>;
   evaluate(tokens: Int32Array, batch: number, seq: number): Promise<EvalResult>;
   loss(tokens: Int32Array, batch: number, seq: number): Promise<number>;
+  timePrefill(tokens: Int32Array, batch: number, seq: number, reps: number): Promise<PrefillTimes>;
   attentionProfile(tokens: Int32Array, batch: number, seq: number, options: AttentionProfileOptions): Promise<AttentionProfile>;
   getOptimizerState(): Record<string, { step: number; m: Float32Array; v: Float32Array }>;
   setOptimizerState(name: string, step: number, m: Float32Array, v: Float32Array): void;

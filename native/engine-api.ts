@@ -59,6 +59,8 @@ export interface StepOptions {
   eps: number;
   /** Global-norm clip; 0 = off. */
   grad_clip: number;
+  /** Per parameter kind, a multiplier of lr (absent kinds: 1); 0 leaves that kind's tensors unchanged. */
+  lr_scale?: Partial<Record<ParamKind, number>>;
   /** null: plain next-token training, no teacher (pretraining). */
   distill: DistillWeights | null;
   /**
@@ -121,6 +123,8 @@ export interface EvalResult extends MoeMetrics {
   loss: number; loss_teacher: number;
   /** Per 0-based layer; null for dense layers. Definitions: docs/metrics.md. */
   attn_kl: (number | null)[]; attn_recall: (number | null)[]; density: (number | null)[];
+  /** Per layer, the share of causal token-pair dot products its masks skip; null for dense layers. */
+  flops_saved?: (number | null)[];
   logit_kl: number; out_cos: number; hidden_mse: number;
 }
 
@@ -132,6 +136,9 @@ export interface SeededPairs { blocks: number; pairs: Uint8Array }
 
 /** A MaskSpec as the engine takes it: the pipeline's fields plus host-computed seeded pairs. */
 export type EngineMaskSpec = MaskSpec & { seeded?: SeededPairs };
+
+/** Best seconds of the student's prefill (forward only) with its masks and with every layer dense. */
+export interface PrefillTimes { dense_s: number; sparse_s: number }
 
 /** Options of EngineModel.attentionProfile. */
 export interface AttentionProfileOptions {
@@ -175,6 +182,11 @@ export interface EngineModel {
   evaluate(batch: Batch): Promise<EvalResult>;
   /** The dense teacher's attention mass map and the oracle masks' attention-KL floors over `batch.batch` sequences. */
   attentionProfile?(batch: Batch, options: AttentionProfileOptions): Promise<AttentionProfile>;
+  /**
+   * Times the student's prefill (forward only) on `batch`, `reps` times with its masks and `reps`
+   * times with every layer dense, interleaved in this process; the best of each.
+   */
+  timePrefill?(batch: Batch, reps: number): Promise<PrefillTimes>;
   /** Hugging Face directory: config.json + model.safetensors. */
   save(dir: string): Promise<void>;
   /** Optimiser moments and step count, for --resume. */

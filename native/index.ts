@@ -10,7 +10,7 @@ import type { MaskSpec, ParamKind } from '../core/schema';
 import { PARAM_KINDS } from '../core/schema';
 import type {
   AttentionProfile, AttentionProfileOptions, BackendChoice, EngineMaskSpec, BackendInfo, BackendName, Batch, EngineApi, EngineModel, EvalResult, ModelConfig, ParamSelection, Precision,
-  StepOptions, StepResult,
+  PrefillTimes, StepOptions, StepResult,
 } from './engine-api';
 import { PRECISIONS } from './engine-api';
 import { ADDON_MISSING, addon, loadAddon, type NativeBackendOptions, type NativeModelHandle, type NativeTensorInfo } from './addon';
@@ -119,6 +119,13 @@ function checkStepOptions(o: StepOptions): void {
   finite('beta2', o.beta2, 0, 0.999999999);
   finite('eps', o.eps, 0);
   finite('grad_clip', o.grad_clip, 0);
+  if (o.lr_scale !== undefined && o.lr_scale !== null) {
+    if (typeof o.lr_scale !== 'object') throw new Error('options.lr_scale: must be an object { kind: multiplier }');
+    for (const [k, v] of Object.entries(o.lr_scale)) {
+      if (!PARAM_KINDS.includes(k as ParamKind)) throw new Error(`options.lr_scale: unknown kind ${JSON.stringify(k)} (one of ${PARAM_KINDS.join(', ')})`);
+      finite(`lr_scale.${k}`, v, 0);
+    }
+  }
   if (o.distill !== null && o.distill !== undefined) {
     const d = o.distill;
     if (typeof d !== 'object') throw new Error('options.distill: must be an object or null');
@@ -260,6 +267,14 @@ export class NativeEngineModel implements EngineModel {
     return withCallerStack(async () => {
       checkBatch(batch);
       return this.h.attentionProfile(batch.tokens, batch.batch, batch.seq, options);
+    });
+  }
+
+  timePrefill(batch: Batch, reps: number): Promise<PrefillTimes> {
+    return withCallerStack(async () => {
+      checkBatch(batch);
+      if (!Number.isInteger(reps) || reps < 1 || reps > 1000) throw new Error(`reps: must be an integer in [1, 1000], got ${String(reps)}`);
+      return this.h.timePrefill(batch.tokens, batch.batch, batch.seq, reps);
     });
   }
 

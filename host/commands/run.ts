@@ -232,8 +232,8 @@ class TextView implements View {
   finish(end: RunEnd): void {
     this.clearBar();
     const rows = end.stages.map((s: StageSummary) => [String(s.stage + 1), s.name, s.status, String(s.attempts),
-      f(s.metrics.attn_kl), f(s.metrics.out_cos), f(s.metrics.ppl_ratio), f(s.metrics.density)]);
-    printTable(['#', 'stage', 'status', 'tries', 'attn_kl', 'out_cos', 'ppl_ratio', 'density'], rows);
+      f(s.metrics.attn_kl), f(s.metrics.out_cos), f(s.metrics.ppl_ratio), f(s.metrics.density), f(s.metrics.flops_saved), f(s.prefill?.speedup)]);
+    printTable(['#', 'stage', 'status', 'tries', 'attn_kl', 'out_cos', 'ppl_ratio', 'density', 'flops_saved', 'speedup'], rows);
     const fin: Partial<EvalMetrics> = end.final;
     console.log(`run ${end.status}${end.message ? `: ${end.message}` : ''}`);
     if (fin.loss !== undefined) console.log(`final: loss ${f(fin.loss)} ppl ${f(fin.ppl)} ppl_ratio ${f(fin.ppl_ratio)} attn_kl ${f(fin.attn_kl)} out_cos ${f(fin.out_cos)} density ${f(fin.density)}`);

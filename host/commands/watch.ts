@@ -31,8 +31,8 @@ export function watchLine(event: RunEvent): string | null {
     case 'stage_end': return `  stage ${event.stage + 1} ${event.status}`;
     case 'log': return event.level === 'info' ? null : `  ${event.level}: ${event.message}`;
     case 'summary': {
-      const rows = event.stages.map((s: StageSummary) => [String(s.stage + 1), s.name, s.status, String(s.attempts), f(s.metrics.attn_kl), f(s.metrics.out_cos), f(s.metrics.ppl_ratio), f(s.metrics.density)]);
-      const head = ['#', 'stage', 'status', 'tries', 'attn_kl', 'out_cos', 'ppl_ratio', 'density'];
+      const rows = event.stages.map((s: StageSummary) => [String(s.stage + 1), s.name, s.status, String(s.attempts), f(s.metrics.attn_kl), f(s.metrics.out_cos), f(s.metrics.ppl_ratio), f(s.metrics.density), f(s.metrics.flops_saved), f(s.prefill?.speedup)]);
+      const head = ['#', 'stage', 'status', 'tries', 'attn_kl', 'out_cos', 'ppl_ratio', 'density', 'flops_saved', 'speedup'];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
       const fmtRow = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
       return [fmtRow(head), ...rows.map(fmtRow), `run ${event.status}`, `run directory: ${event.runDir}`].join('\n');

@@ -16,14 +16,18 @@ export function aggregateEval(results: EvalResult[], where: { stage: number; ste
   const attnKl = perLayer((r) => r.attn_kl);
   const attnRecall = perLayer((r) => r.attn_recall);
   const density = perLayer((r) => r.density);
+  // Engines before the token-level count report no flops_saved: read those layers as 1 - density.
+  const flopsSavedLayer = perLayer((r) => r.flops_saved ?? r.density.map((d) => (d === null ? null : 1 - d)));
   const loss = mean((r) => r.loss);
   const lossTeacher = mean((r) => r.loss_teacher);
   const ppl = Math.exp(loss);
   const pplTeacher = Math.exp(lossTeacher);
   const replaced = density.filter((d): d is number => d !== null);
   const meanDensity = replaced.length ? replaced.reduce((s, d) => s + d, 0) / replaced.length : 1;
-  // Whole-model share of causal attention FLOPs skipped: dense layers skip nothing.
-  const flopsSaved = layers > 0 ? replaced.reduce((s, d) => s + (1 - d), 0) / layers : 0;
+  // Whole-model shares skipped, dense layers skipping nothing (every layer has the same causal
+  // token pairs, so the whole-model share is the mean over all layers): block pairs and tokens.
+  const blockPairsSaved = layers > 0 ? replaced.reduce((s, d) => s + (1 - d), 0) / layers : 0;
+  const flopsSaved = layers > 0 ? flopsSavedLayer.reduce<number>((s, f) => s + (f ?? 0), 0) / layers : 0;
   return {
     stage: where.stage,
     step: where.step,
@@ -37,8 +41,9 @@ export function aggregateEval(results: EvalResult[], where: { stage: number; ste
     out_cos: mean((r) => r.out_cos),
     density: meanDensity,
     sparsity: 1 - meanDensity,
-    attn_flops_saved: flopsSaved,
-    per_layer: { attn_kl: attnKl, attn_recall: attnRecall, density },
+    attn_flops_saved: blockPairsSaved,
+    flops_saved: flopsSaved,
+    per_layer: { attn_kl: attnKl, attn_recall: attnRecall, density, flops_saved: flopsSavedLayer },
   };
 }
 

@@ -16,18 +16,20 @@
 // - Failures are outcomes, not exceptions: a NaN loss, a failed gate with 'stop', or an engine
 //   error end the run 'failed' with one clear message; the last good checkpoint stays on disk.
 import { join } from 'node:path';
-import type { DatasetParams, GateParams, Pipeline, PipelineNode, TrainParams, NodeOf } from '../../core/schema';
+import type { DatasetParams, Pipeline, PipelineNode, TrainParams, NodeOf } from '../../core/schema';
 import type { EvalMetrics, StageSummary } from '../../core/events';
 import { stagesOf, trailingOps, type Stage } from '../../core/order';
 import { canonicalJson } from '../../core/canonical';
 import { resolveSeeds } from '../../core/seeds';
 import type { BackendChoice, Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../native/engine-api';
 import { aggregateEval } from './eval-metrics';
-import { judgeGate } from './gate';
-import { learningRateAt } from './lr-schedule';
+import { judgeGate, unpassedChecks } from './gate';
+import { planRetry, type RetryAction } from './gate-retry';
+import { describePrefillSpeed, measurePrefillSpeed, type PrefillSpeed } from './prefill-speed';
+import { learningRateAt, lrScaleOf } from './lr-schedule';
 import { maxSeqLen, seqLenAt } from '../data/curriculum';
 import { PlateauTracker } from './plateau';
-import { stepBackSparsity } from './sparsity-step';
+import { stepBackSparsity } from '../../core/sparsity-step';
 import { describeLayers, nodeEffect, NO_OVERRIDES, type ModelChange, type StageOverrides } from '../../core/model-state';
 import { applyChanges, cloneRunModelState, initialRunModelState, replayModelState, type RunModelState } from './model-state';
 import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
@@ -35,7 +37,7 @@ import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel
 import { describeExportLayers, exportLayers, exportModel, type ExportLayer, type MaskArrays } from './export';
 import { masksOf } from '../../core/model-state';
 import { seedPairs, seededShare } from './seed-mask';
-import { choosePlacement, pipelineMasks, precisionNote } from './placement';
+import { choosePlacement, cpuPrecisionNote, pipelineMasks, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
 /** Training batches the teacher runs to seed masks from its attention (seed_from_teacher). */
@@ -157,6 +159,7 @@ class PipelineExecutor {
     });
     this.placement = placement;
     if (note) this.log('info', note);
+    if (placement.backend === 'cpu') this.log('info', cpuPrecisionNote(stages.map((s) => this.node(s.train) as NodeOf<'train'>)));
     let firstStage = 0;
 
     const resume = this.options.resume;
@@ -232,6 +235,9 @@ class PipelineExecutor {
 
     let lrMultiplier = 1;
     let overrides: StageOverrides = NO_OVERRIDES;
+    /** Layers the stage made trainable on its first attempt, selectors aside (refreeze's candidates). */
+    let unfrozen: number[] = [];
+    let previousMasks = false;
     for (let attempt = 1; ; attempt++) {
       this.emit({ type: 'stage_start', stage: stage.index, node: train.id, name: stage.name, steps: train.params.steps });
       if (attempt > 1) {
@@ -239,7 +245,8 @@ class PipelineExecutor {
         await this.rebuildModel(this.state, startCheckpoint);
       }
       for (const id of stage.ops) await this.applyOp(this.node(id), stage.index, overrides);
-      this.log('info', precisionNote(train.id, train.params.precision, this.model!.backend));
+      if (attempt === 1) unfrozen = newlyTrainable(startState, this.state);
+      if (this.model!.backend.name !== 'cpu') this.log('info', precisionNote(train.id, train.params.precision, this.model!.backend));
 
       const trained = await this.train(stage, train, distill, lrMultiplier, data, evalShape);
       if (!trained.ok) {
@@ -250,6 +257,7 @@ class PipelineExecutor {
       }
       let metrics = trained.last;
       let status: StageSummary['status'] = 'done';
+      const speed = await this.prefillSpeed(gateData, evalShape);
       if (gate) {
         // The stage's closing evaluation already measured exactly this (same data, batches, step).
         const reuse = metrics && metrics.step === this.globalStep && gateData === data && gate.params.eval_batches === train.params.eval_batches;
@@ -258,25 +266,31 @@ class PipelineExecutor {
           this.emit({ type: 'eval', metrics });
           this.final = metrics;
         }
-        const verdict = judgeGate(gate.params, metrics, Number.isNaN(startLoss) ? metrics.loss : startLoss, { stage: stage.index, node: gate.id, attempt });
+        const context = { stageStartLoss: Number.isNaN(startLoss) ? metrics.loss : startLoss, speedup: speed?.speedup };
+        const verdict = judgeGate(gate.params, metrics, context, { stage: stage.index, node: gate.id, attempt });
         this.emit({ type: 'gate', verdict });
-        const failedChecks = verdict.checks.filter((c) => c.state === 'failed').map((c) => `${c.metric} ${fmt(c.value)} (needs ${c.op} ${c.threshold})`).join(', ');
+        const unpassed = unpassedChecks(verdict);
         status = verdict.passed ? 'passed' : 'failed';
         if (!verdict.passed && verdict.action !== 'continue') {
           this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status: 'failed' });
           if (verdict.action === 'stop') {
-            this.summarize(stage, 'failed', attempt, metrics);
-            const message = `${gate.id}: gate failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${failedChecks}`;
+            this.summarize(stage, 'failed', attempt, metrics, speed);
+            const message = `${gate.id}: gate failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${unpassed}`;
             this.log('error', message);
             return { ok: false, status: 'failed', message };
           }
-          const retry = this.planRetry(gate.params, verdict.action as 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze', lrMultiplier, overrides);
+          const retry = planRetry(gate.params, verdict.action as RetryAction, attempt, { lrMultiplier, overrides }, unfrozen);
           lrMultiplier = retry.lrMultiplier;
           overrides = retry.overrides;
-          this.log('warn', `${gate.id}: gate failed (${failedChecks}); ${retry.description}, retry ${attempt} of ${gate.params.max_retries}`);
+          previousMasks = overrides.skipReplace;
+          this.log('warn', `${gate.id}: gate failed (${unpassed}); ${retry.description}`);
           continue;
         }
-        if (!verdict.passed) this.log('warn', `${gate.id}: gate failed (${failedChecks}); continuing as configured`);
+        if (!verdict.passed && previousMasks) {
+          this.log('warn', `${gate.id}: gate failed (${unpassed}) with the stage's previous masks too; ${stage.name} keeps its previous masks, is marked failed, and the run goes on`);
+        } else if (!verdict.passed) {
+          this.log('warn', `${gate.id}: gate failed (${unpassed}); continuing as configured`);
+        }
       }
       if (this.silent) {
         this.lastCheckpoint = checkpointRelPath(stage.index); // written by the run being recomputed
@@ -285,26 +299,23 @@ class PipelineExecutor {
       const path = await writeCheckpoint(this.model!, this.options.runDir, { stage: stage.index, step: this.globalStep, lr: this.lastLr, modelState: this.state });
       this.lastCheckpoint = path;
       this.emit({ type: 'checkpoint', stage: stage.index, path });
-      this.summarize(stage, status, attempt, metrics ?? {});
+      this.summarize(stage, status, attempt, metrics ?? {}, speed);
       this.emit({ type: 'stage_end', stage: stage.index, node: train.id, status });
       return { ok: true };
     }
   }
 
-  private planRetry(gate: GateParams, action: 'rollback_sparsity' | 'decay_lr_retry' | 'refreeze', lrMultiplier: number, overrides: StageOverrides) {
-    switch (action) {
-      case 'decay_lr_retry':
-        return { lrMultiplier: lrMultiplier * gate.lr_factor, overrides, description: `restoring the stage start and retraining with LR x${fmt(lrMultiplier * gate.lr_factor)}` };
-      case 'rollback_sparsity':
-        return { lrMultiplier, overrides: { ...overrides, skipReplace: true }, description: 'restoring the stage start, keeping the previous masks of the stage\'s layers, retraining' };
-      case 'refreeze':
-        return { lrMultiplier, overrides: { ...overrides, skipUnfreeze: true }, description: 'restoring the stage start, keeping the stage\'s layers frozen, retraining' };
-    }
+  /** The measured prefill speed-up at the stage's longest length, logged; null when the engine cannot time it. */
+  private async prefillSpeed(data: TokenDataset, shape: { batch: number; seq: number }): Promise<PrefillSpeed | null> {
+    if (this.silent) return null;  // wall-clock: recomputing earlier stages needs none
+    const speed = await measurePrefillSpeed(this.model!, data.validationBatch(0, 1, shape.seq));
+    if (speed) this.log('info', describePrefillSpeed(speed));
+    return speed;
   }
 
-  private summarize(stage: Stage, status: StageSummary['status'], attempts: number, metrics: Partial<EvalMetrics>): void {
+  private summarize(stage: Stage, status: StageSummary['status'], attempts: number, metrics: Partial<EvalMetrics>, prefill?: PrefillSpeed | null): void {
     if (this.silent) return;
-    const summary: StageSummary = { stage: stage.index, node: stage.train, name: stage.name, status, attempts, metrics: stripPerLayer(metrics) };
+    const summary: StageSummary = { stage: stage.index, node: stage.train, name: stage.name, status, attempts, metrics: stripPerLayer(metrics), ...(prefill ? { prefill } : {}) };
     const i = this.summaries.findIndex((s) => s.stage === stage.index);
     if (i >= 0) this.summaries[i] = summary; else this.summaries.push(summary);
     this.deps.onStageSummary?.(summary);
@@ -317,6 +328,7 @@ class PipelineExecutor {
     Promise<({ ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string }) & { last: EvalMetrics | null }> {
     const p: TrainParams = train.params;
     const plateau = new PlateauTracker(p.plateau_patience);
+    const lrScale = lrScaleOf(p);
     let plateauMultiplier = 1;
     let last: EvalMetrics | null = null;
     for (let i = 0; i < p.steps; i++) {
@@ -340,6 +352,7 @@ class PipelineExecutor {
       try {
         r = await this.model!.trainStep(batch, {
           lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill,
+          ...(lrScale ? { lr_scale: lrScale } : {}),
         });
       } catch (e) {
         // The engine refuses a non-finite step itself ("training diverged: ..."); other errors end the stage the same way.
@@ -569,11 +582,12 @@ function distillWeights(node: NodeOf<'distill'>): DistillWeights {
   return { task: p.task_weight, attn_kl: p.attn_kl_weight, logit_kl: p.logit_kl_weight, hidden_mse: p.hidden_mse_weight, temperature: p.temperature };
 }
 
+/** Layers that gained a trainable kind other than the selector (a new part, not an unfreeze) from `before` to `after`. */
+function newlyTrainable(before: RunModelState, after: RunModelState): number[] {
+  return after.layers.flatMap((layer, l) => layer.trainable.some((k) => k !== 'selector' && !before.layers[l].trainable.includes(k)) ? [l] : []);
+}
+
 function stripPerLayer(m: Partial<EvalMetrics>): Partial<EvalMetrics> {
   const { per_layer: _perLayer, ...rest } = m;
   return rest;
-}
-
-function fmt(x: number): string {
-  return Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x);
 }

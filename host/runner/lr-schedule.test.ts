@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { learningRateAt } from './lr-schedule';
+import { learningRateAt, lrScaleOf } from './lr-schedule';
 import { seqLenAt, maxSeqLen } from '../data/curriculum';
 import { PlateauTracker } from './plateau';
 
@@ -45,5 +45,16 @@ describe('PlateauTracker', () => {
   it('is off with patience 0', () => {
     const p = new PlateauTracker(0);
     expect([1, 1, 1, 1].some((l) => p.observe(l))).toBe(false);
+  });
+});
+
+describe('lrScaleOf', () => {
+  it('turns per-kind learning rates into multipliers of lr for the engine', () => {
+    expect(lrScaleOf({ lr: 1e-4 })).toBeUndefined();
+    expect(lrScaleOf({ lr: 1e-4, lr_selector: 2e-4 })).toEqual({ selector: 2 });
+    const s = lrScaleOf({ lr: 1e-4, lr_attention: 1e-5 })!;
+    expect(Object.keys(s)).toEqual(['q', 'k', 'v', 'o']);
+    for (const k of ['q', 'k', 'v', 'o'] as const) expect(s[k]).toBeCloseTo(0.1, 15);
+    expect(lrScaleOf({ lr: 1e-4, lr_attention: 0, lr_selector: 1e-4 })).toEqual({ selector: 1, q: 0, k: 0, v: 0, o: 0 });
   });
 });

@@ -1,7 +1,7 @@
 // Learning rate of a Train stage at a given step. The peak LR is the Train node's `lr` as
 // written (the stage-to-stage decay lives in the pipeline, not here); `multiplier` carries the
 // plateau rule's and the gate's decay_lr_retry reductions.
-import type { TrainParams } from '../../core/schema';
+import type { ParamKind, TrainParams } from '../../core/schema';
 
 type ScheduleParams = Pick<TrainParams, 'lr' | 'schedule' | 'warmup_steps' | 'steps'>;
 
@@ -23,6 +23,17 @@ export function learningRateAt(params: ScheduleParams, stageStep: number, multip
     default:
       throw new Error(`schedule: unknown LR schedule '${String((params as ScheduleParams).schedule)}'`);
   }
+}
+
+/**
+ * The Train node's per-kind learning rates as multipliers of `lr` (the engine's lr_scale), so
+ * the schedule and every multiplier apply to each kind alike; undefined when it sets none.
+ */
+export function lrScaleOf(params: Pick<TrainParams, 'lr' | 'lr_selector' | 'lr_attention'>): Partial<Record<ParamKind, number>> | undefined {
+  const scale: Partial<Record<ParamKind, number>> = {};
+  if (params.lr_selector !== undefined) scale.selector = params.lr_selector / params.lr;
+  if (params.lr_attention !== undefined) for (const k of ['q', 'k', 'v', 'o'] as const) scale[k] = params.lr_attention / params.lr;
+  return Object.keys(scale).length ? scale : undefined;
 }
 
 /** Half-cosine from 1 at step 0 towards 0 after `total` steps (never exactly 0 on a taken step). */

@@ -223,6 +223,13 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
       const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks: impossible, on_fail: 'continue' } }));
       expect(r.end.status).toBe('completed');
       expect(r.end.stages.map((s) => s.status)).toEqual(['failed', 'passed']);
+      // Each stage measured the student's prefill with and without its masks (a time, never asserted).
+      for (const s of r.end.stages) {
+        expect(s.prefill!.seq).toBe(64);
+        expect(s.prefill!.speedup).toBeGreaterThan(0);
+        expect(s.prefill!.speedup).toBeCloseTo(s.prefill!.dense_ms / s.prefill!.sparse_ms, 9);
+      }
+      expect(ofType(r.events, 'log').filter((l) => /^prefill of 1 x 64 tokens: dense [\d.]+ ms, sparse [\d.]+ ms \(best of 3\), speed-up [\d.]+x$/.test(l.message))).toHaveLength(2);
     });
 
     it('decay_lr_retry: restores the stage start and retrains with a lower LR, then stops after max_retries', async () => {
@@ -235,31 +242,60 @@ describe.skipIf(!engineAvailable())('pipeline runs on the real engine', () => {
       expect(ofType(r.events, 'stage_start').map((e) => e.stage)).toEqual([0, 0]);
     });
 
-    it('rollback_sparsity: retrains the stage with the layers\' previous (dense) attention', async () => {
-      const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks: impossible, on_fail: 'rollback_sparsity', max_retries: 1 } }));
-      const steps = ofType(r.events, 'step').map((e) => e.metrics);
-      // 48-token steps have 3 blocks, all kept by global + diagonal + 1 random; 64-token steps skip some.
-      expect(steps.slice(0, 4).map((s) => s.density < 1)).toEqual([false, false, true, true]);
-      expect(steps.slice(4, 8).every((s) => s.density === 1)).toBe(true);
-      expect(ofType(r.events, 'log').some((l) => l.message.startsWith('a2-replace: skipped (rollback_sparsity'))).toBe(true);
-      // Rolled back to dense, the out_cos check measures nothing: vacuous, neither a pass nor a failure.
+    it('rollback_sparsity: retries one level denser per retry, then returns to the previous masks, saying so', async () => {
+      const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks: impossible, on_fail: 'rollback_sparsity', max_retries: 2 } }));
+      const logs = ofType(r.events, 'log').map((l) => l.message);
       const verdicts = ofType(r.events, 'gate').map((g) => g.verdict).filter((v) => v.stage === 0);
-      expect(verdicts.map((v) => [v.attempt, v.checks[0].state, v.passed])).toEqual([[1, 'failed', false], [2, 'vacuous', true]]);
-      expect(verdicts[1].checks[0].passed).toBe(false);
+      expect(verdicts.map((v) => [v.attempt, v.action])).toEqual([[1, 'rollback_sparsity'], [2, 'rollback_sparsity'], [3, 'rollback_sparsity'], [4, 'continue']]);
+      // TINY_MASK has random blocks: each level adds 2 (core/sparsity-step.ts).
+      expect(logs.filter((m) => m.startsWith('a2-replace: block-sparse attention on layer 2'))).toEqual([
+        'a2-replace: block-sparse attention on layer 2',
+        'a2-replace: block-sparse attention on layer 2, 1 level denser (rollback_sparsity: random_blocks 1 -> 3)',
+        'a2-replace: block-sparse attention on layer 2, 2 levels denser (rollback_sparsity: random_blocks 1 -> 3, random_blocks 3 -> 5)',
+      ]);
+      expect(logs.some((m) => m.startsWith('a2-replace: skipped (rollback_sparsity: layer 2 keep their previous attention)'))).toBe(true);
+      expect(logs.some((m) => /^a6-gate: gate failed \(.*\); 2 retries with denser masks did not pass either: the stage returns to its previous masks/.test(m))).toBe(true);
+      expect(logs).toContain("a6-gate: gate failed (out_cos vacuous (no sparse layers)) with the stage's previous masks too; First keeps its previous masks, is marked failed, and the run goes on");
+      // Density per attempt: the previous masks are dense, and the denser masks keep more blocks.
+      const steps = ofType(r.events, 'step').map((e) => e.metrics).filter((s) => s.stage === 0);
+      const last = (k: number) => steps[4 * k + 3].density;
+      expect(last(1)).toBeGreaterThanOrEqual(last(0));
+      expect(last(3)).toBe(1);
+      // On the dense previous masks, out_cos measures nothing: vacuous, not a pass, so the stage is failed.
+      expect(verdicts[3].checks[0].state).toBe('vacuous');
+      expect(verdicts[3].passed).toBe(false);
+      expect(r.end.stages[0].status).toBe('failed');
       expect(r.end.status).toBe('completed');
     });
 
-    it('rollback_sparsity: a check that still fails after the rollback stops the run', async () => {
-      const checks = [{ metric: 'ppl_ratio' as const, op: '>' as const, threshold: 100 }];
-      const r = await runToEnd(tinyPipeline(fixture, { gate1: { checks, on_fail: 'rollback_sparsity', max_retries: 1 } }));
-      expect(ofType(r.events, 'gate').map((g) => [g.verdict.attempt, g.verdict.checks[0].state])).toEqual([[1, 'failed'], [2, 'failed']]);
+    it('a gate whose only check is vacuous does not pass: decay_lr_retry retries, then stops', async () => {
+      const p = tinyPipeline(fixture, { gate1: { checks: impossible, on_fail: 'decay_lr_retry', max_retries: 1 } });
+      // Stage 1 makes no layer sparse: its out_cos check is vacuous.
+      p.nodes = p.nodes.filter((n) => n.id !== 'a2-replace' && n.id !== 'a3-unfreeze');
+      p.links = p.links.filter((l) => !['a2-replace', 'a3-unfreeze'].includes(l.from) && !['a2-replace', 'a3-unfreeze'].includes(l.to));
+      p.links.push({ from: 'a1-freeze', to: 'a4-distill' });
+      (p.nodes.find((n) => n.id === 'a1-freeze')!.params as { kinds: string[] }).kinds = ['embeddings'];
+      const r = await runToEnd(p);
+      const verdicts = ofType(r.events, 'gate').map((g) => g.verdict);
+      expect(verdicts.map((v) => [v.attempt, v.checks[0].state, v.passed, v.action])).toEqual([[1, 'vacuous', false, 'decay_lr_retry'], [2, 'vacuous', false, 'stop']]);
       expect(r.end.status).toBe('failed');
+      expect(r.end.message).toBe('a6-gate: gate failed after 2 attempts: out_cos vacuous (no sparse layers)');
     });
 
-    it('refreeze: retrains the stage with its unfrozen layers frozen again', async () => {
-      const r = await runToEnd(tinyPipeline(fixture, { gate2: { checks: impossible, on_fail: 'refreeze', max_retries: 1 } }));
-      expect(ofType(r.events, 'gate').map((g) => [g.verdict.stage, g.verdict.attempt, g.verdict.action])).toEqual([[0, 1, 'none'], [1, 1, 'refreeze'], [1, 2, 'stop']]);
-      expect(ofType(r.events, 'log').some((l) => l.message.startsWith('b2-unfreeze: skipped (refreeze: layer 1 stay frozen)'))).toBe(true);
+    it('refreeze: refreezes the layers the stage unfroze, deepest first, one per retry', async () => {
+      const p = tinyPipeline(fixture, { gate2: { checks: impossible, on_fail: 'refreeze', max_retries: 2 } });
+      // Stage 2 unfreezes q,k,v of both layers (stage 1 only o of layer 2).
+      (p.nodes.find((n) => n.id === 'a3-unfreeze')!.params as { kinds: string[] }).kinds = ['o'];
+      (p.nodes.find((n) => n.id === 'b2-unfreeze')!.params as { layers: number[] }).layers = [1, 2];
+      const r = await runToEnd(p);
+      expect(ofType(r.events, 'gate').map((g) => [g.verdict.stage, g.verdict.attempt, g.verdict.action])).toEqual([[0, 1, 'none'], [1, 1, 'refreeze'], [1, 2, 'refreeze'], [1, 3, 'stop']]);
+      const logs = ofType(r.events, 'log').map((l) => l.message).filter((m) => m.startsWith('b2-unfreeze'));
+      expect(logs).toEqual([
+        'b2-unfreeze: unfroze q,k,v of layers 1-2 (replaced layers only)',
+        'b2-unfreeze: unfroze q,k,v of layer 1 (replaced layers only); refreeze: layer 2 stay frozen',
+        'b2-unfreeze: unfroze q,k,v of no layers (replaced layers only); refreeze: layers 1-2 stay frozen',
+      ]);
+      expect(ofType(r.events, 'log').some((l) => l.message.startsWith('b4-gate: gate failed (out_cos') && l.message.includes('with layer 2 frozen again (deepest first, 1 of the 2 layers the stage unfroze)'))).toBe(true);
       expect(r.end.status).toBe('failed');
     });
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { Pipeline } from '../../core/schema';
-import { choosePlacement, cudaMaskProblem, pipelineMasks, precisionNote } from './placement';
+import { choosePlacement, cpuPrecisionNote, cudaMaskProblem, pipelineMasks, precisionNote } from './placement';
 
 const template = (name: string) => JSON.parse(readFileSync(new URL(`../../templates/${name}.json`, import.meta.url), 'utf8')) as Pipeline;
 
@@ -35,6 +35,14 @@ describe('cudaMaskProblem', () => {
     expect(cudaMaskProblem(pipelineMasks(template('seed-progressive')))).toBe('s1-replace.mask.block_size is 16; the CUDA attention kernels take 64 or 128');
     expect(cudaMaskProblem([{ node: 'r', blockSize: 64, selector: 'pooled' }])).toBeUndefined();
     expect(cudaMaskProblem(pipelineMasks(template('minicpm41-infllmv2')))).toBe('replace.mask.selector is infllm_v2, whose per-token attention runs on the cpu only');
+  });
+});
+
+describe('cpuPrecisionNote', () => {
+  it('says once that the cpu computes in fp32, naming the Train nodes that ask otherwise', () => {
+    const t = (id: string, precision: 'fp32' | 'bf16' | 'fp16') => ({ id, params: { precision } });
+    expect(cpuPrecisionNote([t('s1', 'fp32')])).toBe('precision: the cpu backend computes every stage in fp32');
+    expect(cpuPrecisionNote([t('s1', 'bf16'), t('s2', 'fp32'), t('s3', 'fp16')])).toBe('precision: the cpu backend computes every stage in fp32 (asked: s1 bf16, s3 fp16)');
   });
 });
 

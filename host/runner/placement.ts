@@ -42,7 +42,13 @@ export function choosePlacement(input: PlacementInput): { placement: BackendChoi
   return { placement: { backend: 'cuda', precision: input.precisions[0] ?? 'bf16' } };
 }
 
-/** The log line a stage prints about its precision. */
+/** The one line a cpu run logs about precision: the cpu computes in fp32 whatever a Train node asks. */
+export function cpuPrecisionNote(trains: { id: string; params: { precision: Precision } }[]): string {
+  const other = trains.filter((t) => t.params.precision !== 'fp32').map((t) => `${t.id} ${t.params.precision}`);
+  return `precision: the cpu backend computes every stage in fp32${other.length ? ` (asked: ${other.join(', ')})` : ''}`;
+}
+
+/** The log line a stage on a GPU prints about its precision. */
 export function precisionNote(trainId: string, requested: Precision, backend: BackendInfo): string {
   if (backend.name === 'cpu') {
     return requested === 'fp32' ? `${trainId}: precision fp32 on the cpu backend`

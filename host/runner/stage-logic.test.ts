@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stepBackSparsity } from './sparsity-step';
+import { stepBackSparsity } from '../../core/sparsity-step';
 import { describeLayers, layerIndices } from '../../core/model-state';
 import { aggregateEval } from './eval-metrics';
 import { encodeInt32Safetensors } from './export';
@@ -42,7 +42,7 @@ describe('stepBackSparsity', () => {
 describe('aggregateEval', () => {
   const result = (loss: number, kl: number | null): EvalResult => ({
     loss, loss_teacher: 2, attn_kl: [null, kl, kl], attn_recall: [null, 0.9, 0.8], density: [null, 0.5, 0.25],
-    logit_kl: 0.1, out_cos: 0.99, hidden_mse: 0.01,
+    flops_saved: [null, 0.6, 0.8], logit_kl: 0.1, out_cos: 0.99, hidden_mse: 0.01,
   });
   it('averages batches, derives perplexities and means over replaced layers only', () => {
     const m = aggregateEval([result(2.2, 0.1), result(2.4, 0.3)], { stage: 1, step: 20 });
@@ -54,13 +54,16 @@ describe('aggregateEval', () => {
     expect(m.density).toBeCloseTo(0.375, 12);
     expect(m.sparsity).toBeCloseTo(0.625, 12);
     expect(m.attn_flops_saved).toBeCloseTo((0.5 + 0.75) / 3, 12);
+    // Token-level count: the engine's per-layer shares, dense layers counting 0, over all 3 layers.
+    expect(m.flops_saved).toBeCloseTo((0.6 + 0.8) / 3, 12);
+    expect(m.per_layer.flops_saved).toEqual([null, 0.6, 0.8]);
     expect(m.per_layer.attn_kl[0]).toBeNull();
     expect(m.per_layer.attn_kl[1]).toBeCloseTo(0.2, 12);
   });
   it('reports a dense model as density 1, nothing saved', () => {
-    const dense: EvalResult = { ...result(2, null), attn_kl: [null], attn_recall: [null], density: [null] };
+    const dense: EvalResult = { ...result(2, null), attn_kl: [null], attn_recall: [null], density: [null], flops_saved: [null] };
     const m = aggregateEval([dense], { stage: 0, step: 1 });
-    expect([m.density, m.attn_kl, m.attn_recall, m.attn_flops_saved]).toEqual([1, 0, 1, 0]);
+    expect([m.density, m.attn_kl, m.attn_recall, m.attn_flops_saved, m.flops_saved]).toEqual([1, 0, 1, 0, 0]);
   });
   it('refuses zero batches', () => {
     expect(() => aggregateEval([], { stage: 0, step: 0 })).toThrow('eval: no validation batches were evaluated');

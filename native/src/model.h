@@ -20,6 +20,7 @@
 // Shape letters: B batch, T tokens, N = B*T rows, C hidden, F intermediate, H heads, Hkv kv heads,
 // D head dim, V vocab, L layers.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -126,6 +127,9 @@ struct LoadBalance {
 struct StepOptions {
   float lr = 1e-3f, weight_decay = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   float grad_clip = 0;  // 0 = off
+  // Per parameter kind, a multiplier of lr (the Train node's per-kind learning rates).
+  std::array<float, kParamKinds> lr_scale = filled_lr_scale();
+  static std::array<float, kParamKinds> filled_lr_scale() { std::array<float, kParamKinds> a; a.fill(1.0f); return a; }
   bool distill = false;
   DistillWeights weights;
   LoadBalance load_balance;
@@ -155,8 +159,9 @@ struct StepResult {
 
 struct EvalResult {
   double loss = 0, loss_teacher = 0;
-  // Per layer; NaN marks a dense layer (null in JS).
-  std::vector<double> attn_kl, attn_recall, density;
+  // Per layer; NaN marks a dense layer (null in JS). flops_saved: share of the layer's causal
+  // token-pair dot products its masks skip (BlockMask::flops_saved, 1 - density per token).
+  std::vector<double> attn_kl, attn_recall, density, flops_saved;
   double logit_kl = 0, out_cos = 0, hidden_mse = 0;
   MoeStats moe;  // load_balance_loss stays 0
 };
@@ -208,6 +213,10 @@ class Model {
   // tokens (B, T+1): inputs [:, :T], targets [:, 1:]. Throws on a token outside the vocabulary.
   StepResult train_step(const int32_t* tokens, int B, int T, const StepOptions& options);
   EvalResult evaluate(const int32_t* tokens, int B, int T);
+  // Prefill (forward only, no LM head) of the student over tokens (B, T+1), timed `reps` times
+  // with its masks and `reps` times with every layer dense, interleaved; best seconds of each.
+  struct PrefillTimes { double dense_s = 0, sparse_s = 0; };
+  PrefillTimes time_prefill(const int32_t* tokens, int B, int T, int reps);
   // tokens (S, T+1), run `batch` sequences at a time through the teacher (twice: the map, then
   // the floors of the masks built from it). Mask heads: Hkv when share_gqa, else H.
   AttentionProfile attention_profile(const int32_t* tokens, int S, int T, int batch, int block, bool share_gqa,

@@ -1,8 +1,10 @@
 // Evaluation: the student's loss, and its distance from the dense teacher (logit KL, hidden
 // states, per-layer attention metrics of the block-sparse layers).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "model.h"
 #include "model_acts.h"
@@ -62,6 +64,7 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
   r.attn_kl.assign(L, nan);
   r.attn_recall.assign(L, nan);
   r.density.assign(L, nan);
+  r.flops_saved.assign(L, nan);
   const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
   for (int l = 0; l < L; l++) {
     const LayerActs& la = acts_->layers[l];
@@ -73,10 +76,11 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
       for (auto& s : la.token_sel) density += s.density() / B;
       r.attn_recall[l] = recall;
       r.density[l] = density;
+      r.flops_saved[l] = 1 - density;  // its density already counts token pairs
       continue;
     }
     if (la.masks.empty()) continue;
-    double kl = 0, recall = 0, density = 0;
+    double kl = 0, recall = 0, density = 0, saved = 0;
     for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
       const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D, lo = (size_t)b0 * H * T;
       AttentionMetrics m = backend_->attention_metrics(la.q.data() + qo, la.k.data() + ko, lt.q.data() + qo,
@@ -85,12 +89,44 @@ EvalResult Model::evaluate(const int32_t* tokens, int B, int T) {
       kl += m.attn_kl * share;
       recall += m.attn_recall * share;
       density += m.density * share;
+      saved += m.attn_flops_saved * share;
     });
     r.attn_kl[l] = kl;
     r.attn_recall[l] = recall;
     r.density[l] = density;
+    r.flops_saved[l] = saved;
   }
   return r;
+}
+
+Model::PrefillTimes Model::time_prefill(const int32_t* tokens, int B, int T, int reps) {
+  check_tokens(tokens, B, T);
+  if (reps < 1) throw std::invalid_argument("time_prefill: reps must be >= 1");
+  ensure_rope(T);
+  sync_device();
+  load_tokens(*acts_, backend_.get(), tokens, B, T);
+  // The dense run is this student with its masks lifted; the swap is undone however it ends.
+  std::vector<std::optional<MaskSpec>> other(attention_.size());
+  struct Restore {
+    std::vector<std::optional<MaskSpec>>& a; std::vector<std::optional<MaskSpec>>& b; bool swapped = false;
+    void swap() { a.swap(b); swapped = !swapped; }
+    ~Restore() { if (swapped) a.swap(b); }
+  } masks{attention_, other};
+  std::vector<float> staging;
+  auto seconds = [&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    forward(*acts_, acts_->inputs.data(), B, T, false);
+    host_view(acts_->hidden.data(), 1, staging);  // waits for a device backend to finish
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  PrefillTimes best{std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
+  for (int i = 0; i < reps; i++) {
+    best.sparse_s = std::min(best.sparse_s, seconds());
+    masks.swap();
+    best.dense_s = std::min(best.dense_s, seconds());
+    masks.swap();
+  }
+  return best;
 }
 
 double Model::train_flops(int B, int T) const {

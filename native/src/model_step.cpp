@@ -137,8 +137,9 @@ StepResult Model::train_step(const int32_t* tokens, int B, int T, const StepOpti
     p.adam_step++;
     const float wd = p.shape.size() >= 2 ? options.weight_decay : 0.0f;  // norm gains are not decayed
     const bool host = backend_->host_resident();
+    const float lr = options.lr * options.lr_scale[(int)p.kind];
     backend_->adamw_update(dev_data(i), dev_grad(i), host ? p.m.data() : mirrors_[i].m.data(),
-                           host ? p.v.data() : mirrors_[i].v.data(), p.numel(), options.lr, options.beta1,
+                           host ? p.v.data() : mirrors_[i].v.data(), p.numel(), lr, options.beta1,
                            options.beta2, options.eps, wd, (int)p.adam_step, clip);
   }
   if (scaling && ++good_steps_ >= growth_interval_) {

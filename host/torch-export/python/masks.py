@@ -92,6 +92,15 @@ def density(keep):
     return keep.sum().item() / (mh * nb * (nb + 1) / 2)
 
 
+def flops_saved(keep, T, block_size):
+    """Share of causal token-pair dot products the mask skips, over every mask head (BlockMask::flops_saved)."""
+    mh, nb, _ = keep.shape
+    lens = torch.tensor([min(block_size, T - b * block_size) for b in range(nb)], dtype=torch.float64)
+    w = torch.tril(lens[:, None] * lens[None, :], -1) + torch.diag(lens * (lens + 1) / 2)
+    total = mh * w.sum().item()
+    return 1.0 - (keep.double().cpu() * w).sum().item() / total if total > 0 else 0.0
+
+
 def pooled_block_scores(q, k, spec, block_size):
     """Pooled selector for one sequence: q (H, T, D), k (Hkv, T, D) after RoPE -> (mask heads, nb, nb) floats."""
     H, T, D = q.shape

@@ -139,20 +139,38 @@ def node_effect(state, node, overrides):
         layers = layer_indices(p["layers"], n, f"{node['id']}.layers")
         if overrides.get("skipReplace"):
             return []
-        changes = [{"type": "attention", "layer": l, "mask": p["mask"], "by": node["id"]} for l in layers]
+        mask = p["mask"]
+        for _ in range(overrides.get("denserLevels", 0)):
+            mask = denser(mask)
+        changes = [{"type": "attention", "layer": l, "mask": mask, "by": node["id"]} for l in layers]
         if p["mask"]["selector"] == "indexer":
             changes += trainable_change(layers, ["selector"], True)
         return changes
     if kind == "unfreeze":
         every = layer_indices(p["layers"], n, f"{node['id']}.layers")
-        if overrides.get("skipUnfreeze"):
-            return []
         layers = [l for l in every if state["layers"][l]["attention"] == "sparse"] if p["replaced_only"] else every
+        layers = [l for l in layers if l not in overrides.get("refrozen", [])]
         changes = trainable_change(layers, [k for k in p["kinds"] if k not in ("embeddings", "selector")], True)
         if "selector" in p["kinds"]:
             changes += trainable_change([l for l in layers if (state["layers"][l].get("mask") or {}).get("selector") == "indexer"], ["selector"], True)
         return changes
     return []
+
+
+def denser(mask):
+    """One level denser (core/sparsity-step.ts): +2 random blocks, or +1 window block without random blocks."""
+    m = dict(mask)
+    if m["random_blocks"] > 0:
+        m["random_blocks"] += 2
+    else:
+        m["window_blocks"] += 1
+    return m
+
+
+def newly_trainable(before, after):
+    """Layers that gained a trainable kind other than the selector (executor.ts newlyTrainable)."""
+    return [l for l, s in enumerate(after["layers"])
+            if any(k != "selector" and k not in before["layers"][l]["trainable"] for k in s["trainable"])]
 
 
 def trainable_change(layers, kinds, trainable):
@@ -221,6 +239,17 @@ def learning_rate(p, step, mult=1.0):
     return peak * cos_factor(step - warm, steps - warm)
 
 
+def lr_scale_of(p):
+    """Per-kind learning rates as multipliers of lr (host/runner/lr-schedule.ts lrScaleOf)."""
+    scale = {}
+    if p.get("lr_selector") is not None:
+        scale["selector"] = p["lr_selector"] / p["lr"]
+    if p.get("lr_attention") is not None:
+        for k in ("q", "k", "v", "o"):
+            scale[k] = p["lr_attention"] / p["lr"]
+    return scale
+
+
 def seq_len_at(curriculum, step):
     seq = curriculum[0]["seq_len"]
     for c in curriculum:
@@ -235,14 +264,24 @@ def judge_gate(params, metrics, start_loss, stage, node, attempt):
         if c["metric"] == "loss_increase":
             v = (metrics["loss"] - start_loss) / start_loss if start_loss > 0 else 0.0
         else:
-            v = metrics[c["metric"]]
+            # speedup is measured by the studio's engine only: unmeasured, the check fails.
+            v = metrics.get(c["metric"], math.nan)
         ok = math.isfinite(v) and {"<": v < c["threshold"], "<=": v <= c["threshold"], ">": v > c["threshold"], ">=": v >= c["threshold"]}[c["op"]]
-        checks.append({"metric": c["metric"], "op": c["op"], "threshold": c["threshold"], "value": v, "passed": ok})
-    passed = all(c["passed"] for c in checks)
+        # gate.ts checkState: a sparse-only metric without sparse layers is vacuous, not a pass.
+        dens = metrics["per_layer"]["density"]
+        vacuous = c["metric"] in ("attn_kl", "attn_recall", "out_cos") and len(dens) > 0 and all(d is None for d in dens)
+        state = "vacuous" if vacuous else ("passed" if ok else "failed")
+        checks.append({"metric": c["metric"], "op": c["op"], "threshold": c["threshold"], "value": v, "passed": state == "passed", "state": state})
+    passed = all(c["state"] == "passed" for c in checks)
     action = "none"
     if not passed:
-        retrying = params["on_fail"] in ("rollback_sparsity", "decay_lr_retry", "refreeze")
-        action = "stop" if retrying and attempt - 1 >= params["max_retries"] else params["on_fail"]
+        retries, on_fail = attempt - 1, params["on_fail"]
+        if on_fail in ("decay_lr_retry", "refreeze"):
+            action = "stop" if retries >= params["max_retries"] else on_fail
+        elif on_fail == "rollback_sparsity":
+            action = "continue" if retries > params["max_retries"] else on_fail
+        else:
+            action = on_fail
     return {"stage": stage, "node": node, "passed": passed, "checks": checks, "action": action, "attempt": attempt}
 
 
@@ -503,8 +542,12 @@ class Runner:
         scale = clip / (grad_norm + 1e-6) if clip > 0 and grad_norm > clip else 1.0
         f32 = lambda x: float(torch.tensor(x, dtype=torch.float32))
         b1, b2, eps = p["beta1"], p["beta2"], p["eps"]
+        scales = lr_scale_of(p)
+        base_lr = lr
         with torch.no_grad():
             for name, prm in named:
+                # The engine multiplies in fp32: lr * lr_scale[kind].
+                lr = f32(f32(base_lr) * f32(scales.get(param_kinds(name)[1], 1.0))) if scales else base_lr
                 st = self.opt.setdefault(name, {"step": 0, "m": torch.zeros_like(local(prm)), "v": torch.zeros_like(local(prm))})
                 st["step"] += 1
                 wd = p["weight_decay"] if prm.dim() >= 2 else 0.0
@@ -523,7 +566,7 @@ class Runner:
 
     def evaluate(self, data, batches, shape, stage):
         L = self.config["num_layers"]
-        acc = torch.zeros(4 + 3 * L, dtype=torch.float64)
+        acc = torch.zeros(4 + 4 * L, dtype=torch.float64)
         present = torch.zeros(L, dtype=torch.float64)
         with torch.no_grad(), self.autocast_ctx():
             for i in range(self.rank, batches, self.world):
@@ -549,11 +592,12 @@ class Runner:
                     acc[4 + l] += kl.clamp(min=0).mean().item()
                     acc[4 + L + l] += rec.mean().item()
                     acc[4 + 2 * L + l] += sum(M.density(k) for k in masks[l]["keep"]) / masks[l]["keep"].shape[0]
+                    acc[4 + 3 * L + l] += sum(M.flops_saved(k, shape["seq"], masks[l]["block_size"]) for k in masks[l]["keep"]) / masks[l]["keep"].shape[0]
                     present[l] = 1
         acc = (self.all_sum(acc) / batches).tolist()
         present = self.all_sum(present).tolist()
         per = lambda off: [acc[off + l] if present[l] > 0 else None for l in range(L)]
-        kl_l, rec_l, den_l = per(4), per(4 + L), per(4 + 2 * L)
+        kl_l, rec_l, den_l, fs_l = per(4), per(4 + L), per(4 + 2 * L), per(4 + 3 * L)
         replaced = [d for d in den_l if d is not None]
         mean = lambda xs: sum(x for x in xs if x is not None) / len([x for x in xs if x is not None]) if replaced else 0.0
         density = sum(replaced) / len(replaced) if replaced else 1.0
@@ -564,7 +608,8 @@ class Runner:
             "attn_recall": mean(rec_l) if replaced else 1.0, "logit_kl": acc[2], "out_cos": acc[3],
             "density": density, "sparsity": 1 - density,
             "attn_flops_saved": sum(1 - d for d in replaced) / L if L else 0.0,
-            "per_layer": {"attn_kl": kl_l, "attn_recall": rec_l, "density": den_l},
+            "flops_saved": sum(f for f in fs_l if f is not None) / L if L else 0.0,
+            "per_layer": {"attn_kl": kl_l, "attn_recall": rec_l, "density": den_l, "flops_saved": fs_l},
         }
 
     # -------------------------------------------------------------------- snapshots and checkpoints
@@ -663,7 +708,7 @@ class Runner:
         if gate and any(c["metric"] == "loss_increase" for c in gate["params"]["checks"]):
             start_loss = self.evaluate(gate_data, gate["params"]["eval_batches"], shape, stage["index"])["loss"]
             self.log("info", f"{stage['name']}: validation loss at stage start {start_loss:.4f}")
-        lr_mult, overrides = 1.0, {}
+        lr_mult, overrides, unfrozen = 1.0, {}, []
         steps = p["steps"] if self.args.max_steps_per_stage is None else min(p["steps"], self.args.max_steps_per_stage)
         attempt = 0
         while True:
@@ -671,8 +716,11 @@ class Runner:
             self.log_out.emit("stage_start", stage=stage["index"], node=train["id"], name=stage["name"], steps=steps)
             if attempt > 1:
                 self.restore(start)
+            before = copy.deepcopy(self.state)
             for op in stage["ops"]:
                 self.apply_op(self.nodes[op], stage["index"], overrides)
+            if attempt == 1:
+                unfrozen = newly_trainable(before, self.state)
             self.wrap()
             if attempt == 1:
                 self.dump_masks(stage["index"], shape["seq"])
@@ -691,7 +739,8 @@ class Runner:
                     self.final = metrics
                 verdict = judge_gate(gp, metrics, metrics["loss"] if math.isnan(start_loss) else start_loss, stage["index"], gate["id"], attempt)
                 self.log_out.emit("gate", verdict=verdict)
-                failed = ", ".join(f"{c['metric']} {fmt(c['value'])} (needs {c['op']} {c['threshold']})" for c in verdict["checks"] if not c["passed"])
+                failed = ", ".join(f"{c['metric']} vacuous (no sparse layers)" if c["state"] == "vacuous" else f"{c['metric']} {fmt(c['value'])} (needs {c['op']} {c['threshold']})"
+                                   for c in verdict["checks"] if not c["passed"])
                 status = "passed" if verdict["passed"] else "failed"
                 if not verdict["passed"] and verdict["action"] != "continue":
                     self.log_out.emit("stage_end", stage=stage["index"], node=train["id"], status="failed")
@@ -704,9 +753,14 @@ class Runner:
                     if action == "decay_lr_retry":
                         lr_mult *= gp["lr_factor"]
                     elif action == "rollback_sparsity":
-                        overrides = {**overrides, "skipReplace": True}
+                        # gate-retry.ts: retry k is k levels denser; after max_retries, the previous masks.
+                        if attempt <= gp["max_retries"]:
+                            overrides = {**overrides, "denserLevels": attempt, "skipReplace": False}
+                        else:
+                            overrides = {**overrides, "denserLevels": 0, "skipReplace": True}
                     else:
-                        overrides = {**overrides, "skipUnfreeze": True}
+                        # refreeze: the layers the stage unfroze stay frozen, deepest first, one more per retry.
+                        overrides = {**overrides, "refrozen": sorted(unfrozen, reverse=True)[:attempt]}
                     self.log("warn", f"{gate['id']}: gate failed ({failed}); {action}, retry {attempt} of {gp['max_retries']}")
                     continue
                 if not verdict["passed"]:
@@ -759,12 +813,7 @@ class Runner:
         if not layers:
             layers = [l for l, s in enumerate(self.state["layers"]) if s.get("mask")]
         for l in layers:
-            m = dict(self.state["layers"][l]["mask"])
-            if m["random_blocks"] > 0:
-                m["random_blocks"] += 2
-            else:
-                m["window_blocks"] += 1
-            apply_change(self.state, {"type": "attention", "layer": l, "mask": m}, stage["index"])
+            apply_change(self.state, {"type": "attention", "layer": l, "mask": denser(self.state["layers"][l]["mask"])}, stage["index"])
         self.log("warn", f"plateau: stepped sparsity back on {len(layers)} layer(s)")
 
     def summarize(self, stage, status, attempts, metrics):

@@ -35,6 +35,14 @@ engine::StepOptions step_options_from(const Napi::Object& o) {
   s.beta2 = (float)number_field(o, "beta2", "options");
   s.eps = (float)number_field(o, "eps", "options");
   s.grad_clip = (float)number_field(o, "grad_clip", "options");
+  Napi::Value scale = o.Get("lr_scale");  // optional { kind: multiplier }
+  if (!scale.IsUndefined() && !scale.IsNull()) {
+    auto kinds = object_arg(scale, "options.lr_scale");
+    for (const auto& e : kinds) {
+      const std::string kind = Napi::Value(e.first).ToString();
+      s.lr_scale[(int)engine::param_kind_from_name(kind)] = (float)number_field(kinds, kind.c_str(), "options.lr_scale");
+    }
+  }
   Napi::Value d = o.Get("distill");
   if (d.IsObject()) {
     auto w = d.As<Napi::Object>();
@@ -234,6 +242,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                         InstanceMethod("computeGradients", &NativeModel::ComputeGradients),
                         InstanceMethod("evaluate", &NativeModel::Evaluate),
                         InstanceMethod("loss", &NativeModel::Loss),
+                        InstanceMethod("timePrefill", &NativeModel::TimePrefill),
                         InstanceMethod("attentionProfile", &NativeModel::AttentionProfile),
                         InstanceMethod("getOptimizerState", &NativeModel::GetOptimizerState),
                         InstanceMethod("setOptimizerState", &NativeModel::SetOptimizerState),
@@ -454,6 +463,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             o.Set("attn_kl", per_layer(env, result->attn_kl));
             o.Set("attn_recall", per_layer(env, result->attn_recall));
             o.Set("density", per_layer(env, result->density));
+            o.Set("flops_saved", per_layer(env, result->flops_saved));
             o.Set("logit_kl", result->logit_kl);
             o.Set("out_cos", result->out_cos);
             o.Set("hidden_mse", result->hidden_mse);
@@ -519,6 +529,25 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       auto* w = new ModelWorker(
           info.Env(), box_, [=](Model& m) { *result = m.loss(batch->tokens.data(), batch->B, batch->T); },
           [=](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
+      return queue(w);
+    });
+  }
+
+  // timePrefill(tokens, B, T, reps) -> Promise<{ dense_s, sparse_s }>
+  Napi::Value TimePrefill(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      model();
+      auto batch = std::make_shared<TokenBatch>(batch_from(info[0], info[1], info[2]));
+      const int reps = int_arg(info[3], "reps");
+      auto t = std::make_shared<Model::PrefillTimes>();
+      auto* w = new ModelWorker(
+          info.Env(), box_, [=](Model& m) { *t = m.time_prefill(batch->tokens.data(), batch->B, batch->T, reps); },
+          [=](Napi::Env env) -> Napi::Value {
+            auto o = Napi::Object::New(env);
+            o.Set("dense_s", t->dense_s);
+            o.Set("sparse_s", t->sparse_s);
+            return o;
+          });
       return queue(w);
     });
   }

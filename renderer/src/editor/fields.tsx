@@ -43,10 +43,12 @@ export function NumberInput({ label, value, spec, onChange }: { label: string; v
       min={spec?.min}
       max={spec?.max === Infinity ? undefined : spec?.max}
       step={spec?.step ?? 'any'}
+      placeholder={spec?.optional ? 'optional' : undefined}
       onChange={(e) => {
         setText(e.target.value);
         const parsed = parseNumber(e.target.value);
-        onChange(parsed ?? e.target.value);
+        // An optional field left empty is removed; other text that does not parse stays for the validator.
+        onChange(parsed ?? (spec?.optional && e.target.value.trim() === '' ? undefined : e.target.value));
       }}
     />
   );

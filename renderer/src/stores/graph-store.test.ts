@@ -130,6 +130,11 @@ describe('graph store', () => {
     expect(obj.a.b[1]).toBe(2);
     expect(out.c).toBe(obj.c);
   });
+  it('setIn removes an object key set to undefined (an optional field left empty)', () => {
+    const out = setIn({ a: { lr: 1, lr_attention: 2 } }, ['a', 'lr_attention'], undefined);
+    expect(out).toEqual({ a: { lr: 1 } });
+    expect('lr_attention' in out.a).toBe(false);
+  });
 });
 
 describe('graph store selection edits', () => {

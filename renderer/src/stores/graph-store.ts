@@ -163,7 +163,9 @@ export function setIn<T>(obj: T, path: (string | number)[], value: unknown): T {
   const [head, ...rest] = path;
   const container = (obj ?? (typeof head === 'number' ? [] : {})) as Record<string | number, unknown>;
   const copy = (Array.isArray(container) ? [...container] : { ...container }) as Record<string | number, unknown>;
-  copy[head] = setIn(container[head], rest, value);
+  // undefined at an object key removes it (an optional field left empty).
+  if (rest.length === 0 && value === undefined && !Array.isArray(container)) delete copy[head];
+  else copy[head] = setIn(container[head], rest, value);
   return copy as T;
 }
 
