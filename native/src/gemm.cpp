@@ -159,19 +159,27 @@ void gemm_driver(const Problem& P, bool threaded) {
   const int threads = threaded ? ThreadPool::get().threads() : 1;
   const int64_t flops = 2LL * P.M * P.N * P.K;
   if (threads == 1 || flops < (1 << 18)) return gemm_block(g, P, 0, P.M, 0, P.N);
-  // Split by columns when the nr-wide panels divide evenly enough, else by rows; each part is
-  // rounded to whole tiles so no thread gets a ragged edge that another could have absorbed.
+  // Split by columns, in whole nr-wide panels, when they divide evenly enough among the threads,
+  // else by rows, evenly (the kernels take any row count, so no thread pads a partial tile).
+  struct Split {
+    const GemmKernels& g;
+    const Problem& P;
+    int threads, col_panels;
+    bool by_cols;
+  };
   const int col_panels = (P.N + g.nr - 1) / g.nr;
-  const bool by_cols = col_panels % threads == 0 || col_panels >= 4 * threads;
-  parallel_for(threads, [&](int64_t t0, int64_t t1) {
+  const Split split{g, P, threads, col_panels, col_panels % threads == 0 || col_panels >= 4 * threads};
+  // One reference captured: the std::function holds it inline, so dispatching allocates nothing.
+  parallel_for(threads, [&split](int64_t t0, int64_t t1) {
+    const GemmKernels& g = split.g;
+    const Problem& P = split.P;
     if (t1 - t0 != 1) return gemm_block(g, P, 0, P.M, 0, P.N);  // nested: the pool runs us serially
-    const int t = (int)t0;
-    if (by_cols) {
-      const int q0 = (int)((int64_t)col_panels * t / threads), q1 = (int)((int64_t)col_panels * (t + 1) / threads);
+    const int64_t t = t0, T = split.threads;
+    if (split.by_cols) {
+      const int q0 = (int)(split.col_panels * t / T), q1 = (int)(split.col_panels * (t + 1) / T);
       gemm_block(g, P, 0, P.M, q0 * g.nr, std::min(P.N, q1 * g.nr));
     } else {
-      const int i0 = (int)((int64_t)P.M * t / threads), i1 = (int)((int64_t)P.M * (t + 1) / threads);
-      gemm_block(g, P, i0, i1, 0, P.N);
+      gemm_block(g, P, (int)(P.M * t / T), (int)(P.M * (t + 1) / T), 0, P.N);
     }
   });
 }
