@@ -43,8 +43,22 @@ export interface Addon {
   engineInfo(): { threads: number; simd: string };
   setThreads(n: number): void;
   benchGemm(m: number, n: number, k: number, reps: number): Promise<number>;
+  benchGemmCompare(m: number, n: number, k: number, transA: boolean, transB: boolean, reps: number): Promise<GemmCompare>;
   cudaInfo?: () => CudaInfo;
   nvmlRead?: () => NvmlReading;
+}
+
+/** engine sgemm vs OpenBLAS (loaded at run time when installed), timed alternately in one run. */
+export interface GemmCompare {
+  gflops: number;
+  /** null when OpenBLAS is not installed (referenceMissing says so and how to install it). */
+  referenceGflops: number | null;
+  reference: 'openblas' | null;
+  /** OpenBLAS's kernel set for this CPU (openblas_get_corename), e.g. "Haswell". */
+  referenceCore: string | null;
+  referenceMissing: string | null;
+  /** Timed reps of each (at least those asked for; more on short products). */
+  reps: number;
 }
 
 const require = createRequire(import.meta.url);

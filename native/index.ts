@@ -13,7 +13,7 @@ import type {
   PrefillTimes, StepOptions, StepResult,
 } from './engine-api';
 import { PRECISIONS } from './engine-api';
-import { ADDON_MISSING, addon, loadAddon, type NativeBackendOptions, type NativeModelHandle, type NativeTensorInfo } from './addon';
+import { ADDON_MISSING, addon, loadAddon, type NativeBackendOptions, type NativeModelHandle, type NativeTensorInfo, type GemmCompare } from './addon';
 import { withFeatures } from './checkpoint/families';
 import { withRecordedSeed } from './mask';
 import { validateModelConfig } from './checkpoint/config';
@@ -95,6 +95,11 @@ function setThreads(threads: number | undefined): void {
 /** GFLOP/s of C (m, n) = A (m, k) @ B (n, k)^T, best of reps after a warm-up. */
 export function benchGemm(m: number, n: number, k: number, reps: number): Promise<number> {
   return addon().benchGemm(m, n, k, reps);
+}
+
+/** C (m, n) = op(A) op(B) timed against OpenBLAS in the same run, rep by rep (transA: A is (k, m); transB: B is (n, k)). */
+export function benchGemmCompare(m: number, n: number, k: number, transA: boolean, transB: boolean, reps: number): Promise<GemmCompare> {
+  return addon().benchGemmCompare(m, n, k, transA, transB, reps);
 }
 
 // ---------------------------------------------------------------------------- argument checks

@@ -17,6 +17,8 @@ describe('bench shapes and flops', () => {
       [32, 8, 8], [32, 4, 8], [32, 16, 8], [32, 8, 16], [32, 10, 8], // q (o has the same shape), kv, gate/up, down, lm_head
       [8, 8, 32], [4, 8, 32], [16, 8, 32], [8, 16, 32], [10, 8, 32],
     ]);
+    // Measured in the layouts training calls sgemm with: Y = X W^T (nt) and dW = dY^T X (tn).
+    expect(shapes.map((s) => `${s.transA ? 't' : 'n'}${s.transB ? 't' : 'n'}`)).toEqual([...Array(5).fill('nt'), ...Array(5).fill('tn')]);
     const all = gemmShapes();
     expect(all.some((s) => s.m === 1024 && s.n === 4096 && s.k === 128)).toBe(true); // demo LM head, 4 x 256 tokens
     expect(all.some((s) => s.m === 4096 && s.n === 1024 && s.k === 1024)).toBe(true); // d=1024 q/o, 4096 tokens

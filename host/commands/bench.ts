@@ -1,12 +1,16 @@
 // `sparse-studio bench gemm|attention|train [--json]`: engine measurements, one JSON object per
 // measurement with --json, else a readable table.
-//   gemm:      {"bench":"gemm","m","n","k","gflops"} for the matrix products of a training step of
-//              the demo model (models/demo/config.json, batch 4 x 256) and of a d=1024 model on a
-//              4096-token batch (QKV/O/MLP/LM head; forward C = X W^T and weight-gradient shapes).
+//   gemm:      {"bench":"gemm","m","n","k","gflops","layout","reference","reference_gflops","ratio"}
+//              for the matrix products of a training step of the demo model (models/demo/config.json,
+//              batch 4 x 256) and of a d=1024 model on a 4096-token batch (QKV/O/MLP/LM head; forward
+//              C = X W^T, layout "nt", and weight gradient dW = dY^T X, layout "tn"), each timed
+//              against OpenBLAS in the same run when it is installed (loaded at run time; ratio = ours /
+//              OpenBLAS, null without it), then {"bench":"gemm_geomean","ratio","shapes","reference"}.
 //   train:     {"bench":"train","tokens_per_s","gflops","params"} over full forward + backward +
 //              AdamW steps [--model DIR] [--batch B] [--seq T] [--steps N].
 //   attention: native/bench-attention.ts (block-sparse vs dense).
 import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../../native/engine-api';
 import { isMoeLayer } from '../../native/checkpoint/families';
@@ -29,7 +33,8 @@ export const BUILTIN_TRAIN_CONFIG: ModelConfig = {
   max_position_embeddings: 1024, tie_word_embeddings: true, rope_scaling: null,
 };
 
-export interface GemmShape { label: string; m: number; n: number; k: number }
+/** C (m, n) = op(A) op(B) over k; transA: A is stored (k, m); transB: B is stored (n, k) (as engine sgemm). */
+export interface GemmShape { label: string; m: number; n: number; k: number; transA: boolean; transB: boolean }
 
 type Shape = Pick<ModelConfig, 'hidden_size' | 'intermediate_size' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'vocab_size'>;
 
@@ -39,14 +44,15 @@ export function trainingGemmShapes(model: string, c: Shape, N: number): GemmShap
   const linears: [string, number, number][] = [['q', HD, C], ['kv', KD, C], ['o', C, HD], ['gate/up', F, C], ['down', C, F], ['lm_head', c.vocab_size, C]];
   const out: GemmShape[] = [];
   const seen = new Set<string>();
-  const add = (label: string, m: number, n: number, k: number) => {
+  const add = (label: string, m: number, n: number, k: number, transA: boolean, transB: boolean) => {
     const key = `${m},${n},${k}`;
     if (seen.has(key)) return;
     seen.add(key);
-    out.push({ label: `${model} ${label}`, m, n, k });
+    out.push({ label: `${model} ${label}`, m, n, k, transA, transB });
   };
-  for (const [name, OC, IC] of linears) add(`${name} fwd`, N, OC, IC);
-  for (const [name, OC, IC] of linears) add(`${name} dW`, OC, IC, N);
+  // As matmul_forward / matmul_backward call sgemm: Y = X W^T and dW += dY^T X.
+  for (const [name, OC, IC] of linears) add(`${name} fwd`, N, OC, IC, false, true);
+  for (const [name, OC, IC] of linears) add(`${name} dW`, OC, IC, N, true, false);
   return out;
 }
 
@@ -97,13 +103,34 @@ async function benchGemmCommand(args: string[]): Promise<number> {
     else if (args[i] === '--reps') reps = positiveInt(flagValue(args, i++, '--reps'), '--reps');
     else throw new UsageError(`unknown argument '${args[i]}'`);
   }
-  const { benchGemm, engineInfo } = await import('../../native/index');
+  const { benchGemmCompare, engineInfo } = await import('../../native/index');
   const info = engineInfo();
-  if (!json) console.log(`sgemm C = A B^T, best of ${reps}, ${info.threads} threads, ${info.simd}\n${'shape'.padEnd(22)} ${'m'.padStart(6)} ${'n'.padStart(6)} ${'k'.padStart(6)} ${'GFLOP/s'.padStart(9)}`);
-  for (const s of gemmShapes()) {
-    const gflops = await benchGemm(s.m, s.n, s.k, reps);
-    if (json) console.log(JSON.stringify({ bench: 'gemm', m: s.m, n: s.n, k: s.k, gflops: Number(gflops.toFixed(2)) }));
-    else console.log(`${s.label.padEnd(22)} ${String(s.m).padStart(6)} ${String(s.n).padStart(6)} ${String(s.k).padStart(6)} ${gflops.toFixed(1).padStart(9)}`);
+  const cell = (v: string | number, w: number) => String(v).padStart(w);
+  const logRatios: number[] = [];
+  let reference: string | null = null;
+  for (const [i, s] of gemmShapes().entries()) {
+    const r = await benchGemmCompare(s.m, s.n, s.k, s.transA, s.transB, reps);
+    const layout = `${s.transA ? 't' : 'n'}${s.transB ? 't' : 'n'}`;
+    const ratio = r.referenceGflops ? r.gflops / r.referenceGflops : null;
+    if (ratio !== null) logRatios.push(Math.log(ratio));
+    reference = r.reference;
+    if (i === 0 && !json) {
+      console.log(`sgemm C = op(A) op(B), best of >= ${reps} interleaved with the reference, ${info.threads} threads, ${info.simd}, cpu: ${cpus()[0]?.model ?? 'unknown'}`);
+      console.log(r.reference ? `reference: OpenBLAS (${r.referenceCore || 'core unknown'} kernels), same threads, same run` : `reference: none, ${r.referenceMissing}`);
+      console.log(`${'shape'.padEnd(22)} ${cell('m', 6)} ${cell('n', 6)} ${cell('k', 6)} ${cell('op', 3)} ${cell('GFLOP/s', 9)}${r.reference ? ` ${cell('OpenBLAS', 9)} ${cell('ratio', 6)}` : ''}`);
+    }
+    if (json) {
+      const round = (x: number | null) => (x === null ? null : Number(x.toFixed(x < 10 ? 3 : 2)));
+      console.log(JSON.stringify({ bench: 'gemm', m: s.m, n: s.n, k: s.k, gflops: round(r.gflops), layout, reference: r.reference, reference_gflops: round(r.referenceGflops), ratio: round(ratio) }));
+    } else {
+      const ref = r.referenceGflops === null || ratio === null ? '' : ` ${cell(r.referenceGflops.toFixed(1), 9)} ${cell(ratio.toFixed(2), 6)}`;
+      console.log(`${s.label.padEnd(22)} ${cell(s.m, 6)} ${cell(s.n, 6)} ${cell(s.k, 6)} ${cell(layout, 3)} ${cell(r.gflops.toFixed(1), 9)}${ref}`);
+    }
+  }
+  if (logRatios.length > 0) {
+    const geomean = Math.exp(logRatios.reduce((a, b) => a + b, 0) / logRatios.length);
+    if (json) console.log(JSON.stringify({ bench: 'gemm_geomean', ratio: Number(geomean.toFixed(3)), shapes: logRatios.length, reference }));
+    else console.log(`geometric mean of ours / OpenBLAS over ${logRatios.length} shapes: ${geomean.toFixed(2)}`);
   }
   return 0;
 }

@@ -1,64 +1,45 @@
-// Compares engine::sgemm with OpenBLAS cblas_sgemm on the Linear shapes of a d=1024 model over
-// 4096 tokens. Not part of the build; run with native/bench/run-gemm-vs-openblas.sh.
-#include <cblas.h>
-
-#include <algorithm>
-#include <chrono>
+// engine::sgemm against OpenBLAS (loaded at run time, src/reference_blas.h) on shapes given as
+// arguments, for quick runs while tuning without rebuilding the addon; `sparse-studio bench gemm`
+// measures the product's own shape list the same way. Not part of the build: see
+// run-gemm-vs-openblas.sh.
+//   gemm_vs_openblas REPS M,N,K,LAYOUT ...   LAYOUT: nt (A B^T), tn (A^T B), nn, tt
 #include <cmath>
 #include <cstdio>
-#include <vector>
+#include <cstdlib>
+#include <cstring>
 
-#include "ops.h"
+#include "bench.h"
 #include "parallel.h"
-
-// Alternates the two libraries rep by rep and keeps each one's best time, so load from other
-// processes on a shared machine hits both alike.
-template <typename A, typename B>
-static void best_seconds_interleaved(int reps, A&& a, B&& b, double& best_a, double& best_b) {
-  a();
-  b();
-  best_a = best_b = 1e30;
-  for (int r = 0; r < reps; r++) {
-    auto t0 = std::chrono::steady_clock::now();
-    a();
-    auto t1 = std::chrono::steady_clock::now();
-    b();
-    auto t2 = std::chrono::steady_clock::now();
-    best_a = std::min(best_a, std::chrono::duration<double>(t1 - t0).count());
-    best_b = std::min(best_b, std::chrono::duration<double>(t2 - t1).count());
-  }
-}
+#include "reference_blas.h"
+#include "ops.h"
+#include "simd.h"
 
 int main(int argc, char** argv) {
-  int reps = argc > 1 ? std::atoi(argv[1]) : 3;
-  struct Shape { const char* what; bool ta, tb; int m, n, k; };
-  const Shape shapes[] = {
-      {"qkvo fwd   (4096x1024)@(1024x1024)^T", false, true, 4096, 1024, 1024},
-      {"mlp up fwd (4096x1024)@(4096x1024)^T", false, true, 4096, 4096, 1024},
-      {"mlp dn fwd (4096x4096)@(1024x4096)^T", false, true, 4096, 1024, 4096},
-      {"dinp       (4096x1024)@(1024x1024)  ", false, false, 4096, 1024, 1024},
-      {"dweight    (4096x1024)^T@(4096x1024)", true, false, 1024, 1024, 4096},
-  };
-  std::printf("engine simd=%s threads=%d\n", engine::simd_level(), engine::ThreadPool::get().threads());
-  for (const auto& s : shapes) {
-    const int lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
-    std::vector<float> a((size_t)s.m * s.k), b((size_t)s.k * s.n), c1((size_t)s.m * s.n), c2((size_t)s.m * s.n);
-    for (size_t i = 0; i < a.size(); i++) a[i] = std::sin(0.001f * i);
-    for (size_t i = 0; i < b.size(); i++) b[i] = std::cos(0.0007f * i);
-    double te, tb;
-    best_seconds_interleaved(
-        reps,
-        [&] { engine::sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c1.data(), s.n); },
-        [&] {
-          cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, s.m, s.n,
-                      s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c2.data(), s.n);
-        },
-        te, tb);
-    double maxdiff = 0;
-    for (size_t i = 0; i < c1.size(); i++) maxdiff = std::max(maxdiff, (double)std::fabs(c1[i] - c2[i]));
-    const double flop = 2.0 * s.m * s.n * s.k * 1e-9;
-    std::printf("%s  engine %7.1f GFLOP/s  openblas %7.1f GFLOP/s  ratio %5.1f%%  max|diff| %.2e\n", s.what,
-                flop / te, flop / tb, 100.0 * tb / te, maxdiff);
+  const int reps = argc > 1 ? std::atoi(argv[1]) : 3;
+  // SIMD=avx2|scalar holds the engine to a lower level (e.g. to compare with OpenBLAS's AVX2 kernels,
+  // which OPENBLAS_CORETYPE=Haswell selects).
+  if (const char* level = std::getenv("SIMD"); level && !engine::set_simd_level_for_testing(level)) {
+    std::fprintf(stderr, "SIMD=%s: not a level this CPU runs (scalar, avx2, avx512)\n", level);
+    return 2;
   }
+  const auto& blas = engine::ReferenceBlas::get();
+  std::printf("engine simd=%s threads=%d reference=%s\n", engine::simd_level_name(engine::simd()),
+              engine::ThreadPool::get().threads(), blas.available() ? blas.core().c_str() : blas.missing_reason().c_str());
+  double log_sum = 0;
+  int count = 0;
+  for (int i = 2; i < argc; i++) {
+    int m, n, k;
+    char layout[3] = "nt";
+    if (std::sscanf(argv[i], "%d,%d,%d,%2s", &m, &n, &k, layout) < 3) {
+      std::fprintf(stderr, "shape '%s': expected M,N,K[,nt|tn|nn|tt]\n", argv[i]);
+      return 2;
+    }
+    auto r = engine::bench_gemm_compare(m, n, k, layout[0] == 't', layout[1] == 't', reps);
+    const double ratio = r.reference_gflops > 0 ? r.gflops / r.reference_gflops : 0;
+    std::printf("%6d %6d %6d %s  engine %7.1f  openblas %7.1f GFLOP/s  ratio %.3f  (%d reps)\n", m, n, k, layout,
+                r.gflops, r.reference_gflops, ratio, r.reps);
+    if (ratio > 0) log_sum += std::log(ratio), count++;
+  }
+  if (count) std::printf("geomean ratio %.3f over %d shapes\n", std::exp(log_sum / count), count);
   return 0;
 }

@@ -1,19 +1,22 @@
-// SGEMM, BLIS-style: K is cut into KC slices and N into NC blocks; each B block is packed once
-// into NR-wide column panels (shared by all threads), each thread packs its own MC x KC block of A
-// into MR-tall row panels, and a register-tiled MR x NR micro-kernel runs over the panels.
-// Threads split the M panels (or, for short M, the N panels) of C with a static partition, and
-// every C element sums K in the same order on whichever thread owns it, so results are
-// bit-identical run to run and for any thread count.
-// Micro-kernels: AVX-512 6x32, AVX2+FMA 6x16, portable scalar 6x16; chosen at run time (simd.h).
+// SGEMM for small and skinny products as much as for large ones (BLIS "sup"-style):
+// - A is never packed: the micro-kernels (gemm_kernels.h) read it in place, row-strided (op(A) = A)
+//   or column-strided (op(A) = A^T), so no time goes to copying the operand that is reused least.
+// - B is packed per K slice (kc) and N block (nc) into nr-wide panels, zero-padded, one panel per
+//   kernel call, kept in L1 while a thread walks its rows of A over it.
+// - Threads split C once per call with a static partition and run the whole K loop on their own
+//   part: by columns when C has enough nr-wide column panels (each thread packs only the B it
+//   uses, so no barrier), else by rows (each thread packs the B it needs). One pool dispatch per
+//   call; no allocation once a thread's pack buffer has grown.
+// - Every C element sums K in the same order (K slices in order, each one FMA chain) whichever
+//   thread or tile computes it: results are bit-identical run to run and for any thread count.
 // Linear layers (matmul_forward/backward, HF weight layout (OC, C)) are thin wrappers over sgemm.
 #include "gemm.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <vector>
 
+#include "gemm_kernels.h"
 #include "ops.h"
 #include "parallel.h"
 #include "simd.h"
@@ -22,148 +25,7 @@ namespace engine {
 
 namespace {
 
-constexpr int MR = 6;  // rows of the micro-tile (all levels)
-
-// c (MR, nr) with row stride ldc = alpha * a_panel (kc, MR)^T-packed @ b_panel (kc, nr) + beta * c
-using KernelFn = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
-
-struct KernelSpec {
-  int nr, mc, kc, nc;
-  KernelFn fn;
-};
-
-// ---------------------------------------------------------------------------- micro-kernels
-
-template <int NR>
-void kernel_scalar(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
-  float acc[MR][NR] = {};
-  for (int p = 0; p < kc; p++, a += MR, b += NR)
-    for (int i = 0; i < MR; i++)
-      for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++)
-      c[i * ldc + j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
-}
-
-#if ENGINE_X86
-// row[0..16) = alpha * (x0, x1) + beta * row (beta == 0: row is not read)
-TARGET_AVX2 inline void store_row_avx2(float* row, __m256 x0, __m256 x1, float alpha, float beta) {
-  const __m256 va = _mm256_set1_ps(alpha);
-  x0 = _mm256_mul_ps(x0, va);
-  x1 = _mm256_mul_ps(x1, va);
-  if (beta != 0.0f) {
-    const __m256 vb = _mm256_set1_ps(beta);
-    x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row), x0);
-    x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(row + 8), x1);
-  }
-  _mm256_storeu_ps(row, x0);
-  _mm256_storeu_ps(row + 8, x1);
-}
-
-// row[0..32) = alpha * (x0, x1) + beta * row (beta == 0: row is not read)
-TARGET_AVX512 inline void store_row_avx512(float* row, __m512 x0, __m512 x1, float alpha, float beta) {
-  const __m512 va = _mm512_set1_ps(alpha);
-  x0 = _mm512_mul_ps(x0, va);
-  x1 = _mm512_mul_ps(x1, va);
-  if (beta != 0.0f) {
-    const __m512 vb = _mm512_set1_ps(beta);
-    x0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), x0);
-    x1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(row + 16), x1);
-  }
-  _mm512_storeu_ps(row, x0);
-  _mm512_storeu_ps(row + 16, x1);
-}
-
-TARGET_AVX2 void kernel_avx2(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
-  for (int i = 0; i < MR; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);  // C tile is written last
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#pragma GCC unroll 4
-  for (int p = 0; p < kc; p++, a += MR, b += 16) {
-    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
-    av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-  }
-  store_row_avx2(c + 0 * ldc, c00, c01, alpha, beta);
-  store_row_avx2(c + 1 * ldc, c10, c11, alpha, beta);
-  store_row_avx2(c + 2 * ldc, c20, c21, alpha, beta);
-  store_row_avx2(c + 3 * ldc, c30, c31, alpha, beta);
-  store_row_avx2(c + 4 * ldc, c40, c41, alpha, beta);
-  store_row_avx2(c + 5 * ldc, c50, c51, alpha, beta);
-}
-
-TARGET_AVX512 void kernel_avx512(int kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                                 float beta) {
-  for (int i = 0; i < MR; i++) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#pragma GCC unroll 4
-  for (int p = 0; p < kc; p++, a += MR, b += 32) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
-    av = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(av, b0, c00); c01 = _mm512_fmadd_ps(av, b1, c01);
-    av = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(av, b0, c10); c11 = _mm512_fmadd_ps(av, b1, c11);
-    av = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(av, b0, c20); c21 = _mm512_fmadd_ps(av, b1, c21);
-    av = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(av, b0, c30); c31 = _mm512_fmadd_ps(av, b1, c31);
-    av = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(av, b0, c40); c41 = _mm512_fmadd_ps(av, b1, c41);
-    av = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(av, b0, c50); c51 = _mm512_fmadd_ps(av, b1, c51);
-  }
-  store_row_avx512(c + 0 * ldc, c00, c01, alpha, beta);
-  store_row_avx512(c + 1 * ldc, c10, c11, alpha, beta);
-  store_row_avx512(c + 2 * ldc, c20, c21, alpha, beta);
-  store_row_avx512(c + 3 * ldc, c30, c31, alpha, beta);
-  store_row_avx512(c + 4 * ldc, c40, c41, alpha, beta);
-  store_row_avx512(c + 5 * ldc, c50, c51, alpha, beta);
-}
-#endif
-
-KernelSpec spec_for(SimdLevel level) {
-#if ENGINE_X86
-  // mc * kc floats of A stay in L2, one kc x nr panel of B in L1, the kc x nc block of B in L3.
-  if (level == SimdLevel::avx512) return {32, 144, 256, 4096, kernel_avx512};  // untuned: no AVX-512 host here
-  if (level == SimdLevel::avx2) return {16, 144, 256, 4096, kernel_avx2};
-#endif
-  return {16, 96, 256, 2048, kernel_scalar<16>};
-}
-
-// ---------------------------------------------------------------------------- packing
-
-// op(A) rows [i0, i0 + rows) x k range [p0, p0 + kc) -> consecutive kc x MR panels (zero rows past
-// `rows`). A transposed A is read row by row of storage, so each read is a contiguous run of rows.
-void pack_a_block(float* dst, const float* A, int lda, bool trans_a, int i0, int rows, int p0, int kc) {
-  const int panels = (rows + MR - 1) / MR;
-  const int64_t panel_size = (int64_t)kc * MR;
-  if (!trans_a) {
-    for (int q = 0; q < panels; q++) {
-      float* d = dst + q * panel_size;
-      for (int r = 0; r < MR; r++) {
-        const int row = q * MR + r;
-        if (row < rows) {
-          const float* src = A + (int64_t)(i0 + row) * lda + p0;
-          for (int p = 0; p < kc; p++) d[p * MR + r] = src[p];
-        } else {
-          for (int p = 0; p < kc; p++) d[p * MR + r] = 0.0f;
-        }
-      }
-    }
-  } else {  // A stored (K, M): op(A)(i, p) = A[p * lda + i]
-    for (int p = 0; p < kc; p++) {
-      const float* src = A + (int64_t)(p0 + p) * lda + i0;
-      for (int q = 0; q < panels; q++) {
-        float* d = dst + q * panel_size + p * MR;
-        const int n = std::min(MR, rows - q * MR);
-        int r = 0;
-        for (; r < n; r++) d[r] = src[q * MR + r];
-        for (; r < MR; r++) d[r] = 0.0f;
-      }
-    }
-  }
-}
-
-// op(B) k range [p0, p0 + kc) x cols [j0, j0 + cols) -> kc x nr panel (zero columns past N).
+// op(B) k range [p0, p0 + kc) x cols [j0, j0 + cols) -> kc x nr panel (zero columns past `cols`).
 void pack_b_panel(float* dst, const float* B, int ldb, bool trans_b, int nr, int p0, int kc, int j0, int cols) {
   if (!trans_b) {
     for (int p = 0; p < kc; p++) {
@@ -201,20 +63,23 @@ struct Scratch {
 };
 thread_local Scratch a_scratch, b_scratch;
 
-// One micro-tile: full tiles go straight to C, edge tiles through a small buffer.
-inline void run_tile(const KernelSpec& s, int kc, const float* ap, const float* bp, float* c, int ldc, int rows,
-                     int cols, float alpha, float beta) {
-  if (rows == MR && cols == s.nr) {
-    s.fn(kc, ap, bp, c, ldc, alpha, beta);
-    return;
+// Rows [0, rows) of a transposed A's k-slice (k-step p at a + p * lda) -> strips of mr rows,
+// k-step p of strip s at dst + s * kc * mr + p * mr. Read along A's contiguous rows, a whole
+// block at a time, so the hardware prefetcher streams it; the kernels then find each strip
+// contiguous and in L1 across all the panels of B.
+template <int MR>
+void pack_a_block_transposed(float* dst, const float* a, int64_t lda, int rows, int kc) {
+  const int64_t strip_size = (int64_t)kc * MR;
+  for (int p = 0; p < kc; p++, a += lda) {
+    int r = 0;
+    for (float* d = dst + p * MR; r + MR <= rows; r += MR, d += strip_size) std::memcpy(d, a + r, MR * sizeof(float));
+    for (float* d = dst + (r / MR) * strip_size + p * MR; r < rows; r++, d++) *d = a[r];
   }
-  alignas(64) float tmp[MR * 32];
-  s.fn(kc, ap, bp, tmp, s.nr, 1.0f, 0.0f);
-  for (int i = 0; i < rows; i++)
-    for (int j = 0; j < cols; j++) {
-      float v = alpha * tmp[i * s.nr + j];
-      c[(int64_t)i * ldc + j] = beta == 0.0f ? v : v + beta * c[(int64_t)i * ldc + j];
-    }
+}
+
+void pack_a_block_transposed(float* dst, const float* a, int64_t lda, int mr, int rows, int kc) {
+  if (mr == 12) return pack_a_block_transposed<12>(dst, a, lda, rows, kc);
+  return pack_a_block_transposed<6>(dst, a, lda, rows, kc);
 }
 
 void scale_c(int M, int N, float beta, float* C, int ldc) {
@@ -225,72 +90,98 @@ void scale_c(int M, int N, float beta, float* C, int ldc) {
   }
 }
 
-void gemm_driver(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-                 int ldb, float beta, float* C, int ldc, bool threaded) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc);
-  const KernelSpec s = spec_for(simd());
-  const int threads = threaded ? ThreadPool::get().threads() : 1;
-  auto for_range = [&](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    if (threaded) parallel_for(n, fn);
-    else fn(0, n);
-  };
-  const int m_panels = (M + MR - 1) / MR;
-  const int panels_per_mc = s.mc / MR;
-  const bool split_m = !threaded || m_panels >= 2 * threads || m_panels >= (N + s.nr - 1) / s.nr;
+// Row strips of a transposed A packed per block: 16 strips of 12 rows x kc 256 floats is 192 KiB,
+// which stays in L2 beside the packed B block.
+constexpr int kMcStrips = 16;
 
-  for (int pc = 0; pc < K; pc += s.kc) {
-    const int kc = std::min(s.kc, K - pc);
-    const float beta_now = pc == 0 ? beta : 1.0f;
-    for (int jc = 0; jc < N; jc += s.nc) {
-      const int nc = std::min(s.nc, N - jc);
-      const int n_panels = (nc + s.nr - 1) / s.nr;
-      const int64_t b_panel = (int64_t)kc * s.nr;
-      float* bpack = b_scratch.get((size_t)n_panels * b_panel);
-      for_range(n_panels, [&](int64_t j0, int64_t j1) {
-        for (int64_t jp = j0; jp < j1; jp++) {
-          const int col = (int)jp * s.nr;
-          pack_b_panel(bpack + jp * b_panel, B, ldb, trans_b, s.nr, pc, kc, jc + col, std::min(s.nr, nc - col));
+struct Problem {
+  bool trans_a, trans_b;
+  int M, N, K;
+  float alpha;
+  const float* A;
+  int lda;
+  const float* B;
+  int ldb;
+  float beta;
+  float* C;
+  int ldc;
+};
+
+// K slices of near-equal size, at most kc each (a fixed function of K: the summation order).
+int slice_size(int K, int kc) {
+  const int slices = (K + kc - 1) / kc;
+  return (K + slices - 1) / slices;
+}
+
+// C rows [i0, i1) x columns [j0, j1) on the calling thread, over all of K.
+void gemm_block(const GemmKernels& g, const Problem& P, int i0, int i1, int j0, int j1) {
+  if (i0 >= i1 || j0 >= j1) return;
+  const int kc_max = slice_size(P.K, g.kc);
+  const GemmMicroKernel* kernels = g.kernel[P.trans_a ? 0 : 1];
+  float* bpack = b_scratch.get((size_t)kc_max * std::min(g.nc, ((j1 - j0 + g.nr - 1) / g.nr) * g.nr));
+  const int mc = (kMcStrips * g.mr);  // rows of a transposed A packed at once
+  float* apack = P.trans_a ? a_scratch.get((size_t)kc_max * mc) : nullptr;
+  for (int pc = 0; pc < P.K; pc += kc_max) {
+    const int kc = std::min(kc_max, P.K - pc);
+    const float beta = pc == 0 ? P.beta : 1.0f;
+    // A's k-slice origin: row-strided A advances along its rows, transposed A down its rows.
+    const float* a_slice = P.trans_a ? P.A + (int64_t)pc * P.lda : P.A + pc;
+    for (int jc = j0; jc < j1; jc += g.nc) {
+      const int nc = std::min(g.nc, j1 - jc);
+      const int panels = (nc + g.nr - 1) / g.nr;
+      const int64_t panel_size = (int64_t)kc * g.nr;
+      for (int q = 0; q < panels; q++)
+        pack_b_panel(bpack + q * panel_size, P.B, P.ldb, P.trans_b, g.nr, pc, kc, jc + q * g.nr,
+                     std::min(g.nr, nc - q * g.nr));
+      for (int i = i0; i < i1; i += g.mr) {
+        const int rows = std::min(g.mr, i1 - i);
+        const float* a = a_slice + (int64_t)i * P.lda;
+        int64_t lda = P.lda;
+        if (P.trans_a) {
+          const int in_block = (i - i0) % mc;
+          if (in_block == 0) pack_a_block_transposed(apack, a_slice + i, P.lda, g.mr, std::min(mc, i1 - i), kc);
+          a = apack + (int64_t)(in_block / g.mr) * kc * g.mr;
+          lda = g.mr;
         }
-      });
-      const int64_t a_panel = (int64_t)kc * MR;
-      if (split_m) {
-        // Each thread owns a contiguous range of C's row panels and packs its own A.
-        for_range(m_panels, [&](int64_t p0, int64_t p1) {
-          float* apack = a_scratch.get((size_t)panels_per_mc * a_panel);
-          for (int64_t ip = p0; ip < p1; ip += panels_per_mc) {
-            const int64_t ip_end = std::min<int64_t>(ip + panels_per_mc, p1);
-            const int row0 = (int)ip * MR;
-            pack_a_block(apack, A, lda, trans_a, row0, std::min((int)(ip_end - ip) * MR, M - row0), pc, kc);
-            for (int jp = 0; jp < n_panels; jp++) {
-              const int col = jp * s.nr;
-              const int cols = std::min(s.nr, nc - col);
-              for (int64_t q = ip; q < ip_end; q++) {
-                const int row = (int)q * MR;
-                run_tile(s, kc, apack + (q - ip) * a_panel, bpack + jp * b_panel, C + (int64_t)row * ldc + jc + col,
-                         ldc, std::min(MR, M - row), cols, alpha, beta_now);
-              }
-            }
-          }
-        });
-      } else {
-        // Few rows: pack all of A once on this thread, then split C's column panels.
-        float* apack = a_scratch.get((size_t)m_panels * a_panel);
-        pack_a_block(apack, A, lda, trans_a, 0, M, pc, kc);
-        parallel_for(n_panels, [&](int64_t j0, int64_t j1) {
-          for (int64_t jp = j0; jp < j1; jp++) {
-            const int col = (int)jp * s.nr;
-            const int cols = std::min(s.nr, nc - col);
-            for (int q = 0; q < m_panels; q++) {
-              const int row = q * MR;
-              run_tile(s, kc, apack + q * a_panel, bpack + jp * b_panel, C + (int64_t)row * ldc + jc + col, ldc,
-                       std::min(MR, M - row), cols, alpha, beta_now);
-            }
-          }
-        });
+        float* c = P.C + (int64_t)i * P.ldc + jc;
+        for (int q = 0; q < panels; q++)
+          kernels[rows](kc, a, lda, bpack + q * panel_size, c + q * g.nr, P.ldc, P.alpha, beta,
+                        std::min(g.nr, nc - q * g.nr));
       }
     }
   }
+}
+
+void gemm_driver(const Problem& P, bool threaded) {
+  if (P.M <= 0 || P.N <= 0) return;
+  if (P.K <= 0 || P.alpha == 0.0f) return scale_c(P.M, P.N, P.beta, P.C, P.ldc);
+  const GemmKernels& g = gemm_kernels(simd());
+  const int threads = threaded ? ThreadPool::get().threads() : 1;
+  const int64_t flops = 2LL * P.M * P.N * P.K;
+  if (threads == 1 || flops < (1 << 18)) return gemm_block(g, P, 0, P.M, 0, P.N);
+  // Split by columns, in whole nr-wide panels, when they divide evenly enough among the threads,
+  // else by rows, evenly (the kernels take any row count, so no thread pads a partial tile).
+  struct Split {
+    const GemmKernels& g;
+    const Problem& P;
+    int threads, col_panels;
+    bool by_cols;
+  };
+  const int col_panels = (P.N + g.nr - 1) / g.nr;
+  const Split split{g, P, threads, col_panels, col_panels % threads == 0 || col_panels >= 4 * threads};
+  // One reference captured: the std::function holds it inline, so dispatching allocates nothing.
+  parallel_for(threads, [&split](int64_t t0, int64_t t1) {
+    const GemmKernels& g = split.g;
+    const Problem& P = split.P;
+    if (t1 - t0 != 1) return gemm_block(g, P, 0, P.M, 0, P.N);  // nested: the pool runs us serially
+    const int64_t t = t0, T = split.threads;
+    if (split.by_cols) {
+      const int q0 = (int)(split.col_panels * t / T), q1 = (int)(split.col_panels * (t + 1) / T);
+      gemm_block(g, P, 0, P.M, q0 * g.nr, std::min(P.N, q1 * g.nr));
+    } else {
+      gemm_block(g, P, (int)(P.M * t / T), (int)(P.M * (t + 1) / T), 0, P.N);
+    }
+  });
 }
 
 }  // namespace
@@ -299,12 +190,12 @@ void gemm_driver(bool trans_a, bool trans_b, int M, int N, int K, float alpha, c
 
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc) {
-  gemm_driver(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, true);
+  gemm_driver({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc}, true);
 }
 
 void sgemm_serial(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                   const float* B, int ldb, float beta, float* C, int ldc) {
-  gemm_driver(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+  gemm_driver({trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc}, false);
 }
 
 // out (N, OC) = inp (N, C) @ weight (OC, C)^T [+ bias (OC)]

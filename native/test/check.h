@@ -14,6 +14,8 @@
 namespace check {
 
 struct Failure { std::string message; };
+// Thrown by SKIP_TEST: the test cannot run here (e.g. the CPU lacks an instruction set).
+struct Skipped { std::string reason; };
 
 struct Registry {
   std::vector<std::pair<std::string, std::function<void()>>> tests;
@@ -70,6 +72,8 @@ inline void close(const char* file, int line, const A* got, const B* want, size_
     if (what_.find(part) == std::string::npos)                                                           \
       check::fail(__FILE__, __LINE__, std::string("expected " #expr " to throw \"") + (part) + "\", got: " + what_); \
   } while (0)
+// Ends the test as skipped, printing `SKIP name: reason`.
+#define SKIP_TEST(reason) throw check::Skipped{reason}
 #define EXPECT_CLOSE(got, want, n, atol, rtol) check::close(__FILE__, __LINE__, got, want, n, atol, rtol, #got)
 
 struct Counts { int passed = 0, failed = 0, skipped = 0; };
@@ -89,6 +93,9 @@ inline Counts run_all(const char* only, const char* skip_reason = nullptr) {
       fn();
       std::printf("PASS %s\n", name.c_str());
       c.passed++;
+    } catch (const Skipped& s) {
+      std::printf("SKIP %s: %s\n", name.c_str(), s.reason.c_str());
+      c.skipped++;
     } catch (const Failure& f) {
       std::printf("FAIL %s: %s\n", name.c_str(), f.message.c_str());
       c.failed++;

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "check.h"
+#include "gemm.h"
+#include "simd.h"
 #include "ops.h"
 #include "parallel.h"
 #include "reference.h"
@@ -13,8 +15,9 @@ using namespace engine;
 
 namespace {
 
-// Runs sgemm and the reference on one shape; tolerance scales with K (float32 accumulation).
-void check_gemm_shape(bool ta, bool tb, int M, int N, int K, float alpha, float beta, int pad, uint64_t seed) {
+// Runs sgemm (or sgemm_serial) and the reference on one shape; tolerance scales with K (float32 accumulation).
+void check_gemm_shape(bool ta, bool tb, int M, int N, int K, float alpha, float beta, int pad, uint64_t seed,
+                      bool serial = false) {
   const int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
   const int a_rows = ta ? K : M, b_rows = tb ? N : K;
   auto A = ref::random_floats((size_t)a_rows * lda, seed);
@@ -22,7 +25,7 @@ void check_gemm_shape(bool ta, bool tb, int M, int N, int K, float alpha, float 
   auto C = ref::random_floats((size_t)M * ldc, seed + 2);
   auto want = ref::to_double(C);
   ref::gemm(ta, tb, M, N, K, alpha, ref::to_double(A), lda, ref::to_double(B), ldb, beta, want, ldc);
-  sgemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  (serial ? sgemm_serial : sgemm)(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
   const double atol = 1e-5 * (K + 1), rtol = 1e-5;
   for (int i = 0; i < M; i++) {
     std::string what = "C row " + std::to_string(i) + " ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) +
@@ -40,7 +43,35 @@ struct ThreadsGuard {
   ~ThreadsGuard() { ThreadPool::get().set_threads(saved); }
 };
 
+// One SIMD level's kernels against the float64 reference: sizes of 1, sizes that are not
+// multiples of the register tile (12x32 AVX-512, 6x16 AVX2), K over several slices (kc 256),
+// N over several packed blocks (nc 512), M over several packed blocks of a transposed A, every
+// transpose, alpha/beta, padded leading dimensions, threaded and on the calling thread.
+void check_level(const char* level) {
+  SimdGuard guard;
+  if (!set_simd_level_for_testing(level))
+    SKIP_TEST(std::string("this CPU has no ") + level + " (best level here: " + simd_level_name(simd_detected()) + ")");
+  EXPECT(std::string(simd_level()) == level);
+  const int shapes[][3] = {{1, 1, 1}, {1, 33, 7}, {13, 1, 5}, {12, 32, 256}, {25, 47, 3}, {6, 16, 257},
+                           {37, 65, 600}, {250, 20, 40}, {11, 1100, 30}, {64, 128, 1024}};
+  uint64_t seed = 100;
+  for (auto& s : shapes)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        check_gemm_shape(ta, tb, s[0], s[1], s[2], 1.0f, 0.0f, 0, seed++);
+        check_gemm_shape(ta, tb, s[0], s[1], s[2], -0.75f, 0.5f, 3, seed++, /*serial=*/true);
+      }
+  check_gemm_shape(false, true, 29, 70, 600, 1.5f, -1.0f, 5, seed++);  // K over slices: beta applied once
+  check_gemm_shape(true, false, 200, 40, 300, 2.0f, 1.0f, 1, seed++);
+}
+
 }  // namespace
+
+TEST(gemm_avx512_kernels_match_float64_reference) { check_level("avx512"); }
+
+TEST(gemm_avx2_kernels_match_float64_reference) { check_level("avx2"); }
+
+TEST(gemm_scalar_kernels_match_float64_reference) { check_level("scalar"); }
 
 TEST(gemm_odd_shapes_all_transposes) {
   const int shapes[][3] = {{1, 1, 1}, {1, 17, 5}, {7, 1, 9}, {5, 3, 300}, {13, 37, 29}, {67, 45, 261}, {130, 33, 8}};
@@ -88,10 +119,26 @@ TEST(gemm_bit_identical_across_runs_and_thread_counts) {
   EXPECT(ref::bit_equal(first, run()));
   ThreadPool::get().set_threads(3);
   EXPECT(ref::bit_equal(first, run()));
-  // Short M takes the column-split path: still the same numbers.
+  // Short M: still the same numbers.
   std::vector<float> top(3 * N);
   sgemm(false, true, 3, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, top.data(), N);
   EXPECT(std::memcmp(top.data(), first.data(), top.size() * sizeof(float)) == 0);
+  // A wide C is split among threads by columns, a narrow one by rows: every split gives the
+  // bits of the serial product, transposed A (packed per block) included.
+  const int wide = 520;
+  auto Bw = ref::random_floats((size_t)wide * K, 18), At = ref::random_floats((size_t)K * M, 19);
+  for (bool ta : {false, true}) {
+    const float* a = ta ? At.data() : A.data();
+    const int lda = ta ? M : K;
+    std::vector<float> serial((size_t)M * wide);
+    sgemm_serial(ta, true, M, wide, K, 1.0f, a, lda, Bw.data(), K, 0.0f, serial.data(), wide);
+    for (int t : {1, 2, 3, 4}) {
+      ThreadPool::get().set_threads(t);
+      std::vector<float> C((size_t)M * wide);
+      sgemm(ta, true, M, wide, K, 1.0f, a, lda, Bw.data(), K, 0.0f, C.data(), wide);
+      EXPECT_MSG(ref::bit_equal(serial, C), "threads " << t << " ta " << ta);
+    }
+  }
 }
 
 TEST(gemm_simd_matches_scalar) {

@@ -17,6 +17,7 @@
 #include "../optimizer.h"
 #include "../ops.h"
 #include "../parallel.h"
+#include "../reference_blas.h"
 #include "args.h"
 #include "config_arg.h"
 #include "mask_spec_arg.h"
@@ -635,11 +636,48 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   }
 }
 
+// benchGemmCompare(m, n, k, transA, transB, reps) -> Promise<{ gflops, referenceGflops, reference,
+// referenceCore, referenceMissing, reps }>: engine vs OpenBLAS in the same run (bench.h); without
+// OpenBLAS, referenceGflops and reference are null and referenceMissing says why.
+Napi::Value BenchGemmCompare(const Napi::CallbackInfo& info) {
+  try {
+    int m = int_arg(info[0], "m"), n = int_arg(info[1], "n"), k = int_arg(info[2], "k"), reps = int_arg(info[5], "reps");
+    if (m < 1 || n < 1 || k < 1 || reps < 1) throw std::invalid_argument("bench gemm: m, n, k and reps must be >= 1");
+    if (!info[3].IsBoolean() || !info[4].IsBoolean()) throw std::invalid_argument("bench gemm: transA and transB must be booleans");
+    const bool ta = info[3].As<Napi::Boolean>(), tb = info[4].As<Napi::Boolean>();
+    auto result = std::make_shared<engine::GemmCompare>();
+    auto* w = new JobWorker(
+        info.Env(), [=] { *result = engine::bench_gemm_compare(m, n, k, ta, tb, reps); },
+        [=](Napi::Env env) -> Napi::Value {
+          const auto& blas = engine::ReferenceBlas::get();
+          auto o = Napi::Object::New(env);
+          o.Set("gflops", result->gflops);
+          o.Set("reps", result->reps);
+          if (blas.available()) {
+            o.Set("referenceGflops", result->reference_gflops);
+            o.Set("reference", "openblas");
+            o.Set("referenceCore", blas.core());
+            o.Set("referenceMissing", env.Null());
+          } else {
+            o.Set("referenceGflops", env.Null());
+            o.Set("reference", env.Null());
+            o.Set("referenceCore", env.Null());
+            o.Set("referenceMissing", blas.missing_reason());
+          }
+          return o;
+        });
+    return queue(w);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("engineInfo", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm));
+  exports.Set("benchGemmCompare", Napi::Function::New(env, BenchGemmCompare));
 }
 
 napi_registry::Add registered(Register);
