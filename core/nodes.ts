@@ -96,7 +96,7 @@ export const GATE_METRIC_SPECS: Record<GateMetric, MetricSpec> = {
   density: { label: 'Density', help: 'Kept causal block pairs / all causal block pairs; 0.6 means attention compute down 40%.', min: 0, max: 1, better: 'lower' },
   loss_increase: { label: 'Loss increase', help: 'Relative change of validation loss over the stage: 0.05 = 5% worse.', min: -1, max: Infinity, better: 'lower' },
   flops_saved: { label: 'Attention FLOPs saved', help: "Whole model: share of causal attention token-pair dot products the masks skip (dense layers skip none).", min: 0, max: 1, better: 'higher' },
-  speedup: { label: 'Measured speed-up', help: 'Dense / sparse prefill time of the student at the stage\'s longest sequence, measured in the same process.', min: 0, max: Infinity, better: 'higher' },
+  speedup: { label: 'Measured speed-up', help: 'Dense / sparse prefill time of the student at the stage\'s longest sequence, timed one after the other in the same run.', min: 0, max: Infinity, better: 'higher' },
 };
 
 /** Parameter kinds that live inside a decoder layer (embeddings live outside every layer). */
