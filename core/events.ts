@@ -21,6 +21,12 @@ export interface StepMetrics {
   tokens: number;          // tokens in this step
   density: number;         // mean kept causal block-pair share over replaced layers (1 if none)
   seq_len: number;
+  // Mixture-of-experts models only (absent on dense models); docs/metrics.md "Mixture of experts".
+  aux_loss?: number;           // transformers' load-balancing auxiliary loss, unweighted
+  load_balance_loss?: number;  // the load-balancing term added to loss (weight included; 0 without one)
+  expert_usage_min?: number;   // min over MoE layers and experts of E * usage share (1 = uniform)
+  expert_usage_max?: number;   // max of the same
+  routing_entropy?: number;    // mean over MoE layers of the router's mean softmax entropy (nats)
 }
 
 export interface EvalMetrics {
@@ -37,7 +43,18 @@ export interface EvalMetrics {
   density: number;
   sparsity: number;
   attn_flops_saved: number; // share of causal attention FLOPs skipped
-  per_layer: { attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer };
+  per_layer: {
+    attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer;
+    /** MoE models: per layer the share of routed token-slots per expert (null for dense-MLP layers). */
+    expert_usage?: (number[] | null)[];
+    /** MoE models: per layer the router's mean softmax entropy, nats (null for dense-MLP layers). */
+    routing_entropy?: PerLayer;
+  };
+  // Mixture-of-experts models only (absent on dense models), as in StepMetrics.
+  aux_loss?: number;
+  expert_usage_min?: number;
+  expert_usage_max?: number;
+  routing_entropy?: number;
 }
 
 /**

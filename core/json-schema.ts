@@ -43,7 +43,7 @@ const LAYER_RANGE: Schema = {
 function objectSchema(fields: Record<string, FieldSpec>, defaults?: Record<string, unknown>): Schema {
   const properties: Schema = {};
   for (const [key, spec] of Object.entries(fields)) properties[key] = fieldSchema(spec, defaults?.[key]);
-  return { type: 'object', properties, required: Object.keys(fields), additionalProperties: false };
+  return { type: 'object', properties, required: Object.keys(fields).filter((k) => !fields[k].optional), additionalProperties: false };
 }
 
 function fieldSchema(spec: FieldSpec, defaultValue: unknown): Schema {
@@ -91,7 +91,7 @@ function fieldSchema(spec: FieldSpec, defaultValue: unknown): Schema {
         },
       };
     case 'model_source':
-      return { ...about, type: 'string', pattern: '\\S', examples: ['builtin:demo', 'init:models/demo/config.json'] };
+      return { ...about, type: 'string', pattern: '\\S', examples: ['builtin:demo', 'builtin:demo-moe', 'init:models/demo/config.json'] };
     case 'dataset_source':
       return { ...about, type: 'string', pattern: '\\S', examples: ['builtin:brown'] };
     case 'hash':
