@@ -25,6 +25,12 @@ export interface StepMetrics {
   indexer_loss?: number;
   /** With indexer_loss, per 0-based layer: 1 warm-up KL, 2 selected-set KL, null no trained indexer. */
   indexer_phase?: PerLayer;
+  // Mixture-of-experts models only (absent on dense models); docs/metrics.md "Mixture of experts".
+  aux_loss?: number;           // transformers' load-balancing auxiliary loss, unweighted
+  load_balance_loss?: number;  // the load-balancing term added to loss (weight included; 0 without one)
+  expert_usage_min?: number;   // min over MoE layers and experts of E * usage share (1 = uniform)
+  expert_usage_max?: number;   // max of the same
+  routing_entropy?: number;    // mean over MoE layers of the router's mean softmax entropy (nats)
 }
 
 export interface EvalMetrics {
@@ -44,7 +50,18 @@ export interface EvalMetrics {
   /** Whole model: share of causal attention token-pair dot products skipped (the engine's count). Absent in runs recorded before it existed. */
   flops_saved?: number;
   /** flops_saved: per layer, absent in runs recorded before it existed. */
-  per_layer: { attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer; flops_saved?: PerLayer };
+  per_layer: {
+    attn_kl: PerLayer; attn_recall: PerLayer; density: PerLayer; flops_saved?: PerLayer;
+    /** MoE models: per layer the share of routed token-slots per expert (null for dense-MLP layers). */
+    expert_usage?: (number[] | null)[];
+    /** MoE models: per layer the router's mean softmax entropy, nats (null for dense-MLP layers). */
+    routing_entropy?: PerLayer;
+  };
+  // Mixture-of-experts models only (absent on dense models), as in StepMetrics.
+  aux_loss?: number;
+  expert_usage_min?: number;
+  expert_usage_max?: number;
+  routing_entropy?: number;
 }
 
 /**

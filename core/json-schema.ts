@@ -91,7 +91,7 @@ function fieldSchema(spec: FieldSpec, defaultValue: unknown): Schema {
         },
       };
     case 'model_source':
-      return { ...about, type: 'string', pattern: '\\S', examples: ['builtin:demo', 'init:models/demo/config.json'] };
+      return { ...about, type: 'string', pattern: '\\S', examples: ['builtin:demo', 'builtin:demo-moe', 'init:models/demo/config.json'] };
     case 'dataset_source':
       return { ...about, type: 'string', pattern: '\\S', examples: ['builtin:brown'] };
     case 'hash':

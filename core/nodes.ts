@@ -10,7 +10,7 @@
 //
 // Owned by core/: no Node, DOM or Electron imports here.
 import type { GateMetric, MaskSpec, NodeKind, ParamKind, ParamsByKind } from './schema';
-import { GATE_METRICS, NODE_KINDS, PARAM_KINDS } from './schema';
+import { GATE_METRICS, LOAD_BALANCE_KINDS, NODE_KINDS, PARAM_KINDS } from './schema';
 
 export type PortType = 'model' | 'data';
 
@@ -56,7 +56,7 @@ export interface FieldSpec {
   powerOfTwo?: boolean;
   /** Strings only: may be empty. */
   allowEmpty?: boolean;
-  /** The field may be left out of the file (the inspector's empty input removes it). */
+  /** The field may be left out of a file (fields added after version 1; absent = the help's default). */
   optional?: boolean;
 }
 
@@ -97,6 +97,9 @@ export const GATE_METRIC_SPECS: Record<GateMetric, MetricSpec> = {
   loss_increase: { label: 'Loss increase', help: 'Relative change of validation loss over the stage: 0.05 = 5% worse.', min: -1, max: Infinity, better: 'lower' },
   flops_saved: { label: 'Attention FLOPs saved', help: "Whole model: share of causal attention token-pair dot products the masks skip (dense layers skip none).", min: 0, max: 1, better: 'higher' },
   speedup: { label: 'Measured speed-up', help: 'Dense / sparse prefill time of the student at the stage\'s longest sequence, timed one after the other in the same run.', min: 0, max: Infinity, better: 'higher' },
+  expert_usage_min: { label: 'Least-used expert', help: 'Mixture of experts: lowest expert load over MoE layers, as E x usage share (1 = uniform, 0 = an unused expert).', min: 0, max: Infinity, better: 'higher' },
+  expert_usage_max: { label: 'Most-used expert', help: 'Mixture of experts: highest expert load over MoE layers, as E x usage share (1 = uniform, E = one expert takes all).', min: 0, max: Infinity, better: 'lower' },
+  aux_loss: { label: 'Load-balance aux loss', help: "Mixture of experts: transformers' auxiliary loss over all MoE layers, unweighted (top-k at uniform routing, up to E).", min: 0, max: Infinity, better: 'lower' },
 };
 
 /** Parameter kinds that live inside a decoder layer (embeddings live outside every layer). */
@@ -171,7 +174,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     role: 'source',
     defaults: { source: 'builtin:demo', num_layers: 12, content_hash: '' },
     fields: {
-      source: { type: 'model_source', label: 'Source', help: "'builtin:demo', 'init:<config.json>' (random init, seeded by the pipeline seed) or a Hugging Face directory." },
+      source: { type: 'model_source', label: 'Source', help: "'builtin:demo', 'builtin:demo-moe', 'init:<config.json>' (random init, seeded by the pipeline seed) or a Hugging Face directory." },
       num_layers: { type: 'integer', label: 'Layers', min: 1, max: 1024, step: 1, help: 'num_hidden_layers of the model; layer ranges are checked against it.' },
       content_hash: { type: 'hash', label: 'Weights sha256', allowEmpty: true, help: 'Filled on export; empty when unknown.' },
     },
@@ -285,6 +288,8 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
       plateau_patience: { type: 'integer', label: 'Plateau patience', unit: 'evals', min: 0, max: LIMITS.patience, step: 1, help: 'Evaluations without improvement before the plateau rule acts; 0 = off.' },
       plateau_action: { type: 'enum', label: 'Plateau action', options: ['decay_lr', 'step_back_sparsity'], help: 'Decay the learning rate, or step the sparsity back.' },
       plateau_factor: { type: 'number', label: 'Plateau LR factor', min: 0, max: 1, minExclusive: true, maxExclusive: true, step: 0.05, help: 'LR multiplier of the plateau rule (the plan: 0.7).' },
+      load_balance: { type: 'enum', label: 'Load balancing', options: LOAD_BALANCE_KINDS, optional: true, help: "Mixture-of-experts models only: 'seed' (Var + mean |usage - 1/E|), 'switch' (transformers' aux loss) or 'none' (absent = none)." },
+      load_balance_weight: { type: 'number', label: 'Load-balance weight', min: 0, max: LIMITS.weight, step: 0.001, optional: true, help: "Weight of the load-balancing term; absent = seed 0.01, switch the model's router_aux_loss_coef." },
     },
   },
   gate: {

@@ -22,8 +22,11 @@ export const PARAM_KINDS: readonly ParamKind[] = ['q', 'k', 'v', 'o', 'mlp', 'no
 /** Inclusive 1-based layer range [first, last]. */
 export type LayerRange = [number, number];
 
+/** Built-in models a Model node names as 'builtin:<name>' (models/<name> in the studio's folder). */
+export const BUILTIN_MODELS: readonly string[] = ['demo', 'demo-moe'];
+
 export interface ModelParams {
-  /** 'builtin:demo' for the shipped 12-layer demo model, else a Hugging Face directory path. */
+  /** 'builtin:demo' (the 12-layer demo), 'builtin:demo-moe' (its mixture-of-experts upcycle), else a Hugging Face directory path. */
   source: string;
   /** Depth of the model (num_hidden_layers in config.json); layer ranges are checked against it. */
   num_layers: number;
@@ -177,10 +180,23 @@ export interface TrainParams {
   plateau_action: 'decay_lr' | 'step_back_sparsity';
   /** LR multiplier applied by the plateau rule. */
   plateau_factor: number;
+  /**
+   * Mixture-of-experts models only: the load-balancing term added to this stage's loss
+   * (docs/metrics.md "Mixture of experts"): 'seed' = weight * (Var(usage) + mean |usage - 1/E|),
+   * 'switch' = weight * transformers' auxiliary loss. Absent = 'none' (files before MoE support).
+   */
+  load_balance?: LoadBalanceKind;
+  /** Weight of the load-balancing term; absent = its default (seed 0.01, switch the config's router_aux_loss_coef). */
+  load_balance_weight?: number;
 }
 
-export type GateMetric = 'attn_kl' | 'attn_recall' | 'out_cos' | 'logit_kl' | 'ppl_ratio' | 'density' | 'loss_increase' | 'flops_saved' | 'speedup';
-export const GATE_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos', 'logit_kl', 'ppl_ratio', 'density', 'loss_increase', 'flops_saved', 'speedup'];
+export type LoadBalanceKind = 'none' | 'seed' | 'switch';
+export const LOAD_BALANCE_KINDS: readonly LoadBalanceKind[] = ['none', 'seed', 'switch'];
+
+export type GateMetric = 'attn_kl' | 'attn_recall' | 'out_cos' | 'logit_kl' | 'ppl_ratio' | 'density' | 'loss_increase' | 'flops_saved' | 'speedup'
+  | 'expert_usage_min' | 'expert_usage_max' | 'aux_loss';
+export const GATE_METRICS: readonly GateMetric[] = ['attn_kl', 'attn_recall', 'out_cos', 'logit_kl', 'ppl_ratio', 'density', 'loss_increase', 'flops_saved', 'speedup',
+  'expert_usage_min', 'expert_usage_max', 'aux_loss'];
 
 export interface GateCheck {
   metric: GateMetric;

@@ -5,7 +5,7 @@
 // Owned by core/: no Node, DOM or Electron imports here.
 import type { ValidationProblem } from './api';
 import type { NodeKind, NodeOf, PipelineNode } from './schema';
-import { GATE_METRICS, PARAM_KINDS } from './schema';
+import { BUILTIN_MODELS, GATE_METRICS, PARAM_KINDS } from './schema';
 import { GATE_METRIC_SPECS, INDEXER_WARMUP_FIELD, LIMITS, MASK_FIELDS } from './nodes';
 import type { FieldSpec } from './nodes';
 
@@ -277,7 +277,7 @@ export function checkField(problems: Problems, path: string, value: unknown, spe
     case 'checks':
       return checkGateChecks(problems, path, value, node);
     case 'model_source':
-      return checkSource(problems, path, value, ['builtin:demo'], true, node);
+      return checkSource(problems, path, value, BUILTIN_MODELS.map((m) => `builtin:${m}`), true, node);
     case 'dataset_source':
       return checkSource(problems, path, value, ['builtin:brown'], false, node);
     case 'hash':
@@ -298,6 +298,8 @@ export function checkObject(problems: Problems, path: string, value: unknown, fi
   const optional = new Set(Object.entries(fields).filter(([, spec]) => spec.optional).map(([key]) => key));
   let ok = checkFields(problems, path, value, Object.keys(fields), optional, node);
   for (const [key, spec] of Object.entries(fields)) {
+    // An optional field set to undefined (the inspector clearing it) is left out when saved.
+    if (spec.optional && value[key] === undefined) continue;
     if (key in value && !checkField(problems, childPath(path, key), value[key], spec, node)) ok = false;
   }
   return ok;

@@ -119,7 +119,7 @@ describe('validatePipeline rejects', () => {
 describe('validatePipeline accepts', () => {
   const files = readdirSync(TEMPLATES).filter((f) => f.endsWith('.json'));
   it('finds the shipped templates', () => {
-    expect(files).toEqual(expect.arrayContaining(['seed-progressive.json', 'quick-demo.json', 'minicpm41-infllmv2.json']));
+    expect(files).toEqual(expect.arrayContaining(['seed-progressive.json', 'quick-demo.json', 'minicpm41-infllmv2.json', 'qwen3-moe-double-sparsity.json']));
   });
   it.each(files)('templates/%s', (file) => {
     expect(validatePipeline(load(file))).toEqual([]);

@@ -108,7 +108,7 @@ describe('preflightPipeline', () => {
     expect(await paths({ source: `init:${join(root, 'bad-config.json')}` })).toEqual([`nodes[0].params.source: ${join(root, 'bad-config.json')}: vocab_size must be a positive integer`]);
     expect(await paths({ source: 'init:nomodel/config.json', num_layers: 6 })).toEqual([]);
     expect(await paths({ source: 'init:notok/config.json' })).toEqual([`nodes[0].params.source: no tokenizer.json at ${join(root, 'notok/tokenizer.json')}`]);
-    expect(await paths({ source: 'builtin:gpt5' })).toEqual(['nodes[0].params.source: unknown built-in model "gpt5" (this build ships builtin:demo)']);
+    expect(await paths({ source: 'builtin:gpt5' })).toEqual(['nodes[0].params.source: unknown built-in model "gpt5" (this build ships builtin:demo, builtin:demo-moe)']);
   });
 
   it('checks dataset paths', async () => {

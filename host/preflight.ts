@@ -19,12 +19,14 @@ import type { PreflightReport, ValidationProblem } from '../core/api';
 import { engineAvailable as engineLayoutAvailable } from '../native/addon';
 import { expectedTensors, MAX_CONFIG_BYTES, validateModelConfig } from '../native/checkpoint/config';
 import { exportPathProblems } from './runner/export';
+import { MOE_GATE_METRICS } from './runner/moe';
+import { BUILTIN_MODELS, type GateMetric } from '../core/schema';
 import { FileRefused, readRegularFile } from './safe-read';
 
 export interface PreflightContext {
   /** Relative model/data paths resolve against this folder (the runner uses its working directory). */
   baseDir: string;
-  /** 'builtin:demo' is `${modelsDir}/demo`. */
+  /** 'builtin:demo' is `${modelsDir}/demo` (each built-in a folder there). */
   modelsDir: string;
   /** Memory the CPU backend may use; a stage estimated above it is a problem. */
   totalMemoryBytes: number;
@@ -170,6 +172,8 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
     if (note && idOf(node)) notes[idOf(node)!] = note;
   }
 
+  if (config && !(config.num_experts! > 0)) denseModelProblems(nodes, config, problem);
+
   const descendants = descendantsByLinks(links);
   for (const train of nodes.filter((n) => n.kind === 'train')) {
     const params = train.params ?? {};
@@ -249,6 +253,19 @@ export async function runMemoryRefusal(pipeline: unknown, ctx: PreflightContext)
 
 type Report = (node: AnyNode, field: string, message: string) => void;
 
+/** Mixture-of-experts settings on a dense model: a load-balancing term, or a gate check of an MoE metric. */
+function denseModelProblems(nodes: AnyNode[], config: ConfigShape, problem: Report): void {
+  const dense = `this ${config.model_type ?? 'model'} model is dense`;
+  for (const n of nodes) {
+    const lb = n.params?.load_balance;
+    if (n.kind === 'train' && (lb === 'seed' || lb === 'switch')) problem(n, 'load_balance', `'${lb}' needs a mixture-of-experts model, but ${dense} (set it to 'none')`);
+    if (n.kind !== 'gate' || !Array.isArray(n.params?.checks)) continue;
+    (n.params!.checks as { metric?: unknown }[]).forEach((c, i) => {
+      if (MOE_GATE_METRICS.includes(c?.metric as GateMetric)) problem(n, `checks[${i}].metric`, `${String(c.metric)} needs a mixture-of-experts model, but ${dense}`);
+    });
+  }
+}
+
 /** The file or folder a model/dataset source names, or null for a built-in. */
 function sourcePath(kind: 'model' | 'dataset', source: string, baseDir: string): string | null {
   if (source.startsWith('builtin:')) return null;
@@ -305,8 +322,8 @@ async function checkModelNode(node: AnyNode, ctx: PreflightContext, problem: Rep
   let configPath: string;
   if (source.startsWith('builtin:')) {
     const name = source.slice('builtin:'.length);
-    if (name !== 'demo') { problem(node, 'source', `unknown built-in model "${name}" (this build ships builtin:demo)`); return null; }
-    dir = join(ctx.modelsDir, 'demo');
+    if (!BUILTIN_MODELS.includes(name)) { problem(node, 'source', `unknown built-in model "${name}" (this build ships ${BUILTIN_MODELS.map((m) => `builtin:${m}`).join(', ')})`); return null; }
+    dir = join(ctx.modelsDir, name);
     configPath = join(dir, 'config.json');
   } else if (source.startsWith('init:')) {
     dir = null; // random initialisation: only the config is needed

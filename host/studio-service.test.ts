@@ -23,7 +23,7 @@ describe('studio service', () => {
   it('lists the shipped templates by id and name', async () => {
     const list = await service.listTemplates();
     const ids = list.map((t) => t.id);
-    expect(ids).toEqual(expect.arrayContaining(['quick-demo', 'seed-progressive', 'minicpm41-infllmv2']));
+    expect(ids).toEqual(expect.arrayContaining(['quick-demo', 'seed-progressive', 'minicpm41-infllmv2', 'pretrain-demo-moe', 'qwen3-moe-double-sparsity']));
     for (const t of list) expect(t.name.trim().length).toBeGreaterThan(0);
   });
 

@@ -1,8 +1,10 @@
 // Turns the engine's per-batch EvalResults into one EvalMetrics record (docs/metrics.md,
 // Metrics). Batches are averaged with equal weight (all have the same shape); perplexities
 // come from the mean losses; layer means run over replaced layers only (dense layers are null).
+// A mixture-of-experts model adds its routing statistics (moe.ts).
 import type { EvalMetrics, PerLayer } from '../../core/events';
 import type { EvalResult } from '../../native/engine-api';
+import { moeEvalFields } from './moe';
 
 export function aggregateEval(results: EvalResult[], where: { stage: number; step: number }): EvalMetrics {
   if (results.length === 0) throw new Error('eval: no validation batches were evaluated');
@@ -28,6 +30,7 @@ export function aggregateEval(results: EvalResult[], where: { stage: number; ste
   // token pairs, so the whole-model share is the mean over all layers): block pairs and tokens.
   const blockPairsSaved = layers > 0 ? replaced.reduce((s, d) => s + (1 - d), 0) / layers : 0;
   const flopsSaved = layers > 0 ? flopsSavedLayer.reduce<number>((s, f) => s + (f ?? 0), 0) / layers : 0;
+  const moe = moeEvalFields(results, layers);
   return {
     stage: where.stage,
     step: where.step,
@@ -43,7 +46,8 @@ export function aggregateEval(results: EvalResult[], where: { stage: number; ste
     sparsity: 1 - meanDensity,
     attn_flops_saved: blockPairsSaved,
     flops_saved: flopsSaved,
-    per_layer: { attn_kl: attnKl, attn_recall: attnRecall, density, flops_saved: flopsSavedLayer },
+    per_layer: { attn_kl: attnKl, attn_recall: attnRecall, density, flops_saved: flopsSavedLayer, ...moe?.perLayer },
+    ...moe?.scalars,
   };
 }
 

@@ -23,6 +23,7 @@ import { canonicalJson } from '../../core/canonical';
 import { resolveSeeds } from '../../core/seeds';
 import type { BackendChoice, Batch, DistillWeights, EngineApi, EngineModel, StepResult } from '../../native/engine-api';
 import { aggregateEval } from './eval-metrics';
+import { checkMoeGate, loadBalanceOf, moeStepFields } from './moe';
 import { judgeGate, unpassedChecks } from './gate';
 import { planRetry, type RetryAction } from './gate-retry';
 import { describePrefillSpeed, measurePrefillSpeed, type PrefillSpeed } from './prefill-speed';
@@ -222,6 +223,8 @@ class PipelineExecutor {
     const data = await this.dataset(stage.dataset);
     const gateData = gate ? await this.dataset(stage.gateDataset ?? stage.dataset) : data;
     const distill = stage.distill ? distillWeights(this.node(stage.distill) as NodeOf<'distill'>) : null;
+    loadBalanceOf(train, this.model!.config); // a dense model refuses a load-balancing term here, before the stage
+    if (gate) checkMoeGate(gate, this.model!.config);
     const evalShape = { batch: train.params.batch_size, seq: maxSeqLen(train.params.curriculum) };
     const startState = cloneRunModelState(this.state);
     const startCheckpoint = this.lastCheckpoint;
@@ -327,6 +330,7 @@ class PipelineExecutor {
   private async train(stage: Stage, train: NodeOf<'train'>, distill: DistillWeights | null, lrMultiplier: number, data: TokenDataset, evalShape: { batch: number; seq: number }):
     Promise<({ ok: true } | { ok: false; status: 'failed' | 'cancelled'; message: string }) & { last: EvalMetrics | null }> {
     const p: TrainParams = train.params;
+    const loadBalance = loadBalanceOf(train, this.model!.config);
     const plateau = new PlateauTracker(p.plateau_patience);
     const lrScale = lrScaleOf(p);
     let plateauMultiplier = 1;
@@ -351,7 +355,7 @@ class PipelineExecutor {
       let r: StepResult;
       try {
         r = await this.model!.trainStep(batch, {
-          lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill,
+          lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill, load_balance: loadBalance,
           ...(lrScale ? { lr_scale: lrScale } : {}),
         });
       } catch (e) {
@@ -368,7 +372,7 @@ class PipelineExecutor {
         this.emit({ type: 'step', metrics: {
           stage: stage.index, step: this.globalStep, stage_step: i, loss: r.loss, task_loss: r.task_loss, attn_kl_loss: r.attn_kl_loss,
           logit_kl_loss: r.logit_kl_loss, hidden_mse_loss: r.hidden_mse_loss, lr, grad_norm: r.grad_norm,
-          tokens: batch.batch * batch.seq, density: r.density, seq_len: seq,
+          tokens: batch.batch * batch.seq, density: r.density, seq_len: seq, ...moeStepFields(r),
           ...(r.indexer_phase ? { indexer_loss: r.indexer_loss, indexer_phase: r.indexer_phase } : {}),
         } });
       }

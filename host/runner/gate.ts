@@ -40,6 +40,10 @@ export function gateMetricValue(metric: GateMetric, metrics: EvalMetrics, contex
       return metrics.flops_saved ?? NaN;
     case 'attn_kl': case 'attn_recall': case 'out_cos': case 'logit_kl': case 'ppl_ratio': case 'density':
       return metrics[metric];
+    // Mixture-of-experts metrics are absent on a dense model: NaN never passes a check (the runner
+    // refuses such a gate before the stage; this keeps a stray record from passing silently).
+    case 'expert_usage_min': case 'expert_usage_max': case 'aux_loss':
+      return metrics[metric] ?? NaN;
     default:
       throw new Error(`gate: unknown metric '${String(metric)}'`);
   }

@@ -1,5 +1,6 @@
 // Where a Model node's weights come from:
 //   'builtin:demo'        the shipped demo model, models/demo/ in the studio's folder
+//   'builtin:demo-moe'    the shipped mixture-of-experts demo, models/demo-moe/ (BUILTIN_MODELS)
 //   'init:<config.json>'  random initialisation from that config (engine.createModel, seeded by
 //                         pipeline.seed); its tokenizer.json sits next to the config
 //   anything else         a Hugging Face directory (config.json, *.safetensors, tokenizer.json)
@@ -8,18 +9,21 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUILTIN_MODELS } from '../../core/schema';
 import type { BackendChoice, EngineApi, EngineModel, ModelConfig } from '../../native/engine-api';
 import { MAX_CONFIG_BYTES } from '../../native/checkpoint/config';
 import { readRegularFile } from '../../native/checkpoint/regular-file';
 
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../models/demo', import.meta.url));
 
+
 export type ResolvedModel =
   | { kind: 'dir'; dir: string; tokenizer: string }
   | { kind: 'init'; configPath: string; tokenizer: string };
 
 export function resolveModelSource(source: string, baseDir = process.cwd()): ResolvedModel {
-  if (source === 'builtin:demo') return checkDir(DEMO_MODEL_DIR, source);
+  const builtin = source.startsWith('builtin:') ? source.slice('builtin:'.length) : null;
+  if (builtin !== null && BUILTIN_MODELS.includes(builtin)) return checkDir(join(dirname(DEMO_MODEL_DIR), builtin), source);
   if (source.startsWith('init:')) {
     const configPath = resolve(baseDir, source.slice('init:'.length));
     if (!existsSync(configPath)) throw new Error(`model.source: ${configPath}: no such config file`);

@@ -12,7 +12,7 @@
 // - The base model is referenced by absolute path (train.py --model overrides it); weights are
 //   Hugging Face safetensors, read by the project's own loader.
 // - What the Python side cannot replay exactly is refused here with one line: random
-//   initialisation ('init:' sources) and the trainable indexer selector.
+//   initialisation ('init:' sources), the trainable indexer selector and mixture-of-experts models.
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -24,6 +24,7 @@ import { resolveSeeds } from '../../core/seeds';
 import { loadDataset } from '../data/dataset';
 import { maxSeqLen } from '../data/curriculum';
 import { modelContentHash, resolveModelSource } from '../runner/model-source';
+import { readModelConfig } from '../../native/checkpoint/config';
 import { launchScript, projectReadme, REQUIREMENTS } from './project-files';
 
 export const PYTHON_DIR = fileURLToPath(new URL('./python', import.meta.url));
@@ -44,11 +45,15 @@ function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+const MOE_NOT_YET = 'mixture-of-experts models (qwen3_moe) are not in the PyTorch export yet; run the pipeline in the studio';
+
 /** Why the PyTorch project cannot replay this pipeline, or null. */
 export function exportProblem(pipeline: Pipeline): string | null {
   const model = pipeline.nodes.find((n) => n.kind === 'model') as NodeOf<'model'> | undefined;
   if (!model) return 'nodes: the pipeline has no Model node';
   if (model.params.source.startsWith('init:')) return `${model.id}.source: 'init:' models are initialised by the engine's own generator; train them in the studio first and export from the checkpoint`;
+  const balanced = pipeline.nodes.find((n) => n.kind === 'train' && (n.params.load_balance ?? 'none') !== 'none');
+  if (balanced) return `${balanced.id}.load_balance: ${MOE_NOT_YET}`;
   for (const n of pipeline.nodes) {
     if (n.kind === 'replace' && n.params.mask.selector === 'indexer' && n.params.mask.topk_blocks > 0) {
       return `${n.id}.mask.selector: the trainable indexer is not in the PyTorch export yet (use pooled or none)`;
@@ -84,6 +89,9 @@ export async function exportTorch(written: Pipeline, outDir: string, options: Ex
   const model = pipeline.nodes.find((n) => n.kind === 'model') as NodeOf<'model'>;
   const source = resolveModelSource(model.params.source);
   if (source.kind !== 'dir') throw new Error(`${model.id}.source: not a model directory`);
+  // The project's model.py is a dense decoder: a MoE checkpoint would train the wrong model.
+  const config = readModelConfig(source.dir);
+  if ((config.num_experts ?? 0) > 0) throw new Error(`${model.id}.source: ${MOE_NOT_YET}`);
   const stages = stagesOf(pipeline);
   const byId = new Map(pipeline.nodes.map((n) => [n.id, n]));
   const dir = resolve(outDir);

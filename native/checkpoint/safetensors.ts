@@ -2,7 +2,8 @@
 // ({name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {...}}), then the data.
 // Reading is strict (every structural fault is a one-line CheckpointError naming the file and
 // tensor) and goes through a file descriptor, so a multi-GB shard never becomes one Buffer.
-// F32, F16 and BF16 are widened to Float32Array; writing always produces F32.
+// F32, F16 and BF16 are widened to Float32Array; writing produces F32, or BF16 when asked
+// (rounded to nearest even, as torch's float->bfloat16 conversion; to halve a shipped file).
 import { closeSync, constants, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { CheckpointError } from './config';
 
@@ -171,15 +172,30 @@ export function readSafetensors(file: string): Map<string, Tensor> {
   }
 }
 
-/** Encodes tensors as F32 safetensors, in the given order, with optional string metadata. */
-export function encodeSafetensors(tensors: { name: string; shape: number[]; data: Float32Array }[], metadata?: Record<string, string>): Buffer {
+/** Float32 values rounded to bfloat16 (nearest, ties to even; NaN stays a quiet NaN), as raw u16. */
+export function toBf16(data: Float32Array): Uint16Array {
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const x = u32[i];
+    if ((x & 0x7fffffff) > 0x7f800000) { out[i] = (x >>> 16) | 0x40; continue; }
+    out[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+  return out;
+}
+
+export type WriteDtype = 'F32' | 'BF16';
+
+/** Encodes tensors as F32 (default) or BF16 safetensors, in the given order, with optional string metadata. */
+export function encodeSafetensors(tensors: { name: string; shape: number[]; data: Float32Array }[], metadata?: Record<string, string>, dtype: WriteDtype = 'F32'): Buffer {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
+  const size = DTYPE_BYTES[dtype];
   let offset = 0;
   for (const t of tensors) {
     if (t.data.length !== numel(t.shape)) throw new CheckpointError(`tensor ${t.name}: ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.length * 4] };
-    offset += t.data.length * 4;
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length * size] };
+    offset += t.data.length * size;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // keep the data 8-byte aligned
@@ -189,12 +205,13 @@ export function encodeSafetensors(tensors: { name: string; shape: number[]; data
   headerBytes.copy(out, 8);
   let at = 8 + headerBytes.length;
   for (const t of tensors) {
-    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
-    at += t.data.byteLength;
+    const raw = dtype === 'BF16' ? toBf16(t.data) : t.data;
+    Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).copy(out, at);
+    at += raw.byteLength;
   }
   return out;
 }
 
-export function writeSafetensors(file: string, tensors: { name: string; shape: number[]; data: Float32Array }[], metadata?: Record<string, string>): void {
-  writeFileSync(file, encodeSafetensors(tensors, metadata));
+export function writeSafetensors(file: string, tensors: { name: string; shape: number[]; data: Float32Array }[], metadata?: Record<string, string>, dtype: WriteDtype = 'F32'): void {
+  writeFileSync(file, encodeSafetensors(tensors, metadata, dtype));
 }

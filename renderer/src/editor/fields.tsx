@@ -43,11 +43,11 @@ export function NumberInput({ label, value, spec, onChange }: { label: string; v
       min={spec?.min}
       max={spec?.max === Infinity ? undefined : spec?.max}
       step={spec?.step ?? 'any'}
-      placeholder={spec?.optional ? 'optional' : undefined}
+      placeholder={spec?.optional ? 'default' : undefined}
       onChange={(e) => {
         setText(e.target.value);
         const parsed = parseNumber(e.target.value);
-        // An optional field left empty is removed; other text that does not parse stays for the validator.
+        // An optional field left empty is left out of the file (its default applies).
         onChange(parsed ?? (spec?.optional && e.target.value.trim() === '' ? undefined : e.target.value));
       }}
     />
@@ -83,7 +83,7 @@ export function Field({ name, spec, value, errors, onChange }: FieldProps) {
     case 'enum':
       return (
         <FieldRow name={name} spec={spec} errors={errors}>
-          <select aria-label={name} value={String(value)} onChange={(e) => onChange(e.target.value)}>
+          <select aria-label={name} value={String(value ?? (spec.optional ? spec.options?.[0] : value))} onChange={(e) => onChange(e.target.value)}>
             {(spec.options ?? []).map((o) => <option key={o} value={o}>{o}</option>)}
           </select>
         </FieldRow>

@@ -7,6 +7,7 @@ import { useMonitor, usePrefs } from '../app/studio-context';
 import { CHARTS, type DrawOptions } from './chart-data';
 import { MetricChart } from './MetricChart';
 import { LayerHeatmap } from './LayerHeatmap';
+import { ExpertUsageHeatmap } from './ExpertUsageHeatmap';
 
 export function ChartControls() {
   const smoothing = usePrefs(selectSmoothing);
@@ -44,6 +45,7 @@ export function MonitorCharts() {
       ))}
       <LayerHeatmap id="density per layer" title="Density per layer" rows={data.layerDensity} count={data.layerDensity.length} fixedMax={1} />
       <LayerHeatmap id="attn_kl per layer" title="Attention KL per layer" rows={data.layerKl} count={data.layerKl.length} />
+      <ExpertUsageHeatmap usage={data.expertUsage} />
     </div>
   );
 }

@@ -167,6 +167,11 @@ export const CHARTS: ChartSpec[] = [
   { id: 'ppl_ratio', title: 'Perplexity ratio (teacher / student)', lines: () => [{ key: 'ppl_ratio', label: 'ppl_ratio', color: colorAt(6), smooth: false }] },
   { id: 'lr', title: 'Learning rate', lines: () => [{ key: 'lr', label: 'lr', color: colorAt(7), smooth: false }] },
   { id: 'grad_norm', title: 'Gradient norm (before clipping)', lines: () => [{ key: 'grad_norm', label: 'grad_norm', color: colorAt(3) }] },
+  // Mixture-of-experts runs only: the load-balancing term the steps added and transformers' aux loss.
+  { id: 'load_balance_loss', title: 'Load balance (mixture of experts)', shown: (d) => hasSeries(d, 'aux_loss'), lines: () => [
+    { key: 'load_balance_loss', label: 'load_balance_loss', color: colorAt(8) },
+    { key: 'aux_loss', label: 'aux_loss', color: colorAt(9), axis: 'right' },
+  ] },
   { id: 'tokens_per_s', title: 'Throughput', unit: 'tokens/s', lines: () => [{ key: 'tokens_per_s', label: 'tokens/s', color: colorAt(5) }] },
   { id: 'system', title: 'System', shown: (d) => gpuDevices(d).length === 0 || hasSeries(d, 'system.utilization'), lines: () => [
     { key: 'system.utilization', label: 'CPU utilisation %', color: colorAt(0), smooth: false },

@@ -16,6 +16,11 @@ import { Series } from '../series/column';
 
 export const STEP_METRICS = ['loss', 'task_loss', 'attn_kl_loss', 'logit_kl_loss', 'hidden_mse_loss', 'lr', 'grad_norm', 'density', 'seq_len'] as const;
 export const EVAL_METRICS = ['attn_kl', 'attn_recall', 'ppl_ratio', 'ppl', 'logit_kl', 'out_cos', 'sparsity', 'attn_flops_saved'] as const;
+/** Mixture-of-experts step metrics: series only where a run records them (dense runs have none). */
+export const MOE_STEP_METRICS = ['aux_loss', 'load_balance_loss', 'expert_usage_min', 'expert_usage_max', 'routing_entropy'] as const;
+
+/** The latest evaluation's expert usage: per layer the share per expert (null: a dense-MLP layer). */
+export interface ExpertUsage { step: number; layers: (number[] | null)[] }
 
 export interface StageSpan {
   stage: number;
@@ -52,6 +57,8 @@ export interface MonitorData {
   pauses?: { from: number; to: number | null }[];
   /** Recent (time, tokens) of step events, for a smoothed tokens/s. */
   recentSteps: { time: number; tokens: number }[];
+  /** Mixture-of-experts runs: the latest evaluation's expert usage (absent otherwise). */
+  expertUsage?: ExpertUsage;
 }
 
 export interface MonitorState {
@@ -113,6 +120,7 @@ export function applyEvent(data: MonitorData, event: RunEvent): { status?: RunSt
     case 'step': {
       const m = event.metrics;
       for (const name of STEP_METRICS) seriesOf(data, name).push(m.step, t, m[name]);
+      for (const name of MOE_STEP_METRICS) if (m[name] !== undefined) seriesOf(data, name).push(m.step, t, m[name]);
       seriesOf(data, 'tokens_per_s').push(m.step, t, tokensPerSecond(data, event.time, m.tokens));
       data.lastStep = m.step;
       const span = lastSpan(data, m.stage);
@@ -127,6 +135,7 @@ export function applyEvent(data: MonitorData, event: RunEvent): { status?: RunSt
       m.per_layer.attn_kl.forEach((v, layer) => seriesOf(data, `attn_kl.layer${layer + 1}`).push(m.step, t, v ?? NaN));
       data.layerDensity.push({ step: m.step, time: t, values: m.per_layer.density });
       data.layerKl.push({ step: m.step, time: t, values: m.per_layer.attn_kl });
+      if (m.per_layer.expert_usage) data.expertUsage = { step: m.step, layers: m.per_layer.expert_usage };
       return {};
     }
     case 'gate': {
