@@ -6,17 +6,20 @@
 //              C = X W^T, layout "nt", and weight gradient dW = dY^T X, layout "tn"), each timed
 //              against OpenBLAS in the same run when it is installed (loaded at run time; ratio = ours /
 //              OpenBLAS, null without it), then {"bench":"gemm_geomean","ratio","shapes","reference"}.
-//   train:     {"bench":"train","tokens_per_s","gflops","params"} over full forward + backward +
-//              AdamW steps [--model DIR] [--batch B] [--seq T] [--steps N].
+//   train:     {"bench":"train","tokens_per_s","gflops","params","gemm_gflops","gemm_share"} over
+//              full forward + backward + AdamW steps [--model DIR | --config FILE] [--batch B]
+//              [--seq T] [--steps N]; gemm_share = the step's FLOP rate over our GEMM's rate on
+//              the step's largest product, measured in the same run (1 = every FLOP at GEMM speed).
 //   attention: native/bench-attention.ts (block-sparse vs dense).
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../../native/engine-api';
+import { validateModelConfig } from '../../native/checkpoint/config';
 import { isMoeLayer } from '../../native/checkpoint/families';
 
 const USAGE = `usage: sparse-studio bench gemm [--json] [--reps N]
-       sparse-studio bench train [--json] [--model DIR] [--batch B] [--seq T] [--steps N]
+       sparse-studio bench train [--json] [--model DIR | --config FILE] [--batch B] [--seq T] [--steps N]
        sparse-studio bench attention [--json] [...]`;
 
 class UsageError extends Error {}
@@ -95,6 +98,27 @@ function positiveInt(v: string, flag: string): number {
   return Number(v);
 }
 
+/** A config.json for `bench train --config`: validated like a checkpoint's, weights initialised at random. */
+function readBenchConfig(file: string): ModelConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    return validateModelConfig(raw, file);
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+}
+
+/** The step's largest forward product (N tokens x out x in): the GEMM rate the step is held to. */
+export function largestStepGemm(c: Shape, N: number): { m: number; n: number; k: number } {
+  const shapes = trainingGemmShapes('step', c, N).filter((s) => s.label.endsWith('fwd'));
+  return shapes.reduce((a, b) => (b.m * b.n * b.k > a.m * a.n * a.k ? b : a));
+}
+
 async function benchGemmCommand(args: string[]): Promise<number> {
   let json = false;
   let reps = 3;
@@ -138,6 +162,7 @@ async function benchGemmCommand(args: string[]): Promise<number> {
 async function benchTrainCommand(args: string[]): Promise<number> {
   let json = false;
   let modelDir: string | undefined;
+  let configFile: string | undefined;
   let batch = 4;
   let seq = 256;
   let steps = 3;
@@ -145,13 +170,16 @@ async function benchTrainCommand(args: string[]): Promise<number> {
     const a = args[i];
     if (a === '--json') json = true;
     else if (a === '--model') modelDir = flagValue(args, i++, a);
+    else if (a === '--config') configFile = flagValue(args, i++, a);
     else if (a === '--batch') batch = positiveInt(flagValue(args, i++, a), a);
     else if (a === '--seq') seq = positiveInt(flagValue(args, i++, a), a);
     else if (a === '--steps') steps = positiveInt(flagValue(args, i++, a), a);
     else throw new UsageError(`unknown argument '${a}'`);
   }
-  const { engine } = await import('../../native/index');
-  const model = modelDir ? await engine.loadModel(modelDir) : engine.createModel(BUILTIN_TRAIN_CONFIG, { seed: 0 });
+  if (modelDir && configFile) throw new UsageError('give --model DIR or --config FILE, not both');
+  const { engine, benchGemm } = await import('../../native/index');
+  const model = modelDir ? await engine.loadModel(modelDir)
+    : engine.createModel(configFile ? readBenchConfig(configFile) : BUILTIN_TRAIN_CONFIG, { seed: 0 });
   try {
     const c = model.config;
     if (seq > c.max_position_embeddings) throw new UsageError(`--seq ${seq} exceeds the model's max_position_embeddings (${c.max_position_embeddings})`);
@@ -167,11 +195,16 @@ async function benchTrainCommand(args: string[]): Promise<number> {
     const seconds = (performance.now() - t0) / 1000;
     const tokensPerS = (batch * seq * steps) / seconds;
     const gflops = (trainStepFlops(c, batch, seq) * steps) / seconds / 1e9;
+    const largest = largestStepGemm(c, batch * seq);
+    const gemmGflops = await benchGemm(largest.m, largest.n, largest.k, 3);
+    const share = gflops / gemmGflops;
     if (json) {
-      console.log(JSON.stringify({ bench: 'train', tokens_per_s: Number(tokensPerS.toFixed(1)), gflops: Number(gflops.toFixed(2)), params: model.numParams }));
+      console.log(JSON.stringify({ bench: 'train', tokens_per_s: Number(tokensPerS.toFixed(1)), gflops: Number(gflops.toFixed(2)), params: model.numParams,
+        gemm_gflops: Number(gemmGflops.toFixed(2)), gemm_share: Number(share.toFixed(3)) }));
     } else {
-      console.log(`train step (forward + backward + AdamW), ${modelDir ?? 'built-in model'}: ${model.numParams} params, batch ${batch} x ${seq} tokens, ${steps} steps`);
+      console.log(`train step (forward + backward + AdamW), ${modelDir ?? configFile ?? 'built-in model'}: ${model.numParams} params, batch ${batch} x ${seq} tokens, ${steps} steps`);
       console.log(`  ${tokensPerS.toFixed(0)} tokens/s   ${gflops.toFixed(1)} GFLOP/s   ${(seconds / steps * 1000).toFixed(0)} ms/step`);
+      console.log(`  ${(share * 100).toFixed(0)}% of our GEMM's ${gemmGflops.toFixed(1)} GFLOP/s on the step's largest product (${largest.m}x${largest.n}x${largest.k})`);
     }
     return 0;
   } finally {
