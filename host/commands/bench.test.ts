@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engineAvailable } from '../../native/index';
@@ -43,11 +45,30 @@ describe.skipIf(!engineAvailable())('sparse-studio bench', () => {
     const r = cli('train', '--json', '--batch', '1', '--seq', '32', '--steps', '1');
     expect(r.code, r.stderr).toBe(0);
     const row = JSON.parse(r.stdout);
-    expect(Object.keys(row)).toEqual(['bench', 'tokens_per_s', 'gflops', 'params']);
+    expect(Object.keys(row)).toEqual(['bench', 'tokens_per_s', 'gflops', 'params', 'gemm_gflops', 'gemm_share']);
     expect(row.bench).toBe('train');
     expect(row.tokens_per_s).toBeGreaterThan(0);
     expect(row.gflops).toBeGreaterThan(0);
+    expect(row.gemm_share).toBeCloseTo(row.gflops / row.gemm_gflops, 2);
     expect(row.params).toBe(4096 * 128 + 4 * (2 * 128 + 2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 384) + 128);
+  });
+
+  it('bench train --config FILE times a random-initialised model of that config, and names a bad file in one line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-config-'));
+    try {
+      const config = { model_type: 'llama', vocab_size: 512, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 2,
+        num_key_value_heads: 1, head_dim: 32, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 128, tie_word_embeddings: false };
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+      const r = cli('train', '--json', '--config', join(dir, 'config.json'), '--batch', '1', '--seq', '16', '--steps', '1');
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).params).toBe(2 * 512 * 64 + 2 * (2 * 64 + 64 * 64 * 2 + 2 * 64 * 32 + 3 * 64 * 128) + 64);
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...config, hidden_size: -1 }));
+      const bad = cli('train', '--config', join(dir, 'bad.json'));
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.split('\n')[0]).toContain('hidden_size');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects bad usage with exit 2', () => {
