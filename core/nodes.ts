@@ -203,10 +203,12 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
     inputs: ['model'],
     output: 'model',
     role: 'operation',
-    defaults: { layers: 'all', kinds: [...BASE_PARAM_KINDS] },
+    // Every base kind, MoE routers and experts included (a kind the model lacks freezes nothing),
+    // so a default Freeze on a mixture-of-experts model freezes all of it.
+    defaults: { layers: 'all', kinds: [...BASE_PARAM_KINDS, ...MOE_PARAM_KINDS] },
     fields: {
       layers: { type: 'layers_or_all', label: 'Layers', help: `'all' (also embeddings and final norm) or an ${LAYERS_HELP.toLowerCase()}` },
-      kinds: { type: 'kinds', label: 'Parameters', options: PARAM_KINDS, help: 'Parameter kinds to freeze.' },
+      kinds: { type: 'kinds', label: 'Parameters', options: PARAM_KINDS, help: 'Parameter kinds to freeze (router and experts exist on mixture-of-experts models only).' },
     },
   },
   replace: {
