@@ -43,10 +43,12 @@ describe.skipIf(!engineAvailable())('sparse-studio bench', () => {
     const r = cli('train', '--json', '--batch', '1', '--seq', '32', '--steps', '1');
     expect(r.code, r.stderr).toBe(0);
     const row = JSON.parse(r.stdout);
-    expect(Object.keys(row)).toEqual(['bench', 'tokens_per_s', 'gflops', 'params']);
+    expect(Object.keys(row)).toEqual(['bench', 'tokens_per_s', 'gflops', 'params', 'gemm_gflops', 'gemm_share']);
     expect(row.bench).toBe('train');
     expect(row.tokens_per_s).toBeGreaterThan(0);
     expect(row.gflops).toBeGreaterThan(0);
+    expect(row.gemm_gflops).toBeGreaterThan(0);
+    expect(row.gemm_share).toBeGreaterThan(0);
     expect(row.params).toBe(4096 * 128 + 4 * (2 * 128 + 2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 384) + 128);
   });
 
