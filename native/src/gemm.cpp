@@ -152,9 +152,42 @@ void gemm_block(const GemmKernels& g, const Problem& P, int i0, int i1, int j0, 
   }
 }
 
+void gemm_driver(const Problem& P, bool threaded);
+
+// A few rows against a big B stored (N, K) (an LM head: 256 tokens x 50257 vocab rows): packing
+// B would copy (and transpose) all of it for a handful of rows, as much memory traffic as the
+// math. C^T = B op(A)^T instead reads B in place as the unpacked operand, packs only op(A), and
+// is then transposed into C. Each element is the same FMA chain over the same K slices as in the
+// direct product (beta == 0), so the bits are too.
+bool wants_transposed_product(const Problem& P) {
+  return P.trans_b && P.beta == 0.0f && P.M >= 16 && P.N >= 16 * P.M && (int64_t)P.N * P.K >= (1 << 22);
+}
+
+thread_local Scratch ct_scratch;  // C^T of the transposed product, on the calling thread
+
+void transposed_product(const Problem& P, bool threaded) {
+  float* ct = ct_scratch.get((size_t)P.N * P.M);  // (N, M)
+  gemm_driver({false, !P.trans_a, P.N, P.M, P.K, P.alpha, P.B, P.ldb, P.A, P.lda, 0.0f, ct, P.M}, threaded);
+  // Blocks of 64 columns of C: their (64, M) rows of C^T stay in cache while C's rows are written.
+  constexpr int kCols = 64;
+  const auto copy = [&P, ct](int64_t b0, int64_t b1) {
+    for (int64_t j0 = b0 * kCols; j0 < std::min<int64_t>(P.N, b1 * kCols); j0 += kCols) {
+      const int64_t j1 = std::min<int64_t>(P.N, j0 + kCols);
+      for (int i = 0; i < P.M; i++) {
+        float* c = P.C + (int64_t)i * P.ldc;
+        for (int64_t j = j0; j < j1; j++) c[j] = ct[j * P.M + i];
+      }
+    }
+  };
+  const int64_t blocks = (P.N + kCols - 1) / kCols;
+  if (threaded) parallel_for(blocks, copy);
+  else copy(0, blocks);
+}
+
 void gemm_driver(const Problem& P, bool threaded) {
   if (P.M <= 0 || P.N <= 0) return;
   if (P.K <= 0 || P.alpha == 0.0f) return scale_c(P.M, P.N, P.beta, P.C, P.ldc);
+  if (wants_transposed_product(P)) return transposed_product(P, threaded);
   const GemmKernels& g = gemm_kernels(simd());
   const int threads = threaded ? ThreadPool::get().threads() : 1;
   const int64_t flops = 2LL * P.M * P.N * P.K;

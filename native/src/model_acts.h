@@ -43,6 +43,9 @@ struct Activations {
   Buf hidden, hidden_rstd;  // (N, C) final norm output ("last hidden state"), (N)
   Buf scratch;              // (N, max(C, H*D)) for projections
   Buf qt, kt;               // (B, T, H, D), (B, T, Hkv, D): q, k before the head transpose
+  // The LM head's row chunk (model_losses.cpp): inputs, logits and their gradients. Kept from step
+  // to step: fresh ones (tens of MiB at a 50k vocabulary) would be zeroed and page-faulted each time.
+  Buf head_xs, head_xt, head_logits, head_tlogits, head_dlogits, head_dxs;
 };
 
 // Gradient buffers of one backward pass, shared by every layer.

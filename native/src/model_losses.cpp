@@ -24,9 +24,14 @@ std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* 
   const float kl_w = (dw && teacher_hidden) ? dw->logit_kl : 0.0f;
   const float temp = dw ? dw->temperature : 1.0f;
   const bool want_kl = teacher_hidden != nullptr;
-  // Rows per chunk: about 4M logits at a time.
-  const int R = std::max(1, std::min(N, (int)((int64_t)(1 << 22) / V)));
-  Buf xs(bp, (int64_t)R * C), xt, logits(bp, (int64_t)R * V), tlogits, dlogits, dxs;
+  // Rows per chunk: up to about 16M logits at a time. Every chunk's GEMMs pack the whole head
+  // weight (V x C) again, so few large chunks keep that packing small next to the math.
+  const int R = std::max(1, std::min(N, (int)((int64_t)(1 << 24) / V)));
+  Activations& a = *acts_;
+  Buf &xs = a.head_xs, &xt = a.head_xt, &logits = a.head_logits, &tlogits = a.head_tlogits,
+      &dlogits = a.head_dlogits, &dxs = a.head_dxs;
+  xs.resize(bp, (int64_t)R * C);
+  logits.resize(bp, (int64_t)R * V);
   if (dhidden) {
     dlogits.resize(bp, (int64_t)R * V);
     dxs.resize(bp, (int64_t)R * C);

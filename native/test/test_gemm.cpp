@@ -141,6 +141,31 @@ TEST(gemm_bit_identical_across_runs_and_thread_counts) {
   }
 }
 
+// A few rows against a big B stored (N, K) (an LM head) go through C^T = B op(A)^T, B read in
+// place: still the float64 reference's numbers, and the bits of the direct product (the same
+// rows with B pre-transposed, or too few rows to switch), for every thread count.
+TEST(gemm_few_rows_big_transposed_b_matches_direct_product) {
+  ThreadsGuard guard;
+  const int M = 20, N = 2100, K = 2000;  // N * K = 4.2M floats: over the switch
+  check_gemm_shape(false, true, M, N, K, 1.0f, 0.0f, 0, 31);
+  check_gemm_shape(true, true, M, N, K, -0.5f, 0.0f, 3, 32);
+  auto A = ref::random_floats((size_t)M * K, 33), B = ref::random_floats((size_t)N * K, 34);
+  std::vector<float> Bt((size_t)K * N);  // op(B) stored as is: the direct (packed B) path
+  for (int j = 0; j < N; j++)
+    for (int p = 0; p < K; p++) Bt[(size_t)p * N + j] = B[(size_t)j * K + p];
+  std::vector<float> direct((size_t)M * N);
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, Bt.data(), N, 0.0f, direct.data(), N);
+  for (int t : {1, 2, 3}) {
+    ThreadPool::get().set_threads(t);
+    std::vector<float> C((size_t)M * N);
+    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
+    EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
+    std::vector<float> top((size_t)3 * N);  // 3 rows: below the switch
+    sgemm(false, true, 3, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, top.data(), N);
+    EXPECT_MSG(std::memcmp(top.data(), C.data(), top.size() * sizeof(float)) == 0, "threads " << t);
+  }
+}
+
 TEST(gemm_simd_matches_scalar) {
   SimdGuard guard;
   const int M = 45, N = 77, K = 300;
