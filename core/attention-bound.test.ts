@@ -3,18 +3,7 @@
 // for nested masks; masks with top-k blocks read the oracle curve conservatively.
 import { describe, expect, it } from 'vitest';
 import { maskKlBound, oracleFloorAt, rowsInBlock, staticKlBound } from './attention-bound';
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from '../host/data/rng';
 
 /**
  * Random teacher rows: R[s][h][t][j] = row t's attention mass in key block j (causal, sums to 1),
