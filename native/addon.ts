@@ -29,6 +29,7 @@ export interface NativeModelHandle {
   getOptimizerState(): Record<string, { step: number; m: Float32Array; v: Float32Array }>;
   setOptimizerState(name: string, step: number, m: Float32Array, v: Float32Array): void;
   backend(): BackendInfo;
+  setPrecision(precision: Precision): void;
   dispose(): void;
 }
 export interface NativeBackendOptions { backend: BackendName; precision: Precision; cudaModule?: string }

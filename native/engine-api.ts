@@ -114,7 +114,7 @@ export interface StepResult extends MoeMetrics {
 export type BackendName = 'cpu' | 'cuda';
 export type Precision = 'fp32' | 'bf16' | 'fp16';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16', 'fp16'];
-/** Where a model runs. The CPU computes in fp32 whatever the precision asked. */
+/** Where a model runs, and its compute precision at first (EngineModel.setPrecision changes it). The CPU computes in fp32 whatever the precision asked. */
 export interface BackendChoice { backend?: BackendName; precision?: Precision }
 export interface BackendInfo { name: BackendName; device: string; precision: Precision; lossScale: number }
 
@@ -174,6 +174,12 @@ export interface EngineModel {
   readonly numParams: number;
   /** Where the model runs. */
   readonly backend: BackendInfo;
+  /**
+   * The compute precision of the calls that follow (a pipeline stage's). Weights and optimiser
+   * state stay fp32, so it may change between any two steps; backend.precision reports it. The
+   * CPU computes in fp32 whatever is asked.
+   */
+  setPrecision(precision: Precision): void;
   /** 0-based layer; null restores dense attention. */
   setAttention(layer: number, mask: EngineMaskSpec | null): void;
   /** Freeze (false) or unfreeze (true). Unfreezing copies the teacher's tensors first. */

@@ -192,6 +192,11 @@ export class NativeEngineModel implements EngineModel {
     return this.h.backend();
   }
 
+  setPrecision(precision: Precision): void {
+    if (!PRECISIONS.includes(precision)) throw new Error(`precision: must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`);
+    this.h.setPrecision(precision);
+  }
+
   /** Every tensor with its kind, layer, shape and whether it trains. */
   tensors(): NativeTensorInfo[] {
     return this.h.tensors();

@@ -51,6 +51,9 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     const model = engine.createModel(tinyConfig('llama', true), { seed: 1, precision: 'bf16' });
     expect(model.backend).toMatchObject({ name: 'cpu', precision: 'fp32' });
     expect(model.backend.device).toMatch(/^\d+ threads, (avx512|avx2|scalar)$/);
+    model.setPrecision('fp16');  // a stage's request: the cpu still computes in fp32
+    expect(model.backend.precision).toBe('fp32');
+    expect(() => model.setPrecision('fp8' as 'fp32')).toThrow(/^precision: must be one of fp32, bf16, fp16, got "fp8"$/);
     model.dispose();
     expect(() => engine.createModel(tinyConfig('llama', true), { seed: 1, backend: 'tpu' as 'cpu' })).toThrow(/^backend: must be cpu or cuda, got "tpu"$/);
     expect(() => engine.createModel(tinyConfig('llama', true), { seed: 1, precision: 'fp8' as 'fp32' })).toThrow(/^precision: must be one of fp32, bf16, fp16, got "fp8"$/);
@@ -60,6 +63,10 @@ describe.skipIf(!engineAvailable())('engine model', () => {
     } else {
       const gpu = engine.createModel(tinyConfig('llama', true), { seed: 1, backend: 'cuda', precision: 'bf16' });
       expect(gpu.backend).toMatchObject({ name: 'cuda', precision: 'bf16', device: cuda.device });
+      for (const p of ['fp32', 'fp16', 'bf16'] as const) {
+        gpu.setPrecision(p);  // honoured between calls (native/cuda/cuda_precision_tests.cpp checks the numerics)
+        expect(gpu.backend.precision).toBe(p);
+      }
       gpu.dispose();
     }
   });

@@ -4,8 +4,8 @@
 // the test and bench binaries native/build/cuda/cuda_tests, cuda_bench (which also link the CPU
 // engine, their reference) and into native/build/Release/sparse_cuda.node (loaded separately
 // from the engine addon, so CPU-only machines are unaffected). The module must export the
-// backend factory and need no engine symbol (the engine dlopens it with RTLD_LOCAL): both are
-// checked after linking. The C++ files of native/cuda compile with warnings as errors too.
+// backend factory and its interface version and need no engine symbol (the engine dlopens it
+// with RTLD_LOCAL): both are checked after linking. The C++ files of native/cuda compile with warnings as errors too.
 // The binaries need nothing of Node: where node-addon-api cannot be resolved (a copy of the
 // repository without node_modules, as sent to a GPU machine) or Node's headers are missing, the
 // module alone is skipped, with the reason, and the binaries are still built.
@@ -70,7 +70,7 @@ const cuSources = files(cudaDir, /\.cu$/);
 const cuObjects = cuSources.map((f) => join(outDir, f.split('/').pop().replace(/\.cu$/, '.o')));
 const phases = [{ name: 'cu', steps: cuSources.map((f, i) => ({ cmd: 'nvcc', args: [...nvccFlags, '-c', f, '-o', cuObjects[i]], out: cuObjects[i], src: f })) }];
 const moduleOut = join(root, 'native/build/Release/sparse_cuda.node');
-const binaries = { cuda_tests: ['cuda_tests', 'cuda_backend_tests', 'cuda_model_tests'], cuda_bench: ['cuda_bench'] };
+const binaries = { cuda_tests: ['cuda_tests', 'cuda_backend_tests', 'cuda_model_tests', 'cuda_precision_tests'], cuda_bench: ['cuda_bench'] };
 const outputs = [];
 const haveRuntime = Boolean(cudaInclude && cudaLib);
 if (!checkOnly && !haveRuntime) skipped.push('everything but the .cu objects: CUDA runtime headers or libcudart_static.a not found');
@@ -153,9 +153,11 @@ if (outputs.includes(moduleOut)) {
   const nm = (args) => spawnSync('nm', [...args, moduleOut], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const defined = nm(['-D', '--defined-only']);
   if (defined.status === 0) {
-    if (!/ T sparse_studio_create_cuda_backend$/m.test(defined.stdout)) {
-      console.error('cuda: sparse_cuda.node does not export sparse_studio_create_cuda_backend');
-      process.exit(1);
+    for (const symbol of ['sparse_studio_create_cuda_backend', 'sparse_studio_cuda_backend_interface']) {
+      if (!new RegExp(` T ${symbol}$`, 'm').test(defined.stdout)) {
+        console.error(`cuda: sparse_cuda.node does not export ${symbol}`);
+        process.exit(1);
+      }
     }
     const engineNeeds = nm(['-D', '--undefined-only']).stdout.split('\n').filter((l) => /(?<![0-9])6engine/.test(l));
     if (engineNeeds.length) {

@@ -10,7 +10,9 @@
 //   at the next op anyway.
 // - Matrix products: fp32 in memory, cublasGemmEx with computeType by precision (bf16 / fp16
 //   down-conversion inside cuBLAS, fp32 accumulate); our fp32 SGEMM when cuBLAS is absent, which
-//   computes in fp32 whatever the precision (said once on stderr; gemm_path()).
+//   computes in fp32 whatever the precision (said once on stderr; gemm_path()). The precision is
+//   read at each product, so set_precision between steps switches it with nothing to convert:
+//   weights, gradients and AdamW's moments are fp32 in memory at every precision.
 // - Attention: the bf16 tensor-core kernels, which need head_dim 64 or 128 and mask blocks of 64
 //   or 128 (at 128 on 99 KB-per-block GPUs, the 32-row variant; a head dim whose kernels fit no
 //   variant is refused with the reason before anything runs). Any head_dim D <= 128 runs padded to Dp = 64 or 128: q, k, v packed to bf16 (rows, Dp)
@@ -37,6 +39,7 @@
 #include "backend_cuda.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <list>
@@ -139,24 +142,27 @@ class MaskCache {
 
 class CudaBackend final : public engine::Backend {
  public:
-  explicit CudaBackend(engine::Precision precision) : precision_(precision) {
+  explicit CudaBackend(engine::Precision precision) {
     const DeviceInfo info = device_info();
     if (!info.available) fail("cuda: " + info.reason);
     check(cudaSetDevice(0), "cudaSetDevice");
     check(cudaFree(nullptr), "creating the CUDA context");
     device_ = info.name;
     smem_optin_ = info.smem_optin_bytes;
-    compute_ = precision == engine::Precision::bf16 ? GemmCompute::bf16 : precision == engine::Precision::fp16 ? GemmCompute::f16 : GemmCompute::f32;
-    if (!cublas_available() && precision != engine::Precision::fp32) {
-      static std::once_flag warned;  // once per process: the products run in fp32, far slower
-      std::call_once(warned, [] { std::fprintf(stderr, "cuda: matrix products: %s\n", gemm_path().c_str()); });
-    }
+    set_precision(precision);
   }
   ~CudaBackend() override { cudaDeviceSynchronize(); }
 
   std::string name() const override { return "cuda"; }
   std::string device() const override { return device_; }
   engine::Precision precision() const override { return precision_; }
+  void set_precision(engine::Precision p) override {
+    precision_ = p;
+    if (!cublas_available() && p != engine::Precision::fp32) {
+      static std::once_flag warned;  // once per process: the products run in fp32, far slower
+      std::call_once(warned, [] { std::fprintf(stderr, "cuda: matrix products: %s\n", gemm_path().c_str()); });
+    }
+  }
   bool host_resident() const override { return false; }
 
   // ------------------------------------------------------------------ memory
@@ -205,15 +211,15 @@ class CudaBackend final : public engine::Backend {
   void matmul_forward(float* out, const float* inp, const float* weight, int N, int C, int OC) override {
     std::lock_guard<std::mutex> lock(mu_);
     // out (N, OC) = inp (N, C) @ weight (OC, C)^T
-    check(gemm_f32(false, true, N, OC, C, 1.f, inp, C, weight, C, 0.f, out, OC, compute_, kStream));
+    check(gemm_f32(false, true, N, OC, C, 1.f, inp, C, weight, C, 0.f, out, OC, gemm_compute(), kStream));
   }
   void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N, int C,
                        int OC) override {
     std::lock_guard<std::mutex> lock(mu_);
     // dinp (N, C) += dout (N, OC) @ weight (OC, C)
-    if (dinp) check(gemm_f32(false, false, N, C, OC, 1.f, dout, OC, weight, C, 1.f, dinp, C, compute_, kStream));
+    if (dinp) check(gemm_f32(false, false, N, C, OC, 1.f, dout, OC, weight, C, 1.f, dinp, C, gemm_compute(), kStream));
     // dweight (OC, C) += dout^T (OC, N) @ inp (N, C); dout is stored (N, OC) = (K, M): trans_a
-    if (dweight) check(gemm_f32(true, false, OC, C, N, 1.f, dout, OC, inp, C, 1.f, dweight, C, compute_, kStream));
+    if (dweight) check(gemm_f32(true, false, OC, C, N, 1.f, dout, OC, inp, C, 1.f, dweight, C, gemm_compute(), kStream));
   }
   void rope_forward(float* x, int B, int T, int H, int D, const engine::RopeArrays& rope) override {
     check_rope(T, D, rope, "rope_forward");
@@ -429,6 +435,11 @@ class CudaBackend final : public engine::Backend {
  private:
   static constexpr cudaStream_t kStream = 0;  // the legacy default stream (see the file comment)
 
+  GemmCompute gemm_compute() const {
+    const engine::Precision p = precision_;
+    return p == engine::Precision::bf16 ? GemmCompute::bf16 : p == engine::Precision::fp16 ? GemmCompute::f16 : GemmCompute::f32;
+  }
+
   void* alloc_bytes(int64_t n, size_t elem) {
     if (n < 0) fail("cuda: alloc of a negative size (" + std::to_string(n) + ")");
     const size_t bytes = (size_t)std::max<int64_t>(1, n) * elem;
@@ -549,8 +560,7 @@ class CudaBackend final : public engine::Backend {
     return total;
   }
 
-  engine::Precision precision_;
-  GemmCompute compute_ = GemmCompute::f32;
+  std::atomic<engine::Precision> precision_{engine::Precision::fp32};
   std::string device_;
   size_t smem_optin_ = 0;
   std::mutex mu_;
@@ -563,6 +573,8 @@ class CudaBackend final : public engine::Backend {
 std::unique_ptr<engine::Backend> make_cuda_backend(engine::Precision precision) { return std::make_unique<CudaBackend>(precision); }
 
 }  // namespace cuda_backend
+
+extern "C" int sparse_studio_cuda_backend_interface() { return engine::kBackendInterfaceVersion; }
 
 extern "C" engine::Backend* sparse_studio_create_cuda_backend(int precision, char* error, int error_len) {
   auto say = [&](const std::string& message) {

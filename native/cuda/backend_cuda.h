@@ -9,7 +9,8 @@
 
 namespace cuda_backend {
 
-// A CUDA backend on device 0 computing matrix products at `precision` (attention always in bf16).
+// A CUDA backend on device 0 computing matrix products at `precision` (attention always in bf16),
+// switchable later with set_precision.
 // Throws std::runtime_error with a one-line reason when no usable device exists.
 std::unique_ptr<engine::Backend> make_cuda_backend(engine::Precision precision);
 
@@ -19,3 +20,5 @@ std::unique_ptr<engine::Backend> make_cuda_backend(engine::Precision precision);
 // Returns a new backend (the caller deletes it), or nullptr with a one-line reason in `error`.
 extern "C" __attribute__((visibility("default"))) engine::Backend* sparse_studio_create_cuda_backend(int precision, char* error,
                                                                                                     int error_len);
+// SPARSE_STUDIO_CUDA_INTERFACE: the engine::kBackendInterfaceVersion this module was built against.
+extern "C" __attribute__((visibility("default"))) int sparse_studio_cuda_backend_interface();

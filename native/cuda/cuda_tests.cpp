@@ -8,7 +8,8 @@
 // memory against each target GPU's limit) and the check that the backend factory refuses,
 // giving the reason.
 // The binary also holds cuda_backend_tests.cpp (CudaBackend vs the CPU backend, method by
-// method) and cuda_model_tests.cpp (whole-model steps, CPU vs CUDA).
+// method), cuda_model_tests.cpp (whole-model steps, CPU vs CUDA) and cuda_precision_tests.cpp
+// (the precision switched between calls).
 // Prints `cuda: N passed, N failed, N skipped`; writes the counts as JSON to argv[1] if given.
 #include <cuda_runtime.h>
 

@@ -6,6 +6,9 @@
 // - Pointers are in the backend's memory ("device" pointers); fp32 at the interface. The CUDA
 //   backend computes matrix products and attention in bf16 (or fp16) with fp32 accumulation and
 //   keeps fp32 master weights, so the model code is the same for both backends.
+// - The precision is the backend's state, switchable between ops (set_precision): every tensor
+//   stays fp32 in memory, so a switch changes only how the next products are computed (the
+//   pipeline's per-stage precision). The CPU computes in fp32 whatever is asked.
 // - host_resident(): device pointers are host pointers (the CPU backend), so the model reads
 //   activations in place and copies nothing.
 // - Semantics match ops.h exactly, including which outputs are accumulated (+=) and which are
@@ -42,6 +45,8 @@ class Backend {
   virtual std::string name() const = 0;       // "cpu" | "cuda"
   virtual std::string device() const = 0;     // e.g. "2 threads, avx2" or the GPU's name
   virtual Precision precision() const = 0;    // of matrix products and attention
+  // The precision of the ops from the next call on; the CPU backend ignores it (fp32 always).
+  virtual void set_precision(Precision p) = 0;
   virtual bool host_resident() const = 0;
 
   // ------------------------------------------------------------------ memory (zeroed on alloc)
@@ -145,5 +150,12 @@ std::shared_ptr<Backend> load_cuda_backend(const std::string& module_path, Preci
 // and writes the reason into `error` when no device is usable.
 using CreateCudaBackendFn = Backend* (*)(int precision, char* error, int error_len);
 #define SPARSE_STUDIO_CUDA_FACTORY "sparse_studio_create_cuda_backend"
+
+// The version of the Backend class above. The CUDA module is built separately and reports the
+// version it was compiled against; the loader refuses any other, since calls through a stale
+// module's vtable would land on the wrong methods. Bump it whenever the class changes.
+constexpr int kBackendInterfaceVersion = 2;
+using CudaInterfaceVersionFn = int (*)();
+#define SPARSE_STUDIO_CUDA_INTERFACE "sparse_studio_cuda_backend_interface"
 
 }  // namespace engine

@@ -42,6 +42,7 @@ class CpuBackend final : public Backend {
     return std::to_string(ThreadPool::get().threads()) + " threads, " + simd_level();
   }
   Precision precision() const override { return Precision::fp32; }
+  void set_precision(Precision) override {}  // fp32 whatever is asked (and this backend is process-wide)
   bool host_resident() const override { return true; }
 
   float* alloc(int64_t n) override { return (float*)zeroed(n * (int64_t)sizeof(float)); }
@@ -251,6 +252,11 @@ std::shared_ptr<Backend> load_cuda_backend(const std::string& module_path, Preci
   }
   auto create = (CreateCudaBackendFn)dlsym(so, SPARSE_STUDIO_CUDA_FACTORY);
   if (!create) throw std::runtime_error("the CUDA module " + module_path + " has no backend (rebuild it: node scripts/build-cuda.mjs)");
+  auto version = (CudaInterfaceVersionFn)dlsym(so, SPARSE_STUDIO_CUDA_INTERFACE);
+  const int built = version ? version() : 1;  // modules from before the version was exported are version 1
+  if (built != kBackendInterfaceVersion)
+    throw std::runtime_error("the CUDA module " + module_path + " was built for backend interface " + std::to_string(built) + ", this engine needs " +
+                             std::to_string(kBackendInterfaceVersion) + " (rebuild it: node scripts/build-cuda.mjs)");
   char error[512] = {0};
   Backend* backend = create((int)precision, error, (int)sizeof error);
   if (!backend) throw std::runtime_error(error[0] ? error : "the CUDA backend found no usable device");

@@ -16,7 +16,8 @@
 //   sums come back to the host, where the masks are built and the results reported.
 // - fp16 precision (CUDA) adds dynamic loss scaling: gradients are computed at loss * scale (a
 //   power of two, so unscaling is exact), a step with a non-finite gradient is skipped and halves
-//   the scale, and 2000 good steps in a row double it.
+//   the scale, and 2000 good steps in a row double it. The precision may change between steps
+//   (set_precision); each step scales by the precision it runs at.
 // Shape letters: B batch, T tokens, N = B*T rows, C hidden, F intermediate, H heads, Hkv kv heads,
 // D head dim, V vocab, L layers.
 #pragma once
@@ -230,8 +231,14 @@ class Model {
   // Approximate FLOPs of one training step (forward + backward) over B x T tokens.
   double train_flops(int B, int T) const;
 
+  // The compute precision from the next call on (the backend's, shared with any model on the same
+  // backend). Weights, gradients and optimiser state stay fp32, so a switch between steps changes
+  // only how the products are computed; fp16 steps scale the loss (below), the others do not. The
+  // CPU backend computes in fp32 whatever is asked.
+  void set_precision(Precision p) { backend_->set_precision(p); }
+
   // fp16 dynamic loss scale (unused at other precisions): the scale (a power of two >= 1) and the
-  // number of good steps after which it doubles.
+  // number of good steps after which it doubles. It carries over a switch away from fp16 and back.
   double loss_scale() const { return loss_scale_; }
   void set_loss_scale(double scale, int growth_interval = 2000);
 

@@ -3,7 +3,8 @@
 // steps, gradients, weights and metrics to the CPU backend: that proves the weight mirroring,
 // the lazy copies back to the host and the host-side losses without a GPU. The same backend,
 // reporting fp16, proves the loss scaling (exact at power-of-two scales) and the skipped step on
-// an overflowed gradient.
+// an overflowed gradient, and switched between precisions step by step (a pipeline's stages),
+// that each step scales by the precision it runs at.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -28,6 +29,7 @@ class CopyingBackend final : public Backend {
   std::string name() const override { return "copying"; }
   std::string device() const override { return "test"; }
   Precision precision() const override { return precision_; }
+  void set_precision(Precision p) override { precision_ = p; }
   bool host_resident() const override { return false; }
   float* alloc(int64_t n) override { return cpu_->alloc(n); }
   int32_t* alloc_i32(int64_t n) override { return cpu_->alloc_i32(n); }
@@ -342,6 +344,44 @@ TEST(backend_fp16_overflow_skips_the_step_and_halves_the_scale) {
   EXPECT(m.param("model.layers.0.mlp.up_proj.weight").data != before);
 }
 
+// fp32 -> fp16 -> fp32 -> fp16 between steps: only the fp16 steps scale the loss (exactly, so
+// every step equals the CPU's bit for bit), and the scale and its good-step count carry over.
+TEST(backend_precision_switch_between_steps_scales_only_fp16_steps) {
+  auto copying = std::make_shared<CopyingBackend>(Precision::fp32);
+  Model m(small("llama"), copying), cpu(small("llama"));
+  m.init_random(3);
+  cpu.init_random(3);
+  m.set_loss_scale(1024, 2);
+  StepOptions o;
+  o.lr = 1e-2f;
+  const Precision plan[] = {Precision::fp32, Precision::fp16, Precision::fp32, Precision::fp16};
+  const double scale_used[] = {1, 1024, 1, 1024};
+  for (int step = 0; step < 4; step++) {
+    m.set_precision(plan[step]);
+    EXPECT(m.backend().precision() == plan[step]);
+    auto batch = tokens(2, 32, 37, 40 + step);
+    const StepResult got = m.train_step(batch.data(), 2, 32, o), want = cpu.train_step(batch.data(), 2, 32, o);
+    EXPECT_MSG(got.loss_scale == scale_used[step], "step " << step << ": loss scale " << got.loss_scale);
+    EXPECT_MSG(got.loss == want.loss && got.grad_norm == want.grad_norm, "step " << step << " differs from the cpu's");
+  }
+  EXPECT(m.loss_scale() == 2048);  // the two fp16 steps were two good steps in a row at growth interval 2
+  EXPECT(m.param("model.layers.0.mlp.up_proj.weight").data == cpu.param("model.layers.0.mlp.up_proj.weight").data);
+}
+
+TEST(backend_cpu_computes_in_fp32_whatever_precision_is_asked) {
+  Model m(small("llama")), reference(small("llama"));
+  m.init_random(5);
+  reference.init_random(5);
+  m.set_precision(Precision::bf16);
+  EXPECT(m.backend().precision() == Precision::fp32);
+  auto batch = tokens(2, 16, 37, 6);
+  StepOptions o;
+  const StepResult got = m.train_step(batch.data(), 2, 16, o), want = reference.train_step(batch.data(), 2, 16, o);
+  EXPECT(got.loss == want.loss && got.grad_norm == want.grad_norm && got.loss_scale == 1);
+  m.set_precision(Precision::fp16);
+  EXPECT(m.backend().precision() == Precision::fp32 && m.train_step(batch.data(), 2, 16, o).loss_scale == 1);
+}
+
 TEST(backend_fp32_overflow_is_a_divergence_error) {
   auto fp32 = std::make_shared<CopyingBackend>(Precision::fp32);
   Model m(small("llama"), fp32);
@@ -366,6 +406,8 @@ TEST(backend_loss_scale_and_precision_reject_bad_values) {
 TEST(backend_cuda_loader_explains_a_missing_module) {
   EXPECT_THROWS_MSG(load_cuda_backend("/nonexistent/sparse_cuda.node", Precision::bf16),
                    "the CUDA module does not load (/nonexistent/sparse_cuda.node)");
+  // A library that loads but is no CUDA module.
+  EXPECT_THROWS_MSG(load_cuda_backend("libm.so.6", Precision::bf16), "the CUDA module libm.so.6 has no backend (rebuild it");
 }
 
 TEST(backend_student_tensor_restore_keeps_the_teacher) {

@@ -83,7 +83,7 @@ build_without_node() {
     cpu_objs+=("$o")
     cmds+=("g++ $cxx -O3 -w -c $f -o $o")
   done
-  for f in cuda_tests cuda_backend_tests cuda_model_tests cuda_bench; do
+  for f in cuda_tests cuda_backend_tests cuda_model_tests cuda_precision_tests cuda_bench; do
     cmds+=("g++ $cxx $strict -I native/test -c $cuda/$f.cpp -o $out/$f.o")
   done
   echo "build: ${#cmds[@]} compiles, $jobs at a time"
@@ -91,7 +91,7 @@ build_without_node() {
   # A failed command is named; xargs then exits non-zero once every job has ended.
   printf '%s\0' "${cmds[@]}" | xargs -0 -n 1 -P "$jobs" sh -c 'eval "$1" || { echo "build: FAILED: $1"; exit 1; }' sh || return 1
   local link="-L$cuda_lib -lcudart_static -ldl -lrt -pthread"
-  g++ -o "$out/cuda_tests" "$out/cuda_tests.o" "$out/cuda_backend_tests.o" "$out/cuda_model_tests.o" "${cu_objs[@]}" "${cpu_objs[@]}" $link || return 1
+  g++ -o "$out/cuda_tests" "$out/cuda_tests.o" "$out/cuda_backend_tests.o" "$out/cuda_model_tests.o" "$out/cuda_precision_tests.o" "${cu_objs[@]}" "${cpu_objs[@]}" $link || return 1
   g++ -o "$out/cuda_bench" "$out/cuda_bench.o" "${cu_objs[@]}" "${cpu_objs[@]}" $link || return 1
   echo "build: built $out/cuda_tests and $out/cuda_bench"
 }

@@ -140,6 +140,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                         InstanceMethod("getOptimizerState", &NativeModel::GetOptimizerState),
                         InstanceMethod("setOptimizerState", &NativeModel::SetOptimizerState),
                         InstanceMethod("backend", &NativeModel::BackendInfo),
+                        InstanceMethod("setPrecision", &NativeModel::SetPrecision),
                         InstanceMethod("dispose", &NativeModel::Dispose)});
   }
 
@@ -204,6 +205,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       o.Set("precision", engine::precision_name(m.backend().precision()));
       o.Set("lossScale", m.loss_scale());
       return o;
+    });
+  }
+
+  // setPrecision(name): the compute precision from the next call on (Model::set_precision).
+  Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
+    return guard(info, [&]() -> Napi::Value {
+      if (!info[0].IsString()) throw std::invalid_argument("precision: must be a string");
+      idle_model().set_precision(engine::precision_from_name(info[0].As<Napi::String>().Utf8Value()));
+      return info.Env().Undefined();
     });
   }
 
