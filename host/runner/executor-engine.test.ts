@@ -3,13 +3,16 @@
 //   on, says so in a warning, and emits no step metrics for it. The wrapper answers one step as
 //   the engine does on an overflow (weights untouched, skipped: true);
 // - a usable CUDA device under `auto` with masks its kernels cannot take: the run stays on the
-//   CPU and logs why.
+//   CPU and logs why;
+// - per-stage precision: each stage asks the engine for its Train node's precision before its
+//   first step (the wrapper records the calls); the CPU engine computes in fp32 and the run says
+//   so once.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { engine, engineAvailable } from '../../native/index';
-import type { EngineApi, EngineModel } from '../../native/engine-api';
+import type { EngineApi, EngineModel, Precision } from '../../native/engine-api';
 import type { EngineEvent } from './messages';
 import { executePipeline } from './executor';
 import { loadDataset } from '../data/index';
@@ -20,8 +23,8 @@ const fixture = writeTinyFixture(join(root, 'fixture'));
 const control = { cancelled: false, waitWhilePaused: async () => {} };
 
 /** The tiny two-stage pipeline without its Export node (which needs the FlexAttention exporter). */
-function pipelineWithoutExport() {
-  const pipeline = tinyPipeline(fixture);
+function pipelineWithoutExport(over: Parameters<typeof tinyPipeline>[1] = {}) {
+  const pipeline = tinyPipeline(fixture, over);
   pipeline.nodes = pipeline.nodes.filter((n) => n.kind !== 'export');
   pipeline.links = pipeline.links.filter((l) => l.to !== 'c1-export');
   return pipeline;
@@ -81,5 +84,50 @@ describe.skipIf(!engineAvailable())('auto with a usable GPU', () => {
     expect(infos).toContain(`backend: auto stays on the cpu: a2-replace.mask.block_size is ${blockSize.mask.block_size}; the CUDA attention kernels take 64 or 128`);
     // The cpu says once, for every stage, that it computes in fp32.
     expect(infos.filter((m) => m.startsWith('precision: ') || / precision /.test(m))).toEqual(['precision: the cpu backend computes every stage in fp32']);
+  });
+});
+
+/** The real engine, its models recording each setPrecision (with the precision the engine then reports) and each training step. */
+function recordingEngine(calls: string[]): EngineApi {
+  const wrap = (model: EngineModel): EngineModel => new Proxy(model, {
+    get(target, key) {
+      if (key === 'setPrecision') {
+        return (precision: Precision) => {
+          target.setPrecision(precision);
+          calls.push(`precision ${precision} (computes ${target.backend.precision})`);
+        };
+      }
+      if (key === 'trainStep') {
+        return (...args: Parameters<EngineModel['trainStep']>) => {
+          calls.push('step');
+          return target.trainStep(...args);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    info: () => engine.info(),
+    createModel: (config, options) => wrap(engine.createModel(config, options)),
+    loadModel: async (dir, options) => wrap(await engine.loadModel(dir, options)),
+  };
+}
+
+describe.skipIf(!engineAvailable())('per-stage precision', () => {
+  it('asks the engine for each stage\'s precision before its steps; the cpu computes in fp32 and says so once', async () => {
+    const calls: string[] = [];
+    const events: EngineEvent[] = [];
+    const pipeline = pipelineWithoutExport({ train1: { precision: 'bf16' }, train2: { precision: 'fp16' } });
+    const outcome = await executePipeline(pipeline, { runDir: join(root, 'run-precision'), threads: 2, backend: 'cpu', cacheDir: join(root, 'cache') }, {
+      engine: recordingEngine(calls), loadDataset, emit: (e) => events.push(e), control,
+    });
+    expect(outcome.status, outcome.message).toBe('completed');
+    expect(calls).toEqual([
+      'precision bf16 (computes fp32)', 'step', 'step', 'step', 'step',
+      'precision fp16 (computes fp32)', 'step', 'step', 'step', 'step',
+    ]);
+    const infos = events.filter((e) => e.type === 'log').map((e) => (e as { message: string }).message);
+    expect(infos.filter((m) => / ?precision/.test(m))).toEqual(['precision: the cpu backend computes every stage in fp32 (asked: a5-train bf16, b3-train fp16)']);
   });
 });

@@ -118,7 +118,7 @@ class PipelineExecutor {
   private readonly datasets = new Map<string, TokenDataset>();
   private source!: ResolvedModel;
   private model: EngineModel | null = null;
-  /** Backend and precision of every model this run loads (chosen once, in execute()). */
+  /** Backend and first precision of every model this run loads (chosen once, in execute()); each stage then sets its own precision. */
   private placement: BackendChoice = { backend: 'cpu' };
   private state!: RunModelState;
   private globalStep = 0;
@@ -228,6 +228,9 @@ class PipelineExecutor {
     const evalShape = { batch: train.params.batch_size, seq: maxSeqLen(train.params.curriculum) };
     const startState = cloneRunModelState(this.state);
     const startCheckpoint = this.lastCheckpoint;
+    // The stage computes at its own precision from here on, its evaluations included.
+    this.model!.setPrecision(train.params.precision);
+    if (this.model!.backend.name !== 'cpu') this.log('info', precisionNote(train.id, train.params.precision, this.model!.backend));
 
     // loss_increase compares with the validation loss before the stage changed anything.
     let startLoss = NaN;
@@ -246,10 +249,10 @@ class PipelineExecutor {
       if (attempt > 1) {
         this.state = cloneRunModelState(startState);
         await this.rebuildModel(this.state, startCheckpoint);
+        this.model!.setPrecision(train.params.precision);  // a rebuilt model starts at the run's first precision
       }
       for (const id of stage.ops) await this.applyOp(this.node(id), stage.index, overrides);
       if (attempt === 1) unfrozen = newlyTrainable(startState, this.state);
-      if (this.model!.backend.name !== 'cpu') this.log('info', precisionNote(train.id, train.params.precision, this.model!.backend));
 
       const trained = await this.train(stage, train, distill, lrMultiplier, data, evalShape);
       if (!trained.ok) {

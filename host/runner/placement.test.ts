@@ -12,7 +12,7 @@ describe('choosePlacement', () => {
     expect(on('cpu', true, ['bf16'])).toEqual({ placement: { backend: 'cpu', precision: 'fp32' } });
     expect(on('auto', false, ['bf16'])).toEqual({ placement: { backend: 'cpu', precision: 'fp32' } });
   });
-  it('takes the first Train node\'s precision on CUDA', () => {
+  it('starts CUDA at the first Train node\'s precision (each stage then sets its own)', () => {
     expect(on('auto', true, ['fp16', 'bf16'])).toEqual({ placement: { backend: 'cuda', precision: 'fp16' } });
     expect(on('cuda', true, ['fp32'], 128)).toEqual({ placement: { backend: 'cuda', precision: 'fp32' } });
     expect(on('cuda', true, [])).toEqual({ placement: { backend: 'cuda', precision: 'bf16' } });
@@ -53,8 +53,13 @@ describe('precisionNote', () => {
     expect(precisionNote('t1', 'fp32', cpu)).toBe('t1: precision fp32 on the cpu backend');
     expect(precisionNote('t1', 'bf16', cpu)).toBe('t1: precision bf16 requested; computed in fp32 on the cpu backend');
   });
-  it('names the GPU and any precision the run could not honour', () => {
-    expect(precisionNote('t1', 'bf16', gpu)).toBe('t1: precision bf16 on cuda (NVIDIA H200)');
-    expect(precisionNote('t2', 'fp16', gpu)).toBe('t2: precision fp16 requested; this run computes in bf16 on cuda (NVIDIA H200) (the first Train node sets the run\'s precision)');
+  it('names the GPU and the precision each stage computes in', () => {
+    const at = (precision: 'fp32' | 'bf16' | 'fp16') => ({ ...gpu, precision });
+    expect(['bf16', 'fp16', 'fp32'].map((p, i) => precisionNote(`t${i + 1}`, p as 'fp32', at(p as 'fp32')))).toEqual([
+      't1: precision bf16 on cuda (NVIDIA H200)', 't2: precision fp16 on cuda (NVIDIA H200)', 't3: precision fp32 on cuda (NVIDIA H200)',
+    ]);
+  });
+  it('says so when the engine reports another precision than the stage asked for', () => {
+    expect(precisionNote('t2', 'fp16', gpu)).toBe('t2: precision fp16 requested; the engine computes in bf16 on cuda (NVIDIA H200)');
   });
 });

@@ -1,7 +1,8 @@
 // Where a run computes: the backend (auto picks CUDA when the engine has a usable GPU and the
-// pipeline's masks suit its kernels) and the precision, chosen once per run because one model
-// serves every stage. The first Train node's precision decides; a later stage asking for another
-// is told so in its log line.
+// pipeline's masks suit its kernels), chosen once per run because one model serves every stage,
+// and the precision the model starts at (the first Train node's). Each stage then asks the engine
+// for its own precision (EngineModel.setPrecision) and logs what the engine computes in: a GPU
+// honours each stage's; the CPU computes every stage in fp32 and says so once, at the run's start.
 import type { NodeOf, Pipeline, SelectorKind } from '../../core/schema';
 import type { BackendChoice, BackendInfo, Precision } from '../../native/engine-api';
 
@@ -30,7 +31,7 @@ export function cudaMaskProblem(masks: PlacementInput['masks']): string | undefi
   return unsuited && `${unsuited.node}.mask.block_size is ${unsuited.blockSize}; the CUDA attention kernels take ${CUDA_BLOCK_SIZES.join(' or ')}`;
 }
 
-/** The run's backend and precision, and a line to log when auto had to stay on the CPU. */
+/** The run's backend and starting precision, and a line to log when auto had to stay on the CPU. */
 export function choosePlacement(input: PlacementInput): { placement: BackendChoice; note?: string } {
   const why = cudaMaskProblem(input.masks);
   if (input.requested === 'cuda' && why) throw new Error(`backend: cuda cannot run this pipeline: ${why} (run it with --backend cpu)`);
@@ -48,7 +49,7 @@ export function cpuPrecisionNote(trains: { id: string; params: { precision: Prec
   return `precision: the cpu backend computes every stage in fp32${other.length ? ` (asked: ${other.join(', ')})` : ''}`;
 }
 
-/** The log line a stage on a GPU prints about its precision. */
+/** The log line a stage prints about its precision: what it asked for and what the engine (`backend`, read after the request) computes in. */
 export function precisionNote(trainId: string, requested: Precision, backend: BackendInfo): string {
   if (backend.name === 'cpu') {
     return requested === 'fp32' ? `${trainId}: precision fp32 on the cpu backend`
@@ -56,5 +57,5 @@ export function precisionNote(trainId: string, requested: Precision, backend: Ba
   }
   const where = `on cuda (${backend.device})`;
   if (requested === backend.precision) return `${trainId}: precision ${requested} ${where}`;
-  return `${trainId}: precision ${requested} requested; this run computes in ${backend.precision} ${where} (the first Train node sets the run's precision)`;
+  return `${trainId}: precision ${requested} requested; the engine computes in ${backend.precision} ${where}`;
 }
