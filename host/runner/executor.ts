@@ -37,7 +37,7 @@ import { checkpointRelPath, MODEL_DIR, OPTIMIZER_FILE, readCheckpointState, writ
 import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel } from './model-source';
 import { describeExportLayers, exportLayers, exportModel, type ExportLayer, type MaskArrays } from './export';
 import { masksOf } from '../../core/model-state';
-import { seedPairs, seededShare } from './seed-mask';
+import { seedChanges } from './seed-mask';
 import { choosePlacement, cpuPrecisionNote, pipelineMasks, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
@@ -483,16 +483,7 @@ class PipelineExecutor {
     const profile = await model.attentionProfile({ tokens, batch: SEED_BATCHES * batch, seq }, {
       batch, block: mask.block_size, shareGqa: mask.share_gqa_group, densities: [],
     });
-    const heads = model.config.num_attention_heads;
-    const notes: string[] = [];
-    const out = changes.map((c) => {
-      if (c.type !== 'attention' || !c.mask) return c;
-      const s = seedPairs(profile.layers[c.layer].mass, heads, profile.mask_heads, profile.n_blocks, seed.threshold);
-      const pairs: number[] = [];
-      s.pairs.forEach((v, i) => { if (v) pairs.push(i); });
-      notes.push(`layer ${c.layer + 1} ${pairs.length} (${(100 * seededShare(s, profile.mask_heads)).toFixed(1)}%)`);
-      return { ...c, mask: { ...c.mask, seed_from_teacher: { threshold: seed.threshold, blocks: s.blocks, pairs } } };
-    });
+    const { changes: out, notes } = seedChanges(changes, profile, model.config.num_attention_heads, seed.threshold);
     this.log('info', `${node.id}: seeded from the teacher's attention (threshold ${seed.threshold}, ${SEED_BATCHES * batch} sequences x ${seq} tokens, block ${mask.block_size}): ` +
       `pairs kept per layer (share of the off-diagonal causal pairs): ${notes.join(', ')}`);
     return out;

@@ -2,7 +2,8 @@
 // gives more than a threshold of its attention, from its profile (EngineModel.attentionProfile,
 // docs/metrics.md "Attention profile"). The engine keeps them after the static blocks
 // (MaskSpec.seeded, BlockSource 'seeded').
-import type { SeededPairs } from '../../native/engine-api';
+import type { AttentionProfile, SeededPairs } from '../../native/engine-api';
+import type { ModelChange } from '../../core/model-state';
 
 /**
  * Pairs (mask head, query block i, key block j < i) whose pooled teacher mass exceeds
@@ -31,4 +32,21 @@ export function seededShare(seed: SeededPairs, maskHeads: number): number {
   let kept = 0;
   for (const v of seed.pairs) kept += v;
   return off > 0 ? kept / off : 0;
+}
+
+/**
+ * The Replace node's attention changes with seeded pairs recorded in each mask (so run state,
+ * checkpoints and exports carry them), and one note per layer for the log.
+ */
+export function seedChanges(changes: ModelChange[], profile: AttentionProfile, heads: number, threshold: number): { changes: ModelChange[]; notes: string[] } {
+  const notes: string[] = [];
+  const seeded = changes.map((c) => {
+    if (c.type !== 'attention' || !c.mask) return c;
+    const s = seedPairs(profile.layers[c.layer].mass, heads, profile.mask_heads, profile.n_blocks, threshold);
+    const pairs: number[] = [];
+    s.pairs.forEach((v, i) => { if (v) pairs.push(i); });
+    notes.push(`layer ${c.layer + 1} ${pairs.length} (${(100 * seededShare(s, profile.mask_heads)).toFixed(1)}%)`);
+    return { ...c, mask: { ...c.mask, seed_from_teacher: { threshold, blocks: s.blocks, pairs } } };
+  });
+  return { changes: seeded, notes };
 }
