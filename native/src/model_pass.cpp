@@ -176,8 +176,9 @@ void Model::backward(Activations& a, const float* dhidden, const int32_t* inputs
     }
     return;
   }
-  BackwardBuffers g;
+  BackwardBuffers& g = a.backward;
   g.dres.resize(bp, (int64_t)N * C);
+  be.fill(g.dres.data(), 0.0f, g.dres.size());  // the norm's backward accumulates into it
   be.rmsnorm_backward(g.dres.data(), dev_grad(final_norm_index_), dhidden, a.resid[L].data(),
                       dev_weights(final_norm_index_, false), a.hidden_rstd.data(), N, C);
   for (Buf* b : {&g.dbranch, &g.dln}) b->resize(bp, (int64_t)N * C);

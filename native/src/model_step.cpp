@@ -85,7 +85,8 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   if (distill) forward(*teacher_acts_, inputs, B, T, true);
   const float S = (float)grad_scale_for_step();  // loss scale: gradients are computed at loss * S
   const bool need_teacher_logits = distill && dw.logit_kl != 0;
-  Buf dhidden(backend_.get(), (int64_t)N * C);
+  Buf& dhidden = acts_->dhidden;  // lm_head_loss overwrites every row
+  dhidden.resize(backend_.get(), (int64_t)N * C);
   auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), need_teacher_logits ? teacher_acts_->hidden.data() : nullptr,
                                 targets, B, T, dhidden.data(), &dw, false, S);
   StepResult r;
