@@ -152,36 +152,75 @@ void gemm_block(const GemmKernels& g, const Problem& P, int i0, int i1, int j0, 
   }
 }
 
-void gemm_driver(const Problem& P, bool threaded);
-
 // A few rows against a big B stored (N, K) (an LM head: 256 tokens x 50257 vocab rows): packing
 // B would copy (and transpose) all of it for a handful of rows, as much memory traffic as the
 // math. C^T = B op(A)^T instead reads B in place as the unpacked operand, packs only op(A), and
-// is then transposed into C. Each element is the same FMA chain over the same K slices as in the
-// direct product (beta == 0), so the bits are too.
+// is transposed into C block by block while the block is in cache. Each element is the same FMA
+// chain over the same K slices as in the direct product (beta == 0), so the bits are too.
 bool wants_transposed_product(const Problem& P) {
   return P.trans_b && P.beta == 0.0f && P.M >= 16 && P.N >= 16 * P.M && (int64_t)P.N * P.K >= (1 << 22);
 }
 
-thread_local Scratch ct_scratch;  // C^T of the transposed product, on the calling thread
+// A block of C^T: 128K floats (512 KiB) stay in L2 beside one packed K slice of op(A)^T.
+constexpr int64_t kCtBlockFloats = 128 * 1024;
+thread_local Scratch ct_scratch;
 
-void transposed_product(const Problem& P, bool threaded) {
-  float* ct = ct_scratch.get((size_t)P.N * P.M);  // (N, M)
-  gemm_driver({false, !P.trans_a, P.N, P.M, P.K, P.alpha, P.B, P.ldb, P.A, P.lda, 0.0f, ct, P.M}, threaded);
-  // Blocks of 64 columns of C: their (64, M) rows of C^T stay in cache while C's rows are written.
-  constexpr int kCols = 64;
-  const auto copy = [&P, ct](int64_t b0, int64_t b1) {
-    for (int64_t j0 = b0 * kCols; j0 < std::min<int64_t>(P.N, b1 * kCols); j0 += kCols) {
-      const int64_t j1 = std::min<int64_t>(P.N, j0 + kCols);
-      for (int i = 0; i < P.M; i++) {
-        float* c = P.C + (int64_t)i * P.ldc;
-        for (int64_t j = j0; j < j1; j++) c[j] = ct[j * P.M + i];
+// C^T block (rows, M) at ct -> C columns [j0, j0 + rows), 16 rows of C at a time: each C row is
+// written sequentially while the 16 consecutive floats read from each ct row share a cache line.
+void copy_transposed(const Problem& P, const float* ct, int j0, int rows) {
+  constexpr int kRows = 16;
+  for (int i0 = 0; i0 < P.M; i0 += kRows) {
+    const int i1 = std::min(P.M, i0 + kRows);
+    for (int r = 0; r < rows; r++) {
+      const float* src = ct + (int64_t)r * P.M;
+      for (int i = i0; i < i1; i++) P.C[(int64_t)i * P.ldc + j0 + r] = src[i];
+    }
+  }
+}
+
+// C columns [j0, j1) (rows of C^T) on the calling thread: op(A)^T is packed once for every K
+// slice, then each block of C^T runs slice by slice (beta 0, then 1, as gemm_block) over B's
+// rows in place and is copied into C.
+void transposed_columns(const GemmKernels& g, const Problem& P, int j0, int j1) {
+  if (j0 >= j1) return;
+  const int kc_max = slice_size(P.K, g.kc), slices = (P.K + kc_max - 1) / kc_max;
+  const int panels = (P.M + g.nr - 1) / g.nr;
+  const int64_t slice_floats = (int64_t)kc_max * panels * g.nr;
+  float* bpack = b_scratch.get((size_t)(slice_floats * slices));
+  for (int s = 0; s < slices; s++) {
+    const int pc = s * kc_max, kc = std::min(kc_max, P.K - pc);
+    for (int q = 0; q < panels; q++)  // op(A)^T (K, M) is A stored (M, K) when A is not transposed
+      pack_b_panel(bpack + s * slice_floats + (int64_t)q * kc * g.nr, P.A, P.lda, !P.trans_a, g.nr, pc, kc, q * g.nr,
+                   std::min(g.nr, P.M - q * g.nr));
+  }
+  const int block = std::max<int>(g.mr, (int)(kCtBlockFloats / P.M) / g.mr * g.mr);
+  float* ct = ct_scratch.get((size_t)block * P.M);
+  const GemmMicroKernel* kernels = g.kernel[1];  // B's rows are contiguous in k
+  for (int r0 = j0; r0 < j1; r0 += block) {
+    const int r1 = std::min(j1, r0 + block);
+    for (int s = 0; s < slices; s++) {
+      const int pc = s * kc_max, kc = std::min(kc_max, P.K - pc);
+      const float beta = s == 0 ? 0.0f : 1.0f;
+      for (int i = r0; i < r1; i += g.mr) {
+        const float* b = P.B + (int64_t)i * P.ldb + pc;
+        float* c = ct + (int64_t)(i - r0) * P.M;
+        for (int q = 0; q < panels; q++)
+          kernels[std::min(g.mr, r1 - i)](kc, b, P.ldb, bpack + s * slice_floats + (int64_t)q * kc * g.nr,
+                                          c + q * g.nr, P.M, P.alpha, beta, std::min(g.nr, P.M - q * g.nr));
       }
     }
-  };
-  const int64_t blocks = (P.N + kCols - 1) / kCols;
-  if (threaded) parallel_for(blocks, copy);
-  else copy(0, blocks);
+    copy_transposed(P, ct, r0, r1 - r0);
+  }
+}
+
+// Threads split C's columns (B's rows) evenly: each reads its share of B once.
+void transposed_product(const Problem& P, bool threaded) {
+  const GemmKernels& g = gemm_kernels(simd());
+  const int threads = threaded ? ThreadPool::get().threads() : 1;
+  if (threads == 1) return transposed_columns(g, P, 0, P.N);
+  parallel_for(threads, [&g, &P, threads](int64_t t0, int64_t t1) {
+    transposed_columns(g, P, (int)(P.N * t0 / threads), (int)(P.N * t1 / threads));
+  });
 }
 
 void gemm_driver(const Problem& P, bool threaded) {

@@ -166,6 +166,34 @@ TEST(gemm_few_rows_big_transposed_b_matches_direct_product) {
   }
 }
 
+// The transposed product runs C^T in blocks of rows (512 KiB of C^T each) after packing op(A)^T
+// once per thread: many rows of C make several blocks per thread, a block's rows end inside a
+// register tile, and C's rows are padded. Same reference numbers at every SIMD level, and the
+// bits of the direct product for every thread count.
+TEST(gemm_transposed_product_in_several_blocks) {
+  ThreadsGuard guard;
+  SimdGuard simd_guard;
+  const int M = 160, N = 2601, K = 1700;  // blocks of 816 rows of C^T: 4 per thread at 1 thread
+  for (const char* level : {"scalar", "avx2", "avx512"}) {
+    if (!set_simd_level_for_testing(level)) continue;  // levels this CPU lacks: their own tests skip
+    check_gemm_shape(false, true, M, N, K, 0.75f, 0.0f, 5, 35);
+    check_gemm_shape(true, true, M, N, K, 1.0f, 0.0f, 0, 36);
+  }
+  set_simd_level_for_testing("auto");
+  auto A = ref::random_floats((size_t)M * K, 37), B = ref::random_floats((size_t)N * K, 38);
+  std::vector<float> Bt((size_t)K * N);
+  for (int j = 0; j < N; j++)
+    for (int p = 0; p < K; p++) Bt[(size_t)p * N + j] = B[(size_t)j * K + p];
+  std::vector<float> direct((size_t)M * N);
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, Bt.data(), N, 0.0f, direct.data(), N);
+  for (int t : {1, 2, 3}) {
+    ThreadPool::get().set_threads(t);
+    std::vector<float> C((size_t)M * N);
+    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
+    EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
+  }
+}
+
 TEST(gemm_simd_matches_scalar) {
   SimdGuard guard;
   const int M = 45, N = 77, K = 300;
