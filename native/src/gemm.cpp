@@ -1,8 +1,8 @@
 // SGEMM for small and skinny products as much as for large ones (BLIS "sup"-style):
 // - A is never packed: the micro-kernels (gemm_kernels.h) read it in place, row-strided (op(A) = A)
 //   or column-strided (op(A) = A^T), so no time goes to copying the operand that is reused least.
-// - B is packed per K slice (kc) and N block (nc) into nr-wide panels, zero-padded, one panel per
-//   kernel call, kept in L1 while a thread walks its rows of A over it.
+// - B is packed (gemm_pack.cpp) per K slice (kc) and N block (nc) into nr-wide panels,
+//   zero-padded, one panel per kernel call, kept in L1 while a thread walks its rows of A over it.
 // - Threads split C once per call with a static partition and run the whole K loop on their own
 //   part: by columns when C has enough nr-wide column panels (each thread packs only the B it
 //   uses, so no barrier), else by rows (each thread packs the B it needs). One pool dispatch per
@@ -24,28 +24,6 @@
 namespace engine {
 
 namespace {
-
-// op(B) k range [p0, p0 + kc) x cols [j0, j0 + cols) -> kc x nr panel (zero columns past `cols`).
-void pack_b_panel(float* dst, const float* B, int ldb, bool trans_b, int nr, int p0, int kc, int j0, int cols) {
-  if (!trans_b) {
-    for (int p = 0; p < kc; p++) {
-      const float* src = B + (int64_t)(p0 + p) * ldb + j0;
-      float* d = dst + (int64_t)p * nr;
-      int c = 0;
-      for (; c < cols; c++) d[c] = src[c];
-      for (; c < nr; c++) d[c] = 0.0f;
-    }
-  } else {  // B stored (N, K): op(B)(p, j) = B[j * ldb + p]
-    for (int c = 0; c < nr; c++) {
-      if (c < cols) {
-        const float* src = B + (int64_t)(j0 + c) * ldb + p0;
-        for (int p = 0; p < kc; p++) dst[(int64_t)p * nr + c] = src[p];
-      } else {
-        for (int p = 0; p < kc; p++) dst[(int64_t)p * nr + c] = 0.0f;
-      }
-    }
-  }
-}
 
 // 64-byte aligned scratch that lives as long as its thread (grows, never shrinks).
 struct Scratch {
@@ -130,9 +108,7 @@ void gemm_block(const GemmKernels& g, const Problem& P, int i0, int i1, int j0, 
       const int nc = std::min(g.nc, j1 - jc);
       const int panels = (nc + g.nr - 1) / g.nr;
       const int64_t panel_size = (int64_t)kc * g.nr;
-      for (int q = 0; q < panels; q++)
-        pack_b_panel(bpack + q * panel_size, P.B, P.ldb, P.trans_b, g.nr, pc, kc, jc + q * g.nr,
-                     std::min(g.nr, nc - q * g.nr));
+      g.pack_b(bpack, P.B, P.ldb, P.trans_b, pc, kc, jc, nc);
       for (int i = i0; i < i1; i += g.mr) {
         const int rows = std::min(g.mr, i1 - i);
         const float* a = a_slice + (int64_t)i * P.lda;
@@ -187,11 +163,9 @@ void transposed_columns(const GemmKernels& g, const Problem& P, int j0, int j1) 
   const int panels = (P.M + g.nr - 1) / g.nr;
   const int64_t slice_floats = (int64_t)kc_max * panels * g.nr;
   float* bpack = b_scratch.get((size_t)(slice_floats * slices));
-  for (int s = 0; s < slices; s++) {
-    const int pc = s * kc_max, kc = std::min(kc_max, P.K - pc);
-    for (int q = 0; q < panels; q++)  // op(A)^T (K, M) is A stored (M, K) when A is not transposed
-      pack_b_panel(bpack + s * slice_floats + (int64_t)q * kc * g.nr, P.A, P.lda, !P.trans_a, g.nr, pc, kc, q * g.nr,
-                   std::min(g.nr, P.M - q * g.nr));
+  for (int s = 0; s < slices; s++) {  // op(A)^T (K, M) is A stored (M, K) when A is not transposed
+    const int pc = s * kc_max;
+    g.pack_b(bpack + s * slice_floats, P.A, P.lda, !P.trans_a, pc, std::min(kc_max, P.K - pc), 0, P.M);
   }
   const int block = std::max<int>(g.mr, (int)(kCtBlockFloats / P.M) / g.mr * g.mr);
   float* ct = ct_scratch.get((size_t)block * P.M);

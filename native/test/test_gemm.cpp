@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "gemm.h"
+#include "gemm_kernels.h"
 #include "simd.h"
 #include "ops.h"
 #include "parallel.h"
@@ -193,6 +194,39 @@ TEST(gemm_transposed_product_in_several_blocks) {
     EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
   }
 }
+
+// Each level's B packing against the layout written out naively: k-rows and columns that end
+// inside a transpose tile (16 x 16 for AVX-512, 8 x 8 for AVX2) and inside a panel, zero padding,
+// an offset block, padded rows of B, both layouts. Pure copies, so equal to the bit.
+void check_pack_level(const char* level) {
+  SimdGuard guard;
+  if (!set_simd_level_for_testing(level))
+    SKIP_TEST(std::string("this CPU has no ") + level + " (best level here: " + simd_level_name(simd_detected()) + ")");
+  const GemmKernels& g = gemm_kernels(simd());
+  const int nr = g.nr, rows_b = 300, ldb = 311;
+  auto B = ref::random_floats((size_t)rows_b * ldb, 40);
+  for (bool trans_b : {false, true})
+    for (int kc : {1, 5, 8, 16, 17, 40})
+      for (int cols : {1, 7, 8, 15, 16, 17, 31, 32, 33, 100}) {
+        const int p0 = 3, j0 = 5, panels = (cols + nr - 1) / nr;
+        std::vector<float> got((size_t)panels * kc * nr, -1.0f), want(got.size());
+        for (int q = 0; q < panels; q++)
+          for (int p = 0; p < kc; p++)
+            for (int c = 0; c < nr; c++) {
+              const int j = q * nr + c;
+              want[((size_t)q * kc + p) * nr + c] =
+                  j >= cols ? 0.0f : trans_b ? B[(size_t)(j0 + j) * ldb + p0 + p] : B[(size_t)(p0 + p) * ldb + j0 + j];
+            }
+        g.pack_b(got.data(), B.data(), ldb, trans_b, p0, kc, j0, cols);
+        EXPECT_MSG(ref::bit_equal(got, want), level << " trans_b " << trans_b << " kc " << kc << " cols " << cols);
+      }
+}
+
+TEST(gemm_pack_b_avx512_matches_naive_layout) { check_pack_level("avx512"); }
+
+TEST(gemm_pack_b_avx2_matches_naive_layout) { check_pack_level("avx2"); }
+
+TEST(gemm_pack_b_scalar_matches_naive_layout) { check_pack_level("scalar"); }
 
 TEST(gemm_simd_matches_scalar) {
   SimdGuard guard;
