@@ -254,11 +254,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   sgemm(false, true, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
-// dinp (N, C) += dout (N, OC) @ weight (OC, C); dweight (OC, C) += dout^T (OC, N) @ inp (N, C)
+// dinp (N, C) += dout (N, OC) @ weight (OC, C); dweight (OC, C) (+)= dout^T (OC, N) @ inp (N, C)
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
-                     int C, int OC) {
+                     int C, int OC, bool accumulate_dweight) {
   if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-  if (dweight) sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  if (dweight) sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, accumulate_dweight ? 1.0f : 0.0f, dweight, C);
 }
 
 }  // namespace engine

@@ -284,3 +284,16 @@ TEST(matmul_backward_matches_finite_differences_and_accumulates) {
   for (auto& x : want_dinp) x -= 1.0;
   EXPECT_CLOSE(only.data(), want_dinp.data(), only.size(), 1e-5, 1e-5);
 }
+
+// accumulate_dweight false overwrites the weight gradient (old contents, NaN included, ignored)
+// with the bits of accumulating into zeros; the input gradient still accumulates.
+TEST(matmul_backward_can_overwrite_the_weight_gradient) {
+  const int N = 37, C = 45, OC = 70;
+  auto inp = ref::random_floats(N * C, 51), w = ref::random_floats(OC * C, 52), dout = ref::random_floats(N * OC, 53);
+  std::vector<float> dinp_acc(N * C, 1.0f), dw_acc(OC * C, 0.0f);
+  matmul_backward(dinp_acc.data(), dw_acc.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+  std::vector<float> dinp(N * C, 1.0f), dw(OC * C, std::numeric_limits<float>::quiet_NaN());
+  matmul_backward(dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), N, C, OC, /*accumulate_dweight=*/false);
+  EXPECT(ref::bit_equal(dw, dw_acc));
+  EXPECT(ref::bit_equal(dinp, dinp_acc));
+}
