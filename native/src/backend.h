@@ -70,6 +70,13 @@ class Backend {
   // Accumulates into dinp and dweight (either nullable).
   virtual void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                const float* weight, int N, int C, int OC) = 0;
+  // The same, but dweight (non-null) is overwritten: a tensor's first gradient of a step, whose
+  // buffer then needs no zero-fill beforehand. This default zero-fills and accumulates.
+  virtual void matmul_backward_overwrite_dweight(float* dinp, float* dweight, const float* dout, const float* inp,
+                                                 const float* weight, int N, int C, int OC) {
+    fill(dweight, 0.0f, (int64_t)OC * C);
+    matmul_backward(dinp, dweight, dout, inp, weight, N, C, OC);
+  }
   virtual void rope_forward(float* x, int B, int T, int H, int D, const RopeArrays& rope) = 0;
   virtual void rope_backward(float* dx, int B, int T, int H, int D, const RopeArrays& rope) = 0;
   // x (B, T, H, D) -> out (B, H, T, D), and back (out must not alias x).

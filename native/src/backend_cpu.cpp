@@ -76,6 +76,10 @@ class CpuBackend final : public Backend {
                        int C, int OC) override {
     engine::matmul_backward(dinp, dweight, dout, inp, weight, N, C, OC);
   }
+  void matmul_backward_overwrite_dweight(float* dinp, float* dweight, const float* dout, const float* inp,
+                                         const float* weight, int N, int C, int OC) override {
+    engine::matmul_backward(dinp, dweight, dout, inp, weight, N, C, OC, /*accumulate_dweight=*/false);
+  }
   void rope_forward(float* x, int B, int T, int H, int D, const RopeArrays& rope) override {
     engine::rope_forward(x, B, T, H, D, *rope.table);
   }

@@ -1,8 +1,8 @@
 // SGEMM for small and skinny products as much as for large ones (BLIS "sup"-style):
 // - A is never packed: the micro-kernels (gemm_kernels.h) read it in place, row-strided (op(A) = A)
 //   or column-strided (op(A) = A^T), so no time goes to copying the operand that is reused least.
-// - B is packed per K slice (kc) and N block (nc) into nr-wide panels, zero-padded, one panel per
-//   kernel call, kept in L1 while a thread walks its rows of A over it.
+// - B is packed (gemm_pack.cpp) per K slice (kc) and N block (nc) into nr-wide panels,
+//   zero-padded, one panel per kernel call, kept in L1 while a thread walks its rows of A over it.
 // - Threads split C once per call with a static partition and run the whole K loop on their own
 //   part: by columns when C has enough nr-wide column panels (each thread packs only the B it
 //   uses, so no barrier), else by rows (each thread packs the B it needs). One pool dispatch per
@@ -24,28 +24,6 @@
 namespace engine {
 
 namespace {
-
-// op(B) k range [p0, p0 + kc) x cols [j0, j0 + cols) -> kc x nr panel (zero columns past `cols`).
-void pack_b_panel(float* dst, const float* B, int ldb, bool trans_b, int nr, int p0, int kc, int j0, int cols) {
-  if (!trans_b) {
-    for (int p = 0; p < kc; p++) {
-      const float* src = B + (int64_t)(p0 + p) * ldb + j0;
-      float* d = dst + (int64_t)p * nr;
-      int c = 0;
-      for (; c < cols; c++) d[c] = src[c];
-      for (; c < nr; c++) d[c] = 0.0f;
-    }
-  } else {  // B stored (N, K): op(B)(p, j) = B[j * ldb + p]
-    for (int c = 0; c < nr; c++) {
-      if (c < cols) {
-        const float* src = B + (int64_t)(j0 + c) * ldb + p0;
-        for (int p = 0; p < kc; p++) dst[(int64_t)p * nr + c] = src[p];
-      } else {
-        for (int p = 0; p < kc; p++) dst[(int64_t)p * nr + c] = 0.0f;
-      }
-    }
-  }
-}
 
 // 64-byte aligned scratch that lives as long as its thread (grows, never shrinks).
 struct Scratch {
@@ -130,9 +108,7 @@ void gemm_block(const GemmKernels& g, const Problem& P, int i0, int i1, int j0, 
       const int nc = std::min(g.nc, j1 - jc);
       const int panels = (nc + g.nr - 1) / g.nr;
       const int64_t panel_size = (int64_t)kc * g.nr;
-      for (int q = 0; q < panels; q++)
-        pack_b_panel(bpack + q * panel_size, P.B, P.ldb, P.trans_b, g.nr, pc, kc, jc + q * g.nr,
-                     std::min(g.nr, nc - q * g.nr));
+      g.pack_b(bpack, P.B, P.ldb, P.trans_b, pc, kc, jc, nc);
       for (int i = i0; i < i1; i += g.mr) {
         const int rows = std::min(g.mr, i1 - i);
         const float* a = a_slice + (int64_t)i * P.lda;
@@ -152,36 +128,73 @@ void gemm_block(const GemmKernels& g, const Problem& P, int i0, int i1, int j0, 
   }
 }
 
-void gemm_driver(const Problem& P, bool threaded);
-
 // A few rows against a big B stored (N, K) (an LM head: 256 tokens x 50257 vocab rows): packing
 // B would copy (and transpose) all of it for a handful of rows, as much memory traffic as the
 // math. C^T = B op(A)^T instead reads B in place as the unpacked operand, packs only op(A), and
-// is then transposed into C. Each element is the same FMA chain over the same K slices as in the
-// direct product (beta == 0), so the bits are too.
+// is transposed into C block by block while the block is in cache. Each element is the same FMA
+// chain over the same K slices as in the direct product (beta == 0), so the bits are too.
 bool wants_transposed_product(const Problem& P) {
   return P.trans_b && P.beta == 0.0f && P.M >= 16 && P.N >= 16 * P.M && (int64_t)P.N * P.K >= (1 << 22);
 }
 
-thread_local Scratch ct_scratch;  // C^T of the transposed product, on the calling thread
+// A block of C^T: 128K floats (512 KiB) stay in L2 beside one packed K slice of op(A)^T.
+constexpr int64_t kCtBlockFloats = 128 * 1024;
+thread_local Scratch ct_scratch;
 
-void transposed_product(const Problem& P, bool threaded) {
-  float* ct = ct_scratch.get((size_t)P.N * P.M);  // (N, M)
-  gemm_driver({false, !P.trans_a, P.N, P.M, P.K, P.alpha, P.B, P.ldb, P.A, P.lda, 0.0f, ct, P.M}, threaded);
-  // Blocks of 64 columns of C: their (64, M) rows of C^T stay in cache while C's rows are written.
-  constexpr int kCols = 64;
-  const auto copy = [&P, ct](int64_t b0, int64_t b1) {
-    for (int64_t j0 = b0 * kCols; j0 < std::min<int64_t>(P.N, b1 * kCols); j0 += kCols) {
-      const int64_t j1 = std::min<int64_t>(P.N, j0 + kCols);
-      for (int i = 0; i < P.M; i++) {
-        float* c = P.C + (int64_t)i * P.ldc;
-        for (int64_t j = j0; j < j1; j++) c[j] = ct[j * P.M + i];
+// C^T block (rows, M) at ct -> C columns [j0, j0 + rows), 16 rows of C at a time: each C row is
+// written sequentially while the 16 consecutive floats read from each ct row share a cache line.
+void copy_transposed(const Problem& P, const float* ct, int j0, int rows) {
+  constexpr int kRows = 16;
+  for (int i0 = 0; i0 < P.M; i0 += kRows) {
+    const int i1 = std::min(P.M, i0 + kRows);
+    for (int r = 0; r < rows; r++) {
+      const float* src = ct + (int64_t)r * P.M;
+      for (int i = i0; i < i1; i++) P.C[(int64_t)i * P.ldc + j0 + r] = src[i];
+    }
+  }
+}
+
+// C columns [j0, j1) (rows of C^T) on the calling thread: op(A)^T is packed once for every K
+// slice, then each block of C^T runs slice by slice (beta 0, then 1, as gemm_block) over B's
+// rows in place and is copied into C.
+void transposed_columns(const GemmKernels& g, const Problem& P, int j0, int j1) {
+  if (j0 >= j1) return;
+  const int kc_max = slice_size(P.K, g.kc), slices = (P.K + kc_max - 1) / kc_max;
+  const int panels = (P.M + g.nr - 1) / g.nr;
+  const int64_t slice_floats = (int64_t)kc_max * panels * g.nr;
+  float* bpack = b_scratch.get((size_t)(slice_floats * slices));
+  for (int s = 0; s < slices; s++) {  // op(A)^T (K, M) is A stored (M, K) when A is not transposed
+    const int pc = s * kc_max;
+    g.pack_b(bpack + s * slice_floats, P.A, P.lda, !P.trans_a, pc, std::min(kc_max, P.K - pc), 0, P.M);
+  }
+  const int block = std::max<int>(g.mr, (int)(kCtBlockFloats / P.M) / g.mr * g.mr);
+  float* ct = ct_scratch.get((size_t)block * P.M);
+  const GemmMicroKernel* kernels = g.kernel[1];  // B's rows are contiguous in k
+  for (int r0 = j0; r0 < j1; r0 += block) {
+    const int r1 = std::min(j1, r0 + block);
+    for (int s = 0; s < slices; s++) {
+      const int pc = s * kc_max, kc = std::min(kc_max, P.K - pc);
+      const float beta = s == 0 ? 0.0f : 1.0f;
+      for (int i = r0; i < r1; i += g.mr) {
+        const float* b = P.B + (int64_t)i * P.ldb + pc;
+        float* c = ct + (int64_t)(i - r0) * P.M;
+        for (int q = 0; q < panels; q++)
+          kernels[std::min(g.mr, r1 - i)](kc, b, P.ldb, bpack + s * slice_floats + (int64_t)q * kc * g.nr,
+                                          c + q * g.nr, P.M, P.alpha, beta, std::min(g.nr, P.M - q * g.nr));
       }
     }
-  };
-  const int64_t blocks = (P.N + kCols - 1) / kCols;
-  if (threaded) parallel_for(blocks, copy);
-  else copy(0, blocks);
+    copy_transposed(P, ct, r0, r1 - r0);
+  }
+}
+
+// Threads split C's columns (B's rows) evenly: each reads its share of B once.
+void transposed_product(const Problem& P, bool threaded) {
+  const GemmKernels& g = gemm_kernels(simd());
+  const int threads = threaded ? ThreadPool::get().threads() : 1;
+  if (threads == 1) return transposed_columns(g, P, 0, P.N);
+  parallel_for(threads, [&g, &P, threads](int64_t t0, int64_t t1) {
+    transposed_columns(g, P, (int)(P.N * t0 / threads), (int)(P.N * t1 / threads));
+  });
 }
 
 void gemm_driver(const Problem& P, bool threaded) {
@@ -241,11 +254,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
   sgemm(false, true, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
-// dinp (N, C) += dout (N, OC) @ weight (OC, C); dweight (OC, C) += dout^T (OC, N) @ inp (N, C)
+// dinp (N, C) += dout (N, OC) @ weight (OC, C); dweight (OC, C) (+)= dout^T (OC, N) @ inp (N, C)
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
-                     int C, int OC) {
+                     int C, int OC, bool accumulate_dweight) {
   if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-  if (dweight) sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  if (dweight) sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, accumulate_dweight ? 1.0f : 0.0f, dweight, C);
 }
 
 }  // namespace engine

@@ -118,8 +118,8 @@ TARGET_AVX512 void kernel_avx512(int kc, const float* a, int64_t lda, const floa
 #endif
 
 template <template <int, bool> class K, int... R>
-GemmKernels make_kernels(int mr, int nr, int kc, int nc, std::integer_sequence<int, R...>) {
-  GemmKernels g{mr, nr, kc, nc, {}};
+GemmKernels make_kernels(SimdLevel level, int mr, int nr, int kc, int nc, std::integer_sequence<int, R...>) {
+  GemmKernels g{mr, nr, kc, nc, {}, gemm_pack_b(level, nr)};
   ((g.kernel[0][R + 1] = K<R + 1, false>::fn, g.kernel[1][R + 1] = K<R + 1, true>::fn), ...);
   return g;
 }
@@ -138,10 +138,10 @@ struct Avx512 { static constexpr GemmMicroKernel fn = kernel_avx512<R, K_CONTIG>
 const GemmKernels& gemm_kernels(SimdLevel level) {
   // kc x nr floats of B (one panel) stay in L1 beside an mr x kc strip of A; kc x nc (one packed
   // block) in L2.
-  static const GemmKernels scalar = make_kernels<Scalar>(6, 16, 256, 1024, std::make_integer_sequence<int, 6>());
+  static const GemmKernels scalar = make_kernels<Scalar>(SimdLevel::scalar, 6, 16, 256, 1024, std::make_integer_sequence<int, 6>());
 #if ENGINE_X86
-  static const GemmKernels avx2 = make_kernels<Avx2>(6, 16, 256, 512, std::make_integer_sequence<int, 6>());
-  static const GemmKernels avx512 = make_kernels<Avx512>(12, 32, 256, 512, std::make_integer_sequence<int, 12>());
+  static const GemmKernels avx2 = make_kernels<Avx2>(SimdLevel::avx2, 6, 16, 256, 512, std::make_integer_sequence<int, 6>());
+  static const GemmKernels avx512 = make_kernels<Avx512>(SimdLevel::avx512, 12, 32, 256, 512, std::make_integer_sequence<int, 12>());
   if (level == SimdLevel::avx512) return avx512;
   if (level == SimdLevel::avx2) return avx2;
 #endif

@@ -195,7 +195,23 @@ const float* Model::dev_weights(size_t i, bool teacher) const {
 
 float* Model::dev_grad(size_t i) {
   if (!params_[i].trainable) return nullptr;
-  return backend_->host_resident() ? params_[i].grad.data() : mirrors_[i].grad.data();
+  float* g = backend_->host_resident() ? params_[i].grad.data() : mirrors_[i].grad.data();
+  if (i < grad_unwritten_.size() && grad_unwritten_[i]) {
+    backend_->fill(g, 0.0f, params_[i].numel());
+    grad_unwritten_[i] = false;
+  }
+  return g;
+}
+
+void Model::linear_backward(float* dinp, size_t i, const float* dout, const float* inp, const float* weight, int N,
+                            int C, int OC) {
+  const bool has_grad = i != SIZE_MAX && params_[i].trainable;
+  if (has_grad && i < grad_unwritten_.size() && grad_unwritten_[i]) {
+    grad_unwritten_[i] = false;
+    float* g = backend_->host_resident() ? params_[i].grad.data() : mirrors_[i].grad.data();
+    return backend_->matmul_backward_overwrite_dweight(dinp, g, dout, inp, weight, N, C, OC);
+  }
+  backend_->matmul_backward(dinp, has_grad ? dev_grad(i) : nullptr, dout, inp, weight, N, C, OC);
 }
 
 void Model::sync_host() const {

@@ -249,7 +249,14 @@ class Model {
   };
   float* dev_data(size_t i);
   const float* dev_weights(size_t i, bool teacher) const;
-  float* dev_grad(size_t i);  // nullptr when frozen
+  // Gradient buffer of tensor i (nullptr when frozen), zero-filled first when this step has not
+  // written the tensor's gradient yet.
+  float* dev_grad(size_t i);
+  // dinp (N, C) += dout (N, OC) weight (OC, C), and tensor i's gradient += dout^T inp, or = when
+  // it is the tensor's first gradient of the step (no zero-fill pass over it). dinp nullable;
+  // i == SIZE_MAX or a frozen tensor: no weight gradient.
+  void linear_backward(float* dinp, size_t i, const float* dout, const float* inp, const float* weight, int N, int C,
+                       int OC);
   void sync_host() const;     // copies trained tensors back when the backend holds newer ones
   void host_access();         // sync_host, then the backend's copy is stale
   void sync_device();         // uploads every tensor when the backend's copy is stale
@@ -261,6 +268,9 @@ class Model {
   std::shared_ptr<Backend> backend_;
   mutable std::vector<Mirror> mirrors_;
   mutable bool host_fresh_ = true;   // host vectors equal the backend's copy
+  // Per tensor: its gradient buffer holds no gradient of the current step yet (it counts as zero;
+  // zero_grads sets it, the first write clears it, and compute_gradients leaves none set).
+  std::vector<char> grad_unwritten_;
   bool device_fresh_ = false;        // the backend's copy equals the host vectors
   DeviceArray<float> rope_cos_, rope_sin_;
   double loss_scale_ = 65536;

@@ -35,6 +35,17 @@ struct LayerActs {
   MoeActs moe;                 // MoE layers: routing and the experts' forward values (moe.cpp)
 };
 
+// Gradient buffers of the backward pass, shared by every layer.
+struct BackwardBuffers {
+  Buf dres;  // (N, C) gradient w.r.t. the current residual stream
+  Buf dbranch, dln;  // (N, C)
+  Buf dact, dgate, dup;  // (N, F)
+  Buf dmerged, datt, dq, dk, dv, dqt, dkt, dvt, dpre;  // q-shaped (N*H*D) or kv-shaped (N*Hkv*D)
+  // MoE layers (moe.cpp): grouped rows (N*K) of the experts' outputs, activations and inputs,
+  // and the gradients w.r.t. the routing weights (N, K) and router logits (N, E).
+  Buf moe_dy, moe_dact, moe_dgate, moe_dup, moe_dx, moe_dweight, moe_dlogits;
+};
+
 struct Activations {
   int B = 0, T = 0;
   DeviceArray<int32_t> inputs, targets;  // (N) each
@@ -46,17 +57,10 @@ struct Activations {
   // The LM head's row chunk (model_losses.cpp): inputs, logits and their gradients. Kept from step
   // to step: fresh ones (tens of MiB at a 50k vocabulary) would be zeroed and page-faulted each time.
   Buf head_xs, head_xt, head_logits, head_tlogits, head_dlogits, head_dxs;
-};
-
-// Gradient buffers of one backward pass, shared by every layer.
-struct BackwardBuffers {
-  Buf dres;  // (N, C) gradient w.r.t. the current residual stream
-  Buf dbranch, dln;  // (N, C)
-  Buf dact, dgate, dup;  // (N, F)
-  Buf dmerged, datt, dq, dk, dv, dqt, dkt, dvt, dpre;  // q-shaped (N*H*D) or kv-shaped (N*Hkv*D)
-  // MoE layers (moe.cpp): grouped rows (N*K) of the experts' outputs, activations and inputs,
-  // and the gradients w.r.t. the routing weights (N, K) and router logits (N, E).
-  Buf moe_dy, moe_dact, moe_dgate, moe_dup, moe_dx, moe_dweight, moe_dlogits;
+  // The step's gradient w.r.t. the final hidden state and the backward pass's buffers, kept from
+  // step to step for the same reason (fresh ones cost page faults every step).
+  Buf dhidden;
+  BackwardBuffers backward;
 };
 
 // Calls fn(b0, bb, mask) over the batch: once with the shared mask, or once per sequence.

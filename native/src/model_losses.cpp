@@ -19,7 +19,7 @@ std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* 
   const Param& head = params_[lm_head_index_];
   const float* W = dev_weights(lm_head_index_, teacher_weights);
   const float* W_teacher = dev_weights(lm_head_index_, true);
-  float* dW = (dhidden && head.trainable && !teacher_weights) ? dev_grad(lm_head_index_) : nullptr;
+  const size_t dW = (dhidden && head.trainable && !teacher_weights) ? lm_head_index_ : SIZE_MAX;  // gets a gradient
   const float task_w = dw ? dw->task : 1.0f;
   const float kl_w = (dw && teacher_hidden) ? dw->logit_kl : 0.0f;
   const float temp = dw ? dw->temperature : 1.0f;
@@ -60,7 +60,7 @@ std::pair<double, double> Model::lm_head_loss(const float* hidden, const float* 
     }
     if (!dhidden) continue;
     be.fill(dxs.data(), 0.0f, (int64_t)rows * C);
-    be.matmul_backward(dxs.data(), dW, dlogits.data(), xs.data(), W, rows, C, V);
+    linear_backward(dxs.data(), dW, dlogits.data(), xs.data(), W, rows, C, V);
     // dW got the gradient w.r.t. W from scaled inputs, which is what we want (logits = (h/div) W^T).
     be.scale(dhidden + (size_t)r0 * C, dxs.data(), inv_div, (int64_t)rows * C);
   }

@@ -176,8 +176,9 @@ void Model::backward(Activations& a, const float* dhidden, const int32_t* inputs
     }
     return;
   }
-  BackwardBuffers g;
+  BackwardBuffers& g = a.backward;
   g.dres.resize(bp, (int64_t)N * C);
+  be.fill(g.dres.data(), 0.0f, g.dres.size());  // the norm's backward accumulates into it
   be.rmsnorm_backward(g.dres.data(), dev_grad(final_norm_index_), dhidden, a.resid[L].data(),
                       dev_weights(final_norm_index_, false), a.hidden_rstd.data(), N, C);
   for (Buf* b : {&g.dbranch, &g.dln}) b->resize(bp, (int64_t)N * C);
@@ -207,11 +208,11 @@ void Model::mlp_backward(Activations& a, int l, BackwardBuffers& g) {
   LayerActs& la = a.layers[l];
   be.scale(g.dbranch.data(), g.dres.data(), c.residual_scale, (int64_t)N * C);
   be.fill(g.dact.data(), 0.0f, g.dact.size());
-  be.matmul_backward(g.dact.data(), dw(lp.down), g.dbranch.data(), la.act.data(), w(lp.down), N, F, C);
+  linear_backward(g.dact.data(), lp.down, g.dbranch.data(), la.act.data(), w(lp.down), N, F, C);
   be.swiglu_backward(g.dgate.data(), g.dup.data(), g.dact.data(), la.gate.data(), la.up.data(), (int64_t)N * F);
   be.fill(g.dln.data(), 0.0f, g.dln.size());
-  be.matmul_backward(g.dln.data(), dw(lp.gate), g.dgate.data(), la.ln2.data(), w(lp.gate), N, C, F);
-  be.matmul_backward(g.dln.data(), dw(lp.up), g.dup.data(), la.ln2.data(), w(lp.up), N, C, F);
+  linear_backward(g.dln.data(), lp.gate, g.dgate.data(), la.ln2.data(), w(lp.gate), N, C, F);
+  linear_backward(g.dln.data(), lp.up, g.dup.data(), la.ln2.data(), w(lp.up), N, C, F);
   be.rmsnorm_backward(g.dres.data(), dw(lp.ln2), g.dln.data(), la.resid_mid.data(), w(lp.ln2), la.ln2_rstd.data(), N,
                       C);
 }
@@ -229,7 +230,7 @@ void Model::attention_backward(Activations& a, int l, BackwardBuffers& g) {
   LayerActs& la = a.layers[l];
   be.scale(g.dbranch.data(), g.dres.data(), c.residual_scale, (int64_t)N * C);
   be.fill(g.dmerged.data(), 0.0f, g.dmerged.size());
-  be.matmul_backward(g.dmerged.data(), dw(lp.o), g.dbranch.data(), la.merged.data(), w(lp.o), N, H * D, C);
+  linear_backward(g.dmerged.data(), lp.o, g.dbranch.data(), la.merged.data(), w(lp.o), N, H * D, C);
   be.to_heads(g.datt.data(), g.dmerged.data(), B, T, H, D);
   if (!la.token_sel.empty()) {
     token_sparse_attention_backward(g.dq.data(), g.dk.data(), g.dv.data(), g.datt.data(), la.q.data(), la.k.data(),
@@ -267,9 +268,9 @@ void Model::attention_backward(Activations& a, int l, BackwardBuffers& g) {
     g.dkt.swap(g.dpre);
   }
   be.fill(g.dln.data(), 0.0f, g.dln.size());
-  be.matmul_backward(g.dln.data(), dw(lp.q), g.dqt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
-  be.matmul_backward(g.dln.data(), dw(lp.k), g.dkt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
-  be.matmul_backward(g.dln.data(), dw(lp.v), g.dvt.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);
+  linear_backward(g.dln.data(), lp.q, g.dqt.data(), la.ln1.data(), w(lp.q), N, C, H * D);
+  linear_backward(g.dln.data(), lp.k, g.dkt.data(), la.ln1.data(), w(lp.k), N, C, Hkv * D);
+  linear_backward(g.dln.data(), lp.v, g.dvt.data(), la.ln1.data(), w(lp.v), N, C, Hkv * D);
   be.rmsnorm_backward(g.dres.data(), dw(lp.ln1), g.dln.data(), a.resid[l].data(), w(lp.ln1), la.ln1_rstd.data(), N, C);
 }
 

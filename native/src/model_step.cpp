@@ -45,8 +45,11 @@ void Model::zero_grads() {
     }
   for (auto& p : params_) optimizer::ensure_buffers(p);
   sync_device();
-  for (size_t i = 0; i < params_.size(); i++)
-    if (params_[i].trainable) backend_->fill(dev_grad(i), 0.0f, params_[i].numel());
+  // No fill pass here: a weight matrix's first gradient overwrites its buffer (linear_backward)
+  // and any other first write zero-fills it then (dev_grad), so the step touches each gradient
+  // buffer once less.
+  grad_unwritten_.assign(params_.size(), 0);
+  for (size_t i = 0; i < params_.size(); i++) grad_unwritten_[i] = params_[i].trainable;
 }
 
 // Splits (B, T+1) tokens into inputs and targets and puts them in the backend's memory.
@@ -85,7 +88,8 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   if (distill) forward(*teacher_acts_, inputs, B, T, true);
   const float S = (float)grad_scale_for_step();  // loss scale: gradients are computed at loss * S
   const bool need_teacher_logits = distill && dw.logit_kl != 0;
-  Buf dhidden(backend_.get(), (int64_t)N * C);
+  Buf& dhidden = acts_->dhidden;  // lm_head_loss overwrites every row
+  dhidden.resize(backend_.get(), (int64_t)N * C);
   auto [ce, lkl] = lm_head_loss(acts_->hidden.data(), need_teacher_logits ? teacher_acts_->hidden.data() : nullptr,
                                 targets, B, T, dhidden.data(), &dw, false, S);
   StepResult r;

@@ -162,18 +162,18 @@ void Model::moe_backward(Activations& a, int l, BackwardBuffers& g) {
   for (int e = 0; e < E; e++) {
     const int64_t o = r.offset[e], n = r.count(e);
     if (n > 0)
-      be.matmul_backward(g.moe_dact.data() + o * Fm, dw(lp.expert_down[e]), g.moe_dy.data() + o * C,
-                         m.act.data() + o * Fm, w(lp.expert_down[e]), (int)n, Fm, C);
+      linear_backward(g.moe_dact.data() + o * Fm, lp.expert_down[e], g.moe_dy.data() + o * C, m.act.data() + o * Fm,
+                      w(lp.expert_down[e]), (int)n, Fm, C);
   }
   be.swiglu_backward(g.moe_dgate.data(), g.moe_dup.data(), g.moe_dact.data(), m.gate.data(), m.up.data(), M * Fm);
   be.fill(g.moe_dx.data(), 0.0f, M * C);
   for (int e = 0; e < E; e++) {
     const int64_t o = r.offset[e], n = r.count(e);
     if (n == 0) continue;
-    be.matmul_backward(g.moe_dx.data() + o * C, dw(lp.expert_gate[e]), g.moe_dgate.data() + o * Fm,
-                       m.xg.data() + o * C, w(lp.expert_gate[e]), (int)n, C, Fm);
-    be.matmul_backward(g.moe_dx.data() + o * C, dw(lp.expert_up[e]), g.moe_dup.data() + o * Fm,
-                       m.xg.data() + o * C, w(lp.expert_up[e]), (int)n, C, Fm);
+    linear_backward(g.moe_dx.data() + o * C, lp.expert_gate[e], g.moe_dgate.data() + o * Fm, m.xg.data() + o * C,
+                    w(lp.expert_gate[e]), (int)n, C, Fm);
+    linear_backward(g.moe_dx.data() + o * C, lp.expert_up[e], g.moe_dup.data() + o * Fm, m.xg.data() + o * C,
+                    w(lp.expert_up[e]), (int)n, C, Fm);
   }
   be.fill(g.dln.data(), 0.0f, g.dln.size());
   be.moe_combine(g.dln.data(), g.moe_dx.data(), m.pos.data(), nullptr, N, K, C);
@@ -183,7 +183,7 @@ void Model::moe_backward(Activations& a, int l, BackwardBuffers& g) {
   const float* dweight = host_view(g.moe_dweight.data(), M, staging);
   moe_route_backward(dlogits.data(), r, dweight, m.dprobs.empty() ? nullptr : m.dprobs.data(), c.norm_topk_prob);
   be.upload(g.moe_dlogits.data(), dlogits.data(), (int64_t)sizeof(float) * dlogits.size());
-  be.matmul_backward(g.dln.data(), dw(lp.router), g.moe_dlogits.data(), la.ln2.data(), w(lp.router), N, C, E);
+  linear_backward(g.dln.data(), lp.router, g.moe_dlogits.data(), la.ln2.data(), w(lp.router), N, C, E);
   be.rmsnorm_backward(g.dres.data(), dw(lp.ln2), g.dln.data(), la.resid_mid.data(), w(lp.ln2), la.ln2_rstd.data(), N,
                       C);
 }

@@ -20,9 +20,10 @@ namespace engine {
 // Linear, HF layout: out (N, OC) = inp (N, C) @ weight (OC, C)^T [+ bias (OC)]; bias may be nullptr.
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
 // Accumulates (+=) into dinp (N, C) and dweight (OC, C); either may be nullptr to skip.
+// accumulate_dweight false overwrites dweight instead (its old contents, even NaN, ignored).
 // dout (N, OC), inp (N, C), weight (OC, C). (No bias gradient: the supported models have none.)
 void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight, int N,
-                     int C, int OC);
+                     int C, int OC, bool accumulate_dweight = true);
 // General row-major SGEMM: C (M, N) = alpha * op(A) op(B) + beta * C, op(A) (M, K), op(B) (K, N).
 // trans_a: A is stored (K, M); trans_b: B is stored (N, K). beta == 0 ignores C's old contents (NaN-safe).
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,

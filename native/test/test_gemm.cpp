@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "gemm.h"
+#include "gemm_kernels.h"
 #include "simd.h"
 #include "ops.h"
 #include "parallel.h"
@@ -166,6 +167,67 @@ TEST(gemm_few_rows_big_transposed_b_matches_direct_product) {
   }
 }
 
+// The transposed product runs C^T in blocks of rows (512 KiB of C^T each) after packing op(A)^T
+// once per thread: many rows of C make several blocks per thread, a block's rows end inside a
+// register tile, and C's rows are padded. Same reference numbers at every SIMD level, and the
+// bits of the direct product for every thread count.
+TEST(gemm_transposed_product_in_several_blocks) {
+  ThreadsGuard guard;
+  SimdGuard simd_guard;
+  const int M = 160, N = 2601, K = 1700;  // blocks of 816 rows of C^T: 4 per thread at 1 thread
+  for (const char* level : {"scalar", "avx2", "avx512"}) {
+    if (!set_simd_level_for_testing(level)) continue;  // levels this CPU lacks: their own tests skip
+    check_gemm_shape(false, true, M, N, K, 0.75f, 0.0f, 5, 35);
+    check_gemm_shape(true, true, M, N, K, 1.0f, 0.0f, 0, 36);
+  }
+  set_simd_level_for_testing("auto");
+  auto A = ref::random_floats((size_t)M * K, 37), B = ref::random_floats((size_t)N * K, 38);
+  std::vector<float> Bt((size_t)K * N);
+  for (int j = 0; j < N; j++)
+    for (int p = 0; p < K; p++) Bt[(size_t)p * N + j] = B[(size_t)j * K + p];
+  std::vector<float> direct((size_t)M * N);
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, Bt.data(), N, 0.0f, direct.data(), N);
+  for (int t : {1, 2, 3}) {
+    ThreadPool::get().set_threads(t);
+    std::vector<float> C((size_t)M * N);
+    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
+    EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
+  }
+}
+
+// Each level's B packing against the layout written out naively: k-rows and columns that end
+// inside a transpose tile (16 x 16 for AVX-512, 8 x 8 for AVX2) and inside a panel, zero padding,
+// an offset block, padded rows of B, both layouts. Pure copies, so equal to the bit.
+void check_pack_level(const char* level) {
+  SimdGuard guard;
+  if (!set_simd_level_for_testing(level))
+    SKIP_TEST(std::string("this CPU has no ") + level + " (best level here: " + simd_level_name(simd_detected()) + ")");
+  const GemmKernels& g = gemm_kernels(simd());
+  const int nr = g.nr, rows_b = 300, ldb = 311;
+  auto B = ref::random_floats((size_t)rows_b * ldb, 40);
+  for (bool trans_b : {false, true})
+    for (int kc : {1, 5, 8, 16, 17, 40})
+      for (int cols : {1, 7, 8, 15, 16, 17, 31, 32, 33, 100}) {
+        const int p0 = 3, j0 = 5, panels = (cols + nr - 1) / nr;
+        std::vector<float> got((size_t)panels * kc * nr, -1.0f), want(got.size());
+        for (int q = 0; q < panels; q++)
+          for (int p = 0; p < kc; p++)
+            for (int c = 0; c < nr; c++) {
+              const int j = q * nr + c;
+              want[((size_t)q * kc + p) * nr + c] =
+                  j >= cols ? 0.0f : trans_b ? B[(size_t)(j0 + j) * ldb + p0 + p] : B[(size_t)(p0 + p) * ldb + j0 + j];
+            }
+        g.pack_b(got.data(), B.data(), ldb, trans_b, p0, kc, j0, cols);
+        EXPECT_MSG(ref::bit_equal(got, want), level << " trans_b " << trans_b << " kc " << kc << " cols " << cols);
+      }
+}
+
+TEST(gemm_pack_b_avx512_matches_naive_layout) { check_pack_level("avx512"); }
+
+TEST(gemm_pack_b_avx2_matches_naive_layout) { check_pack_level("avx2"); }
+
+TEST(gemm_pack_b_scalar_matches_naive_layout) { check_pack_level("scalar"); }
+
 TEST(gemm_simd_matches_scalar) {
   SimdGuard guard;
   const int M = 45, N = 77, K = 300;
@@ -221,4 +283,17 @@ TEST(matmul_backward_matches_finite_differences_and_accumulates) {
   matmul_backward(only.data(), nullptr, dout.data(), inp.data(), w.data(), N, C, OC);
   for (auto& x : want_dinp) x -= 1.0;
   EXPECT_CLOSE(only.data(), want_dinp.data(), only.size(), 1e-5, 1e-5);
+}
+
+// accumulate_dweight false overwrites the weight gradient (old contents, NaN included, ignored)
+// with the bits of accumulating into zeros; the input gradient still accumulates.
+TEST(matmul_backward_can_overwrite_the_weight_gradient) {
+  const int N = 37, C = 45, OC = 70;
+  auto inp = ref::random_floats(N * C, 51), w = ref::random_floats(OC * C, 52), dout = ref::random_floats(N * OC, 53);
+  std::vector<float> dinp_acc(N * C, 1.0f), dw_acc(OC * C, 0.0f);
+  matmul_backward(dinp_acc.data(), dw_acc.data(), dout.data(), inp.data(), w.data(), N, C, OC);
+  std::vector<float> dinp(N * C, 1.0f), dw(OC * C, std::numeric_limits<float>::quiet_NaN());
+  matmul_backward(dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), N, C, OC, /*accumulate_dweight=*/false);
+  EXPECT(ref::bit_equal(dw, dw_acc));
+  EXPECT(ref::bit_equal(dinp, dinp_acc));
 }

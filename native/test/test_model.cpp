@@ -1,8 +1,10 @@
 // Model tests: gradients against central finite differences (double-accumulated loss, float32
 // weights), training behaviour (overfitting, freezing, determinism), the shared-weights teacher,
 // and block-sparse layers. The float64 reference forward lives in native/model.test.ts.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -169,6 +171,33 @@ TEST(model_steps_are_deterministic) {
   run(b);
   EXPECT(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
   EXPECT(a.back() < a.front());
+}
+
+// A step's gradients are its own: a tensor's gradient buffer is not zero-filled before the step
+// but overwritten by its first write (or zero-filled then), so whatever it held (an earlier
+// step's gradients, even NaN) must not leak in. Untied and tied heads, and a mixture of experts
+// with 3 tokens over 8 experts (the experts no token reaches get no write and must read zero).
+TEST(model_gradients_ignore_what_the_buffers_held) {
+  ModelConfig moe = fixtures::tiny_config("qwen3_moe", 23, 2, 8, false);
+  moe.qk_norm = true;
+  moe.num_experts = 8;
+  moe.num_experts_per_tok = 1;
+  moe.moe_intermediate_size = 12;
+  for (const ModelConfig& c : {tiny("llama", false), tiny("qwen3", true), moe}) {
+    const int B = 1, T = 3;
+    auto first = tokens(B, T, c.vocab_size, 20), second = tokens(B, T, c.vocab_size, 21);
+    Model fresh(c);
+    spread(fresh, 5);
+    const StepResult want = fresh.compute_gradients(second.data(), B, T, adam(0));
+    Model m(c);
+    spread(m, 5);
+    m.compute_gradients(first.data(), B, T, adam(0));
+    for (auto& p : m.params()) std::fill(p.grad.begin(), p.grad.end(), std::numeric_limits<float>::quiet_NaN());
+    const StepResult got = m.compute_gradients(second.data(), B, T, adam(0));
+    EXPECT_MSG(got.grad_norm == want.grad_norm, c.model_type << ": " << got.grad_norm << " vs " << want.grad_norm);
+    for (size_t i = 0; i < m.params().size(); i++)
+      EXPECT_MSG(m.params()[i].grad == fresh.params()[i].grad, c.model_type << " " << m.params()[i].name);
+  }
 }
 
 TEST(model_teacher_is_the_dense_base) {
