@@ -8,7 +8,8 @@
 //   and logit gradient g, then dQ = scale g K (those rows belong to the task alone) and adds
 //   scale g^T Q into the task's own dK partial. dK is the sum of a unit's partials in chunk order.
 //   The chunks are cut from the shapes and the mask only, so every number is bit-identical for
-//   any thread count, with no atomics and no recomputation of P for dK.
+//   any thread count, with no atomics and no recomputation of P for dK. When the GQA group shares
+//   its mask, its heads' rows are stacked into one strip, so each product packs K once per group.
 // - Per row, with m the row max and u_j = s_j - m <= 0: e_j = exp(u_j), Z = sum e_j,
 //   H = log Z - sum_j e_j u_j / Z. Every term e_j u_j lies in [-1/e, 0], so the sum has no
 //   cancellation (unlike lse - sum p s when the logits are large).
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -221,34 +223,46 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
   std::vector<size_t> offset(tasks + 1, 0);
   if (grads)
     for (int64_t t = 0; t < tasks; t++) offset[t + 1] = offset[t] + (size_t)key_end(t) * D;
-  std::vector<float> partial(offset.back());
+  // Left uninitialised: each task zeroes its own partial.
+  std::unique_ptr<float[]> partial(new float[std::max<size_t>(offset.back(), 1)]);
   std::vector<double> task_sum(tasks, 0.0);
 
+  // Query heads taken together: the whole GQA group when it shares one mask head.
+  const int stacked = mask.n_mask_heads == Hkv ? group : 1;
   run_scheduled(ch.cost, [&](int64_t t) {
     const int c = (int)(t % C), kvh = (int)(t / C % Hkv), b = (int)(t / C / Hkv);
     const int i0 = ch.bounds[(size_t)kvh * (C + 1) + c], i1 = ch.bounds[(size_t)kvh * (C + 1) + c + 1];
     const size_t kv_head = (size_t)b * Hkv + kvh;
     const float* K = k + kv_head * T * D;
-    float* dK = partial.data() + offset[t];
+    float* dK = partial.get() + offset[t];
     if (grads) std::fill(dK, dK + (size_t)key_end(t) * D, 0.0f);
     thread_local Strip strip;
-    thread_local std::vector<float> e, dQ;
+    thread_local std::vector<float> e, Qs, dQ;
     thread_local std::vector<Span> spans;
     double sum = 0;
     for (int i = i0; i < i1; i++)
-      for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-        const int r = mask.mask_head(h, H) * nb + i;
-        const int q0 = i * bs, rows = mask.block_len(i);
-        const size_t head = (size_t)b * H + h;
-        const float* Q = q + (head * T + q0) * D;
+      for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += stacked) {
+        // The `stacked` heads h0.. read the same kept blocks: their rows go through one strip,
+        // stacked head after head, so each product packs K and Q once for all of them.
+        const int r = mask.mask_head(h0, H) * nb + i;
+        const int q0 = i * bs, rows = mask.block_len(i), R = stacked * rows;
+        const size_t head0 = (size_t)b * H + h0;
+        const float* Q = q + (head0 * T + q0) * D;
+        if (stacked > 1) {
+          Qs.resize((size_t)R * D);
+          for (int g = 0; g < stacked; g++)
+            std::copy(Q + (size_t)g * T * D, Q + (size_t)g * T * D + (size_t)rows * D, Qs.data() + (size_t)g * rows * D);
+          Q = Qs.data();
+        }
         coalesce(&mask.kv_idx[mask.kv_ptr[r]], mask.kv_ptr[r + 1] - mask.kv_ptr[r], bs, spans);
-        strip.fill(spans, Q, K, rows, T, D, bs, scale);
+        strip.fill(spans, Q, K, R, T, D, bs, scale);
         if (e.size() < strip.offset.back()) e.resize(strip.offset.back());
-        for (int row = 0; row < rows; row++) {
+        for (int rr = 0; rr < R; rr++) {
+          const int row = rr % rows;  // position q0 + row of head h0 + rr / rows
           const auto at_span = [&](size_t sp, int& n, int& cols) {
             cols = span_cols(spans[sp], bs, T);
             n = valid_cols(q0 + row, span_k0(spans[sp], bs), cols);
-            return strip.offset[sp] + (size_t)row * cols;
+            return strip.offset[sp] + (size_t)rr * cols;
           };
           int n, cols;
           float m = -INFINITY;
@@ -265,7 +279,7 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
           }
           const double entropy = std::log(z) - dot / z;
           sum += entropy;
-          if (rows_out) rows_out[head * T + q0 + row] = entropy;
+          if (rows_out) rows_out[(head0 + rr / rows) * T + q0 + row] = entropy;
           if (!grads) continue;
           // g = p (E - s) * coef with p = e / Z and E = sum_j p_j s_j, written over the scores.
           const float E = (float)(m + dot / z), gc = (float)(coef / z);
@@ -275,15 +289,20 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
           }
         }
         if (!grads) continue;
-        dQ.assign((size_t)rows * D, 0.0f);
+        // A single head's dQ rows go straight to dq; stacked ones are gathered, then put back.
+        dQ.resize((size_t)R * D);
+        float* dQ_rows = stacked > 1 ? dQ.data() : dq + (head0 * T + q0) * D;
         for (size_t sp = 0; sp < spans.size(); sp++) {
           const int k0 = span_k0(spans[sp], bs), cols = span_cols(spans[sp], bs, T);
           const float* G = strip.s.data() + strip.offset[sp];
-          // dQ (rows, D) += scale * g (rows, cols) K (cols, D);  dK (cols, D) += scale * g^T Q (rows, D)
-          sgemm_serial(false, false, rows, D, cols, scale, G, cols, K + (size_t)k0 * D, D, 1.0f, dQ.data(), D);
-          sgemm_serial(true, false, cols, D, rows, scale, G, cols, Q, D, 1.0f, dK + (size_t)k0 * D, D);
+          // dQ (R, D) (=, then +=) scale * g (R, cols) K (cols, D);  dK (cols, D) += scale * g^T Q (R, D)
+          sgemm_serial(false, false, R, D, cols, scale, G, cols, K + (size_t)k0 * D, D, sp == 0 ? 0.0f : 1.0f, dQ_rows, D);
+          sgemm_serial(true, false, cols, D, R, scale, G, cols, Q, D, 1.0f, dK + (size_t)k0 * D, D);
         }
-        std::copy(dQ.begin(), dQ.end(), dq + (head * T + q0) * D);
+        if (stacked > 1)
+          for (int g = 0; g < stacked; g++)
+            std::copy(dQ.data() + (size_t)g * rows * D, dQ.data() + (size_t)(g + 1) * rows * D,
+                      dq + ((head0 + g) * T + q0) * D);
       }
     task_sum[t] = sum;
   });
@@ -302,7 +321,7 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
       for (int c = 0; c < C; c++) {
         const int64_t t = unit * C + c;
         const int n = std::min(len, key_end(t) - first);
-        const float* src = partial.data() + offset[t] + (size_t)first * D;
+        const float* src = partial.get() + offset[t] + (size_t)first * D;
         for (size_t x = 0; x < (size_t)std::max(n, 0) * D; x++) out[x] += src[x];
       }
     }
