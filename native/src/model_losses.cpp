@@ -3,7 +3,6 @@
 // block-sparse layers and the block indexers' KL (warm-up or selected set); and the optional
 // entropy of the student's own attention.
 #include <algorithm>
-#include <stdexcept>
 
 #include "attention_entropy.h"
 #include "model.h"
@@ -123,8 +122,6 @@ double Model::attention_kl(float weight) {
 }
 
 double Model::attention_entropy(float weight) {
-  if (!backend_->host_resident())
-    throw std::invalid_argument("options.attn_entropy_weight: the attention-entropy term runs on the cpu backend only");
   Activations& s = *acts_;
   const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
   const int stop = lowest_trainable_layer();  // backward never reaches the layers below

@@ -68,6 +68,9 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   if (!(options.attn_entropy_weight >= 0) || !std::isfinite(options.attn_entropy_weight))
     throw std::invalid_argument("options.attn_entropy_weight: must be a finite number >= 0, got " +
                                 std::to_string(options.attn_entropy_weight));
+  // The term reads q and k in place on the host (attention_entropy.h).
+  if (options.attn_entropy_weight > 0 && !backend_->host_resident())
+    throw std::invalid_argument("options.attn_entropy_weight: the attention-entropy term runs on the cpu backend only");
   ensure_rope(T);
   Backend& be = *backend_;
   const int N = B * T, C = config_.hidden_size;
