@@ -31,6 +31,8 @@ export interface StepMetrics {
   expert_usage_min?: number;   // min over MoE layers and experts of E * usage share (1 = uniform)
   expert_usage_max?: number;   // max of the same
   routing_entropy?: number;    // mean over MoE layers of the router's mean softmax entropy (nats)
+  /** Train nodes with attn_entropy_weight > 0 only: mean entropy (nats) of the model's attention, the unweighted term inside `loss`. */
+  attn_entropy?: number;
 }
 
 export interface EvalMetrics {

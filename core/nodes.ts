@@ -109,6 +109,9 @@ export const MOE_PARAM_KINDS: readonly ParamKind[] = ['router', 'experts'];
 /** Base-model parameters of a dense model: everything but the block selector, which the conversion adds, and the MoE kinds. */
 export const BASE_PARAM_KINDS: readonly ParamKind[] = PARAM_KINDS.filter((k) => k !== 'selector' && !MOE_PARAM_KINDS.includes(k));
 
+/** Why a pipeline with the Train node's attention-entropy term cannot run on CUDA (the validator, the placement). */
+export const ATTN_ENTROPY_CPU_ONLY = 'The attention-entropy term runs on the cpu backend only';
+
 /**
  * Upper bounds of the numeric fields, sized for the largest real use with room to spare:
  * a 10M-step stage, 4096 sequences a step, 1M-token sequences (2^20), 10k evaluation batches.
@@ -292,6 +295,7 @@ export const NODE_SPECS: { [K in NodeKind]: NodeSpec<K> } = {
       plateau_factor: { type: 'number', label: 'Plateau LR factor', min: 0, max: 1, minExclusive: true, maxExclusive: true, step: 0.05, help: 'LR multiplier of the plateau rule (the plan: 0.7).' },
       load_balance: { type: 'enum', label: 'Load balancing', options: LOAD_BALANCE_KINDS, optional: true, help: "Mixture-of-experts models only: 'seed' (Var + mean |usage - 1/E|), 'switch' (transformers' aux loss) or 'none' (absent = none)." },
       load_balance_weight: { type: 'number', label: 'Load-balance weight', min: 0, max: LIMITS.weight, step: 0.001, optional: true, help: "Weight of the load-balancing term; absent = seed 0.01, switch the model's router_aux_loss_coef." },
+      attn_entropy_weight: { type: 'number', label: 'Attention-entropy weight', min: 0, max: LIMITS.weight, step: 0.01, optional: true, help: `Adds this weight x the mean entropy (nats) of the model's own attention to the loss, which concentrates attention (pretraining, or before sparsifying). Dense layers over their causal keys, block-sparse ones over their kept blocks; infllm_v2 layers are left out. Empty or 0 = off. Step metric attn_entropy. ${ATTN_ENTROPY_CPU_ONLY}.` },
     },
   },
   gate: {

@@ -188,6 +188,12 @@ export interface TrainParams {
   load_balance?: LoadBalanceKind;
   /** Weight of the load-balancing term; absent = its default (seed 0.01, switch the config's router_aux_loss_coef). */
   load_balance_weight?: number;
+  /**
+   * Weight of the attention-entropy term (docs/metrics.md attn_entropy): this weight times the mean
+   * entropy of the model's own attention over every dense and block-sparse layer is added to the
+   * loss, so training concentrates attention. Absent or 0 = off. The cpu backend only.
+   */
+  attn_entropy_weight?: number;
 }
 
 export type LoadBalanceKind = 'none' | 'seed' | 'switch';

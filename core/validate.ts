@@ -13,7 +13,7 @@
 import type { ValidationProblem } from './api';
 import type { NodeKind, Pipeline, PipelineLink, PipelineNode } from './schema';
 import { NODE_KINDS, PIPELINE_VERSION } from './schema';
-import { NODE_SPECS, isNodeKind, kindsTaking, linkPort } from './nodes';
+import { ATTN_ENTROPY_CPU_ONLY, NODE_SPECS, isNodeKind, kindsTaking, linkPort } from './nodes';
 import type { FieldSpec, PortRefusal } from './nodes';
 import { compareIds } from './order';
 import { applyNode, hasTrainable, initialModelState, layerRangeOf, type ModelState } from './model-state';
@@ -193,6 +193,15 @@ function findCycle(nodes: readonly IndexedNode[], links: readonly IndexedLink[])
 }
 
 /** Graph pass: one Model, every node connected, the right inputs, a model chain without forks or cycles. */
+/** A file that names the cuda backend holds nothing only the cpu backend runs. */
+function checkCudaBackend(problems: Problems, nodes: readonly IndexedNode[]): void {
+  for (const { node, index, paramsOk } of nodes) {
+    if (!paramsOk || node.kind !== 'train' || !((node.params.attn_entropy_weight ?? 0) > 0)) continue;
+    problems.add(childPath(childPath(childPath('nodes', index), 'params'), 'attn_entropy_weight'),
+      `${ATTN_ENTROPY_CPU_ONLY}, but this pipeline's backend is cuda (set backend to auto or cpu, or this weight to 0)`, node.id);
+  }
+}
+
 function checkGraph(problems: Problems, nodes: readonly IndexedNode[], links: readonly IndexedLink[]): boolean {
   const before = problems.count;
   const models = nodes.filter((n) => n.node.kind === 'model');
@@ -360,6 +369,7 @@ export function validatePipeline(value: unknown): ValidationProblem[] {
   const byId = new Map(nodes.map((n) => [n.node.id, n]));
   const links = scan && 'links' in value ? checkLinks(problems, value.links, byId, scan.allIds) : null;
   if ('layout' in value) checkLayout(problems, value.layout, scan?.allIds ?? new Set());
+  if (value.backend === 'cuda') checkCudaBackend(problems, nodes);
   // A dropped node would make its neighbours look unlinked: fix the nodes first.
   if (!scan || !scan.complete || !links) return problems.result();
   const beyondModel = checkLayerRanges(problems, nodes);

@@ -69,6 +69,12 @@ export interface StepOptions {
    * Definitions: docs/metrics.md "Mixture of experts".
    */
   load_balance?: LoadBalance | null;
+  /**
+   * > 0: adds this weight times the mean entropy (nats) of the model's own attention to the loss,
+   * its gradient reaching q and k of every dense and block-sparse layer (docs/metrics.md
+   * attn_entropy). Absent, null or 0: off. The cpu backend only.
+   */
+  attn_entropy_weight?: number | null;
 }
 
 /**
@@ -93,7 +99,7 @@ export interface MoeMetrics {
 }
 
 export interface StepResult extends MoeMetrics {
-  /** The total: the weighted task and distillation losses plus load_balance_loss. */
+  /** The total: the weighted task and distillation losses plus load_balance_loss and attn_entropy_weight * attn_entropy. */
   loss: number; task_loss: number; attn_kl_loss: number; logit_kl_loss: number; hidden_mse_loss: number;
   /** MoE models: the step's load-balancing term as added to loss (weight included; 0 without one). */
   load_balance_loss?: number;
@@ -109,6 +115,8 @@ export interface StepResult extends MoeMetrics {
   indexer_loss?: number;
   /** With indexer_loss, per 0-based layer: 1 warm-up KL, 2 selected-set KL, null no trained indexer. */
   indexer_phase?: (1 | 2 | null)[];
+  /** Steps with attn_entropy_weight > 0 only: the mean entropy (nats) of the model's attention, the term's value before its weight. */
+  attn_entropy?: number;
 }
 
 export type BackendName = 'cpu' | 'cuda';

@@ -141,6 +141,7 @@ function checkStepOptions(o: StepOptions): void {
       throw new Error(`options.distill.temperature: must be a positive number, got ${String(d.temperature)}`);
     }
   }
+  if (o.attn_entropy_weight !== undefined && o.attn_entropy_weight !== null) finite('attn_entropy_weight', o.attn_entropy_weight, 0);
   if (o.load_balance !== null && o.load_balance !== undefined) {
     const lb = o.load_balance;
     if (typeof lb !== 'object') throw new Error('options.load_balance: must be an object { kind, weight? } or null');

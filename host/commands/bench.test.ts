@@ -53,6 +53,17 @@ describe.skipIf(!engineAvailable())('sparse-studio bench', () => {
     expect(row.params).toBe(4096 * 128 + 4 * (2 * 128 + 2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 384) + 128);
   });
 
+  it('bench train --attn-entropy-weight W times steps with the attention-entropy term on', () => {
+    const r = cli('train', '--json', '--batch', '1', '--seq', '32', '--steps', '1', '--attn-entropy-weight', '0.1');
+    expect(r.code, r.stderr).toBe(0);
+    const row = JSON.parse(r.stdout);
+    expect(Object.keys(row)).toEqual(['bench', 'tokens_per_s', 'gflops', 'params', 'gemm_gflops', 'gemm_share', 'attn_entropy_weight']);
+    expect(row.attn_entropy_weight).toBe(0.1);
+    const bad = cli('train', '--attn-entropy-weight', '-1');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n')[0]).toBe("sparse-studio bench: --attn-entropy-weight must be a number >= 0, got '-1'");
+  });
+
   it('bench train --config FILE times a random-initialised model of that config, and names a bad file in one line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bench-config-'));
     try {

@@ -8,8 +8,10 @@
 //              OpenBLAS, null without it), then {"bench":"gemm_geomean","ratio","shapes","reference"}.
 //   train:     {"bench":"train","tokens_per_s","gflops","params","gemm_gflops","gemm_share"} over
 //              full forward + backward + AdamW steps [--model DIR | --config FILE] [--batch B]
-//              [--seq T] [--steps N]; gemm_share = the step's FLOP rate over our GEMM's rate on
-//              the step's largest product, measured in the same run (1 = every FLOP at GEMM speed).
+//              [--seq T] [--steps N] [--attn-entropy-weight W]; gemm_share = the step's FLOP rate
+//              over our GEMM's rate on the step's largest product, measured in the same run (1 =
+//              every FLOP at GEMM speed). --attn-entropy-weight turns the attention-entropy term on
+//              (the Train node's attn_entropy_weight); gflops counts the matmul FLOPs only.
 //   attention: native/bench-attention.ts (block-sparse vs dense).
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -19,7 +21,7 @@ import { validateModelConfig } from '../../native/checkpoint/config';
 import { isMoeLayer } from '../../native/checkpoint/families';
 
 const USAGE = `usage: sparse-studio bench gemm [--json] [--reps N]
-       sparse-studio bench train [--json] [--model DIR | --config FILE] [--batch B] [--seq T] [--steps N]
+       sparse-studio bench train [--json] [--model DIR | --config FILE] [--batch B] [--seq T] [--steps N] [--attn-entropy-weight W]
        sparse-studio bench attention [--json] [...]`;
 
 class UsageError extends Error {}
@@ -98,6 +100,12 @@ function positiveInt(v: string, flag: string): number {
   return Number(v);
 }
 
+function nonNegativeNumber(v: string, flag: string): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || x < 0) throw new UsageError(`${flag} must be a number >= 0, got '${v}'`);
+  return x;
+}
+
 /** A config.json for `bench train --config`: validated like a checkpoint's, weights initialised at random. */
 function readBenchConfig(file: string): ModelConfig {
   let raw: unknown;
@@ -166,6 +174,7 @@ async function benchTrainCommand(args: string[]): Promise<number> {
   let batch = 4;
   let seq = 256;
   let steps = 3;
+  let entropyWeight = 0;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--json') json = true;
@@ -174,6 +183,7 @@ async function benchTrainCommand(args: string[]): Promise<number> {
     else if (a === '--batch') batch = positiveInt(flagValue(args, i++, a), a);
     else if (a === '--seq') seq = positiveInt(flagValue(args, i++, a), a);
     else if (a === '--steps') steps = positiveInt(flagValue(args, i++, a), a);
+    else if (a === '--attn-entropy-weight') entropyWeight = nonNegativeNumber(flagValue(args, i++, a), a);
     else throw new UsageError(`unknown argument '${a}'`);
   }
   if (modelDir && configFile) throw new UsageError('give --model DIR or --config FILE, not both');
@@ -188,7 +198,7 @@ async function benchTrainCommand(args: string[]): Promise<number> {
       state = (Math.imul(state, 1103515245) + 12345) >>> 0;
       return state % c.vocab_size;
     });
-    const options = { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1, distill: null };
+    const options = { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1, distill: null, ...(entropyWeight > 0 ? { attn_entropy_weight: entropyWeight } : {}) };
     await model.trainStep({ tokens, batch, seq }, options); // warm-up: buffers, RoPE table, pool
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) await model.trainStep({ tokens, batch, seq }, options);
@@ -200,9 +210,10 @@ async function benchTrainCommand(args: string[]): Promise<number> {
     const share = gflops / gemmGflops;
     if (json) {
       console.log(JSON.stringify({ bench: 'train', tokens_per_s: Number(tokensPerS.toFixed(1)), gflops: Number(gflops.toFixed(2)), params: model.numParams,
-        gemm_gflops: Number(gemmGflops.toFixed(2)), gemm_share: Number(share.toFixed(3)) }));
+        gemm_gflops: Number(gemmGflops.toFixed(2)), gemm_share: Number(share.toFixed(3)), ...(entropyWeight > 0 ? { attn_entropy_weight: entropyWeight } : {}) }));
     } else {
-      console.log(`train step (forward + backward + AdamW), ${modelDir ?? configFile ?? 'built-in model'}: ${model.numParams} params, batch ${batch} x ${seq} tokens, ${steps} steps`);
+      const term = entropyWeight > 0 ? `, attention-entropy term x${entropyWeight}` : '';
+      console.log(`train step (forward + backward + AdamW${term}), ${modelDir ?? configFile ?? 'built-in model'}: ${model.numParams} params, batch ${batch} x ${seq} tokens, ${steps} steps`);
       console.log(`  ${tokensPerS.toFixed(0)} tokens/s   ${gflops.toFixed(1)} GFLOP/s   ${(seconds / steps * 1000).toFixed(0)} ms/step`);
       console.log(`  ${(share * 100).toFixed(0)}% of our GEMM's ${gemmGflops.toFixed(1)} GFLOP/s on the step's largest product (${largest.m}x${largest.n}x${largest.k})`);
     }

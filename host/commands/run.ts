@@ -18,7 +18,7 @@ import { parsePipelineText } from '../../core/parse';
 import { canonicalJson } from '../../core/canonical';
 import { RunManager, type Backend, type RunEnd } from '../run-manager';
 import { readRunPipeline, readRunRecord } from '../run-store';
-import { cudaMaskProblem, pipelineMasks } from '../runner/placement';
+import { cudaPipelineProblem, entropyTrains, pipelineMasks } from '../runner/placement';
 import { readPipelineText } from '../safe-read';
 import { runMemoryRefusal } from '../preflight';
 import { DEMO_MODEL_DIR } from '../runner/model-source';
@@ -133,7 +133,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const backend = opts.backend ?? pipeline.backend;
   if (backend === 'cuda') {
-    const unsuited = cudaMaskProblem(pipelineMasks(pipeline));
+    const unsuited = cudaPipelineProblem({ masks: pipelineMasks(pipeline), entropyTrains: entropyTrains(pipeline) });
     const problem = (await cudaProblem()) ?? (unsuited ? `--backend cuda: ${unsuited} (run it with --backend cpu)` : null);
     if (problem) { console.error(problem); return EXIT.invalid; }
   }

@@ -38,7 +38,7 @@ import { loadBaseModel, modelContentHash, resolveModelSource, type ResolvedModel
 import { describeExportLayers, exportLayers, exportModel, type ExportLayer, type MaskArrays } from './export';
 import { masksOf } from '../../core/model-state';
 import { seedChanges } from './seed-mask';
-import { choosePlacement, cpuPrecisionNote, pipelineMasks, precisionNote } from './placement';
+import { choosePlacement, cpuPrecisionNote, entropyTrains, pipelineMasks, precisionNote } from './placement';
 import type { EngineEvent, EventBody, ResumePoint, RunIdentity } from './messages';
 
 /** Training batches the teacher runs to seed masks from its attention (seed_from_teacher). */
@@ -156,7 +156,7 @@ class PipelineExecutor {
     const { placement, note } = choosePlacement({
       requested: this.options.backend, cudaAvailable: cuda.available,
       precisions: stages.map((s) => (this.node(s.train) as NodeOf<'train'>).params.precision),
-      masks: pipelineMasks(this.pipeline),
+      masks: pipelineMasks(this.pipeline), entropyTrains: entropyTrains(this.pipeline),
     });
     this.placement = placement;
     if (note) this.log('info', note);
@@ -359,7 +359,7 @@ class PipelineExecutor {
       try {
         r = await this.model!.trainStep(batch, {
           lr, weight_decay: p.weight_decay, beta1: p.beta1, beta2: p.beta2, eps: p.eps, grad_clip: p.grad_clip, distill, load_balance: loadBalance,
-          ...(lrScale ? { lr_scale: lrScale } : {}),
+          ...(lrScale ? { lr_scale: lrScale } : {}), ...((p.attn_entropy_weight ?? 0) > 0 ? { attn_entropy_weight: p.attn_entropy_weight } : {}),
         });
       } catch (e) {
         // The engine refuses a non-finite step itself ("training diverged: ..."); other errors end the stage the same way.
@@ -377,6 +377,7 @@ class PipelineExecutor {
           logit_kl_loss: r.logit_kl_loss, hidden_mse_loss: r.hidden_mse_loss, lr, grad_norm: r.grad_norm,
           tokens: batch.batch * batch.seq, density: r.density, seq_len: seq, ...moeStepFields(r),
           ...(r.indexer_phase ? { indexer_loss: r.indexer_loss, indexer_phase: r.indexer_phase } : {}),
+          ...(r.attn_entropy !== undefined ? { attn_entropy: r.attn_entropy } : {}),
         } });
       }
       this.globalStep += 1;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { Pipeline } from '../../core/schema';
-import { choosePlacement, cpuPrecisionNote, cudaMaskProblem, pipelineMasks, precisionNote } from './placement';
+import { choosePlacement, cpuPrecisionNote, cudaMaskProblem, cudaPipelineProblem, entropyTrains, pipelineMasks, precisionNote } from './placement';
 
 const template = (name: string) => JSON.parse(readFileSync(new URL(`../../templates/${name}.json`, import.meta.url), 'utf8')) as Pipeline;
 
@@ -35,6 +35,29 @@ describe('cudaMaskProblem', () => {
     expect(cudaMaskProblem(pipelineMasks(template('seed-progressive')))).toBe('s1-replace.mask.block_size is 16; the CUDA attention kernels take 64 or 128');
     expect(cudaMaskProblem([{ node: 'r', blockSize: 64, selector: 'pooled' }])).toBeUndefined();
     expect(cudaMaskProblem(pipelineMasks(template('minicpm41-infllmv2')))).toBe('replace.mask.selector is infllm_v2, whose per-token attention runs on the cpu only');
+  });
+});
+
+describe('the attention-entropy term on CUDA', () => {
+  const withTerm = (weight: number) => {
+    const p = template('pretrain-demo');
+    (p.nodes.find((n) => n.id === 'pretrain')!.params as { attn_entropy_weight?: number }).attn_entropy_weight = weight;
+    return p;
+  };
+  it('names the Train nodes that weigh it', () => {
+    expect(entropyTrains(withTerm(0.1))).toEqual(['pretrain']);
+    expect(entropyTrains(withTerm(0))).toEqual([]);
+    expect(entropyTrains(template('pretrain-demo'))).toEqual([]);
+    expect(cudaPipelineProblem({ masks: [], entropyTrains: ['pretrain'] })).toBe('pretrain.attn_entropy_weight is on: the attention-entropy term runs on the cpu backend only');
+  });
+  it('keeps auto on the CPU with a reason, and refuses cuda in one line', () => {
+    const input = (requested: string) => ({ requested, cudaAvailable: true, precisions: ['bf16' as const], masks: [], entropyTrains: ['pretrain'] });
+    expect(choosePlacement(input('auto'))).toEqual({
+      placement: { backend: 'cpu', precision: 'fp32' },
+      note: 'backend: auto stays on the cpu: pretrain.attn_entropy_weight is on: the attention-entropy term runs on the cpu backend only',
+    });
+    expect(() => choosePlacement(input('cuda'))).toThrow(
+      'backend: cuda cannot run this pipeline: pretrain.attn_entropy_weight is on: the attention-entropy term runs on the cpu backend only (run it with --backend cpu)');
   });
 });
 

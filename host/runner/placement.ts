@@ -1,8 +1,9 @@
 // Where a run computes: the backend (auto picks CUDA when the engine has a usable GPU and the
-// pipeline's masks suit its kernels), chosen once per run because one model serves every stage,
-// and the precision the model starts at (the first Train node's). Each stage then asks the engine
-// for its own precision (EngineModel.setPrecision) and logs what the engine computes in: a GPU
-// honours each stage's; the CPU computes every stage in fp32 and says so once, at the run's start.
+// pipeline's masks and loss terms suit it), chosen once per run because one model serves every
+// stage, and the precision the model starts at (the first Train node's). Each stage then asks the
+// engine for its own precision (EngineModel.setPrecision) and logs what the engine computes in: a
+// GPU honours each stage's; the CPU computes every stage in fp32 and says so once, at the run's start.
+import { ATTN_ENTROPY_CPU_ONLY } from '../../core/nodes';
 import type { NodeOf, Pipeline, SelectorKind } from '../../core/schema';
 import type { BackendChoice, BackendInfo, Precision } from '../../native/engine-api';
 
@@ -16,6 +17,8 @@ export interface PlacementInput {
   precisions: Precision[];
   /** Every block-sparse mask the pipeline sets, with the node that sets it. */
   masks: { node: string; blockSize: number; selector?: SelectorKind }[];
+  /** Train nodes with the attention-entropy term on (it runs on the cpu only). */
+  entropyTrains?: string[];
 }
 
 /** Every block-sparse mask a pipeline sets (its Replace nodes). */
@@ -31,9 +34,20 @@ export function cudaMaskProblem(masks: PlacementInput['masks']): string | undefi
   return unsuited && `${unsuited.node}.mask.block_size is ${unsuited.blockSize}; the CUDA attention kernels take ${CUDA_BLOCK_SIZES.join(' or ')}`;
 }
 
+/** Train nodes whose attn_entropy_weight is on. */
+export function entropyTrains(pipeline: Pipeline): string[] {
+  return pipeline.nodes.filter((n): n is NodeOf<'train'> => n.kind === 'train' && (n.params.attn_entropy_weight ?? 0) > 0).map((n) => n.id);
+}
+
+/** Why CUDA cannot run this pipeline (its masks, or a loss term only the cpu computes), naming the node; undefined when it can. */
+export function cudaPipelineProblem(input: Pick<PlacementInput, 'masks' | 'entropyTrains'>): string | undefined {
+  const entropy = input.entropyTrains?.[0];
+  return cudaMaskProblem(input.masks) ?? (entropy && `${entropy}.attn_entropy_weight is on: ${ATTN_ENTROPY_CPU_ONLY.toLowerCase()}`);
+}
+
 /** The run's backend and starting precision, and a line to log when auto had to stay on the CPU. */
 export function choosePlacement(input: PlacementInput): { placement: BackendChoice; note?: string } {
-  const why = cudaMaskProblem(input.masks);
+  const why = cudaPipelineProblem(input);
   if (input.requested === 'cuda' && why) throw new Error(`backend: cuda cannot run this pipeline: ${why} (run it with --backend cpu)`);
   const useCuda = input.requested === 'cuda' || (input.requested === 'auto' && input.cudaAvailable && !why);
   if (!useCuda) {

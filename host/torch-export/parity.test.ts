@@ -1,7 +1,8 @@
 // Parity of the PyTorch export with the engine: a two-stage pipeline on the demo model, exported
 // and run on 2 ranks started by hand (env:// variables, DDP over gloo, masked softmax
-// attention), and run on the engine (the executor in this process). Step losses and every
-// distillation term agree within 1e-4 relative on the first steps of each stage, gate verdicts
+// attention), and run on the engine (the executor in this process). Step losses, every
+// distillation term and the attention entropy (stage 2) agree within 1e-4 relative on the first
+// steps of each stage, gate verdicts
 // are the same, masks are identical, final weights are close. Skipped (with the reason) where
 // /usr/bin/python3 has no torch.
 import { spawn, spawnSync } from 'node:child_process';
@@ -80,7 +81,7 @@ describe.skipIf(skipReason !== null)('export-torch parity with the engine', () =
     expect(torchSteps.length).toBe(engineSteps.length);
 
     // The parity table.
-    const rows: string[] = [`${'stage'.padEnd(6)}${'step'.padEnd(5)}${TERMS.map((t) => t.padEnd(34)).join('')}`];
+    const rows: string[] = [`${'stage'.padEnd(6)}${'step'.padEnd(5)}${[...TERMS, 'attn_entropy'].map((t) => t.padEnd(34)).join('')}`];
     let worstFirst = 0;
     for (const [i, e] of engineSteps.entries()) {
       const t = torchSteps[i];
@@ -91,12 +92,16 @@ describe.skipIf(skipReason !== null)('export-torch parity with the engine', () =
         if (e.stage_step < FIRST_STEPS) worstFirst = Math.max(worstFirst, r);
         return `${e[k].toPrecision(7)}/${t[k].toPrecision(7)} ${r.toExponential(1)}`.padEnd(34);
       });
+      if (e.attn_entropy !== undefined && t.attn_entropy !== undefined) cells.push(`${e.attn_entropy.toPrecision(7)}/${t.attn_entropy.toPrecision(7)} ${rel(t.attn_entropy, e.attn_entropy).toExponential(1)}`);
       rows.push(`${String(e.stage).padEnd(6)}${String(e.step).padEnd(5)}${cells.join('')}`);
     }
     console.log(`export-torch parity (engine/torch, relative difference), 2 ranks over gloo:\n${rows.join('\n')}\nworst relative difference over the first ${FIRST_STEPS} steps of each stage: ${worstFirst.toExponential(2)}`);
     for (const e of engineSteps.filter((s) => s.stage_step < FIRST_STEPS)) {
       const t = torchSteps.find((s) => s.step === e.step)!;
       for (const k of TERMS) expect(rel(t[k], e[k]), `step ${e.step} ${k}: engine ${e[k]}, torch ${t[k]}`).toBeLessThan(REL);
+      // Stage 2 weighs the attention entropy: both report it, and agree.
+      expect(t.attn_entropy === undefined, `step ${e.step} attn_entropy in torch`).toBe(e.stage !== 1);
+      if (e.stage === 1) expect(rel(t.attn_entropy!, e.attn_entropy!), `step ${e.step} attn_entropy: engine ${e.attn_entropy}, torch ${t.attn_entropy}`).toBeLessThan(REL);
     }
 
     // Gates: the same verdicts, checks and actions.

@@ -25,35 +25,7 @@
 
 namespace engine {
 
-namespace {
-
 using namespace blocksparse_detail;
-
-// Scores of one query block against a list of key spans, stored span after span: chunk c is
-// (rows, cols_c) row-major at offset[c].
-struct Strip {
-  std::vector<float> s;
-  std::vector<size_t> offset;
-  void fill(const std::vector<Span>& spans, const float* Q, const float* K, int rows, int T, int D, int bs,
-            float scale) {
-    offset.resize(spans.size() + 1);
-    offset[0] = 0;
-    for (size_t c = 0; c < spans.size(); c++) {
-      const int k0 = spans[c].first_block * bs, cols = std::min(T, (spans[c].last_block + 1) * bs) - k0;
-      offset[c + 1] = offset[c] + (size_t)rows * cols;
-    }
-    if (s.size() < offset.back()) s.resize(offset.back());
-    for (size_t c = 0; c < spans.size(); c++) {
-      const int k0 = spans[c].first_block * bs, cols = std::min(T, (spans[c].last_block + 1) * bs) - k0;
-      sgemm_serial(false, true, rows, cols, D, scale, Q, D, K + (size_t)k0 * D, D, 0.0f, s.data() + offset[c], cols);
-    }
-  }
-};
-
-int span_k0(const Span& sp, int bs) { return sp.first_block * bs; }
-int span_cols(const Span& sp, int bs, int T) { return std::min(T, (sp.last_block + 1) * bs) - sp.first_block * bs; }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------- metrics
 AttentionMetrics attention_metrics(const float* q_s, const float* k_s, const float* q_t, const float* k_t,

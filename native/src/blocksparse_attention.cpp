@@ -142,6 +142,18 @@ void coalesce(const int32_t* blocks, int n, int block_size, std::vector<Span>& s
   }
 }
 
+void Strip::fill(const std::vector<Span>& spans, const float* Q, const float* K, int rows, int T, int D, int bs,
+                 float scale) {
+  offset.resize(spans.size() + 1);
+  offset[0] = 0;
+  for (size_t c = 0; c < spans.size(); c++) offset[c + 1] = offset[c] + (size_t)rows * span_cols(spans[c], bs, T);
+  if (s.size() < offset.back()) s.resize(offset.back());
+  for (size_t c = 0; c < spans.size(); c++) {
+    const int k0 = span_k0(spans[c], bs), cols = span_cols(spans[c], bs, T);
+    sgemm_serial(false, true, rows, cols, D, scale, Q, D, K + (size_t)k0 * D, D, 0.0f, s.data() + offset[c], cols);
+  }
+}
+
 namespace {
 // Longest-first greedy assignment of tasks to threads; returns one task list per thread.
 std::vector<std::vector<int64_t>> schedule(const std::vector<int64_t>& cost, int threads) {

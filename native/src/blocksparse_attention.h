@@ -48,6 +48,20 @@ float exp_sub_sum(float* x, int n, float m);
 // Keys after the query position are masked: a row at query position qp against keys starting
 // at k0 has min(cols, qp - k0 + 1) valid columns.
 inline int valid_cols(int qp, int k0, int cols) { return cols < qp - k0 + 1 ? cols : qp - k0 + 1; }
+// First key and key count of a span (the tail block may be short).
+inline int span_k0(const Span& sp, int bs) { return sp.first_block * bs; }
+inline int span_cols(const Span& sp, int bs, int T) {
+  const int end = (sp.last_block + 1) * bs;
+  return (end < T ? end : T) - sp.first_block * bs;
+}
+// Scores of one query block against a list of key spans, stored span after span: chunk c is
+// (rows, cols_c) row-major at offset[c]. Reused across calls (thread_local in the kernels).
+struct Strip {
+  std::vector<float> s;
+  std::vector<size_t> offset;
+  // s = scale * Q (rows, D) K_span^T for every span; K is the head's whole key matrix (T, D).
+  void fill(const std::vector<Span>& spans, const float* Q, const float* K, int rows, int T, int D, int bs, float scale);
+};
 }  // namespace blocksparse_detail
 
 }  // namespace engine

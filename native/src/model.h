@@ -134,6 +134,9 @@ struct StepOptions {
   bool distill = false;
   DistillWeights weights;
   LoadBalance load_balance;
+  // > 0: adds this weight times the mean entropy of the model's own attention (attention_entropy.h;
+  // docs/metrics.md attn_entropy) to the loss. 0 = off. The cpu backend only.
+  float attn_entropy_weight = 0;
 };
 
 // Routing statistics of the student's forward (MoE models only; `present` false otherwise).
@@ -156,6 +159,8 @@ struct StepResult {
   // layer which KL that was: 0 no trained indexer, 1 warm-up, 2 selected set (block_selector.h).
   double indexer_loss = 0;
   std::vector<int8_t> indexer_phase;
+  // With attn_entropy_weight > 0: the mean attention entropy (nats) the term weighs (inside `loss`).
+  std::optional<double> attn_entropy;
 };
 
 struct EvalResult {
@@ -332,6 +337,10 @@ class Model {
   // Indexer KL over the layers whose selector trains (warm-up or selected set, by the mask's
   // indexer_warmup_steps); adds selector grads, writes each layer's phase. Returns its mean.
   double indexer_loss(float grad_scale, std::vector<int8_t>& phase);
+  // Mean over layers (dense and block-sparse; not infllm_v2's per-token ones) of the mean entropy
+  // of the student's attention under the layer's mask; writes per-layer q/k gradients (scaled by
+  // `weight`) into the activations of the layers backward reaches, when weight != 0.
+  double attention_entropy(float weight);
   std::unique_ptr<Activations> acts_, teacher_acts_;
 };
 

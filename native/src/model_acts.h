@@ -32,6 +32,7 @@ struct LayerActs {
   std::vector<TokenBlockSelection> token_sel;
   bool sparse() const { return !masks.empty() || !token_sel.empty(); }
   Buf dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
+  Buf dq_ent, dk_ent;          // attention-entropy gradients w.r.t. q, k (heads layout), or empty
   MoeActs moe;                 // MoE layers: routing and the experts' forward values (moe.cpp)
 };
 

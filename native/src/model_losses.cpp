@@ -1,8 +1,10 @@
 // Losses of a training step: the LM head's cross-entropy and logit KL (chunked over rows), and
 // the distillation losses against the dense teacher: hidden-state MSE, attention KL of the
-// block-sparse layers and the block indexers' KL (warm-up or selected set).
+// block-sparse layers and the block indexers' KL (warm-up or selected set); and the optional
+// entropy of the student's own attention.
 #include <algorithm>
 
+#include "attention_entropy.h"
 #include "model.h"
 #include "model_acts.h"
 #include "token_sparse_attention.h"
@@ -117,6 +119,39 @@ double Model::attention_kl(float weight) {
     total += layer_kl;
   }
   return total / n_sparse;
+}
+
+double Model::attention_entropy(float weight) {
+  Activations& s = *acts_;
+  const int B = s.B, T = s.T, H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim;
+  const int stop = lowest_trainable_layer();  // backward never reaches the layers below
+  int n_layers = 0;
+  for (const LayerActs& la : s.layers) n_layers += la.token_sel.empty();
+  if (n_layers == 0) return 0;
+  double total = 0;
+  for (int l = 0; l < config_.num_layers; l++) {
+    LayerActs& la = s.layers[l];
+    if (!la.token_sel.empty()) continue;
+    const bool grads = weight != 0 && l >= stop;
+    if (grads) {
+      la.dq_ent.resize(backend_.get(), la.q.size());
+      la.dk_ent.resize(backend_.get(), la.k.size());
+    }
+    float* dq = grads ? la.dq_ent.data() : nullptr;
+    float* dk = grads ? la.dk_ent.data() : nullptr;
+    if (la.masks.empty() || la.masks[0].dense) {  // attention ran dense causal
+      total += engine::attention_entropy(dq, dk, weight / n_layers, la.q.data(), la.k.data(), B, H, Hkv, T, D, nullptr);
+      continue;
+    }
+    for_each_mask(la.masks, B, [&](int b0, int bb, const BlockMask& mask) {
+      const size_t qo = (size_t)b0 * H * T * D, ko = (size_t)b0 * Hkv * T * D;
+      const double share = (double)bb / B;  // this call's share of the batch mean
+      total += share * engine::attention_entropy(dq ? dq + qo : nullptr, dk ? dk + ko : nullptr,
+                                                 (float)(weight * share / n_layers), la.q.data() + qo,
+                                                 la.k.data() + ko, bb, H, Hkv, T, D, &mask);
+    });
+  }
+  return total / n_layers;
 }
 
 double Model::indexer_loss(float grad_scale, std::vector<int8_t>& phase) {

@@ -68,6 +68,12 @@ void load_tokens(Activations& a, Backend* be, const int32_t* tokens, int B, int 
 
 StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const StepOptions& options) {
   check_tokens(tokens, B, T);
+  if (!(options.attn_entropy_weight >= 0) || !std::isfinite(options.attn_entropy_weight))
+    throw std::invalid_argument("options.attn_entropy_weight: must be a finite number >= 0, got " +
+                                std::to_string(options.attn_entropy_weight));
+  // The term reads q and k in place on the host (attention_entropy.h).
+  if (options.attn_entropy_weight > 0 && !backend_->host_resident())
+    throw std::invalid_argument("options.attn_entropy_weight: the attention-entropy term runs on the cpu backend only");
   ensure_rope(T);
   Backend& be = *backend_;
   const int N = B * T, C = config_.hidden_size;
@@ -105,6 +111,10 @@ StepResult Model::compute_gradients(const int32_t* tokens, int B, int T, const S
   // The indexer's KL only reaches the selector tensors (its input is detached).
   r.loss = dw.task * ce + dw.attn_kl * r.attn_kl_loss + dw.logit_kl * lkl + dw.hidden_mse * r.hidden_mse_loss +
            selector_loss;
+  if (options.attn_entropy_weight > 0) {
+    r.attn_entropy = attention_entropy(options.attn_entropy_weight * S);
+    r.loss += options.attn_entropy_weight * *r.attn_entropy;
+  }
   r.moe = moe_stats(options.load_balance, S);  // keeps the load-balancing gradient for backward
   r.loss += r.moe.load_balance_loss;
   backward(*acts_, dhidden.data(), inputs, B, T);

@@ -69,11 +69,14 @@ inline void check_blocksparse_args(int B, int H, int Hkv, int T, int D, const Bl
 }
 
 // ---------------------------------------------------------------------------- attention metrics / KL
-// attention_metrics and attn_kl_loss: positive sizes, GQA heads, a mask built for T with H or
-// Hkv heads.
-inline void check_attention_kl_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask, const char* who) {
+// attention_metrics, attn_kl_loss and attention_entropy: positive sizes, GQA heads, a mask built
+// for T with H or Hkv heads.
+inline void check_attention_dims(int B, int H, int Hkv, int T, int D, const char* who) {
   if (B < 1 || H < 1 || Hkv < 1 || T < 1 || D < 1 || H % Hkv != 0)
     throw std::invalid_argument(std::string(who) + ": need B, H, Hkv, T, D >= 1 and H a multiple of Hkv");
+}
+inline void check_attention_kl_args(int B, int H, int Hkv, int T, int D, const BlockMask& mask, const char* who) {
+  check_attention_dims(B, H, Hkv, T, D, who);
   if (mask.T != T)
     throw std::invalid_argument(std::string(who) + ": mask built for T=" + std::to_string(mask.T) + ", got T=" +
                                 std::to_string(T));

@@ -122,6 +122,52 @@ TEST(model_gradients_block_sparse_with_attention_kl) {
   gradient_check("llama", false, o, &s, 40);
 }
 
+TEST(model_gradients_attention_entropy_alone_dense_and_block_sparse) {
+  // Every other term weighs 0 (distillation with zero weights), so the loss is the entropy term
+  // alone: layer 0 dense (two 64-token blocks of its dense mask), layer 1 block-sparse.
+  StepOptions o = adam(0);
+  o.distill = true;
+  o.weights = DistillWeights{0.0f, 0.0f, 0.0f, 0.0f, 1.0f};
+  o.attn_entropy_weight = 3.0f;
+  MaskSpec s = sparse_mask();
+  gradient_check("qwen3", false, o, &s, 70);
+}
+
+TEST(model_gradients_task_plus_attention_entropy) {
+  StepOptions o = adam(0);
+  o.attn_entropy_weight = 0.5f;
+  gradient_check("llama", false, o, nullptr, 20);
+}
+
+TEST(model_attention_entropy_is_reported_deterministic_and_checked) {
+  auto run = [](float weight, std::vector<double>& values) {
+    Model m(tiny("llama", false));
+    m.init_random(9);
+    auto tok = tokens(2, 24, m.config().vocab_size, 4);
+    StepOptions o = adam(1e-2f);
+    o.attn_entropy_weight = weight;
+    for (int s = 0; s < 3; s++) {
+      StepResult r = m.train_step(tok.data(), 2, 24, o);
+      EXPECT(r.attn_entropy.has_value() == (weight > 0));
+      // The loss is the task loss plus the weighted entropy; the entropy lies in [0, log T].
+      const double ent = r.attn_entropy.value_or(0);
+      EXPECT_MSG(std::fabs(r.loss - (r.task_loss + weight * ent)) < 1e-12, "loss " << r.loss);
+      EXPECT(weight == 0 || (ent > 0 && ent < std::log(24.0)));
+      values.insert(values.end(), {r.loss, ent});
+    }
+  };
+  std::vector<double> a, b, off;
+  run(0.7f, a);
+  run(0.7f, b);
+  run(0.0f, off);
+  EXPECT(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+  Model m(tiny("llama", false));
+  auto tok = tokens(1, 8, m.config().vocab_size, 1);
+  StepOptions bad = adam(1e-2f);
+  bad.attn_entropy_weight = -1.0f;
+  EXPECT_THROWS_MSG(m.train_step(tok.data(), 1, 8, bad), "options.attn_entropy_weight: must be a finite number >= 0");
+}
+
 TEST(model_overfits_a_short_sequence) {
   Model m(tiny("llama", false));
   m.init_random(1);

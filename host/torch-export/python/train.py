@@ -483,7 +483,16 @@ class Runner:
         recall = torch.where(allow, logp_t.exp(), torch.zeros((), dtype=logp_t.dtype, device=qs.device)).sum(-1)
         return kl, recall
 
-    def step_losses(self, tokens, distill):
+    def attn_entropy(self, q, k, mask):
+        """Mean over (B, H, T) of the entropy (nats) of one layer's attention under its mask."""
+        from model import allowed
+        T, H = q.shape[2], q.shape[1]
+        allow = allowed(mask, T, H, q.device)
+        logp = torch.log_softmax(self.attn_scores(q.float(), k.float()).masked_fill(~allow, float("-inf")), -1)
+        # Masked keys: p = 0 and log p -> 0, so they add nothing and pass no NaN back.
+        return -(logp.exp() * logp.masked_fill(~allow, 0.0)).sum(-1).mean()
+
+    def step_losses(self, tokens, distill, entropy_weight=0.0):
         """Local losses of this rank's rows; each term is its share of the global mean."""
         ids, targets = tokens[:, :-1].to(self.device), tokens[:, 1:].to(self.device)
         masks = self.masks_for(ids)
@@ -510,6 +519,10 @@ class Runner:
             loss = w["task"] * terms["task"] + w["attn_kl"] * terms["attn_kl"] + w["logit_kl"] * terms["logit_kl"] + w["hidden_mse"] * terms["hidden_mse"]
         else:
             loss = ce
+        if entropy_weight > 0:
+            ents = [self.attn_entropy(qk[l][0], qk[l][1], masks[l]) for l in range(len(qk))]
+            terms["attn_entropy"] = sum(ents) / len(ents)
+            loss = loss + entropy_weight * terms["attn_entropy"]
         dens = [sum(M.density(k) for k in masks[l]["keep"]) / masks[l]["keep"].shape[0] for l in sparse]
         density = sum(dens) / len(dens) if dens else 1.0
         return loss, terms, density
@@ -522,11 +535,13 @@ class Runner:
         share = n / B
         for prm in self.student.parameters():
             prm.grad = None
-        loss, terms, density = self.step_losses(tokens[start:start + n], distill)
+        entropy_weight = p.get("attn_entropy_weight") or 0.0
+        loss, terms, density = self.step_losses(tokens[start:start + n], distill, entropy_weight)
         # DDP / FSDP average gradients over ranks: scale so the average is the global batch mean.
         (loss * share * self.world).backward()
         stats = torch.tensor([loss.item() * share, terms["task"].item() * share, terms["attn_kl"].item() * share,
-                              terms["logit_kl"].item() * share, terms["hidden_mse"].item() * share], dtype=torch.float64)
+                              terms["logit_kl"].item() * share, terms["hidden_mse"].item() * share,
+                              terms["attn_entropy"].item() * share if entropy_weight > 0 else 0.0], dtype=torch.float64)
         stats = self.all_sum(stats).tolist()
         named = [(name, prm) for name, prm in self.student.named_parameters() if prm.requires_grad]
         ss = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -559,8 +574,11 @@ class Runner:
                 st["m"].add_((g - st["m"]) * f32(1.0 - b1))
                 st["v"].mul_(f32(b2)).add_(g * g * f32(1.0 - b2))
                 w.sub_(f32(lr / bc1) * st["m"] / (st["v"].sqrt() / f32(math.sqrt(bc2)) + f32(eps)))
-        return {"loss": stats[0], "task_loss": stats[1], "attn_kl_loss": stats[2], "logit_kl_loss": stats[3],
-                "hidden_mse_loss": stats[4], "grad_norm": grad_norm, "density": density}
+        out = {"loss": stats[0], "task_loss": stats[1], "attn_kl_loss": stats[2], "logit_kl_loss": stats[3],
+               "hidden_mse_loss": stats[4], "grad_norm": grad_norm, "density": density}
+        if entropy_weight > 0:
+            out["attn_entropy"] = stats[5]
+        return out
 
     # -------------------------------------------------------------------- evaluation
 
@@ -791,7 +809,8 @@ class Runner:
             self.log_out.emit("step", metrics={
                 "stage": stage["index"], "step": self.global_step, "stage_step": i, "loss": r["loss"], "task_loss": r["task_loss"],
                 "attn_kl_loss": r["attn_kl_loss"], "logit_kl_loss": r["logit_kl_loss"], "hidden_mse_loss": r["hidden_mse_loss"],
-                "lr": lr, "grad_norm": r["grad_norm"], "tokens": p["batch_size"] * seq, "density": r["density"], "seq_len": seq})
+                "lr": lr, "grad_norm": r["grad_norm"], "tokens": p["batch_size"] * seq, "density": r["density"], "seq_len": seq,
+                **({"attn_entropy": r["attn_entropy"]} if "attn_entropy" in r else {})})
             self.global_step += 1
             at_end = i == steps - 1
             if not (at_end or (p["eval_every"] > 0 and (i + 1) % p["eval_every"] == 0)):

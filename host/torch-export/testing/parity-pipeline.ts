@@ -1,6 +1,7 @@
 // A short two-stage pipeline on the demo model for the PyTorch parity test: static masks
-// (global + random, then random + window), distillation with every term, a gate that passes
-// and one that fails with 'continue'.
+// (global + random, then random + window), distillation with every term, the attention-entropy
+// term in stage 2 (over its dense and block-sparse layers), a gate that passes and one that fails
+// with 'continue'.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Pipeline, PipelineNode } from '../../../core/schema';
@@ -19,6 +20,7 @@ export function parityPipeline(steps = 3): Pipeline {
   for (const id of ['s1-train', 's2-train']) {
     set<any>(id, (p) => {
       Object.assign(p, { steps, batch_size: 4, curriculum: [{ from_step: 0, seq_len: 128 }], eval_every: 0, eval_batches: 2, warmup_steps: 1, lr: id === 's1-train' ? 1e-3 : 5e-4 });
+      if (id === 's2-train') p.attn_entropy_weight = 0.05;
     });
   }
   // Stage 1: Unfreeze Q/K/V of the replaced layers so something trains without an indexer.

@@ -66,8 +66,12 @@ function rope(x: Float64Array, T: number, heads: number, D: number, t: { cos: Fl
  */
 export type KeyMask = (layer: number, q: Float64Array, k: Float64Array) => ((kvHead: number, i: number, j: number) => boolean) | null;
 
-/** Final hidden states (T, C) and logits (T, V) of one sequence of input ids; `routing` collects the MoE layers' routing. */
-export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<number>, keyMask?: KeyMask, routing?: RouterRecord[]): { hidden: Float64Array; logits: Float64Array } {
+/**
+ * Final hidden states (T, C) and logits (T, V) of one sequence of input ids; `routing` collects the
+ * MoE layers' routing; `attnEntropy` (one entry per layer) accumulates each layer's sum over heads
+ * and query rows of the attention entropy -sum_j p_ij log p_ij (nats).
+ */
+export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<number>, keyMask?: KeyMask, routing?: RouterRecord[], attnEntropy?: Float64Array): { hidden: Float64Array; logits: Float64Array } {
   const T = ids.length, C = c.hidden_size, F = c.intermediate_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim, V = c.vocab_size;
   const get = (name: string) => {
     const t = w.get(name);
@@ -108,6 +112,7 @@ export function referenceForward(c: ModelConfig, w: Weights, ids: ArrayLike<numb
         }
         let z = 0;
         for (let j = 0; j <= i; j++) z += (s[j] = Math.exp(s[j] - m));
+        if (attnEntropy) for (let j = 0; j <= i; j++) if (s[j] > 0) attnEntropy[l] -= (s[j] / z) * Math.log(s[j] / z);
         for (let j = 0; j <= i; j++) for (let e = 0; e < D; e++) att[(i * H + hh) * D + e] += (s[j] / z) * v[(j * Hkv + kv) * D + e];
       }
     }
@@ -149,4 +154,11 @@ export function referenceLoss(c: ModelConfig, w: Weights, tokens: ArrayLike<numb
     }
   }
   return total / (B * T);
+}
+
+/** Mean over layers, sequences, query heads and query rows of the attention entropy (nats), as the engine's attn_entropy. */
+export function referenceAttentionEntropy(c: ModelConfig, w: Weights, tokens: ArrayLike<number>, B: number, T: number, keyMask?: KeyMask): number {
+  const sums = new Float64Array(c.num_hidden_layers);
+  for (let b = 0; b < B; b++) referenceForward(c, w, Array.from({ length: T }, (_, i) => tokens[b * (T + 1) + i]), keyMask, undefined, sums);
+  return sums.reduce((a, v) => a + v, 0) / (c.num_hidden_layers * B * c.num_attention_heads * T);
 }

@@ -48,6 +48,7 @@ engine::StepOptions step_options_from(const Napi::Object& o) {
     Napi::Value weight = b.Get("weight");
     if (!weight.IsUndefined() && !weight.IsNull()) s.load_balance.weight = (float)number_field(b, "weight", "options.load_balance");
   }
+  s.attn_entropy_weight = (float)number_field_or(o, "attn_entropy_weight", 0.0, "options");
   return s;
 }
 
@@ -93,6 +94,7 @@ Napi::Object step_result_to_js(Napi::Env env, const engine::StepResult& r) {
   o.Set("skipped", r.skipped);
   o.Set("loss_scale", r.loss_scale);
   if (r.moe.present) o.Set("load_balance_loss", r.moe.load_balance_loss);
+  if (r.attn_entropy) o.Set("attn_entropy", *r.attn_entropy);
   set_moe_stats(env, o, r.moe);
   // Only steps that trained an indexer carry its KL and per-layer phase (null: no trained indexer).
   if (std::any_of(r.indexer_phase.begin(), r.indexer_phase.end(), [](int8_t p) { return p != 0; })) {

@@ -172,6 +172,10 @@ export const CHARTS: ChartSpec[] = [
     { key: 'load_balance_loss', label: 'load_balance_loss', color: colorAt(8) },
     { key: 'aux_loss', label: 'aux_loss', color: colorAt(9), axis: 'right' },
   ] },
+  // Runs whose Train nodes weigh the attention-entropy term only.
+  { id: 'attn_entropy', title: 'Attention entropy', unit: 'nats', shown: (d) => hasSeries(d, 'attn_entropy'), lines: () => [
+    { key: 'attn_entropy', label: 'attn_entropy', color: colorAt(6) },
+  ] },
   { id: 'tokens_per_s', title: 'Throughput', unit: 'tokens/s', lines: () => [{ key: 'tokens_per_s', label: 'tokens/s', color: colorAt(5) }] },
   { id: 'system', title: 'System', shown: (d) => gpuDevices(d).length === 0 || hasSeries(d, 'system.utilization'), lines: () => [
     { key: 'system.utilization', label: 'CPU utilisation %', color: colorAt(0), smooth: false },

@@ -4,6 +4,7 @@ import type { RunDetail, StudioApi } from '../../../core/api';
 import type { StudioConnection } from '../api/connection';
 import { createMonitorStore } from './monitor-store';
 import { followRun } from './follow-run';
+import { CHARTS } from '../monitor/chart-data';
 
 const T0 = 1_700_000_000_000;
 
@@ -56,6 +57,22 @@ describe('monitor store', () => {
     expect(data.stages[0]).toMatchObject({ startStep: 0, endStep: 19, status: 'passed', attempt: 1 });
     expect(data.stages[0].verdicts[0].passed).toBe(true);
     expect(data.layerDensity[0].values).toEqual([null, 0.5, 0.7]);
+  });
+
+  it('keeps attn_entropy as a series only when steps report it; its chart shows with it', () => {
+    const withTerm = (i: number): RunEvent => {
+      const e = step(i) as Extract<RunEvent, { type: 'step' }>;
+      return { ...e, metrics: { ...e.metrics, attn_entropy: 3 - i * 0.1 } };
+    };
+    const chart = CHARTS.find((c) => c.id === 'attn_entropy')!;
+    const on = createMonitorStore();
+    on.getState().load(detail([withTerm(0), withTerm(1)]));
+    expect(on.getState().data.series.get('attn_entropy')!.value.get(1)).toBeCloseTo(2.9, 12);
+    expect(chart.shown!(on.getState().data)).toBe(true);
+    const off = createMonitorStore();
+    off.getState().load(detail([step(0), step(1)]));
+    expect(off.getState().data.series.has('attn_entropy')).toBe(false);
+    expect(chart.shown!(off.getState().data)).toBe(false);
   });
 
   it('bumps version per batch, ignores other runs, and clears', () => {

@@ -18,6 +18,8 @@ export const STEP_METRICS = ['loss', 'task_loss', 'attn_kl_loss', 'logit_kl_loss
 export const EVAL_METRICS = ['attn_kl', 'attn_recall', 'ppl_ratio', 'ppl', 'logit_kl', 'out_cos', 'sparsity', 'attn_flops_saved'] as const;
 /** Mixture-of-experts step metrics: series only where a run records them (dense runs have none). */
 export const MOE_STEP_METRICS = ['aux_loss', 'load_balance_loss', 'expert_usage_min', 'expert_usage_max', 'routing_entropy'] as const;
+/** Step metrics of optional loss terms, present only on the steps that weigh them. */
+export const TERM_STEP_METRICS = ['attn_entropy'] as const;
 
 /** The latest evaluation's expert usage: per layer the share per expert (null: a dense-MLP layer). */
 export interface ExpertUsage { step: number; layers: (number[] | null)[] }
@@ -121,6 +123,7 @@ export function applyEvent(data: MonitorData, event: RunEvent): { status?: RunSt
       const m = event.metrics;
       for (const name of STEP_METRICS) seriesOf(data, name).push(m.step, t, m[name]);
       for (const name of MOE_STEP_METRICS) if (m[name] !== undefined) seriesOf(data, name).push(m.step, t, m[name]);
+      for (const name of TERM_STEP_METRICS) if (m[name] !== undefined) seriesOf(data, name).push(m.step, t, m[name]);
       seriesOf(data, 'tokens_per_s').push(m.step, t, tokensPerSecond(data, event.time, m.tokens));
       data.lastStep = m.step;
       const span = lastSpan(data, m.stage);
