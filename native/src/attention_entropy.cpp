@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -223,8 +222,10 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
   std::vector<size_t> offset(tasks + 1, 0);
   if (grads)
     for (int64_t t = 0; t < tasks; t++) offset[t + 1] = offset[t] + (size_t)key_end(t) * D;
-  // Left uninitialised: each task zeroes its own partial.
-  std::unique_ptr<float[]> partial(new float[std::max<size_t>(offset.back(), 1)]);
+  // Kept from call to call (a fresh one would be page-faulted each time); each task zeroes its own.
+  thread_local std::vector<float> partial_buf;
+  if (partial_buf.size() < offset.back()) partial_buf.resize(offset.back());
+  float* const partial = partial_buf.data();
   std::vector<double> task_sum(tasks, 0.0);
 
   // Query heads taken together: the whole GQA group when it shares one mask head.
@@ -234,7 +235,7 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
     const int i0 = ch.bounds[(size_t)kvh * (C + 1) + c], i1 = ch.bounds[(size_t)kvh * (C + 1) + c + 1];
     const size_t kv_head = (size_t)b * Hkv + kvh;
     const float* K = k + kv_head * T * D;
-    float* dK = partial.get() + offset[t];
+    float* dK = partial + offset[t];
     if (grads) std::fill(dK, dK + (size_t)key_end(t) * D, 0.0f);
     thread_local Strip strip;
     thread_local std::vector<float> e, Qs, dQ;
@@ -321,7 +322,7 @@ double attention_entropy(float* dq, float* dk, float grad_scale, const float* q,
       for (int c = 0; c < C; c++) {
         const int64_t t = unit * C + c;
         const int n = std::min(len, key_end(t) - first);
-        const float* src = partial.get() + offset[t] + (size_t)first * D;
+        const float* src = partial + offset[t] + (size_t)first * D;
         for (size_t x = 0; x < (size_t)std::max(n, 0) * D; x++) out[x] += src[x];
       }
     }

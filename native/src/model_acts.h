@@ -32,7 +32,10 @@ struct LayerActs {
   std::vector<TokenBlockSelection> token_sel;
   bool sparse() const { return !masks.empty() || !token_sel.empty(); }
   Buf dq_kl, dk_kl;            // attention-KL gradients w.r.t. q, k (heads layout), or empty
-  Buf dq_ent, dk_ent;          // attention-entropy gradients w.r.t. q, k (heads layout), or empty
+  // Attention-entropy gradients w.r.t. q, k (heads layout). Kept from step to step (fresh ones
+  // would be zeroed and page-faulted each time); ent_grads says they hold this step's.
+  Buf dq_ent, dk_ent;
+  bool ent_grads = false;
   MoeActs moe;                 // MoE layers: routing and the experts' forward values (moe.cpp)
 };
 

@@ -137,6 +137,7 @@ double Model::attention_entropy(float weight) {
       la.dq_ent.resize(backend_.get(), la.q.size());
       la.dk_ent.resize(backend_.get(), la.k.size());
     }
+    la.ent_grads = grads;
     float* dq = grads ? la.dq_ent.data() : nullptr;
     float* dk = grads ? la.dk_ent.data() : nullptr;
     if (la.masks.empty() || la.masks[0].dense) {  // attention ran dense causal

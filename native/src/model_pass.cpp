@@ -123,8 +123,7 @@ void Model::build_masks(LayerActs& la, int l, int B, int T, bool teacher) const 
   la.token_sel.clear();
   la.dq_kl.clear();
   la.dk_kl.clear();
-  la.dq_ent.clear();
-  la.dk_ent.clear();
+  la.ent_grads = false;
   if (teacher || !attention_[l]) return;
   const MaskSpec& spec = *attention_[l];
   const int H = config_.num_heads, Hkv = config_.num_kv_heads, D = config_.head_dim, C = config_.hidden_size;
@@ -252,7 +251,7 @@ void Model::attention_backward(Activations& a, int l, BackwardBuffers& g) {
     be.add_scaled(g.dq.data(), g.dq.data(), la.dq_kl.data(), 1.0f, g.dq.size());
     be.add_scaled(g.dk.data(), g.dk.data(), la.dk_kl.data(), 1.0f, g.dk.size());
   }
-  if (!la.dq_ent.empty()) {  // so does the attention-entropy term
+  if (la.ent_grads) {  // so does the attention-entropy term
     be.add_scaled(g.dq.data(), g.dq.data(), la.dq_ent.data(), 1.0f, g.dq.size());
     be.add_scaled(g.dk.data(), g.dk.data(), la.dk_ent.data(), 1.0f, g.dk.size());
   }
