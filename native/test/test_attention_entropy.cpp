@@ -9,6 +9,7 @@
 #include "attention_entropy.h"
 #include "block_mask.h"
 #include "check.h"
+#include "test_random.h"
 #include "parallel.h"
 #include "ops.h"
 #include "simd.h"
@@ -16,18 +17,6 @@
 using namespace engine;
 
 namespace {
-
-struct Rng {
-  uint64_t s;
-  double uniform() { return (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0); }
-  float normal() { return (float)(std::sqrt(-2.0 * std::log(uniform() + 1e-300)) * std::cos(6.283185307179586 * uniform())); }
-};
-
-std::vector<float> randn(size_t n, Rng& r, float scale) {
-  std::vector<float> x(n);
-  for (float& v : x) v = r.normal() * scale;
-  return x;
-}
 
 std::vector<double> to_double(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
 

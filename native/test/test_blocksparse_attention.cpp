@@ -11,25 +11,13 @@
 #include "block_mask.h"
 #include "blocksparse_attention.h"
 #include "check.h"
+#include "test_random.h"
 #include "ops.h"
 #include "parallel.h"
 
 using namespace engine;
 
 namespace {
-
-struct Rng {
-  uint64_t s;
-  double uniform() { return (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0); }
-  int below(int n) { return (int)(splitmix64(s) % (uint64_t)n); }
-  float normal() { return (float)(std::sqrt(-2.0 * std::log(uniform() + 1e-300)) * std::cos(6.283185307179586 * uniform())); }
-};
-
-std::vector<float> randn(size_t n, Rng& r, float scale = 1.0f) {
-  std::vector<float> x(n);
-  for (float& v : x) v = r.normal() * scale;
-  return x;
-}
 
 struct Ref {
   std::vector<double> out, lse, dq, dk, dv;
