@@ -31,26 +31,34 @@ function pipelineWithoutExport(over: Parameters<typeof tinyPipeline>[1] = {}) {
 }
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** The real engine, whose models report the `overflowAt`-th training call as an fp16 overflow. */
-function overflowingEngine(overflowAt: number): EngineApi {
-  let calls = 0;
-  const wrap = (model: EngineModel): EngineModel => new Proxy(model, {
-    get(target, key) {
-      if (key === 'trainStep') {
-        return async (...args: Parameters<EngineModel['trainStep']>) => {
-          if (++calls !== overflowAt) return target.trainStep(...args);
-          return { loss: 3, task_loss: 3, attn_kl_loss: 0, logit_kl_loss: 0, hidden_mse_loss: 0, grad_norm: Infinity, density: 1, skipped: true, loss_scale: 1024 };
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+/** The real engine, its models' methods replaced by `hooks` where it names them (the rest pass through). */
+function engineWithModelHooks(hooks: (target: EngineModel) => Partial<EngineModel>): EngineApi {
+  const wrap = (model: EngineModel): EngineModel => {
+    const replaced = hooks(model) as Record<PropertyKey, unknown>;
+    return new Proxy(model, {
+      get(target, key) {
+        if (key in replaced) return replaced[key];
+        const value = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  };
   return {
     info: () => engine.info(),
     createModel: (config, options) => wrap(engine.createModel(config, options)),
     loadModel: async (dir, options) => wrap(await engine.loadModel(dir, options)),
   };
+}
+
+/** The real engine, whose models report the `overflowAt`-th training call as an fp16 overflow. */
+function overflowingEngine(overflowAt: number): EngineApi {
+  let calls = 0;
+  return engineWithModelHooks((target) => ({
+    trainStep: async (...args: Parameters<EngineModel['trainStep']>) => {
+      if (++calls !== overflowAt) return target.trainStep(...args);
+      return { loss: 3, task_loss: 3, attn_kl_loss: 0, logit_kl_loss: 0, hidden_mse_loss: 0, grad_norm: Infinity, density: 1, skipped: true, loss_scale: 1024 };
+    },
+  }));
 }
 
 describe.skipIf(!engineAvailable())('an fp16 step the engine skipped', () => {
@@ -89,29 +97,16 @@ describe.skipIf(!engineAvailable())('auto with a usable GPU', () => {
 
 /** The real engine, its models recording each setPrecision (with the precision the engine then reports) and each training step. */
 function recordingEngine(calls: string[]): EngineApi {
-  const wrap = (model: EngineModel): EngineModel => new Proxy(model, {
-    get(target, key) {
-      if (key === 'setPrecision') {
-        return (precision: Precision) => {
-          target.setPrecision(precision);
-          calls.push(`precision ${precision} (computes ${target.backend.precision})`);
-        };
-      }
-      if (key === 'trainStep') {
-        return (...args: Parameters<EngineModel['trainStep']>) => {
-          calls.push('step');
-          return target.trainStep(...args);
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+  return engineWithModelHooks((target) => ({
+    setPrecision: (precision: Precision) => {
+      target.setPrecision(precision);
+      calls.push(`precision ${precision} (computes ${target.backend.precision})`);
     },
-  });
-  return {
-    info: () => engine.info(),
-    createModel: (config, options) => wrap(engine.createModel(config, options)),
-    loadModel: async (dir, options) => wrap(await engine.loadModel(dir, options)),
-  };
+    trainStep: (...args: Parameters<EngineModel['trainStep']>) => {
+      calls.push('step');
+      return target.trainStep(...args);
+    },
+  }));
 }
 
 describe.skipIf(!engineAvailable())('per-stage precision', () => {
