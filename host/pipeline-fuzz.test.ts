@@ -82,16 +82,16 @@ const mutations: { name: string; apply: (p: Doc, rand: Rand) => Doc }[] = [
   { name: 'unknown kind', apply: (p, rand) => { const n = pick(rand, p.nodes as Doc[]); if (n) n.kind = pick(rand, ['prune', 'Model', '', 'model ', 'export2']); return p; } },
   { name: 'kind swapped', apply: (p, rand) => { const n = pick(rand, p.nodes as Doc[]); if (n) n.kind = pick(rand, NODE_KINDS); return p; } },
   { name: 'duplicate id', apply: (p, rand) => { const a = pick(rand, p.nodes as Doc[]); const b = pick(rand, p.nodes as Doc[]); if (a && b) a.id = b.id; return p; } },
-  { name: 'cyclic link', apply: (p, rand) => { const ids = (p.nodes as Doc[]).map((n) => n.id); const l = pick(rand, p.links as Doc[]); if (l) p.links.push({ from: l.to, to: l.from }); else p.links.push({ from: ids[0], to: ids[0] }); return p; } },
-  { name: 'long cycle', apply: (p) => { const ids = (p.nodes as Doc[]).map((n) => n.id); if (ids.length > 1) p.links.push({ from: ids[ids.length - 1], to: ids[1] }); return p; } },
+  { name: 'cyclic link', apply: (p, rand) => { const ids = (p.nodes as Doc[]).map((n) => n?.id); const l = pick(rand, p.links as Doc[]); if (l) p.links.push({ from: l.to, to: l.from }); else p.links.push({ from: ids[0], to: ids[0] }); return p; } },
+  { name: 'long cycle', apply: (p) => { const ids = (p.nodes as Doc[]).map((n) => n?.id); if (ids.length > 1) p.links.push({ from: ids[ids.length - 1], to: ids[1] }); return p; } },
   { name: 'dangling link', apply: (p, rand) => { p.links.push(rand() < 0.5 ? { from: 'nowhere', to: pick(rand, p.nodes as Doc[])?.id ?? 'x' } : { from: pick(rand, p.nodes as Doc[])?.id ?? 'x', to: '__proto__' }); return p; } },
   { name: 'overlapping layers', apply: (p, rand) => {
-    const withLayers = (p.nodes as Doc[]).filter((n) => Array.isArray(n.params?.layers));
+    const withLayers = (p.nodes as Doc[]).filter((n) => Array.isArray(n?.params?.layers));
     const a = pick(rand, withLayers); const b = pick(rand, withLayers);
     if (a && b) b.params.layers = [a.params.layers[0], a.params.layers[1] + Math.floor(rand() * 3)];
     return p;
   } },
-  { name: 'layers past the model', apply: (p, rand) => { const n = (p.nodes as Doc[]).find((x) => Array.isArray(x.params?.layers)); if (n) n.params.layers = [1, pick(rand, [64, 1025, 2 ** 31])]; return p; } },
+  { name: 'layers past the model', apply: (p, rand) => { const n = (p.nodes as Doc[]).find((x) => Array.isArray(x?.params?.layers)); if (n) n.params.layers = [1, pick(rand, [64, 1025, 2 ** 31])]; return p; } },
   { name: 'deep nesting', apply: (p, rand) => {
     let deep: Doc = 1;
     const depth = pick(rand, [50, 300, 2000]);
