@@ -216,7 +216,7 @@ export function Canvas({ searchRequest }: { searchRequest: number }) {
         deleteKeyCode={null}
         zoomOnDoubleClick={false}
         fitViewOptions={FIT_VIEW_OPTIONS}
-        minZoom={0.2}
+        minZoom={0.1}
         colorMode="dark"
         proOptions={PRO_OPTIONS}
       >
