@@ -8,7 +8,8 @@ import { validatePipeline } from './validate';
 import { pipelineJsonSchema } from './json-schema';
 
 const load = () => JSON.parse(readFileSync(new URL('../templates/pretrain-demo.json', import.meta.url), 'utf8')) as Pipeline;
-const index = (p: Pipeline) => p.nodes.findIndex((n) => n.id === 'pretrain');
+// 'pretrain' trains without the term, 'sharpen' with it.
+const index = (p: Pipeline, id = 'sharpen') => p.nodes.findIndex((n) => n.id === id);
 const withWeight = (weight: unknown, backend?: Pipeline['backend']) => {
   const p = load();
   (p.nodes[index(p)].params as unknown as Record<string, unknown>).attn_entropy_weight = weight;
@@ -20,7 +21,7 @@ const at = (p: Pipeline) => `nodes[${index(p)}].params.attn_entropy_weight`;
 describe('Train attn_entropy_weight', () => {
   it('is optional: a file without it validates', () => {
     const p = load();
-    expect('attn_entropy_weight' in p.nodes[index(p)].params).toBe(false);
+    expect('attn_entropy_weight' in p.nodes[index(p, 'pretrain')].params).toBe(false);
     expect(validatePipeline(p)).toEqual([]);
   });
   it('accepts 0 and positive weights on the auto and cpu backends, and 0 on cuda', () => {
@@ -29,13 +30,13 @@ describe('Train attn_entropy_weight', () => {
   it('refuses a negative, too large or non-numeric weight with one line at the field', () => {
     for (const [w, message] of [[-0.1, /must be in \[0, 1000000\]/], [2e6, /must be in \[0, 1000000\]/], ['0.1', /expected a number/]] as const) {
       const p = withWeight(w);
-      expect(validatePipeline(p)).toEqual([expect.objectContaining({ path: at(p), node: 'pretrain', message: expect.stringMatching(message) })]);
+      expect(validatePipeline(p)).toEqual([expect.objectContaining({ path: at(p), message: expect.stringMatching(message), node: 'sharpen' })]);
     }
   });
   it('refuses a positive weight in a file whose backend is cuda, in one line at the field', () => {
     const p = withWeight(0.1, 'cuda');
     expect(validatePipeline(p)).toEqual([{
-      path: at(p), node: 'pretrain',
+      path: at(p), node: 'sharpen',
       message: "The attention-entropy term runs on the cpu backend only, but this pipeline's backend is cuda (set backend to auto or cpu, or this weight to 0)",
     }]);
   });

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { Pipeline } from '../core/schema';
+import type { Pipeline, TrainParams } from '../core/schema';
 import { validatePipeline } from '../core/validate';
 import { validateModelConfig } from '../native/checkpoint/config';
 import { loadDataset } from '../host/data/dataset';
@@ -32,10 +32,15 @@ describe('the demo model directory', () => {
     expect(bytes).toBeLessThan(25 * 1024 * 1024);
   });
 
-  it('is made by a valid pretraining template: random init from the config, Brown, plain training, export', () => {
+  it('is made by a valid pretraining template: random init from the config, Brown, training then sharpening, export', () => {
     expect(validatePipeline(template)).toEqual([]);
     const kinds = template.nodes.map((n) => n.kind).sort();
-    expect(kinds).toEqual(['dataset', 'export', 'model', 'train']);
+    expect(kinds).toEqual(['dataset', 'export', 'model', 'train', 'train']);
+    // Plain next-token training first, then a stage that adds the attention-entropy term (the
+    // demo's heads concentrate as a large LLM's do; models/demo/README.md).
+    const [pretrain, sharpen] = template.nodes.filter((n) => n.kind === 'train').map((n) => n.params as TrainParams);
+    expect(pretrain.attn_entropy_weight ?? 0).toBe(0);
+    expect(sharpen.attn_entropy_weight).toBeGreaterThan(0);
     const model = template.nodes.find((n) => n.kind === 'model')!;
     expect(model.params).toMatchObject({ source: 'init:models/demo/config.json', num_layers: 12 });
     expect(template.nodes.find((n) => n.kind === 'dataset')!.params).toMatchObject({ source: 'builtin:brown' });

@@ -39,15 +39,17 @@ describe('cudaMaskProblem', () => {
 });
 
 describe('the attention-entropy term on CUDA', () => {
+  // pretrain-demo: 'pretrain' trains without the term, 'sharpen' with it.
   const withTerm = (weight: number) => {
     const p = template('pretrain-demo');
     (p.nodes.find((n) => n.id === 'pretrain')!.params as { attn_entropy_weight?: number }).attn_entropy_weight = weight;
     return p;
   };
   it('names the Train nodes that weigh it', () => {
-    expect(entropyTrains(withTerm(0.1))).toEqual(['pretrain']);
-    expect(entropyTrains(withTerm(0))).toEqual([]);
-    expect(entropyTrains(template('pretrain-demo'))).toEqual([]);
+    expect(entropyTrains(withTerm(0.1))).toEqual(['pretrain', 'sharpen']);
+    expect(entropyTrains(withTerm(0))).toEqual(['sharpen']);
+    expect(entropyTrains(template('pretrain-demo'))).toEqual(['sharpen']);
+    expect(entropyTrains(template('seed-progressive'))).toEqual([]);
     expect(cudaPipelineProblem({ masks: [], entropyTrains: ['pretrain'] })).toBe('pretrain.attn_entropy_weight is on: the attention-entropy term runs on the cpu backend only');
   });
   it('keeps auto on the CPU with a reason, and refuses cuda in one line', () => {
