@@ -7,7 +7,7 @@ const seed: Pipeline = JSON.parse(readFileSync(new URL('../templates/seed-progre
 
 describe('executionOrder', () => {
   it('orders the seed template along its chain, ties by id', () => {
-    expect(executionOrder(seed)).toEqual(['data', 'model', 's1-freeze', 's1-replace', 's1-distill', 's1-train', 's1-gate',
+    expect(executionOrder(seed)).toEqual(['data', 'model', 's1-freeze', 's1-replace', 's1-unfreeze', 's1-distill', 's1-train', 's1-gate',
       's2-replace-a', 's2-replace-b', 's2-unfreeze', 's2-train', 's2-gate', 's3-replace', 's3-unfreeze', 's3-train', 's3-gate', 'export']);
   });
 
@@ -39,7 +39,7 @@ describe('stagesOf', () => {
       [1, 'Stage 2: expansion', 's2-train', 's2-gate'],
       [2, 'Stage 3: optimisation', 's3-train', 's3-gate'],
     ]);
-    expect(stages.map((s) => s.ops)).toEqual([['s1-freeze', 's1-replace', 's1-distill'], ['s2-replace-a', 's2-replace-b', 's2-unfreeze'], ['s3-replace', 's3-unfreeze']]);
+    expect(stages.map((s) => s.ops)).toEqual([['s1-freeze', 's1-replace', 's1-unfreeze', 's1-distill'], ['s2-replace-a', 's2-replace-b', 's2-unfreeze'], ['s3-replace', 's3-unfreeze']]);
     expect(stages.every((s) => s.distill === 's1-distill' && s.dataset === 'data' && s.gateDataset === 'data')).toBe(true);
     expect(trailingOps(seed)).toEqual(['export']);
   });
@@ -66,26 +66,27 @@ describe('modelStateAfter', () => {
     expect(fullModelStateAfter(seed, 'model').outside.trainable).toEqual(['norms', 'embeddings']);
   });
 
-  it('freezes everything, then only the new indexers of layers 4-6 train in stage 1', () => {
+  it('freezes everything, then only Q/K/V of the replaced layers 4-6 train in stage 1', () => {
     expect(summary(seed, 's1-freeze')).toEqual(Array(12).fill('D:'));
     expect(fullModelStateAfter(seed, 's1-freeze').outside.trainable).toEqual([]);
-    expect(summary(seed, 's1-train')).toEqual(['D:', 'D:', 'D:', 'S:selector', 'S:selector', 'S:selector', 'D:', 'D:', 'D:', 'D:', 'D:', 'D:']);
+    expect(summary(seed, 's1-train')).toEqual(['D:', 'D:', 'D:', 'S:q+k+v', 'S:q+k+v', 'S:q+k+v', 'D:', 'D:', 'D:', 'D:', 'D:', 'D:']);
     const layer4 = modelStateAfter(seed, 's1-replace')[3];
-    expect(layer4.mask).toMatchObject({ random_blocks: 8, global_blocks: 2, selector: 'indexer' });
+    expect(layer4.mask).toMatchObject({ random_blocks: 3, global_blocks: 2, window_blocks: 2, topk_blocks: 4, selector: 'pooled' });
     expect(layer4.replacedBy).toBe('s1-replace');
   });
 
-  it('unfreezes Q/K/V of replaced layers 4-10 in stage 2, with sparser masks on 9-10', () => {
-    expect(summary(seed, 's2-train')).toEqual(['D:', 'D:', 'D:', ...Array(7).fill('S:q+k+v+selector'), 'D:', 'D:']);
+  it('unfreezes Q/K/V of replaced layers 4-10 in stage 2, with sparser masks than stage 1', () => {
+    expect(summary(seed, 's2-train')).toEqual(['D:', 'D:', 'D:', ...Array(7).fill('S:q+k+v'), 'D:', 'D:']);
     const layers = modelStateAfter(seed, 's2-gate');
-    expect(layers.map((l) => l.mask?.random_blocks ?? null)).toEqual([null, null, null, 8, 8, 8, 6, 6, 4, 4, null, null]);
+    const extraBlocks = layers.map((l) => (l.mask ? l.mask.random_blocks + l.mask.topk_blocks : null));
+    expect(extraBlocks).toEqual([null, null, null, 7, 7, 7, 3, 3, 3, 3, null, null]);
   });
 
   it('ends with layers 11-12 on global + window attention, Q/K/V trainable', () => {
     const layers = modelStateAfter(seed, 'export');
     expect(layers.slice(10).map((l) => [l.attention, l.mask?.selector, l.mask?.window_blocks, l.trainable])).toEqual([
-      ['sparse', 'none', 2, ['q', 'k', 'v']],
-      ['sparse', 'none', 2, ['q', 'k', 'v']],
+      ['sparse', 'none', 3, ['q', 'k', 'v']],
+      ['sparse', 'none', 3, ['q', 'k', 'v']],
     ]);
     expect(layers.filter((l) => l.attention === 'sparse')).toHaveLength(9);
   });
@@ -102,10 +103,11 @@ describe('modelStateAfter', () => {
     const unfreeze = p.nodes.find((n) => n.id === 's2-unfreeze')!;
     if (unfreeze.kind !== 'unfreeze') throw new Error('template changed');
     unfreeze.params.layers = [1, 12];
-    unfreeze.params.kinds = ['o', 'selector', 'embeddings'];
-    expect(summary(p, 's2-unfreeze')).toEqual(['D:', 'D:', 'D:', ...Array(7).fill('S:o+selector'), 'D:', 'D:']);
+    unfreeze.params.kinds = ['o', 'embeddings'];
+    const stage1 = Array(3).fill('S:q+k+v+o'), stage2 = Array(4).fill('S:o');
+    expect(summary(p, 's2-unfreeze')).toEqual(['D:', 'D:', 'D:', ...stage1, ...stage2, 'D:', 'D:']);
     unfreeze.params.replaced_only = false;
-    expect(summary(p, 's2-unfreeze')).toEqual(['D:o', 'D:o', 'D:o', ...Array(7).fill('S:o+selector'), 'D:o', 'D:o']);
+    expect(summary(p, 's2-unfreeze')).toEqual(['D:o', 'D:o', 'D:o', ...stage1, ...stage2, 'D:o', 'D:o']);
   });
 
   it('answers for a Dataset with the fresh model and throws for an unknown id', () => {

@@ -50,7 +50,7 @@ test('the inspector says which seed controls what', async ({ page, studio }) => 
   await settings.getByLabel('seed', { exact: true }).fill('7');
   const uses = settings.getByRole('list', { name: 'what the seeds control' });
   await expect(uses).toContainText('document split and training order: pipeline seed 7');
-  await expect(uses).toContainText('random blocks and indexer initialisation: pipeline seed 7');
+  await expect(uses).toContainText('random blocks: pipeline seed 7');
 
   await page.locator('[data-node-id="data"]').click();
   await expect(inspector(page).getByLabel('seed note')).toHaveText('0 follows the pipeline seed (now 7).');
@@ -124,15 +124,15 @@ test('a refused link says why at the cursor', async ({ page, studio }) => {
   await openTemplate(page, SEED_PLAN);
   const hint = page.getByRole('alert', { name: 'link refused' });
   // Wrong port kind: a model state dropped on a data input.
-  await page.getByLabel('s1-train model output', { exact: true }).dragTo(page.getByLabel('s1-gate data input', { exact: true }));
-  await expect(hint).toHaveText('wrong port kind: s1-train sends a model state, this input of s1-gate takes data');
-  await expect(page.getByRole('status')).toHaveText('Link refused: wrong port kind: s1-train sends a model state, this input of s1-gate takes data');
+  await page.getByLabel('s1-unfreeze model output', { exact: true }).dragTo(page.getByLabel('s1-train data input', { exact: true }));
+  await expect(hint).toHaveText('wrong port kind: s1-unfreeze sends a model state, this input of s1-train takes data');
+  await expect(page.getByRole('status')).toHaveText('Link refused: wrong port kind: s1-unfreeze sends a model state, this input of s1-train takes data');
   await page.screenshot({ path: join(artifacts, 'second-pass-link-refused.png') });
   // An occupied input.
   await page.getByLabel('s1-freeze model output', { exact: true }).dragTo(page.getByLabel('s1-distill model input', { exact: true }));
   await expect(hint).toHaveText('s1-distill already has a model-state input (delete that link first)');
   // Nothing was linked.
-  await expect(page.locator('.react-flow__edge')).toHaveCount(21);
+  await expect(page.locator('.react-flow__edge')).toHaveCount(22);
 });
 
 test('preflight errors show in the badge, and problems name their node by id and label', async ({ page, studio }) => {
@@ -182,7 +182,7 @@ test('a template opens readable, stage by stage, with data links clear of nodes 
     };
   });
   const inside = (n: { x: number; y: number; r: number; b: number }, f: { x: number; y: number; r: number; b: number }) => n.x >= f.x && n.r <= f.r && n.y >= f.y && n.b <= f.b;
-  for (const [i, ids] of [['s1-freeze', 's1-replace', 's1-distill', 's1-train', 's1-gate'], ['s2-replace-a', 's2-replace-b', 's2-unfreeze', 's2-train', 's2-gate'], ['s3-replace', 's3-unfreeze', 's3-train', 's3-gate']].entries()) {
+  for (const [i, ids] of [['s1-freeze', 's1-replace', 's1-unfreeze', 's1-distill', 's1-train', 's1-gate'], ['s2-replace-a', 's2-replace-b', 's2-unfreeze', 's2-train', 's2-gate'], ['s3-replace', 's3-unfreeze', 's3-train', 's3-gate']].entries()) {
     for (const id of ids) expect(inside(boxes.nodes[id], boxes.frames[i]), `${id} in frame ${i + 1}`).toBe(true);
   }
   expect(boxes.frames[0].r).toBeLessThan(boxes.frames[1].x);

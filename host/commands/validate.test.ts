@@ -54,7 +54,7 @@ describe('sparse-studio validate', () => {
 
   it('wrong types: exit 1, one line per problem with its JSON path', () => {
     const doc = JSON.parse(seedText);
-    doc.nodes[5].params.lr = '1e-4';
+    doc.nodes[6].params.lr = '1e-4';
     doc.nodes[3].params.mask.block_size = 48;
     doc.seed = 'x';
     const path = file('wrong-type.json', JSON.stringify(doc));
@@ -63,7 +63,7 @@ describe('sparse-studio validate', () => {
     expect(lines(r.stderr)).toEqual([
       `${path}: seed: expected an integer, got "x"`,
       `${path}: nodes[3].params.mask.block_size: must be a power of two in [16, 256] (got 48)`,
-      `${path}: nodes[5].params.lr: expected a number, got "1e-4"`,
+      `${path}: nodes[6].params.lr: expected a number, got "1e-4"`,
     ]);
     expect(r.stdout).toBe('');
     noStack(r);
@@ -75,7 +75,7 @@ describe('sparse-studio validate', () => {
     const path = file('cycle.json', JSON.stringify(doc, null, 2));
     const r = runCli(['validate', path]);
     expect(r.code).toBe(1);
-    expect(lines(r.stderr)).toContain(`${path}: links[21]: cycle: 's1-freeze' -> 's1-replace' -> 's1-distill' -> 's1-train' -> 's1-gate' -> 's1-freeze'`);
+    expect(lines(r.stderr)).toContain(`${path}: links[22]: cycle: 's1-freeze' -> 's1-replace' -> 's1-unfreeze' -> 's1-distill' -> 's1-train' -> 's1-gate' -> 's1-freeze'`);
     for (const line of lines(r.stderr)) expect(line.startsWith(`${path}: `)).toBe(true);
     noStack(r);
   });
