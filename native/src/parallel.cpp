@@ -1,11 +1,29 @@
 #include "parallel.h"
 
+#include <chrono>
 #include <cstdlib>
 
 namespace engine {
 
 namespace {
 thread_local bool inside_pool_task = false;
+
+// How long a thread spins waiting for the next job (a worker) or for the workers to finish (the
+// caller) before it blocks on the condition variable.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// Spins until done() or kSpin passes; returns done().
+template <typename Done>
+bool spin_until(Done done) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; i++) {
+    if (done()) return true;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return done();
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
 
 int default_threads() {
   if (const char* env = std::getenv("SPARSE_STUDIO_THREADS")) {
@@ -49,6 +67,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     const std::function<void(int64_t, int64_t)>* job;
     int64_t n;
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
@@ -91,6 +110,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   const int64_t end = n / t;
   if (end > 0) fn(0, end);
   inside_pool_task = false;
+  spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [&] { return pending_ == 0; });
   job_ = nullptr;

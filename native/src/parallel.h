@@ -3,6 +3,7 @@
 // range and combined in range order are bit-identical run to run for a fixed thread count.
 // Nested calls run serially in the calling thread (no oversubscription, no deadlock).
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -37,8 +38,11 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  // Written under mutex_; atomic so that a thread can spin on them briefly before it sleeps
+  // (a training step dispatches hundreds of jobs back to back, and waking a sleeping thread costs
+  // tens of microseconds, on a virtual machine most of all).
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool quit_ = false;
   std::mutex run_mutex_;  // one parallel_for at a time
 };
