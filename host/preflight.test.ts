@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { engine } from '../native/index';
 import { validateModelConfig } from '../native/checkpoint/config';
-import { countParams, estimateTrainMemory, formatBytes, maskBytes, preflightPipeline, type ConfigShape } from './preflight';
+import { countParams, entropyBytes, estimateTrainMemory, formatBytes, maskBytes, preflightPipeline, type ConfigShape } from './preflight';
 
 // The shipped demo model's shape (models/demo/config.json).
 const demo: ConfigShape = {
@@ -91,6 +91,16 @@ describe('preflightPipeline', () => {
     // layers 4-6 sparse, block 32, 2 KV heads, 256 tokens: 3 masks
     expect(report.memoryBytes.t).toBe(estimateTrainMemory(demo, 4, 256).total + 3 * maskBytes(256, 32, 2));
     expect(report.notes.t).toMatch(/^~164 MiB peak \(weights, grads, Adam 44.0 MiB; activations 120 MiB; masks 2.5 KiB\)$/);
+  });
+
+  it('adds the attention-entropy term\'s dq and dk buffers of every layer when its weight is on', async () => {
+    // 12 layers x batch 4 x 256 tokens x (4 query + 2 KV heads) x head dim 32, fp32
+    expect(entropyBytes(demo, 4, 256)).toBe(12 * 4 * 256 * 6 * 32 * 4);
+    const off = await preflightPipeline(pipeline({ train: { attn_entropy_weight: 0 } }), [], ctx);
+    const on = await preflightPipeline(pipeline({ train: { attn_entropy_weight: 0.05 } }), [], ctx);
+    expect(on.memoryBytes.t - off.memoryBytes.t).toBe(entropyBytes(demo, 4, 256));
+    expect(off.notes.t).not.toMatch(/entropy/);
+    expect(on.notes.t).toMatch(/; entropy term 9.0 MiB\)$/);
   });
 
   it('keeps schema problems first and still checks resources', async () => {

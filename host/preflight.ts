@@ -8,7 +8,8 @@
 // - The memory estimate is deliberately simple and conservative (fp32 everything):
 //   params * 4 B * (weights + grads + 2 Adam moments) + activations
 //   batch * seq * hidden * layers * ~20 values * 4 B, plus the block masks of every layer any
-//   Replace node makes sparse, built for the longest sequence (runMemoryRefusal also counts the
+//   Replace node makes sparse, built for the longest sequence, and with the attention-entropy term
+//   on its dq/dk buffers (runMemoryRefusal also counts the
 //   Export's FlexAttention arrays). It is a guide, not a promise -- but a run whose estimate
 //   exceeds the machine's memory is refused before it starts (runMemoryRefusal, used by the
 //   service's startRun and `sparse-studio run`).
@@ -125,6 +126,37 @@ function masksBytes(layers: Map<number, MaskShape>, c: ConfigShape, seqLen: numb
   return total;
 }
 
+/**
+ * Bytes of the attention-entropy term's gradient buffers (native/src/model_losses.cpp): dq and dk
+ * of every layer, (batch, heads + KV heads, seq, head_dim) floats, kept between steps.
+ */
+export function entropyBytes(c: ConfigShape, batch: number, seqLen: number): number {
+  const heads = c.num_attention_heads, kvHeads = c.num_key_value_heads ?? heads;
+  const headDim = c.head_dim ?? c.hidden_size / heads;
+  return c.num_hidden_layers * batch * seqLen * (heads + kvHeads) * headDim * BYTES_PER_FLOAT;
+}
+
+/** One Train node's peak estimate and its parts; null when its batch or sequence lengths are unreadable. */
+interface TrainEstimate { batch: number; seq: number; params: number; activations: number; masks: number; entropy: number; total: number }
+
+function estimateTrainNode(train: AnyNode, config: ConfigShape, layers: Map<number, MaskShape>): TrainEstimate | null {
+  const batch = train.params?.batch_size;
+  const curriculum = Array.isArray(train.params?.curriculum) ? (train.params!.curriculum as { seq_len?: unknown }[]) : [];
+  const seq = Math.max(0, ...curriculum.map((c) => (typeof c?.seq_len === 'number' && Number.isFinite(c.seq_len) ? c.seq_len : 0)));
+  if (typeof batch !== 'number' || batch < 1 || seq <= 0) return null;
+  const e = estimateTrainMemory(config, batch, seq);
+  const masks = masksBytes(layers, config, seq);
+  const weight = train.params?.attn_entropy_weight;
+  const entropy = typeof weight === 'number' && weight > 0 ? entropyBytes(config, batch, seq) : 0;
+  return { batch, seq, params: e.params, activations: e.activations, masks, entropy, total: e.total + masks + entropy };
+}
+
+/** "activations X; masks Y; entropy term Z": the parts of a Train estimate after weights, grads and Adam. */
+function trainParts(e: TrainEstimate, sep: string): string {
+  return [`activations ${formatBytes(e.activations)}`, ...(e.masks > 0 ? [`masks ${formatBytes(e.masks)}`] : []),
+    ...(e.entropy > 0 ? [`entropy term ${formatBytes(e.entropy)}`] : [])].join(sep);
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
@@ -188,16 +220,12 @@ export async function preflightPipeline(pipeline: unknown, schemaProblems: Valid
         if (seq < blockSize) problem(train, `curriculum[${j}].seq_len`, `sequence length ${seq} is shorter than block size ${blockSize} of node "${idOf(replace)}"`);
       });
     }
-    const batch = params.batch_size;
-    const maxSeq = Math.max(...seqLens.filter(Number.isFinite), 0);
-    if (!config || typeof batch !== 'number' || batch < 1 || maxSeq <= 0 || !idOf(train)) continue;
-    const estimate = estimateTrainMemory(config, batch, maxSeq);
-    const masks = masksBytes(sparseLayers(nodes, config.num_hidden_layers), config, maxSeq);
-    const total = estimate.total + masks;
-    memoryBytes[idOf(train)!] = total;
-    notes[idOf(train)!] = `~${formatBytes(total)} peak (weights, grads, Adam ${formatBytes(estimate.params)}; activations ${formatBytes(estimate.activations)}${masks > 0 ? `; masks ${formatBytes(masks)}` : ''})`;
-    if (p.backend !== 'cuda' && total > ctx.totalMemoryBytes) {
-      problem(train, 'batch_size', `estimated peak memory ${formatBytes(total)} exceeds this machine's ${formatBytes(ctx.totalMemoryBytes)}; lower batch_size or seq_len`);
+    const estimate = config && idOf(train) ? estimateTrainNode(train, config, sparseLayers(nodes, config.num_hidden_layers)) : null;
+    if (!estimate) continue;
+    memoryBytes[idOf(train)!] = estimate.total;
+    notes[idOf(train)!] = `~${formatBytes(estimate.total)} peak (weights, grads, Adam ${formatBytes(estimate.params)}; ${trainParts(estimate, '; ')})`;
+    if (p.backend !== 'cuda' && estimate.total > ctx.totalMemoryBytes) {
+      problem(train, 'batch_size', `estimated peak memory ${formatBytes(estimate.total)} exceeds this machine's ${formatBytes(ctx.totalMemoryBytes)}; lower batch_size or seq_len`);
     }
   }
 
@@ -230,14 +258,10 @@ export async function runMemoryRefusal(pipeline: unknown, ctx: PreflightContext)
     let bytes = 0;
     let what = '';
     if (n.kind === 'train') {
-      const batch = n.params?.batch_size;
-      const curriculum = Array.isArray(n.params?.curriculum) ? (n.params!.curriculum as { seq_len?: unknown }[]) : [];
-      const seq = Math.max(0, ...curriculum.map((c) => (typeof c?.seq_len === 'number' ? c.seq_len : 0)));
-      if (typeof batch !== 'number' || seq <= 0) return;
-      const e = estimateTrainMemory(config, batch, seq);
-      const masks = masksBytes(layers, config, seq);
-      bytes = e.total + masks;
-      what = `batch ${batch}, seq_len ${seq}: weights, grads, Adam ${formatBytes(params * BYTES_PER_FLOAT * PARAM_COPIES)}, activations ${formatBytes(e.activations)}, masks ${formatBytes(masks)}`;
+      const e = estimateTrainNode(n, config, layers);
+      if (!e) return;
+      bytes = e.total;
+      what = `batch ${e.batch}, seq_len ${e.seq}: weights, grads, Adam ${formatBytes(e.params)}, ${trainParts(e, ', ')}`;
     } else if (n.kind === 'export' && n.params?.flex_masks === true && typeof n.params.mask_seq_len === 'number') {
       const seq = n.params.mask_seq_len;
       for (const mask of layers.values()) bytes += flexMaskBytes(seq, typeof mask.block_size === 'number' && mask.block_size >= 1 ? mask.block_size : 16, config.num_attention_heads);
