@@ -370,6 +370,14 @@ function checkMask(problems: Problems, path: string, value: unknown, node?: stri
   return true;
 }
 
+/** A mask read from outside a pipeline (an exported config.json): its first problem as "path: message", or null. */
+export function maskProblem(value: unknown, path: string): string | null {
+  const problems = new Problems();
+  checkMask(problems, path, value);
+  const first = problems.list[0];
+  return first ? `${first.path}: ${first.message}` : null;
+}
+
 type TogetherCheck<K extends NodeKind> = (problems: Problems, path: string, node: NodeOf<K>) => void;
 
 /** Checks between fields of one node, per kind (null: its fields are independent). */

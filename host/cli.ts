@@ -19,8 +19,8 @@ commands:
   validate FILE...                   check pipeline files; one line per problem: FILE: json.path: message
   run FILE [--out DIR] [--json] [--resume RUN_DIR | --from RUN_DIR:STAGE] [--backend auto|cpu|cuda]
                                      run a pipeline; --json prints one JSON event per line
-  eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]
-                                     dense forward of a checkpoint: tokens, loss, ppl
+  eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--dense] [--json]
+                                     forward of a checkpoint: tokens, loss, ppl (an exported sparse model with its masks)
   profile --model DIR [--data builtin:brown|FILE] [--seq N] [--block B] [--batches N] [--target-kl X] [--pipeline FILE] [--json]
                                      the teacher's attention mass per block and the attention-KL floor per density
   serve [--host 127.0.0.1] [--port 7788] [--no-token] [--max-runs N]

@@ -8,7 +8,7 @@ import { engineAvailable } from '../../native/index';
 import { loadCheckpoint } from '../../native/checkpoint/load';
 import { readSafetensors, writeSafetensors } from '../../native/checkpoint/safetensors';
 import { referenceMoeLoss } from '../../native/checkpoint/testing/moe-reference';
-import { referenceLoss } from '../../native/checkpoint/testing/reference';
+import { referenceLoss, type KeyMask } from '../../native/checkpoint/testing/reference';
 import { tinyConfig, writeTinyCheckpoint } from '../../native/checkpoint/testing/tiny';
 import { loadTokenizer } from '../data/tokenizer';
 import { parseTokenIds, windows } from './eval';
@@ -95,6 +95,51 @@ describe.skipIf(!engineAvailable())('sparse-studio eval', () => {
     expect(Math.abs(out.aux_loss - want.routing.aux)).toBeLessThanOrEqual(1e-5);
     expect(Object.keys(out.expert_usage)).toEqual(['0', '2']);
     for (const layer of ['0', '2']) (out.expert_usage[layer] as number[]).forEach((u, e) => expect(Math.abs(u - want.routing.usage[layer][e])).toBeLessThanOrEqual(1e-5));
+  });
+
+  it('runs an exported directory as exported: the layers config.json marks block-sparse use their masks (float64 reference, 1e-4)', () => {
+    const dir = join(root, 'exported');
+    writeTinyCheckpoint(dir, config, { seed: 4 });
+    // Layer 1 (0-based) keeps, per 16-token query block, the first block and its own (causal): no window, 1 global block.
+    const mask = { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 0, random_blocks: 0, random_seed: 0, topk_blocks: 0, selector: 'none', dense_below: 0, share_gqa_group: true };
+    const sparseConfig = { ...config, sparse_attention: { format: 'sparse-studio/1', layers: [{ layer: 0, attention: 'dense' }, { layer: 1, attention: 'block_sparse', mask }] } };
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(sparseConfig));
+    const stream = Array.from({ length: 49 }, (_, i) => (i * 13 + 5) % 37);
+    const file = join(root, 'exported-ids.json');
+    writeFileSync(file, JSON.stringify(stream));
+    const weights = loadCheckpoint(dir).tensors;
+    const keep: KeyMask = (layer) => (layer === 1 ? (_h, i, j) => j <= i && (Math.floor(j / 16) === 0 || Math.floor(j / 16) === Math.floor(i / 16)) : null);
+    const sparse = JSON.parse(cli('--model', dir, '--token-ids', file, '--seq', '48', '--json').stdout);
+    expect(sparse.sparse_layers).toBe(1);
+    const wantSparse = referenceLoss(config, weights, stream, 1, 48, keep);
+    expect(Math.abs(sparse.loss - wantSparse)).toBeLessThanOrEqual(1e-4 * wantSparse);
+    const dense = JSON.parse(cli('--model', dir, '--token-ids', file, '--seq', '48', '--dense', '--json').stdout);
+    expect(Object.keys(dense)).toEqual(['tokens', 'loss', 'ppl']);
+    const wantDense = referenceLoss(config, weights, stream, 1, 48);
+    expect(Math.abs(dense.loss - wantDense)).toBeLessThanOrEqual(1e-4 * wantDense);
+    expect(Math.abs(wantSparse - wantDense)).toBeGreaterThan(1e-3); // the mask changes the answer
+    expect(cli('--model', dir, '--token-ids', file, '--seq', '48').stdout).toMatch(/ {2}\(block-sparse attention on 1 of 2 layers, as config\.json declares\)$/);
+  });
+
+  it('refuses a malformed sparse_attention block in one line naming the field (exit 2)', () => {
+    const ids = join(root, 'bad-sparse-ids.json');
+    writeFileSync(ids, '[1, 2, 3]');
+    const cases: [unknown, RegExp][] = [
+      [{ layers: 'all' }, /sparse_attention\.layers: expected an array of layers$/],
+      [{ layers: [{ layer: 2, attention: 'dense' }] }, /sparse_attention\.layers\[0\]\.layer: expected a layer in \[0, 1\], got 2$/],
+      [{ layers: [{ layer: 0, attention: 'sparse' }] }, /sparse_attention\.layers\[0\]\.attention: expected 'dense' or 'block_sparse', got "sparse"$/],
+      [{ layers: [{ layer: 1, attention: 'block_sparse', mask: { block_size: 48 } }] }, /sparse_attention\.layers\[0\]\.mask\.\S+: /],
+    ];
+    cases.forEach(([block, message], i) => {
+      const dir = join(root, `bad-sparse-${i}`);
+      writeTinyCheckpoint(dir, config, { seed: 2 });
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, sparse_attention: block }));
+      const r = cli('--model', dir, '--token-ids', ids);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.split('\n')).toHaveLength(1);
+      expect(cli('--model', dir, '--token-ids', ids, '--dense').code).toBe(0);
+    });
   });
 
   it('tokenises --text-file with the model directory tokenizer.json', () => {

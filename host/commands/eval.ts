@@ -1,5 +1,8 @@
-// `sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]`:
-// dense forward of a checkpoint over a token stream; prints {"tokens","loss","ppl"}.
+// `sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--dense] [--json]`:
+// forward of a checkpoint over a token stream; prints {"tokens","loss","ppl"}. A directory that
+// Sparse Studio exported runs as exported: the layers its config.json's `sparse_attention` block
+// marks block-sparse use their masks (static blocks and the selectors' top-k per input), and the
+// output adds "sparse_layers" (how many); --dense runs every layer dense instead.
 // The stream is cut into windows of seq+1 tokens that overlap by one, so every token after the
 // first is predicted exactly once; `tokens` counts those predictions and `loss` is their mean
 // cross-entropy in nats (ppl = exp(loss)). A mixture-of-experts model adds "aux_loss" (transformers'
@@ -9,16 +12,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelForCommand } from './load-model';
+import { exportedSparseLayers } from './sparse-config';
 
-const USAGE = 'usage: sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--json]';
+const USAGE = 'usage: sparse-studio eval --model DIR (--token-ids FILE | --text-file FILE) [--seq N] [--dense] [--json]';
 const MAX_BATCH = 8; // windows evaluated together
 
 class UsageError extends Error {}
 
-interface EvalArgs { model: string; tokenIds?: string; textFile?: string; seq?: number; json: boolean }
+interface EvalArgs { model: string; tokenIds?: string; textFile?: string; seq?: number; dense: boolean; json: boolean }
 
 export function parseEvalArgs(args: string[]): EvalArgs {
-  const out: Partial<EvalArgs> & { json: boolean } = { json: false };
+  const out: Partial<EvalArgs> & { json: boolean; dense: boolean } = { json: false, dense: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
@@ -27,6 +31,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
       return v;
     };
     if (a === '--json') out.json = true;
+    else if (a === '--dense') out.dense = true;
     else if (a === '--model') out.model = value();
     else if (a === '--token-ids') out.tokenIds = value();
     else if (a === '--text-file') out.textFile = value();
@@ -91,6 +96,15 @@ export async function run(args: string[]): Promise<number> {
     const maxSeq = model.config.max_position_embeddings;
     const seq = parsed.seq ?? Math.min(maxSeq, 1024);
     if (seq > maxSeq) throw new UsageError(`--seq ${seq} exceeds the model's max_position_embeddings (${maxSeq})`);
+    let sparse: ReturnType<typeof exportedSparseLayers> = [];
+    if (!parsed.dense) {
+      try {
+        sparse = exportedSparseLayers(parsed.model, model.config.num_hidden_layers);
+      } catch (e) {
+        throw new UsageError((e as Error).message.split('\n')[0]);
+      }
+      for (const { layer, mask } of sparse) model.setAttention(layer, mask);
+    }
     let ids: number[];
     let source: string;
     if (parsed.tokenIds) {
@@ -148,12 +162,16 @@ export async function run(args: string[]): Promise<number> {
     // NaN or infinite weights give a non-finite loss: that is a broken model, not a result.
     if (!Number.isFinite(loss)) throw new Error(`${parsed.model}: the model's loss is ${loss} (its weights hold NaN or infinite values?)`);
     const result: Record<string, unknown> & { tokens: number; loss: number; ppl: number } = { tokens: count, loss, ppl: Math.exp(loss) };
+    if (sparse.length > 0) result.sparse_layers = sparse.length;
     if (moe) {
       result.aux_loss = aux / count;
       result.expert_usage = Object.fromEntries(Object.entries(usage).map(([layer, sums]) => [layer, sums.map((x) => x / count)]));
     }
     if (parsed.json) console.log(JSON.stringify(result));
-    else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)} nats  ppl ${result.ppl.toFixed(2)}`);
+    else {
+      const attention = sparse.length > 0 ? `  (block-sparse attention on ${sparse.length} of ${model.config.num_hidden_layers} layers, as config.json declares)` : '';
+      console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)} nats  ppl ${result.ppl.toFixed(2)}${attention}`);
+    }
     return 0;
   } catch (e) {
     console.error(`sparse-studio eval: ${(e as Error).message.split('\n')[0]}`);
