@@ -129,6 +129,9 @@ describe.skipIf(!engineAvailable())('sparse-studio eval', () => {
       [{ layers: [{ layer: 2, attention: 'dense' }] }, /sparse_attention\.layers\[0\]\.layer: expected a layer in \[0, 1\], got 2$/],
       [{ layers: [{ layer: 0, attention: 'sparse' }] }, /sparse_attention\.layers\[0\]\.attention: expected 'dense' or 'block_sparse', got "sparse"$/],
       [{ layers: [{ layer: 1, attention: 'block_sparse', mask: { block_size: 48 } }] }, /sparse_attention\.layers\[0\]\.mask\.\S+: /],
+      // A trained indexer without its weights would run as a fresh one: refused.
+      [{ layers: [{ layer: 1, attention: 'block_sparse', mask: { block_size: 16, global_blocks: 1, global_rows: 0, window_blocks: 0, random_blocks: 0, random_seed: 0, topk_blocks: 1, selector: 'indexer', dense_below: 0, share_gqa_group: true } }] },
+        /selector\.safetensors: missing, but config\.json's sparse_attention uses the indexer selector \(model\.layers\.1\.self_attn\.indexer\.wq\.weight\)$/],
     ];
     cases.forEach(([block, message], i) => {
       const dir = join(root, `bad-sparse-${i}`);

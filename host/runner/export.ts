@@ -81,13 +81,16 @@ export function exportLayers(masks: (MaskSpec | null)[], density?: (number | nul
   });
 }
 
+/** The names of a layer's indexer tensors in selector.safetensors (0-based layer). */
+export function indexerTensorNames(layer: number): { wq: string; wk: string; weights_proj: string } {
+  const p = `model.layers.${layer}.self_attn.indexer.`;
+  return { wq: `${p}wq.weight`, wk: `${p}wk.weight`, weights_proj: `${p}weights_proj.weight` };
+}
+
 function selectorExport(mask: MaskSpec, layer: number): SelectorExport {
   switch (mask.selector) {
     case 'pooled': return { type: 'pooled', input: 'q, k after RoPE', parameters: 'none' };
-    case 'indexer': {
-      const p = `model.layers.${layer}.self_attn.indexer.`;
-      return { type: 'indexer', input: 'normed layer input', file: SELECTOR_FILE, tensors: { wq: `${p}wq.weight`, wk: `${p}wk.weight`, weights_proj: `${p}weights_proj.weight` } };
-    }
+    case 'indexer': return { type: 'indexer', input: 'normed layer input', file: SELECTOR_FILE, tensors: indexerTensorNames(layer) };
     case 'infllm_v2': {
       const local = mask.window_blocks + 1;
       return { type: 'infllm_v2', input: 'q, k after RoPE', kernel_size: mask.block_size / 2, kernel_stride: mask.block_size / 4, init_blocks: mask.global_blocks,
