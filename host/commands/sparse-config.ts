@@ -2,12 +2,11 @@
 // `sparse_attention` block (written by host/runner/export.ts), read back so that a command can run
 // the model as exported. A directory without the block is dense. Anything malformed is one line
 // naming the field.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MaskSpec } from '../../core/schema';
 import { maskProblem } from '../../core/validate-fields';
-import { SafetensorsFile } from '../../native/checkpoint/safetensors';
-import { indexerTensorNames, SELECTOR_FILE } from '../runner/export';
+import { indexerTensorNames, missingSelectorTensors, SELECTOR_FILE } from '../runner/export';
 
 export interface SparseLayer {
   /** 0-based, as config.json writes it. */
@@ -51,14 +50,8 @@ export function exportedSparseLayers(dir: string, numLayers: number): SparseLaye
 /** A trained indexer must come with its weights: without them the engine would start a fresh one. */
 function checkIndexerWeights(dir: string, layers: SparseLayer[]): void {
   const needed = layers.filter((l) => l.mask.selector === 'indexer').flatMap((l) => Object.values(indexerTensorNames(l.layer)));
-  if (needed.length === 0) return;
+  const missing = missingSelectorTensors(dir, needed);
   const file = join(dir, SELECTOR_FILE);
-  if (!existsSync(file)) throw new Error(`${file}: missing, but config.json's sparse_attention uses the indexer selector (${needed[0]})`);
-  const st = SafetensorsFile.open(file);
-  try {
-    const missing = needed.filter((name) => !st.tensors.has(name));
-    if (missing.length > 0) throw new Error(`${file}: lacks ${missing[0]}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} (an indexer layer's weights)`);
-  } finally {
-    st.close();
-  }
+  if (missing === 'no file') throw new Error(`${file}: missing, but config.json's sparse_attention uses the indexer selector (${needed[0]})`);
+  if (missing.length > 0) throw new Error(`${file}: lacks ${missing[0]}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} (an indexer layer's weights)`);
 }

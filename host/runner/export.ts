@@ -246,13 +246,19 @@ export function tokenBitmap(b: { nMaskHeads: number; words: number; bits: BigUin
 /** An indexer layer's weights must be in selector.safetensors (never exported without them). */
 function checkSelectorWeights(dir: string, layers: ExportLayer[]): void {
   const needed = layers.flatMap((l) => (l.selector?.type === 'indexer' ? Object.values(l.selector.tensors) : []));
-  if (needed.length === 0) return;
+  const missing = missingSelectorTensors(dir, needed);
+  if (missing === 'no file') throw new Error(`export: ${SELECTOR_FILE} was not written, but layers use the indexer selector (${needed[0]})`);
+  if (missing.length) throw new Error(`export: ${SELECTOR_FILE} lacks ${missing.join(', ')}`);
+}
+
+/** Which of `names` dir/selector.safetensors lacks (reading its header only); 'no file' when it is absent and names are needed. */
+export function missingSelectorTensors(dir: string, names: string[]): string[] | 'no file' {
+  if (names.length === 0) return [];
   const file = join(dir, SELECTOR_FILE);
-  if (!existsSync(file)) throw new Error(`export: ${SELECTOR_FILE} was not written, but layers use the indexer selector (${needed[0]})`);
+  if (!existsSync(file)) return 'no file';
   const st = SafetensorsFile.open(file);
   try {
-    const missing = needed.filter((n) => !st.tensors.has(n));
-    if (missing.length) throw new Error(`export: ${SELECTOR_FILE} lacks ${missing.join(', ')}`);
+    return names.filter((n) => !st.tensors.has(n));
   } finally {
     st.close();
   }

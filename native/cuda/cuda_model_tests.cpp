@@ -28,18 +28,11 @@
 namespace {
 using cuda_test::near_scalar;
 using cuda_test::small_config;
+using cuda_test::tokens_for;
 using engine::Model;
 using engine::Precision;
 
 constexpr int kB = 2, kT = 256;
-
-std::vector<int32_t> tokens_for(int B, int T, int V, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_int_distribution<int> dist(0, V - 1);
-  std::vector<int32_t> t((size_t)B * (T + 1));
-  for (auto& x : t) x = dist(gen);
-  return t;
-}
 
 // Layer 1 block-sparse: global block 0 and the diagonal (rows 2, 3 of the 4 blocks skip a block).
 engine::MaskSpec sparse_spec() {

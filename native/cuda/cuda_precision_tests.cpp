@@ -38,6 +38,7 @@ using cuda_test::bf16_round;
 using cuda_test::near;
 using cuda_test::near_scalar;
 using cuda_test::randn;
+using cuda_test::tokens_for;
 using engine::Model;
 using engine::Precision;
 
@@ -68,14 +69,6 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
     mag = std::max(mag, std::fabs((double)b[i]));
   }
   return err / mag;
-}
-
-std::vector<int32_t> tokens_for(int B, int T, int V, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_int_distribution<int> dist(0, V - 1);
-  std::vector<int32_t> t((size_t)B * (T + 1));
-  for (auto& x : t) x = dist(gen);
-  return t;
 }
 
 std::shared_ptr<engine::Backend> own_backend(Precision p) { return std::shared_ptr<engine::Backend>(cuda_backend::make_cuda_backend(p)); }

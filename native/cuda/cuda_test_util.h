@@ -1,5 +1,6 @@
 // Helpers shared by the CUDA test files (cuda_tests.cpp, cuda_backend_tests.cpp,
-// cuda_model_tests.cpp): seeded inputs, bf16 rounding and the tolerance check.
+// cuda_model_tests.cpp, cuda_precision_tests.cpp): seeded inputs and token ids, bf16 rounding
+// and the tolerance check.
 // Tolerances are stated relative to the reference's max |value|: the kernels sum in other
 // orders than the CPU (and in bf16 where stated), so elementwise relative checks would flag
 // harmless differences next to zero.
@@ -21,6 +22,15 @@
 #include "ops_cuda.h"
 
 namespace cuda_test {
+
+// B sequences of T + 1 uniform token ids in [0, V) (inputs and next-token targets of a step).
+inline std::vector<int32_t> tokens_for(int B, int T, int V, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> dist(0, V - 1);
+  std::vector<int32_t> t((size_t)B * (T + 1));
+  for (auto& x : t) x = dist(gen);
+  return t;
+}
 
 inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
   std::mt19937 gen(seed);

@@ -66,6 +66,27 @@ void check_level(const char* level) {
   check_gemm_shape(true, false, 200, 40, 300, 2.0f, 1.0f, 1, seed++);
 }
 
+// C = A B^T with B stored (N, K) against the direct product of the same numbers with B stored
+// transposed (K, N), bit for bit, at 1, 2 and 3 threads; its first 3 rows (too few to take the
+// transposed product) the same bits too.
+void check_transposed_b_matches_direct(int M, int N, int K, uint64_t seed_a, uint64_t seed_b) {
+  auto A = ref::random_floats((size_t)M * K, seed_a), B = ref::random_floats((size_t)N * K, seed_b);
+  std::vector<float> Bt((size_t)K * N);  // op(B) stored as is: the direct (packed B) path
+  for (int j = 0; j < N; j++)
+    for (int p = 0; p < K; p++) Bt[(size_t)p * N + j] = B[(size_t)j * K + p];
+  std::vector<float> direct((size_t)M * N);
+  sgemm(false, false, M, N, K, 1.0f, A.data(), K, Bt.data(), N, 0.0f, direct.data(), N);
+  for (int t : {1, 2, 3}) {
+    ThreadPool::get().set_threads(t);
+    std::vector<float> C((size_t)M * N);
+    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
+    EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
+    std::vector<float> top((size_t)3 * N);  // 3 rows: below the switch to the transposed product
+    sgemm(false, true, 3, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, top.data(), N);
+    EXPECT_MSG(std::memcmp(top.data(), C.data(), top.size() * sizeof(float)) == 0, "threads " << t);
+  }
+}
+
 }  // namespace
 
 TEST(gemm_avx512_kernels_match_float64_reference) { check_level("avx512"); }
@@ -150,21 +171,7 @@ TEST(gemm_few_rows_big_transposed_b_matches_direct_product) {
   const int M = 20, N = 2100, K = 2000;  // N * K = 4.2M floats: over the switch
   check_gemm_shape(false, true, M, N, K, 1.0f, 0.0f, 0, 31);
   check_gemm_shape(true, true, M, N, K, -0.5f, 0.0f, 3, 32);
-  auto A = ref::random_floats((size_t)M * K, 33), B = ref::random_floats((size_t)N * K, 34);
-  std::vector<float> Bt((size_t)K * N);  // op(B) stored as is: the direct (packed B) path
-  for (int j = 0; j < N; j++)
-    for (int p = 0; p < K; p++) Bt[(size_t)p * N + j] = B[(size_t)j * K + p];
-  std::vector<float> direct((size_t)M * N);
-  sgemm(false, false, M, N, K, 1.0f, A.data(), K, Bt.data(), N, 0.0f, direct.data(), N);
-  for (int t : {1, 2, 3}) {
-    ThreadPool::get().set_threads(t);
-    std::vector<float> C((size_t)M * N);
-    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
-    EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
-    std::vector<float> top((size_t)3 * N);  // 3 rows: below the switch
-    sgemm(false, true, 3, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, top.data(), N);
-    EXPECT_MSG(std::memcmp(top.data(), C.data(), top.size() * sizeof(float)) == 0, "threads " << t);
-  }
+  check_transposed_b_matches_direct(M, N, K, 33, 34);
 }
 
 // The transposed product runs C^T in blocks of rows (512 KiB of C^T each) after packing op(A)^T
@@ -181,18 +188,7 @@ TEST(gemm_transposed_product_in_several_blocks) {
     check_gemm_shape(true, true, M, N, K, 1.0f, 0.0f, 0, 36);
   }
   set_simd_level_for_testing("auto");
-  auto A = ref::random_floats((size_t)M * K, 37), B = ref::random_floats((size_t)N * K, 38);
-  std::vector<float> Bt((size_t)K * N);
-  for (int j = 0; j < N; j++)
-    for (int p = 0; p < K; p++) Bt[(size_t)p * N + j] = B[(size_t)j * K + p];
-  std::vector<float> direct((size_t)M * N);
-  sgemm(false, false, M, N, K, 1.0f, A.data(), K, Bt.data(), N, 0.0f, direct.data(), N);
-  for (int t : {1, 2, 3}) {
-    ThreadPool::get().set_threads(t);
-    std::vector<float> C((size_t)M * N);
-    sgemm(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, C.data(), N);
-    EXPECT_MSG(ref::bit_equal(direct, C), "threads " << t);
-  }
+  check_transposed_b_matches_direct(M, N, K, 37, 38);
 }
 
 // Each level's B packing against the layout written out naively: k-rows and columns that end
